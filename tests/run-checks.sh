@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Runs every host unit test and the VM kselftests, then the driver lint,
+# and ends with one plain line "N passed, N failed" over all of them.
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+cd "$TOP"
+
+passed=0
+failed=0
+
+ok=0
+notok=0
+count_tap() { # log file: adds its top-level TAP results to the totals
+	ok=$(grep -E -c '^ok [0-9]+ ' "$1")
+	notok=$(grep -E -c '^not ok [0-9]+ ' "$1")
+	passed=$((passed + ok))
+	failed=$((failed + notok))
+}
+
+echo "== host unit tests"
+for t in "$BUILD"/tests/unit/test_*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	log=$BUILD/tests/unit/$name.log
+	"$t" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	count_tap "$log"
+	if [ "$rc" != 0 ] && [ "$notok" = 0 ]; then
+		echo "not ok - $name exited with status $rc"
+		failed=$((failed + 1))
+	fi
+done
+
+echo "== VM kselftests"
+tests/vm/run-vm.sh check "$BUILD/initramfs-check.cpio.gz"
+vm_rc=$?
+count_tap "$BUILD/vm-check.log"
+if [ "$vm_rc" != 0 ] && [ "$notok" = 0 ]; then
+	# The VM failed without a failing test: a hang, an oops or a lost run.
+	echo "not ok - VM run failed (see $BUILD/vm-check.log)"
+	failed=$((failed + 1))
+fi
+if [ "$ok" = 0 ]; then
+	echo "not ok - the VM reported no test results"
+	failed=$((failed + 1))
+fi
+
+echo "== lint (checkpatch --strict, sparse)"
+for l in checkpatch sparse; do
+	if make --no-print-directory "$l"; then
+		echo "ok - $l"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $l"
+		failed=$((failed + 1))
+	fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
