@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: MIT
+# polar-accel: the two commands a newcomer needs are `make run` and
+# `make check`; each installs what it needs (Debian packages, the guest
+# kernel, QEMU with our device) into $(BUILD) on first use and reuses it.
+
+BUILD ?= $(CURDIR)/build
+export BUILD
+
+CC ?= gcc
+WERROR ?= -Werror
+DRM_CFLAGS = $(shell pkg-config --cflags libdrm 2>/dev/null)
+USER_CFLAGS = -std=c11 -O2 -g -Wall -Wextra $(WERROR) \
+	-Ihw -Iuapi -Ilib/include -Ilib/src -Iqemu-device $(DRM_CFLAGS)
+
+KENV = $(BUILD)/kernel/env
+HARNESS = $(BUILD)/kernel-tools/.done
+KSELFTEST_DIR = $(BUILD)/kernel-tools/tools/testing/selftests
+CHECKPATCH = $(BUILD)/kernel-tools/scripts/checkpatch.pl
+
+# libpolar-accel
+LIB_VERSION = 0.1.0
+LIB_SONAME = libpolar-accel.so.0
+LIB_SRCS = $(wildcard lib/src/*.c) $(wildcard qemu-device/cim_engine.c)
+LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS))
+LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
+LIB_A = $(BUILD)/lib/libpolar-accel.a
+LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
+	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h)
+
+UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,\
+	$(wildcard tests/unit/test_*.c))
+SELFTESTS = $(patsubst tests/selftests/%.c,$(BUILD)/tests/selftests/%,\
+	$(wildcard tests/selftests/*_test.c))
+POLAR_TOOL = $(BUILD)/bin/polar
+GUEST_EXIT = $(BUILD)/bin/guest-exit
+KO = polar_accel.ko
+QEMU = $(BUILD)/qemu-build/qemu-system-x86_64
+
+.PHONY: all run check setup kernel harness qemu driver lib tools unit \
+	selftests initramfs lint checkpatch sparse clean distclean help
+
+all: lib tools driver
+
+help:
+	@echo "make run    build everything, boot the VM with the device, print its identity"
+	@echo "make check  build everything and run the host and VM tests, plus lint"
+	@echo "make lint   checkpatch --strict and sparse over the driver"
+
+setup:
+	@scripts/install-packages.sh
+
+$(KENV):
+	@scripts/fetch-kernel.sh
+kernel: $(KENV)
+
+$(HARNESS):
+	@scripts/fetch-harness.sh
+harness: $(HARNESS)
+
+qemu:
+	@scripts/build-qemu.sh >/dev/null
+
+driver: $(KENV)
+	@. $(KENV) && $(MAKE) --no-print-directory -C $$KDIR M=$(CURDIR) modules
+
+# --- userspace ---------------------------------------------------------
+
+$(BUILD)/obj/pic/%.o: %.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -fPIC -c $< -o $@
+
+$(LIB_A): $(LIB_PIC_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(LIB_PIC_OBJS) lib/src/libpolar-accel.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(LIB_SONAME) \
+		-Wl,--version-script=lib/src/libpolar-accel.map \
+		-o $@ $(LIB_PIC_OBJS) -ldrm
+	ln -sf $(notdir $@) $(BUILD)/lib/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(BUILD)/lib/libpolar-accel.so
+
+lib: $(LIB_SO) $(LIB_A)
+
+$(POLAR_TOOL): tools/polar.c $(LIB_SO) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $< -o $@ -L$(BUILD)/lib -lpolar-accel -ldrm
+
+$(GUEST_EXIT): tests/vm/guest_exit.c
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -static $< -o $@
+
+tools: $(POLAR_TOOL)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/*.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -Itests/unit $< -o $@ $(LIB_A) -ldrm -lm
+
+unit: $(UNIT_TESTS)
+
+$(BUILD)/tests/selftests/%: tests/selftests/%.c $(LIB_A) $(HARNESS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -I$(KSELFTEST_DIR) -static \
+		$< -o $@ $(LIB_A) -luring -ldrm -lpthread -lm
+
+selftests: $(SELFTESTS)
+
+initramfs: $(BUILD)/initramfs-check.cpio.gz
+
+$(BUILD)/initramfs-%.cpio.gz: driver $(SELFTESTS) $(POLAR_TOOL) $(GUEST_EXIT) \
+		tests/vm/init tests/vm/mkinitramfs.sh
+	@tests/vm/mkinitramfs.sh $@ $* $(KO) $(if $(filter check,$*),$(SELFTESTS))
+
+# --- the two README commands ---------------------------------------------
+
+run: setup
+	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-run.cpio.gz
+	@tests/vm/run-vm.sh run $(BUILD)/initramfs-run.cpio.gz
+
+check: setup
+	@$(MAKE) --no-print-directory qemu unit $(BUILD)/initramfs-check.cpio.gz
+	@tests/run-checks.sh
+
+# --- lint -----------------------------------------------------------------
+
+lint: checkpatch sparse
+
+checkpatch: $(HARNESS)
+	@perl $(CHECKPATCH) --strict --no-tree --terse --show-types -f \
+		driver/*.[ch]
+	@echo "checkpatch --strict: clean"
+
+sparse: $(KENV)
+	@. $(KENV) && $(MAKE) --no-print-directory -C $$KDIR M=$(CURDIR) \
+		C=2 modules 2>&1 | tee $(BUILD)/sparse.log
+	@if grep -E -q '(warning|error):' $(BUILD)/sparse.log; then \
+		echo "sparse: warnings above"; exit 1; fi
+	@echo "sparse: clean"
+
+clean:
+	-@[ -f $(KENV) ] && . $(KENV) && $(MAKE) -s -C $$KDIR M=$(CURDIR) clean
+	rm -rf $(BUILD)/obj $(BUILD)/lib $(BUILD)/bin $(BUILD)/tests \
+		$(BUILD)/initramfs-*.cpio.gz
+
+distclean: clean
+	rm -rf $(BUILD)
