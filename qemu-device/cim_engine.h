@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cim_engine - bit-plane compute-in-memory arithmetic for polar-accel.
+ *
+ * Plain C11, no QEMU types: linked by the QEMU device and by libpolar-accel's
+ * software backend. Every quantity that reaches an output is computed in
+ * integer / fixed point only, so both builds are bit-identical whatever the
+ * compiler's floating-point flags. Floating point appears only in
+ * cim_energy_estimate(), a reporting helper.
+ *
+ * The model is written down in cim_engine.md; the formulas that define the
+ * chip's behaviour are repeated next to the functions below so that an
+ * independent reimplementation (tests/unit/cim_naive.h) can follow them.
+ *
+ * Thread-safety: an engine is used by one thread at a time (the device's
+ * worker thread, or one library handle). Distinct engines are independent.
+ * The free functions (cim_mix64, cim_hash64, cim_gauss_q17, cim_cell_*,
+ * cim_adc_static) are pure and thread-safe.
+ *
+ * Errors are returned as -errno; nothing is printed.
+ */
+#ifndef CIM_ENGINE_H
+#define CIM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- limits (arguments outside them give -EINVAL) ---------------------- */
+#define CIM_MAX_ROWS        4096
+#define CIM_MAX_COLS        4096
+#define CIM_MAX_TILES       (1u << 20)
+#define CIM_MAX_ADC_BITS    16
+#define CIM_MAX_RECON_FRAC  8
+#define CIM_MAX_SIGMA_Q16   (4 * 65536)   /* static, dynamic, ADC offset */
+#define CIM_MAX_GAIN_SIGMA_Q16 16384      /* 0.25 */
+#define CIM_MAX_FS_Q8       (65535u * 256u)
+#define CIM_MAX_PLANES      8
+
+/* ---- defaults ----------------------------------------------------------- */
+#define CIM_DEFAULT_ROWS    128
+#define CIM_DEFAULT_COLS    128
+#define CIM_DEFAULT_TILES   64
+#define CIM_DEFAULT_ADC_BITS 5
+
+/** enum cim_fmt - operand formats */
+enum cim_fmt {
+	CIM_FMT_INT8 = 0, /* 8 planes, two's complement (weights always signed) */
+	CIM_FMT_INT4 = 1, /* 4 planes, codes -8..7 signed / 0..15 unsigned     */
+	CIM_FMT_NF4  = 2, /* weights only: 4-bit codebook index 0..15, stored as
+			   * the signed 8-bit codebook value (8 planes)        */
+};
+
+/**
+ * struct cim_config - chip parameters (all fixed at creation).
+ * Zero in a field marked "0 = default" selects the default.
+ *
+ * @rows: R, rows per tile (input index), 1..4096; 0 = 128.
+ * @cols: C, columns per tile (output channel), 1..4096; 0 = 128.
+ * @tiles: number of tiles, 1..2^20; 0 = 64.
+ * @adc_bits: b, 1..16; 0 = 5. The ADC has L = 2^b - 1 steps.
+ * @rows_per_conversion: G, rows summed per ADC conversion, 1..R; 0 = R.
+ *	Rows [g*G, (g+1)*G) form row group g.
+ * @adcs_per_tile: ADCs shared by a tile's columns (cycle model only);
+ *	1..C; 0 = max(1, C/8) (NeuroSim's default 8:1 column mux).
+ * @recon_frac_bits: F, fractional bits of the digital reconstruction of one
+ *	conversion, 0..8; 0 (default) = integer cell counts. See cim_engine.md.
+ * @sigma_static_q16: per-cell conductance deviation sigma, Q16 of a cell's
+ *	unit current (65536 = 1.0), 0..4.0.
+ * @sigma_dynamic_q16: read noise sigma per activated ON cell, Q16, 0..4.0.
+ * @stuck_rate_ppm: probability of a stuck cell, parts per million, 0..1e6.
+ * @adc_offset_sigma_q16: per-column ADC offset sigma, Q16 of one LSB, 0..4.0.
+ * @adc_gain_sigma_q16: per-column ADC gain error sigma, Q16, 0..0.25.
+ * @seed: chip seed; all static variability is a pure function of it.
+ */
+struct cim_config {
+	uint32_t rows;
+	uint32_t cols;
+	uint32_t tiles;
+	uint32_t adc_bits;
+	uint32_t rows_per_conversion;
+	uint32_t adcs_per_tile;
+	uint32_t recon_frac_bits;
+	uint32_t sigma_static_q16;
+	uint32_t sigma_dynamic_q16;
+	uint32_t stuck_rate_ppm;
+	uint32_t adc_offset_sigma_q16;
+	uint32_t adc_gain_sigma_q16;
+	uint64_t seed;
+};
+
+/** cim_config_default() - fill @cfg with the defaults (no noise, seed 0). */
+void cim_config_default(struct cim_config *cfg);
+
+/**
+ * cim_config_resolve() - validate @in and write it to @out with every
+ * "0 = default" field replaced by its value. Returns 0 or -EINVAL.
+ */
+int cim_config_resolve(const struct cim_config *in, struct cim_config *out);
+
+/** struct cim_plane_pair - one step of a plane schedule */
+struct cim_plane_pair {
+	uint8_t x_plane; /* input bit-plane, 0 = LSB */
+	uint8_t w_plane; /* weight bit-plane, 0 = LSB */
+};
+
+/**
+ * struct cim_counters - what costs energy, accumulated since the last reset.
+ * @array_activations: row-group activations: one per (batch item, tile,
+ *	plane pair, row group containing at least one programmed row).
+ * @cell_reads: sum over activations of (programmed rows in the group x
+ *	programmed columns of the tile): cells biased by the activation.
+ * @adc_conversions: one per (item, tile, plane pair, row group, column).
+ * @shift_adds: one per conversion (code shifted into the column
+ *	accumulator) + one per (item, output) per extra row tile (tile partial
+ *	sums added digitally).
+ * @macs: logical multiply-accumulates, batch x in_dim x out_dim.
+ * @bytes_weights: weight bytes programmed (INT8: 1/weight, INT4/NF4: 1/2).
+ * @bytes_in: input bytes (INT8: 1/element, INT4: 1/2).
+ * @bytes_out: output bytes (4 per INT32 output).
+ * @cells_programmed: cells written (weights x planes).
+ * @cycles: critical-path cycles: per call, the busiest tile's cycles, where
+ *	a tile spends 1 cycle per activation plus ceil(cols/adcs_per_tile)
+ *	cycles converting that activation's columns; tiles of a call run
+ *	concurrently, calls back to back. Programming is not counted.
+ * @tile_cycles: the same, summed over tiles.
+ * @jobs: successful cim_engine_matmul() calls.
+ */
+struct cim_counters {
+	uint64_t array_activations;
+	uint64_t cell_reads;
+	uint64_t adc_conversions;
+	uint64_t shift_adds;
+	uint64_t macs;
+	uint64_t bytes_weights;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t cells_programmed;
+	uint64_t cycles;
+	uint64_t tile_cycles;
+	uint64_t jobs;
+};
+
+struct cim_engine;
+
+int cim_engine_create(const struct cim_config *cfg, struct cim_engine **out);
+void cim_engine_destroy(struct cim_engine *e);
+/** cim_engine_config() - the resolved configuration (defaults filled in). */
+const struct cim_config *cim_engine_config(const struct cim_engine *e);
+
+/**
+ * cim_engine_set_codebook() - replace the NF4 codebook (16 signed 8-bit
+ * values, index 0..15). Affects later cim_engine_program() calls only.
+ * Default: QLoRA NF4 values v scaled as round(v * 127), see cim_nf4_default.
+ */
+int cim_engine_set_codebook(struct cim_engine *e, const int8_t cb[16]);
+extern const int8_t cim_nf4_default[16];
+
+/**
+ * cim_engine_program() - program a weight matrix into tiles [tile0, tile0+n).
+ * @w: out_dim x in_dim, row-major (w[o * in_dim + i]). INT8: -128..127;
+ *	INT4: -8..7; NF4: codebook index 0..15. Any other code -> -EINVAL.
+ *
+ * Tiling: row_tiles = ceil(in_dim / R), col_tiles = ceil(out_dim / C),
+ * n = row_tiles * col_tiles; block (rt, ct) holds inputs [rt*R, ...) and
+ * outputs [ct*C, ...) in tile tile0 + ct * row_tiles + rt. Cells outside the
+ * matrix hold zero. Stuck cells override the programmed bit.
+ * Returns n (tiles used), -EINVAL (bad argument), -ERANGE (tiles outside
+ * the chip).
+ */
+int cim_engine_program(struct cim_engine *e, uint32_t tile0, uint32_t in_dim,
+		       uint32_t out_dim, enum cim_fmt fmt, const int8_t *w);
+
+/**
+ * struct cim_matmul_args - one job on a programmed tile range.
+ * @tile0, @in_dim, @out_dim, @wfmt: must match a cim_engine_program() call
+ *	(same tiling; each tile's recorded format and block shape are checked).
+ * @xfmt: CIM_FMT_INT8 or CIM_FMT_INT4.
+ * @x_signed: 1 = two's complement inputs (MSB plane weighs -2^(n-1)),
+ *	0 = unsigned (INT8 codes are read as uint8_t; INT4 codes 0..15).
+ * @adc_fs_q8: ADC full scale in cell currents, Q8 (256 = one cell);
+ *	0 = rows_per_conversion; otherwise 256..CIM_MAX_FS_Q8.
+ * @job_seed: seeds the dynamic read noise of this job.
+ * @batch: number of input vectors (>= 1).
+ * @item0: index of x[0] within the whole job: vector k draws the noise of
+ *	item item0 + k, so a job split into chunks (item0 = 0, n, 2n, ...)
+ *	gives the same result as one call. item0 + batch must fit in 32 bits.
+ * @x: batch x in_dim input codes. @y: batch x out_dim INT32 outputs.
+ * @sched, @n_sched: plane pairs to evaluate (no duplicates, planes in
+ *	range); NULL = all pairs, MSB first. The order does not change the
+ *	result (noise is counter-based).
+ */
+struct cim_matmul_args {
+	uint32_t tile0;
+	uint32_t in_dim;
+	uint32_t out_dim;
+	enum cim_fmt wfmt;
+	enum cim_fmt xfmt;
+	int x_signed;
+	uint32_t adc_fs_q8;
+	uint64_t job_seed;
+	uint32_t batch;
+	uint32_t item0;
+	const int8_t *x;
+	int32_t *y;
+	const struct cim_plane_pair *sched;
+	uint32_t n_sched;
+};
+
+/**
+ * cim_engine_matmul() - y = CIM(W x) for each batch item.
+ * Returns 0, -EINVAL (bad argument or tile range not programmed with this
+ * format / shape), -ERANGE (tiles outside the chip), -ENOMEM.
+ * On error @y is unspecified and counters are unchanged.
+ */
+int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a);
+
+void cim_engine_counters(const struct cim_engine *e, struct cim_counters *c);
+void cim_engine_reset_counters(struct cim_engine *e);
+
+/* ---- the documented definition of variability --------------------------
+ *
+ * cim_mix64(x): splitmix64 output function of x + 0x9E3779B97F4A7C15.
+ * cim_hash64(seed, addr) = cim_mix64(cim_mix64(seed) ^ addr).
+ *
+ * cim_gauss_q17(key): Irwin-Hall normal sample, Q17 (131072 = 1 sigma):
+ *	for k = 0..2: w_k = cim_mix64(key + (k + 1) * 0x9E3779B97F4A7C15);
+ *	the 12 16-bit chunks u of w_0..w_2 give sum(2u + 1) - 786432,
+ *	which has mean exactly 0 and sigma 2^17 (to 1e-9).
+ *
+ * round_shift(v, s) = floor((v + 2^(s-1)) / 2^s) (round half up).
+ *
+ * Cell address (domain d, tile t, row r, column c, plane p):
+ *	d << 60 | t << 40 | r << 24 | c << 8 | p.
+ * dg (Q7, units of 1/128 cell current), domain CIM_DOM_DG:
+ *	clamp(round_shift(gauss_q17(hash(seed, addr)) * sigma_static_q16, 26),
+ *	      -128, 127)                     (0 when sigma_static_q16 == 0)
+ * stuck, domain CIM_DOM_STUCK: h = hash(seed, addr);
+ *	stuck iff ((h >> 32) * 1000000) >> 32 < stuck_rate_ppm; value h & 1.
+ * ADC gain (Q16), domain CIM_DOM_GAIN, address with r = p = 0:
+ *	clamp(65536 + round_shift(gauss * adc_gain_sigma_q16, 17), 0, 131072)
+ * ADC offset (Q8 of one LSB), domain CIM_DOM_OFFSET:
+ *	round_shift(gauss * adc_offset_sigma_q16, 25)
+ * Dynamic noise of a conversion (Q8 cell currents) with n ON cells active:
+ *	item_key = hash(job_seed, CIM_DOM_JOB << 60 | item), item = item0 + k;
+ *	addr = t << 40 | c << 24 | g << 8 | x_plane << 4 | w_plane;
+ *	sig_n = isqrt(sigma_dynamic_q16^2 * n)       (floor, Q16)
+ *	noise = round_shift(gauss_q17(hash(item_key, addr)) * sig_n, 25)
+ *	(k = index in the call's batch, t = absolute tile, c = column in the
+ *	tile, g = row group in the tile; no draw when n == 0)
+ *
+ * One conversion (input plane i, weight plane j, column c, group g):
+ *	active rows: x bit i = 1 and stored (post-stuck) weight bit j = 1
+ *	S_q8 = 256 n + 2 * sum(dg of active cells) + noise
+ *	L = 2^b - 1; FS = adc_fs_q8 (Q8); gain, offset from cim_adc_static()
+ *	M_c  = floor((2 * gain * L * 256 + FS) / (2 * FS))  (once per call)
+ *	code = clamp(round_shift(S_q8 * M_c + offset * 65536, 24), 0, L)
+ *	value = floor((2 * code * FS * 2^F + 256 L) / (512 L))
+ *		(= round(code * FS / L) in Q(F) cell currents)
+ *	acc += s_i * s_j * 2^(i+j) * value, s = -1 for the MSB plane of a
+ *		signed operand (weights always), else +1
+ * Output: y = clamp(round_shift(acc, F), INT32) (acc when F = 0), acc
+ * summed over all row groups and row tiles of the output column.
+ */
+#define CIM_DOM_DG     1u
+#define CIM_DOM_STUCK  2u
+#define CIM_DOM_GAIN   3u
+#define CIM_DOM_OFFSET 4u
+#define CIM_DOM_JOB    5u
+
+uint64_t cim_mix64(uint64_t x);
+uint64_t cim_hash64(uint64_t seed, uint64_t addr);
+int32_t cim_gauss_q17(uint64_t key);
+uint64_t cim_cell_addr(uint32_t domain, uint32_t tile, uint32_t row,
+		       uint32_t col, uint32_t plane);
+/** cim_cell_dg_q7() - static conductance deviation of one cell, Q7. */
+int32_t cim_cell_dg_q7(const struct cim_config *cfg, uint32_t tile,
+		       uint32_t row, uint32_t col, uint32_t plane);
+/** cim_cell_stuck() - -1 if the cell works, else the stuck bit (0 or 1). */
+int cim_cell_stuck(const struct cim_config *cfg, uint32_t tile, uint32_t row,
+		   uint32_t col, uint32_t plane);
+/** cim_adc_static() - per-column ADC gain (Q16) and offset (Q8 LSB). */
+void cim_adc_static(const struct cim_config *cfg, uint32_t tile, uint32_t col,
+		    int32_t *gain_q16, int32_t *offset_q8);
+
+/* ---- energy (reporting only; double is fine here) ----------------------- */
+
+/**
+ * struct cim_energy_params - energy per operation, joules. Defaults (see
+ * cim_engine.md for sources) from cim_energy_params_default().
+ * @e_cell_read: one cell biased during one row-group activation.
+ * @e_adc_conv: one conversion at @e_adc_ref_bits; scaled by 2^(b - ref)
+ *	(constant Walden figure of merit).
+ * @e_shift_add: one 32-bit digital add (shift is wiring).
+ * @e_io_byte: one input/output byte through an on-chip SRAM buffer.
+ * @e_weight_byte: one weight byte fetched from DRAM to program tiles.
+ * @e_cell_write: one cell programmed (0 by default: not modelled).
+ */
+struct cim_energy_params {
+	double e_cell_read;
+	double e_adc_conv;
+	double e_adc_ref_bits;
+	double e_shift_add;
+	double e_io_byte;
+	double e_weight_byte;
+	double e_cell_write;
+};
+
+/** struct cim_energy - joules by category, and TOPS/W of the compute. */
+struct cim_energy {
+	double array;
+	double adc;
+	double digital;
+	double io;
+	double weights;
+	double total;          /* all of the above */
+	double compute;        /* array + adc + digital */
+	double tops_per_w;     /* 2 * macs / compute / 1e12 */
+	double tops_per_w_all; /* 2 * macs / total / 1e12 */
+};
+
+void cim_energy_params_default(struct cim_energy_params *p);
+/** cim_energy_estimate() - @p NULL = defaults; @adc_bits as configured. */
+void cim_energy_estimate(const struct cim_counters *c, uint32_t adc_bits,
+			 const struct cim_energy_params *p,
+			 struct cim_energy *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CIM_ENGINE_H */
