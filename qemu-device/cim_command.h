@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cim_command: what the polar-cim device's compute commands mean, as plain
+ * C over cim_engine and cim_firmware. The QEMU device executes its
+ * PROGRAM_TILES and MATMUL commands through these functions and the
+ * library's software backend does the same, so both give the same status
+ * codes and bit-identical outputs for the same command.
+ */
+#ifndef CIM_COMMAND_H
+#define CIM_COMMAND_H
+
+#include <stdint.h>
+
+#include "cim_engine.h"
+#include "cim_firmware.h"
+#include "polar_cim_hw.h"
+
+/* Vectors the engine evaluates between two progress callbacks. */
+#define CIM_COMMAND_BATCH_CHUNK	16
+
+/**
+ * struct cim_command - the compute fields of a submission entry, in CPU
+ * byte order (see struct polar_cim_sqe for their meaning)
+ */
+struct cim_command {
+	uint8_t opcode;
+	uint8_t wfmt;
+	uint8_t xfmt;
+	uint16_t tile0;
+	uint32_t in_dim;
+	uint32_t out_dim;
+	uint32_t batch;
+	uint32_t adc_fs_q8;
+	uint32_t rows_per_conv;
+	uint32_t job_seed;
+};
+
+/**
+ * cim_command_check() - the device's checks of a compute command before
+ * any DMA: returns POLAR_CIM_ST_OK or the status the command completes
+ * with. @max_batch bounds MATMUL's batch.
+ */
+uint16_t cim_command_check(const struct cim_engine *e,
+			   const struct cim_command *c, uint32_t max_batch);
+
+/* Bytes PROGRAM_TILES reads, MATMUL reads and MATMUL writes. */
+uint64_t cim_command_src_bytes(const struct cim_command *c);
+uint64_t cim_command_dst_bytes(const struct cim_command *c);
+
+/**
+ * cim_command_program() - PROGRAM_TILES: load out_dim x in_dim weight
+ * codes @w (one byte each, NF4 as codebook index) into the tile range.
+ */
+uint16_t cim_command_program(struct cim_engine *e,
+			     const struct cim_command *c, const int8_t *w);
+
+/**
+ * cim_command_matmul() - MATMUL: @x holds batch x in_dim input codes, @y
+ * receives batch x out_dim INT32 sums (CPU byte order). The firmware @fw
+ * supplies the plane schedule and the default ADC full scale. @progress,
+ * if not NULL, is called with @opaque after each chunk of vectors.
+ */
+uint16_t cim_command_matmul(struct cim_engine *e,
+			    const struct cim_firmware *fw,
+			    const struct cim_command *c, const int8_t *x,
+			    int32_t *y,
+			    void (*progress)(void *opaque, uint32_t vectors),
+			    void *opaque);
+
+#endif /* CIM_COMMAND_H */
