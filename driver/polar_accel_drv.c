@@ -2,7 +2,7 @@
 /*
  * polar_accel: DRM compute-accelerator driver for the polar-cim bit-plane
  * compute-in-memory device. This file holds PCI probe/remove, the DRM
- * registration and the ioctl table.
+ * registration, the ioctl table and GET_PARAM.
  */
 
 #include <drm/drm_gem.h>
@@ -10,11 +10,12 @@
 #include <drm/drm_drv.h>
 #include <drm/drm_file.h>
 #include <drm/drm_ioctl.h>
+#include <linux/dma-mapping.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/slab.h>
 
 #include "polar_accel_drv.h"
-#include "polar_cim_hw.h"
 #include "drm/polar_accel.h"
 
 static int polar_read_hw_param(struct polar_device *pdev, u32 param, u64 *value)
@@ -42,6 +43,46 @@ static int polar_read_hw_param(struct polar_device *pdev, u32 param, u64 *value)
 	case DRM_POLAR_ACCEL_PARAM_ADC_BITS:
 		reg = POLAR_CIM_REG_ADC_BITS;
 		break;
+	case DRM_POLAR_ACCEL_PARAM_NUM_QUEUES:
+		*value = pdev->num_queues;
+		return 0;
+	case DRM_POLAR_ACCEL_PARAM_CAPS:
+		reg = POLAR_CIM_REG_CAPS;
+		break;
+	case DRM_POLAR_ACCEL_PARAM_FW_VERSION:
+		*value = pdev->fw_version;
+		return 0;
+	case DRM_POLAR_ACCEL_PARAM_SIGMA_STATIC:
+		reg = POLAR_CIM_REG_SIGMA_STATIC;
+		break;
+	case DRM_POLAR_ACCEL_PARAM_SIGMA_DYNAMIC:
+		reg = POLAR_CIM_REG_SIGMA_DYNAMIC;
+		break;
+	case DRM_POLAR_ACCEL_PARAM_STUCK_PPM:
+		reg = POLAR_CIM_REG_STUCK_PPM;
+		break;
+	case DRM_POLAR_ACCEL_PARAM_ADC_OFFSET_SIGMA:
+		reg = POLAR_CIM_REG_ADC_OFFSET_SIGMA;
+		break;
+	case DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA:
+		reg = POLAR_CIM_REG_ADC_GAIN_SIGMA;
+		break;
+	case DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV:
+		reg = POLAR_CIM_REG_ROWS_PER_CONV;
+		break;
+	case DRM_POLAR_ACCEL_PARAM_MAX_BATCH:
+		*value = pdev->max_batch;
+		return 0;
+	case DRM_POLAR_ACCEL_PARAM_MAX_CMDS:
+		*value = POLAR_MAX_CMDS;
+		return 0;
+	case DRM_POLAR_ACCEL_PARAM_SEED:
+		if (!drm_dev_enter(&pdev->drm, &idx))
+			return -ENODEV;
+		*value = (u64)polar_reg_read(pdev, POLAR_CIM_REG_SEED_HI) << 32 |
+			 polar_reg_read(pdev, POLAR_CIM_REG_SEED_LO);
+		drm_dev_exit(idx);
+		return 0;
 	case DRM_POLAR_ACCEL_PARAM_PCI_ID:
 		*value = (u64)pci->vendor << 16 | pci->device;
 		return 0;
@@ -73,20 +114,72 @@ static int polar_get_param_ioctl(struct drm_device *drm, void *data,
 
 static const struct drm_ioctl_desc polar_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(POLAR_ACCEL_GET_PARAM, polar_get_param_ioctl, 0),
+	DRM_IOCTL_DEF_DRV(POLAR_ACCEL_BO_CREATE, polar_bo_create_ioctl, 0),
+	DRM_IOCTL_DEF_DRV(POLAR_ACCEL_BO_INFO, polar_bo_info_ioctl, 0),
+	DRM_IOCTL_DEF_DRV(POLAR_ACCEL_SUBMIT, polar_submit_ioctl, 0),
+	DRM_IOCTL_DEF_DRV(POLAR_ACCEL_WAIT, polar_wait_ioctl, 0),
 };
+
+static int polar_open(struct drm_device *drm, struct drm_file *file)
+{
+	struct polar_file *pfile;
+
+	pfile = kzalloc(sizeof(*pfile), GFP_KERNEL);
+	if (!pfile)
+		return -ENOMEM;
+	pfile->pdev = to_polar_device(drm);
+	file->driver_priv = pfile;
+	return 0;
+}
+
+static void polar_postclose(struct drm_device *drm, struct drm_file *file)
+{
+	struct polar_file *pfile = file->driver_priv;
+
+	polar_jobs_file_close(pfile->pdev, pfile);
+	kfree(pfile);
+}
 
 DEFINE_DRM_ACCEL_FOPS(polar_fops);
 
 static const struct drm_driver polar_drm_driver = {
-	.driver_features = DRIVER_COMPUTE_ACCEL,
+	.driver_features = DRIVER_COMPUTE_ACCEL | DRIVER_GEM,
+	.open = polar_open,
+	.postclose = polar_postclose,
 	.ioctls = polar_ioctls,
 	.num_ioctls = ARRAY_SIZE(polar_ioctls),
 	.fops = &polar_fops,
 	.name = DRIVER_NAME,
 	.desc = DRIVER_DESC,
 	.major = 0,
-	.minor = 1,
+	.minor = 2,
 };
+
+/* Stops the device: queues, firmware and tiles are cleared, DMA ends. */
+static void polar_hw_reset(struct polar_device *pdev)
+{
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, U32_MAX);
+	polar_reg_write(pdev, POLAR_CIM_REG_CTRL, POLAR_CIM_CTRL_RESET);
+	/* A read flushes the posted write. */
+	polar_reg_read(pdev, POLAR_CIM_REG_STATUS);
+}
+
+static int polar_hw_init(struct polar_device *pdev)
+{
+	pdev->rows = polar_reg_read(pdev, POLAR_CIM_REG_ROWS);
+	pdev->cols = polar_reg_read(pdev, POLAR_CIM_REG_COLS);
+	pdev->tiles = polar_reg_read(pdev, POLAR_CIM_REG_TILES);
+	pdev->rows_per_conv = polar_reg_read(pdev, POLAR_CIM_REG_ROWS_PER_CONV);
+	pdev->max_batch = polar_reg_read(pdev, POLAR_CIM_REG_MAX_BATCH);
+	pdev->num_queues = min_t(u32,
+				 polar_reg_read(pdev, POLAR_CIM_REG_NUM_QUEUES),
+				 POLAR_CIM_MAX_QUEUES);
+	if (!pdev->rows || !pdev->cols || !pdev->tiles || !pdev->max_batch ||
+	    !pdev->num_queues)
+		return -ENODEV;
+	polar_hw_reset(pdev);
+	return 0;
+}
 
 static int polar_probe(struct pci_dev *pci, const struct pci_device_id *id)
 {
@@ -119,10 +212,26 @@ static int polar_probe(struct pci_dev *pci, const struct pci_device_id *id)
 				     "unsupported device version %u.%u\n",
 				     version >> 16, version & 0xffff);
 
+	ret = dma_set_mask_and_coherent(&pci->dev, DMA_BIT_MASK(64));
+	if (ret)
+		return ret;
+	ret = polar_hw_init(pdev);
+	if (ret)
+		return dev_err_probe(&pci->dev, ret, "bad device geometry\n");
+	ret = polar_fw_boot(pdev);
+	if (ret)
+		return ret;
+	ret = polar_queues_init(pdev);
+	if (ret)
+		goto err_reset;
+	ret = polar_irqs_init(pdev);
+	if (ret)
+		goto err_reset;
+
 	pci_set_drvdata(pci, pdev);
 	ret = drm_dev_register(&pdev->drm, 0);
 	if (ret)
-		return ret;
+		goto err_irqs;
 
 	dev_info(&pci->dev, "polar-cim %u.%u: %u tiles of %ux%u, %u-bit ADC\n",
 		 version >> 16, version & 0xffff,
@@ -131,13 +240,24 @@ static int polar_probe(struct pci_dev *pci, const struct pci_device_id *id)
 		 polar_reg_read(pdev, POLAR_CIM_REG_COLS),
 		 polar_reg_read(pdev, POLAR_CIM_REG_ADC_BITS));
 	return 0;
+
+err_irqs:
+	polar_irqs_fini(pdev);
+err_reset:
+	polar_hw_reset(pdev);
+	return ret;
 }
 
 static void polar_remove(struct pci_dev *pci)
 {
 	struct polar_device *pdev = pci_get_drvdata(pci);
 
+	/* New ioctls see -ENODEV from here on; then the device goes quiet. */
 	drm_dev_unplug(&pdev->drm);
+	polar_hw_reset(pdev);
+	polar_irqs_fini(pdev);
+	/* Nothing will complete now: submitters see -ENODEV. */
+	polar_jobs_abort_all(pdev, -ENODEV);
 }
 
 static const struct pci_device_id polar_pci_ids[] = {

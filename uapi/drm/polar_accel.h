@@ -16,13 +16,29 @@ extern "C" {
 #endif
 
 /* Bumped when an ioctl, a param or a payload is added. */
-#define DRM_POLAR_ACCEL_UAPI_VERSION	1
+#define DRM_POLAR_ACCEL_UAPI_VERSION	2
 
 #define DRM_POLAR_ACCEL_GET_PARAM	0x00
+#define DRM_POLAR_ACCEL_BO_CREATE	0x01
+#define DRM_POLAR_ACCEL_BO_INFO		0x02
+#define DRM_POLAR_ACCEL_SUBMIT		0x03
+#define DRM_POLAR_ACCEL_WAIT		0x04
 
 #define DRM_IOCTL_POLAR_ACCEL_GET_PARAM \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_POLAR_ACCEL_GET_PARAM, \
 		 struct drm_polar_accel_get_param)
+#define DRM_IOCTL_POLAR_ACCEL_BO_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_POLAR_ACCEL_BO_CREATE, \
+		 struct drm_polar_accel_bo_create)
+#define DRM_IOCTL_POLAR_ACCEL_BO_INFO \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_POLAR_ACCEL_BO_INFO, \
+		 struct drm_polar_accel_bo_info)
+#define DRM_IOCTL_POLAR_ACCEL_SUBMIT \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_POLAR_ACCEL_SUBMIT, \
+		 struct drm_polar_accel_submit)
+#define DRM_IOCTL_POLAR_ACCEL_WAIT \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_POLAR_ACCEL_WAIT, \
+		 struct drm_polar_accel_wait)
 
 /**
  * enum drm_polar_accel_param - what DRM_IOCTL_POLAR_ACCEL_GET_PARAM reads
@@ -37,6 +53,18 @@ extern "C" {
  * @DRM_POLAR_ACCEL_PARAM_TILE_COLS: columns per CIM tile.
  * @DRM_POLAR_ACCEL_PARAM_NUM_TILES: number of tiles.
  * @DRM_POLAR_ACCEL_PARAM_ADC_BITS: ADC resolution in bits.
+ * @DRM_POLAR_ACCEL_PARAM_NUM_QUEUES: device queues a job may name.
+ * @DRM_POLAR_ACCEL_PARAM_CAPS: the device's CAPS register.
+ * @DRM_POLAR_ACCEL_PARAM_FW_VERSION: version of the booted firmware.
+ * @DRM_POLAR_ACCEL_PARAM_SIGMA_STATIC: Q16 per-cell conductance spread.
+ * @DRM_POLAR_ACCEL_PARAM_SIGMA_DYNAMIC: Q16 read noise.
+ * @DRM_POLAR_ACCEL_PARAM_STUCK_PPM: stuck cells per million.
+ * @DRM_POLAR_ACCEL_PARAM_SEED: the chip seed (64 bits).
+ * @DRM_POLAR_ACCEL_PARAM_ADC_OFFSET_SIGMA: Q16 ADC offset spread (LSB).
+ * @DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA: Q16 ADC gain spread.
+ * @DRM_POLAR_ACCEL_PARAM_MAX_BATCH: input vectors per MATMUL command.
+ * @DRM_POLAR_ACCEL_PARAM_MAX_CMDS: commands per job.
+ * @DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV: rows summed per ADC conversion.
  */
 enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_UAPI_VERSION = 0,
@@ -47,6 +75,18 @@ enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_TILE_COLS = 5,
 	DRM_POLAR_ACCEL_PARAM_NUM_TILES = 6,
 	DRM_POLAR_ACCEL_PARAM_ADC_BITS = 7,
+	DRM_POLAR_ACCEL_PARAM_NUM_QUEUES = 8,
+	DRM_POLAR_ACCEL_PARAM_CAPS = 9,
+	DRM_POLAR_ACCEL_PARAM_FW_VERSION = 10,
+	DRM_POLAR_ACCEL_PARAM_SIGMA_STATIC = 11,
+	DRM_POLAR_ACCEL_PARAM_SIGMA_DYNAMIC = 12,
+	DRM_POLAR_ACCEL_PARAM_STUCK_PPM = 13,
+	DRM_POLAR_ACCEL_PARAM_SEED = 14,
+	DRM_POLAR_ACCEL_PARAM_ADC_OFFSET_SIGMA = 15,
+	DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA = 16,
+	DRM_POLAR_ACCEL_PARAM_MAX_BATCH = 17,
+	DRM_POLAR_ACCEL_PARAM_MAX_CMDS = 18,
+	DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV = 19,
 };
 
 /**
@@ -60,6 +100,138 @@ struct drm_polar_accel_get_param {
 	__u32 param;
 	__u32 pad;
 	__u64 value;
+};
+
+/**
+ * struct drm_polar_accel_bo_create - create a buffer object
+ * @size: in, bytes, 1..DRM_POLAR_ACCEL_MAX_BO_SIZE; rounded up to pages.
+ * @flags: in, must be zero.
+ * @handle: out, the BO's handle in this file.
+ *
+ * BOs are shmem-backed; their pages are pinned and mapped for the device
+ * from the first job that uses them until the BO is freed.
+ */
+struct drm_polar_accel_bo_create {
+	__u64 size;
+	__u32 flags;
+	__u32 handle;
+};
+
+#define DRM_POLAR_ACCEL_MAX_BO_SIZE	(1ull << 30)
+
+/**
+ * struct drm_polar_accel_bo_info - size and mmap offset of a BO
+ * @handle: in.
+ * @pad: must be zero.
+ * @size: out, bytes.
+ * @mmap_offset: out, the offset to mmap() the accel fd at.
+ */
+struct drm_polar_accel_bo_info {
+	__u32 handle;
+	__u32 pad;
+	__u64 size;
+	__u64 mmap_offset;
+};
+
+/**
+ * struct drm_polar_accel_buf - a byte range of one of the caller's BOs
+ * @handle: BO handle of the submitting file.
+ * @pad: must be zero.
+ * @offset: first byte in the BO.
+ * @size: bytes; must cover what the command reads or writes, and
+ *	offset + size must lie within the BO.
+ */
+struct drm_polar_accel_buf {
+	__u32 handle;
+	__u32 pad;
+	__u64 offset;
+	__u64 size;
+};
+
+/**
+ * struct drm_polar_accel_cmd - one device command of a job
+ * @opcode: POLAR_CIM_OP_* of hw/polar_cim_hw.h.
+ * @wfmt: POLAR_CIM_WFMT_* (PROGRAM_TILES, MATMUL); else zero.
+ * @xfmt: POLAR_CIM_XFMT_* (MATMUL); else zero.
+ * @pad0: must be zero.
+ * @tile0: first tile (PROGRAM_TILES, MATMUL).
+ * @rows_per_conv: rows per ADC conversion (MATMUL), 0 = the chip's.
+ * @in_dim: input length (PROGRAM_TILES, MATMUL).
+ * @out_dim: output length (PROGRAM_TILES, MATMUL).
+ * @batch: input vectors (MATMUL), 1..MAX_BATCH.
+ * @adc_fs_q8: ADC full scale (MATMUL), Q8 cell currents, 0 = firmware's.
+ * @job_seed: dynamic-noise seed (MATMUL).
+ * @pad1: must be zero.
+ * @src: weights (PROGRAM_TILES: out_dim * in_dim bytes) or inputs
+ *	(MATMUL: batch * in_dim bytes); unused otherwise (all zero).
+ * @dst: outputs (MATMUL: batch * out_dim * 4 bytes; READ_COUNTERS: 64
+ *	bytes); unused otherwise (all zero).
+ *
+ * Fields a command does not use must be zero.
+ */
+struct drm_polar_accel_cmd {
+	__u8 opcode;
+	__u8 wfmt;
+	__u8 xfmt;
+	__u8 pad0;
+	__u16 tile0;
+	__u16 rows_per_conv;
+	__u32 in_dim;
+	__u32 out_dim;
+	__u32 batch;
+	__u32 adc_fs_q8;
+	__u32 job_seed;
+	__u32 pad1;
+	struct drm_polar_accel_buf src;
+	struct drm_polar_accel_buf dst;
+};
+
+/**
+ * struct drm_polar_accel_submit - queue a job: commands run in order
+ * @queue: in, 0..NUM_QUEUES-1.
+ * @flags: in, must be zero.
+ * @num_cmds: in, 1..MAX_CMDS.
+ * @pad: must be zero.
+ * @cmds: in, user pointer to num_cmds struct drm_polar_accel_cmd.
+ * @seqno: out, the job's sequence number, for WAIT.
+ *
+ * Every field and every buffer range is checked against the caller's BOs
+ * before the device sees an address: -EINVAL for a bad field, -ENOENT for
+ * a handle the file does not own, -ERANGE for a range outside its BO.
+ */
+struct drm_polar_accel_submit {
+	__u32 queue;
+	__u32 flags;
+	__u32 num_cmds;
+	__u32 pad;
+	__u64 cmds;
+	__u64 seqno;
+};
+
+/**
+ * struct drm_polar_accel_wait - wait for a job and collect its status
+ * @seqno: in, from SUBMIT by this file.
+ * @timeout_ns: in, relative; 0 polls.
+ * @flags: in, must be zero.
+ * @status: out, 0 or a negative errno: -EINVAL (the device rejected a
+ *	field), -ERANGE (tiles outside the chip), -ENOENT (tiles not
+ *	programmed for this shape), -EIO (DMA or device error),
+ *	-ENODEV (firmware not booted or device gone).
+ * @cmd_status: out, the device status (POLAR_CIM_ST_*) of the first
+ *	failing command, 0 when all succeeded.
+ * @pad: zero.
+ *
+ * Returns 0 once the job has ended (its status is then reported and the
+ * seqno is released), -ETIME if it has not within timeout_ns, -ENOENT for
+ * a seqno this file does not have outstanding.
+ */
+struct drm_polar_accel_wait {
+	__u64 seqno;
+	__s64 timeout_ns;
+	__u32 flags;
+	__s32 status;
+	__u32 cmd_status;
+	__u32 pad;
 };
 
 #if defined(__cplusplus)

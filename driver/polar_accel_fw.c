@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * polar_accel: firmware load and boot. The image (polar_cim.fw, built by
+ * firmware/polar-fwasm) is handed to the device by DMA; the device checks
+ * its header, CRC and API version and reports the outcome in FW_STATUS.
+ */
+
+#include <linux/dma-mapping.h>
+#include <linux/firmware.h>
+#include <linux/iopoll.h>
+
+#include "polar_accel_drv.h"
+
+#define POLAR_FW_NAME		"polar_cim.fw"
+#define POLAR_FW_TIMEOUT_US	(5 * USEC_PER_SEC)
+
+MODULE_FIRMWARE(POLAR_FW_NAME);
+
+static const char *polar_fw_status_str(u32 status)
+{
+	switch (status) {
+	case POLAR_CIM_FW_ERR_DMA:
+		return "the device could not read the image";
+	case POLAR_CIM_FW_ERR_SIZE:
+		return "bad image size";
+	case POLAR_CIM_FW_ERR_MAGIC:
+		return "bad magic";
+	case POLAR_CIM_FW_ERR_CRC:
+		return "CRC mismatch";
+	case POLAR_CIM_FW_ERR_API:
+		return "unsupported firmware API version";
+	case POLAR_CIM_FW_ERR_SECTION:
+		return "malformed section or microcode";
+	default:
+		return "unknown status";
+	}
+}
+
+int polar_fw_boot(struct polar_device *pdev)
+{
+	struct device *dev = pdev->drm.dev;
+	const struct firmware *fw;
+	dma_addr_t image_dma;
+	void *image;
+	u32 status;
+	int ret;
+
+	ret = request_firmware(&fw, POLAR_FW_NAME, dev);
+	if (ret) {
+		dev_err(dev, "cannot load firmware %s: %d\n", POLAR_FW_NAME,
+			ret);
+		return ret;
+	}
+	if (fw->size < sizeof(struct polar_cim_fw_header) ||
+	    fw->size > POLAR_CIM_FW_MAX_SIZE) {
+		dev_err(dev, "firmware %s: size %zu out of range\n",
+			POLAR_FW_NAME, fw->size);
+		ret = -EINVAL;
+		goto out_release;
+	}
+	image = dma_alloc_coherent(dev, fw->size, &image_dma, GFP_KERNEL);
+	if (!image) {
+		ret = -ENOMEM;
+		goto out_release;
+	}
+	memcpy(image, fw->data, fw->size);
+
+	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_LO, lower_32_bits(image_dma));
+	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_HI, upper_32_bits(image_dma));
+	polar_reg_write(pdev, POLAR_CIM_REG_FW_SIZE, fw->size);
+	polar_reg_write(pdev, POLAR_CIM_REG_FW_CTRL, POLAR_CIM_FW_CTRL_BOOT);
+	ret = readl_poll_timeout(pdev->regs + POLAR_CIM_REG_FW_STATUS, status,
+				 status != POLAR_CIM_FW_NONE, 100,
+				 POLAR_FW_TIMEOUT_US);
+	dma_free_coherent(dev, fw->size, image, image_dma);
+	if (ret) {
+		dev_err(dev, "firmware %s: the device did not answer\n",
+			POLAR_FW_NAME);
+		goto out_release;
+	}
+	if (status != POLAR_CIM_FW_BOOTED) {
+		dev_err(dev, "firmware %s rejected: %s (status 0x%x)\n",
+			POLAR_FW_NAME, polar_fw_status_str(status), status);
+		ret = -EINVAL;
+		goto out_release;
+	}
+	pdev->fw_version = polar_reg_read(pdev, POLAR_CIM_REG_FW_VERSION);
+	dev_info(dev, "firmware %s %u.%u booted\n", POLAR_FW_NAME,
+		 pdev->fw_version >> 16, pdev->fw_version & 0xffff);
+out_release:
+	release_firmware(fw);
+	return ret;
+}

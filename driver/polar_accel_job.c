@@ -1,0 +1,704 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * polar_accel: command queues, job submission and completion.
+ *
+ * A job is a list of device commands on one queue. SUBMIT checks every
+ * field and every buffer range against the submitter's BOs, builds the
+ * device's scatter-gather lists from the BOs' pinned pages, and writes the
+ * commands to the queue's ring. The device completes commands of a queue
+ * in order; the interrupt handler defers to a work item that reaps the
+ * completion ring, and a job ends when its last command completes. Its
+ * status waits in @jobs until the submitter collects it with WAIT.
+ */
+
+#include <drm/drm_drv.h>
+#include <drm/drm_file.h>
+#include <drm/drm_gem.h>
+#include <drm/drm_gem_shmem_helper.h>
+#include <linux/dma-mapping.h>
+#include <linux/interrupt.h>
+#include <linux/kref.h>
+#include <linux/slab.h>
+
+#include "polar_accel_drv.h"
+#include "drm/polar_accel.h"
+
+/* Jobs a file may leave uncollected before SUBMIT says -EBUSY. */
+#define POLAR_MAX_OUTSTANDING	4096
+
+/**
+ * struct polar_job - a submitted job
+ * @refcount: held by @jobs (until collected) and by each waiter
+ * @seqno: the job's number, unique per device
+ * @owner: the submitting file; NULL once that file is closed
+ * @queue: queue index
+ * @node: in the queue's pending list while the device works on it
+ * @remaining: commands not yet completed
+ * @num_cmds: commands of the job
+ * @cmd_status: device status of the first failing command
+ * @status: 0 or -errno once @done
+ * @done: the job has ended
+ * @bos: the BOs the job references, one reference each
+ * @num_bos: entries in @bos
+ * @sgl: the job's scatter-gather lists (device memory)
+ * @sgl_dma: their device address
+ * @sgl_size: their size in bytes
+ */
+struct polar_job {
+	struct kref refcount;
+	u64 seqno;
+	struct polar_file *owner;
+	u32 queue;
+	struct list_head node;
+	u32 remaining;
+	u32 num_cmds;
+	u16 cmd_status;
+	int status;
+	bool done;
+	struct drm_gem_object *bos[2 * POLAR_MAX_CMDS];
+	u32 num_bos;
+	struct polar_cim_sge *sgl;
+	dma_addr_t sgl_dma;
+	size_t sgl_size;
+};
+
+static void polar_job_release_resources(struct polar_device *pdev,
+					struct polar_job *job)
+{
+	u32 i;
+
+	for (i = 0; i < job->num_bos; i++)
+		drm_gem_object_put(job->bos[i]);
+	job->num_bos = 0;
+	if (job->sgl)
+		dma_free_coherent(pdev->drm.dev, job->sgl_size, job->sgl,
+				  job->sgl_dma);
+	job->sgl = NULL;
+}
+
+static void polar_job_free(struct kref *kref)
+{
+	kfree(container_of(kref, struct polar_job, refcount));
+}
+
+static void polar_job_put(struct polar_job *job)
+{
+	kref_put(&job->refcount, polar_job_free);
+}
+
+static int polar_status_to_errno(u16 status)
+{
+	switch (status) {
+	case POLAR_CIM_ST_OK:
+		return 0;
+	case POLAR_CIM_ST_TILE_RANGE:
+		return -ERANGE;
+	case POLAR_CIM_ST_NOT_PROGRAMMED:
+		return -ENOENT;
+	case POLAR_CIM_ST_NO_FIRMWARE:
+		return -ENODEV;
+	case POLAR_CIM_ST_BAD_OPCODE:
+	case POLAR_CIM_ST_BAD_FIELD:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+/*
+ * Ends a job: releases what it holds, records its status and wakes its
+ * waiters. A job whose file is gone is dropped from @jobs here.
+ */
+static void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
+			     int status)
+{
+	bool orphan;
+
+	polar_job_release_resources(pdev, job);
+	xa_lock(&pdev->jobs);
+	job->status = status;
+	WRITE_ONCE(job->done, true);
+	orphan = !job->owner;
+	if (orphan)
+		__xa_erase(&pdev->jobs, job->seqno);
+	xa_unlock(&pdev->jobs);
+	wake_up_all(&pdev->job_wq);
+	if (orphan)
+		polar_job_put(job);
+}
+
+/* ---- completion ------------------------------------------------------- */
+
+static void polar_queue_reap(struct polar_device *pdev, u32 qid)
+{
+	struct polar_queue *q = &pdev->queues[qid];
+	struct polar_job *job;
+	bool reaped = false;
+
+	mutex_lock(&q->lock);
+	for (;;) {
+		struct polar_cim_cqe *cqe = &q->cq[q->cq_head];
+		u16 status;
+
+		if ((le16_to_cpu(READ_ONCE(cqe->phase)) & 1) != q->phase)
+			break;
+		dma_rmb();
+		status = le16_to_cpu(cqe->status);
+		q->cq_head = (q->cq_head + 1) % POLAR_QUEUE_ENTRIES;
+		if (!q->cq_head)
+			q->phase ^= 1;
+		q->inflight_cmds--;
+		reaped = true;
+
+		job = list_first_entry_or_null(&q->pending, struct polar_job,
+					       node);
+		if (!job) {
+			drm_warn(&pdev->drm, "queue %u: completion without a job\n",
+				 qid);
+			continue;
+		}
+		if (le32_to_cpu(cqe->tag) != lower_32_bits(job->seqno)) {
+			drm_err(&pdev->drm,
+				"queue %u: completion tag %#x, expected %#x\n",
+				qid, le32_to_cpu(cqe->tag),
+				lower_32_bits(job->seqno));
+			status = POLAR_CIM_ST_DMA_ERROR;
+		}
+		if (status && !job->cmd_status)
+			job->cmd_status = status;
+		if (--job->remaining)
+			continue;
+		list_del(&job->node);
+		polar_job_finish(pdev, job,
+				 polar_status_to_errno(job->cmd_status));
+	}
+	if (reaped)
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_HEAD),
+				q->cq_head);
+	mutex_unlock(&q->lock);
+	if (reaped)
+		wake_up_all(&pdev->job_wq);
+}
+
+static void polar_complete_work(struct work_struct *work)
+{
+	struct polar_device *pdev = container_of(work, struct polar_device,
+						 complete_work);
+	u32 qid;
+
+	for (qid = 0; qid < pdev->num_queues; qid++)
+		polar_queue_reap(pdev, qid);
+}
+
+static irqreturn_t polar_irq(int irq, void *arg)
+{
+	struct polar_device *pdev = arg;
+	u32 status;
+
+	status = polar_reg_read(pdev, POLAR_CIM_REG_INT_STATUS);
+	if (!status || status == U32_MAX)
+		return IRQ_NONE;
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_STATUS, status);
+	if (status & POLAR_CIM_INT_ERROR)
+		drm_err(&pdev->drm, "device error %u on queue %u\n",
+			polar_reg_read(pdev, POLAR_CIM_REG_ERROR_CODE),
+			polar_reg_read(pdev, POLAR_CIM_REG_ERROR_QUEUE));
+	queue_work(system_highpri_wq, &pdev->complete_work);
+	return IRQ_HANDLED;
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+int polar_queues_init(struct polar_device *pdev)
+{
+	struct device *dev = pdev->drm.dev;
+	u32 qid;
+
+	xa_init(&pdev->jobs);
+	init_waitqueue_head(&pdev->job_wq);
+	INIT_WORK(&pdev->complete_work, polar_complete_work);
+
+	for (qid = 0; qid < pdev->num_queues; qid++) {
+		struct polar_queue *q = &pdev->queues[qid];
+
+		mutex_init(&q->lock);
+		INIT_LIST_HEAD(&q->pending);
+		q->sq = dmam_alloc_coherent(dev, POLAR_QUEUE_ENTRIES *
+					    sizeof(*q->sq), &q->sq_dma,
+					    GFP_KERNEL);
+		q->cq = dmam_alloc_coherent(dev, POLAR_QUEUE_ENTRIES *
+					    sizeof(*q->cq), &q->cq_dma,
+					    GFP_KERNEL);
+		if (!q->sq || !q->cq)
+			return -ENOMEM;
+		q->phase = 1;
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SQ_BASE_LO),
+				lower_32_bits(q->sq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SQ_BASE_HI),
+				upper_32_bits(q->sq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_BASE_LO),
+				lower_32_bits(q->cq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_BASE_HI),
+				upper_32_bits(q->cq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SIZE),
+				POLAR_QUEUE_ENTRIES);
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CTRL),
+				POLAR_CIM_Q_CTRL_ENABLE);
+		if (!(polar_reg_read(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_STATUS)) &
+		      POLAR_CIM_Q_STATUS_ENABLED)) {
+			drm_err(&pdev->drm, "queue %u did not enable\n", qid);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+int polar_irqs_init(struct polar_device *pdev)
+{
+	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
+	int i, ret;
+
+	/* One vector per queue plus one for errors; else a single INTx. */
+	ret = pci_alloc_irq_vectors(pci, 1, pdev->num_queues + 1,
+				    PCI_IRQ_MSIX | PCI_IRQ_INTX);
+	if (ret < 0)
+		return ret;
+	pdev->num_irqs = ret;
+	for (i = 0; i < pdev->num_irqs; i++) {
+		ret = request_irq(pci_irq_vector(pci, i), polar_irq,
+				  pci->msix_enabled ? 0 : IRQF_SHARED,
+				  DRIVER_NAME, pdev);
+		if (ret) {
+			while (--i >= 0)
+				free_irq(pci_irq_vector(pci, i), pdev);
+			pci_free_irq_vectors(pci);
+			pdev->num_irqs = 0;
+			return ret;
+		}
+	}
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, 0);
+	return 0;
+}
+
+void polar_irqs_fini(struct polar_device *pdev)
+{
+	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
+	int i;
+
+	for (i = 0; i < pdev->num_irqs; i++)
+		free_irq(pci_irq_vector(pci, i), pdev);
+	if (pdev->num_irqs)
+		pci_free_irq_vectors(pci);
+	pdev->num_irqs = 0;
+	cancel_work_sync(&pdev->complete_work);
+}
+
+/* Fails every job still on a queue; the device must be quiet (reset). */
+void polar_jobs_abort_all(struct polar_device *pdev, int err)
+{
+	struct polar_job *job, *tmp;
+	u32 qid;
+
+	for (qid = 0; qid < pdev->num_queues; qid++) {
+		struct polar_queue *q = &pdev->queues[qid];
+
+		mutex_lock(&q->lock);
+		list_for_each_entry_safe(job, tmp, &q->pending, node) {
+			list_del(&job->node);
+			polar_job_finish(pdev, job, err);
+		}
+		q->inflight_cmds = 0;
+		mutex_unlock(&q->lock);
+	}
+}
+
+void polar_jobs_file_close(struct polar_device *pdev, struct polar_file *pfile)
+{
+	struct polar_job *job;
+	unsigned long index;
+
+	xa_lock(&pdev->jobs);
+	xa_for_each(&pdev->jobs, index, job) {
+		if (job->owner != pfile)
+			continue;
+		job->owner = NULL;
+		/* A finished job dies here; a running one when it ends. */
+		if (job->done) {
+			__xa_erase(&pdev->jobs, index);
+			polar_job_put(job);
+		}
+	}
+	xa_unlock(&pdev->jobs);
+}
+
+/* ---- submission ----------------------------------------------------- */
+
+static bool polar_buf_is_zero(const struct drm_polar_accel_buf *buf)
+{
+	return !buf->handle && !buf->pad && !buf->offset && !buf->size;
+}
+
+/* Bytes a command reads from src and writes to dst; -EINVAL if invalid. */
+static int polar_cmd_check(struct polar_device *pdev,
+			   const struct drm_polar_accel_cmd *cmd,
+			   u64 *src_len, u64 *dst_len)
+{
+	u64 row_tiles, col_tiles;
+
+	*src_len = 0;
+	*dst_len = 0;
+	if (cmd->pad0 || cmd->pad1 || cmd->src.pad || cmd->dst.pad)
+		return -EINVAL;
+
+	switch (cmd->opcode) {
+	case POLAR_CIM_OP_NOP:
+	case POLAR_CIM_OP_FENCE:
+	case POLAR_CIM_OP_READ_COUNTERS:
+		if (cmd->wfmt || cmd->xfmt || cmd->tile0 || cmd->rows_per_conv ||
+		    cmd->in_dim || cmd->out_dim || cmd->batch ||
+		    cmd->adc_fs_q8 || cmd->job_seed ||
+		    !polar_buf_is_zero(&cmd->src))
+			return -EINVAL;
+		if (cmd->opcode != POLAR_CIM_OP_READ_COUNTERS)
+			return polar_buf_is_zero(&cmd->dst) ? 0 : -EINVAL;
+		*dst_len = POLAR_CIM_NUM_COUNTERS * sizeof(u64);
+		return 0;
+	case POLAR_CIM_OP_PROGRAM_TILES:
+		if (cmd->xfmt || cmd->rows_per_conv || cmd->batch ||
+		    cmd->adc_fs_q8 || cmd->job_seed ||
+		    !polar_buf_is_zero(&cmd->dst))
+			return -EINVAL;
+		break;
+	case POLAR_CIM_OP_MATMUL:
+		if (cmd->xfmt > POLAR_CIM_XFMT_UINT4 || !cmd->batch ||
+		    cmd->batch > pdev->max_batch ||
+		    (cmd->rows_per_conv &&
+		     cmd->rows_per_conv != pdev->rows_per_conv) ||
+		    (cmd->adc_fs_q8 && (cmd->adc_fs_q8 < 256 ||
+					cmd->adc_fs_q8 > POLAR_CIM_MAX_FS_Q8)))
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+
+	if (cmd->wfmt > POLAR_CIM_WFMT_NF4 || !cmd->in_dim || !cmd->out_dim)
+		return -EINVAL;
+	row_tiles = DIV_ROUND_UP_ULL(cmd->in_dim, pdev->rows);
+	col_tiles = DIV_ROUND_UP_ULL(cmd->out_dim, pdev->cols);
+	if (cmd->tile0 + row_tiles * col_tiles > pdev->tiles)
+		return -ERANGE;
+	if (cmd->opcode == POLAR_CIM_OP_PROGRAM_TILES) {
+		*src_len = (u64)cmd->in_dim * cmd->out_dim;
+	} else {
+		*src_len = (u64)cmd->batch * cmd->in_dim;
+		*dst_len = (u64)cmd->batch * cmd->out_dim * sizeof(u32);
+	}
+	return 0;
+}
+
+/*
+ * Looks up a buffer's BO for the job (one reference, kept until the job
+ * ends), checks the range and pins and maps its pages.
+ */
+static int polar_job_add_buf(struct drm_file *file, struct polar_job *job,
+			     const struct drm_polar_accel_buf *buf, u64 need,
+			     struct sg_table **sgt)
+{
+	struct drm_gem_object *obj;
+
+	if (buf->size < need || !buf->size)
+		return -EINVAL;
+	obj = drm_gem_object_lookup(file, buf->handle);
+	if (!obj)
+		return -ENOENT;
+	job->bos[job->num_bos++] = obj;
+	if (buf->offset >= obj->size || buf->size > obj->size - buf->offset)
+		return -ERANGE;
+	*sgt = drm_gem_shmem_get_pages_sgt(to_drm_gem_shmem_obj(obj));
+	if (IS_ERR(*sgt))
+		return PTR_ERR(*sgt);
+	return 0;
+}
+
+/* Entries describing [offset, offset + size) of a mapped sg_table. */
+static u32 polar_sgl_fill(struct sg_table *sgt, u64 offset, u64 size,
+			  struct polar_cim_sge *out)
+{
+	struct scatterlist *sg;
+	u32 n = 0;
+	int i;
+
+	for_each_sgtable_dma_sg(sgt, sg, i) {
+		u64 len = sg_dma_len(sg);
+		u64 chunk;
+
+		if (offset >= len) {
+			offset -= len;
+			continue;
+		}
+		chunk = min(len - offset, size);
+		if (out) {
+			out[n].addr = cpu_to_le64(sg_dma_address(sg) + offset);
+			out[n].len = cpu_to_le32(chunk);
+			out[n].rsvd = 0;
+		}
+		n++;
+		size -= chunk;
+		offset = 0;
+		if (!size)
+			break;
+	}
+	return n;
+}
+
+struct polar_cmd_bufs {
+	struct sg_table *sgt[2];
+	u32 nsge[2];
+	u32 first[2];
+};
+
+static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
+			   struct polar_job *job,
+			   const struct drm_polar_accel_cmd *cmds,
+			   struct polar_cmd_bufs *bufs)
+{
+	u32 i, b, total = 0;
+	int ret;
+
+	for (i = 0; i < job->num_cmds; i++) {
+		const struct drm_polar_accel_buf *buf[2] = {
+			&cmds[i].src, &cmds[i].dst };
+		u64 len[2];
+
+		ret = polar_cmd_check(pdev, &cmds[i], &len[0], &len[1]);
+		if (ret)
+			return ret;
+		for (b = 0; b < 2; b++) {
+			bufs[i].sgt[b] = NULL;
+			bufs[i].nsge[b] = 0;
+			if (!len[b])
+				continue;
+			ret = polar_job_add_buf(file, job, buf[b], len[b],
+						&bufs[i].sgt[b]);
+			if (ret)
+				return ret;
+			bufs[i].nsge[b] = polar_sgl_fill(bufs[i].sgt[b],
+							 buf[b]->offset,
+							 buf[b]->size, NULL);
+			if (!bufs[i].nsge[b] ||
+			    bufs[i].nsge[b] > POLAR_CIM_MAX_SGE)
+				return -E2BIG;
+			bufs[i].first[b] = total;
+			total += bufs[i].nsge[b];
+		}
+	}
+	if (!total)
+		return 0;
+	job->sgl_size = total * sizeof(*job->sgl);
+	job->sgl = dma_alloc_coherent(pdev->drm.dev, job->sgl_size,
+				      &job->sgl_dma, GFP_KERNEL);
+	if (!job->sgl)
+		return -ENOMEM;
+	for (i = 0; i < job->num_cmds; i++) {
+		const struct drm_polar_accel_buf *buf[2] = {
+			&cmds[i].src, &cmds[i].dst };
+
+		for (b = 0; b < 2; b++)
+			if (bufs[i].sgt[b])
+				polar_sgl_fill(bufs[i].sgt[b], buf[b]->offset,
+					       buf[b]->size,
+					       job->sgl + bufs[i].first[b]);
+	}
+	return 0;
+}
+
+static void polar_sqe_fill(struct polar_job *job,
+			   const struct drm_polar_accel_cmd *cmd,
+			   const struct polar_cmd_bufs *bufs,
+			   struct polar_cim_sqe *sqe)
+{
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = cmd->opcode;
+	sqe->tag = cpu_to_le32(lower_32_bits(job->seqno));
+	sqe->tile0 = cpu_to_le16(cmd->tile0);
+	sqe->wfmt = cmd->wfmt;
+	sqe->xfmt = cmd->xfmt;
+	sqe->in_dim = cpu_to_le32(cmd->in_dim);
+	sqe->out_dim = cpu_to_le32(cmd->out_dim);
+	sqe->batch = cpu_to_le32(cmd->batch);
+	sqe->adc_fs_q8 = cpu_to_le32(cmd->adc_fs_q8);
+	sqe->rows_per_conv = cpu_to_le16(cmd->rows_per_conv);
+	sqe->job_seed = cpu_to_le32(cmd->job_seed);
+	if (bufs->sgt[0]) {
+		sqe->src_sgl = cpu_to_le64(job->sgl_dma + bufs->first[0] *
+					   sizeof(*job->sgl));
+		sqe->src_nsge = cpu_to_le16(bufs->nsge[0]);
+	}
+	if (bufs->sgt[1]) {
+		sqe->dst_sgl = cpu_to_le64(job->sgl_dma + bufs->first[1] *
+					   sizeof(*job->sgl));
+		sqe->dst_nsge = cpu_to_le16(bufs->nsge[1]);
+	}
+}
+
+static bool polar_queue_has_room(struct polar_queue *q, u32 n)
+{
+	bool room;
+
+	mutex_lock(&q->lock);
+	room = q->inflight_cmds + n < POLAR_QUEUE_ENTRIES;
+	mutex_unlock(&q->lock);
+	return room;
+}
+
+/* Writes the job's commands to its ring and rings the doorbell. */
+static int polar_job_push(struct polar_device *pdev, struct polar_job *job,
+			  const struct drm_polar_accel_cmd *cmds,
+			  const struct polar_cmd_bufs *bufs)
+{
+	struct polar_queue *q = &pdev->queues[job->queue];
+	u32 i;
+	int ret;
+
+	for (;;) {
+		ret = wait_event_interruptible(pdev->job_wq,
+					       polar_queue_has_room(q, job->num_cmds));
+		if (ret)
+			return ret;
+		mutex_lock(&q->lock);
+		if (q->inflight_cmds + job->num_cmds < POLAR_QUEUE_ENTRIES)
+			break;
+		mutex_unlock(&q->lock);
+	}
+	for (i = 0; i < job->num_cmds; i++) {
+		polar_sqe_fill(job, &cmds[i], &bufs[i], &q->sq[q->sq_tail]);
+		q->sq_tail = (q->sq_tail + 1) % POLAR_QUEUE_ENTRIES;
+	}
+	q->inflight_cmds += job->num_cmds;
+	list_add_tail(&job->node, &q->pending);
+	/* The entries must be visible before the device sees the doorbell. */
+	dma_wmb();
+	polar_reg_write(pdev, POLAR_CIM_REG_Q(job->queue, POLAR_CIM_Q_SQ_TAIL),
+			q->sq_tail);
+	mutex_unlock(&q->lock);
+	return 0;
+}
+
+int polar_submit_ioctl(struct drm_device *drm, void *data,
+		       struct drm_file *file)
+{
+	struct polar_device *pdev = to_polar_device(drm);
+	struct polar_file *pfile = file->driver_priv;
+	struct drm_polar_accel_submit *args = data;
+	struct drm_polar_accel_cmd *cmds;
+	struct polar_cmd_bufs *bufs;
+	struct polar_job *job;
+	int ret, idx;
+
+	if (args->flags || args->pad || args->queue >= pdev->num_queues ||
+	    !args->num_cmds || args->num_cmds > POLAR_MAX_CMDS)
+		return -EINVAL;
+	if (atomic_inc_return(&pfile->outstanding) > POLAR_MAX_OUTSTANDING) {
+		atomic_dec(&pfile->outstanding);
+		return -EBUSY;
+	}
+
+	cmds = memdup_array_user(u64_to_user_ptr(args->cmds), args->num_cmds,
+				 sizeof(*cmds));
+	if (IS_ERR(cmds)) {
+		ret = PTR_ERR(cmds);
+		goto out_dec;
+	}
+	bufs = kcalloc(args->num_cmds, sizeof(*bufs), GFP_KERNEL);
+	job = kzalloc(sizeof(*job), GFP_KERNEL);
+	if (!bufs || !job) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	kref_init(&job->refcount);
+	job->queue = args->queue;
+	job->num_cmds = args->num_cmds;
+	job->remaining = args->num_cmds;
+	job->owner = pfile;
+	job->seqno = atomic64_inc_return(&pdev->next_seqno);
+
+	ret = polar_job_build(pdev, file, job, cmds, bufs);
+	if (ret)
+		goto out_release;
+	ret = xa_insert(&pdev->jobs, job->seqno, job, GFP_KERNEL);
+	if (ret)
+		goto out_release;
+
+	if (!drm_dev_enter(drm, &idx)) {
+		ret = -ENODEV;
+		goto out_erase;
+	}
+	ret = polar_job_push(pdev, job, cmds, bufs);
+	drm_dev_exit(idx);
+	if (ret)
+		goto out_erase;
+
+	args->seqno = job->seqno;
+	kfree(bufs);
+	kfree(cmds);
+	return 0;
+
+out_erase:
+	xa_erase(&pdev->jobs, job->seqno);
+out_release:
+	polar_job_release_resources(pdev, job);
+out_free:
+	kfree(job);
+	kfree(bufs);
+	kfree(cmds);
+out_dec:
+	atomic_dec(&pfile->outstanding);
+	return ret;
+}
+
+int polar_wait_ioctl(struct drm_device *drm, void *data,
+		     struct drm_file *file)
+{
+	struct polar_device *pdev = to_polar_device(drm);
+	struct polar_file *pfile = file->driver_priv;
+	struct drm_polar_accel_wait *args = data;
+	struct polar_job *job;
+	long timeout;
+	int ret = 0;
+
+	if (args->flags || args->pad || args->timeout_ns < 0)
+		return -EINVAL;
+
+	xa_lock(&pdev->jobs);
+	job = xa_load(&pdev->jobs, args->seqno);
+	if (!job || job->owner != pfile) {
+		xa_unlock(&pdev->jobs);
+		return -ENOENT;
+	}
+	kref_get(&job->refcount);
+	xa_unlock(&pdev->jobs);
+
+	timeout = nsecs_to_jiffies(args->timeout_ns);
+	timeout = wait_event_interruptible_timeout(pdev->job_wq,
+						   READ_ONCE(job->done),
+						   timeout);
+	if (timeout < 0) {
+		ret = timeout;
+	} else if (!READ_ONCE(job->done)) {
+		ret = -ETIME;
+	} else {
+		/* Only the waiter that takes the job out reports it. */
+		if (xa_cmpxchg(&pdev->jobs, job->seqno, job, NULL,
+			       GFP_KERNEL) == job) {
+			args->status = job->status;
+			args->cmd_status = job->cmd_status;
+			atomic_dec(&pfile->outstanding);
+			polar_job_put(job);
+		} else {
+			ret = -ENOENT;
+		}
+	}
+	polar_job_put(job);
+	return ret;
+}
