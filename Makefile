@@ -20,31 +20,43 @@ CHECKPATCH = $(BUILD)/kernel-tools/scripts/checkpatch.pl
 # libpolar-accel
 LIB_VERSION = 0.1.0
 LIB_SONAME = libpolar-accel.so.0
-LIB_SRCS = $(wildcard lib/src/*.c) $(wildcard qemu-device/cim_engine.c)
+# The device's arithmetic (cim_*) is compiled into the library too: the
+# software backend and the device model share one implementation.
+CIM_SRCS = qemu-device/cim_engine.c qemu-device/cim_firmware.c \
+	qemu-device/cim_command.c
+LIB_SRCS = $(wildcard lib/src/*.c) $(CIM_SRCS)
 LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS))
 LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
 LIB_A = $(BUILD)/lib/libpolar-accel.a
 LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
-	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h)
+	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h) \
+	$(wildcard firmware/*.h)
 
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,\
 	$(wildcard tests/unit/test_*.c))
 SELFTESTS = $(patsubst tests/selftests/%.c,$(BUILD)/tests/selftests/%,\
 	$(wildcard tests/selftests/*_test.c))
 POLAR_TOOL = $(BUILD)/bin/polar
+FWASM = $(BUILD)/bin/polar-fwasm
+FWASM_OBJ = $(BUILD)/obj/pic/firmware/fwasm.o
+FIRMWARE = $(BUILD)/firmware/polar_cim.fw
+BENCH_ENGINE = $(BUILD)/bench/bench_engine
 GUEST_EXIT = $(BUILD)/bin/guest-exit
 KO = polar_accel.ko
 QEMU = $(BUILD)/qemu-build/qemu-system-x86_64
 
 .PHONY: all run check setup kernel harness qemu driver lib tools unit \
-	selftests initramfs lint checkpatch sparse clean distclean help
+	selftests initramfs lint checkpatch sparse clean distclean help \
+	firmware bench-engine
 
-all: lib tools driver
+all: lib tools driver firmware
 
 help:
 	@echo "make run    build everything, boot the VM with the device, print its identity"
 	@echo "make check  build everything and run the host and VM tests, plus lint"
 	@echo "make lint   checkpatch --strict and sparse over the driver"
+	@echo "make firmware       assemble build/firmware/polar_cim.fw"
+	@echo "make bench-engine   simulated MAC/s of cim_engine against a naive reference"
 
 setup:
 	@scripts/install-packages.sh
@@ -93,15 +105,34 @@ $(GUEST_EXIT): tests/vm/guest_exit.c
 
 tools: $(POLAR_TOOL)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/*.h $(LIB_A)
+$(FWASM): firmware/polar-fwasm.c $(FWASM_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -Ifirmware $< $(FWASM_OBJ) -o $@ $(LIB_A) -ldrm
+
+$(FIRMWARE): firmware/polar_cim.fws $(FWASM)
+	@mkdir -p $(dir $@)
+	$(FWASM) $< -o $@
+
+firmware: $(FIRMWARE)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/*.h $(LIB_A) $(FWASM_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -Itests/unit -Ifirmware $< -o $@ $(FWASM_OBJ) \
+		$(LIB_A) -ldrm -lm
+
+$(BENCH_ENGINE): bench/bench_engine.c tests/unit/*.h $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Itests/unit $< -o $@ $(LIB_A) -ldrm -lm
+
+bench-engine: $(BENCH_ENGINE)
+	@$(BENCH_ENGINE)
 
 unit: $(UNIT_TESTS)
 
 $(BUILD)/tests/selftests/%: tests/selftests/%.c $(LIB_A) $(HARNESS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -I$(KSELFTEST_DIR) -static \
+	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -Wno-sign-compare \
+		-I$(KSELFTEST_DIR) -static \
 		$< -o $@ $(LIB_A) -luring -ldrm -lpthread -lm
 
 selftests: $(SELFTESTS)
@@ -109,7 +140,7 @@ selftests: $(SELFTESTS)
 initramfs: $(BUILD)/initramfs-check.cpio.gz
 
 $(BUILD)/initramfs-%.cpio.gz: driver $(SELFTESTS) $(POLAR_TOOL) $(GUEST_EXIT) \
-		tests/vm/init tests/vm/mkinitramfs.sh
+		$(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
 	@tests/vm/mkinitramfs.sh $@ $* $(KO) $(if $(filter check,$*),$(SELFTESTS))
 
 # --- the two README commands ---------------------------------------------
@@ -141,7 +172,7 @@ sparse: $(KENV)
 clean:
 	-@[ -f $(KENV) ] && . $(KENV) && $(MAKE) -s -C $$KDIR M=$(CURDIR) clean
 	rm -rf $(BUILD)/obj $(BUILD)/lib $(BUILD)/bin $(BUILD)/tests \
-		$(BUILD)/initramfs-*.cpio.gz
+		$(BUILD)/bench $(BUILD)/firmware $(BUILD)/initramfs-*.cpio.gz
 
 distclean: clean
 	rm -rf $(BUILD)

@@ -220,4 +220,76 @@ TEST(rmmod_and_insmod)
 	close(fd);
 }
 
+static int dmesg_has(const char *text)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "dmesg | grep -q '%s'", text);
+	return system(cmd) == 0;
+}
+
+static int file_copy(const char *from, const char *to, long flip_at)
+{
+	char buf[65536];
+	ssize_t n;
+	int in, out;
+
+	in = open(from, O_RDONLY);
+	if (in < 0)
+		return -1;
+	n = read(in, buf, sizeof(buf));
+	close(in);
+	if (n <= 0)
+		return -1;
+	if (flip_at >= 0 && flip_at < n)
+		buf[flip_at] ^= 0x40;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0)
+		return -1;
+	if (write(out, buf, n) != n) {
+		close(out);
+		return -1;
+	}
+	return close(out);
+}
+
+/*
+ * A bad or missing firmware image fails the probe with a message that
+ * says why, leaves no device node, and a good image works again after.
+ */
+TEST(bad_or_missing_firmware_fails_probe)
+{
+	const char *fw = "/lib/firmware/polar_cim.fw";
+	const char *saved = "/tmp/polar_cim.fw.good";
+	const char *ko = getenv("POLAR_ACCEL_KO");
+	char path[64], cmd[512];
+
+	ASSERT_NE(NULL, ko);
+	snprintf(cmd, sizeof(cmd), "insmod %s", ko);
+	ASSERT_EQ(0, file_copy(fw, saved, -1));
+	ASSERT_EQ(0, system("rmmod polar_accel"));
+
+	/* One payload byte flipped: the device's CRC check rejects it. */
+	ASSERT_EQ(0, file_copy(saved, fw, 100));
+	ASSERT_EQ(0, system("dmesg -c > /dev/null"));
+	system(cmd);
+	EXPECT_EQ(-ENOENT, polar_find_device(NULL, 0, path, sizeof(path)));
+	EXPECT_TRUE(dmesg_has("polar_cim.fw rejected: CRC mismatch"));
+	system("rmmod polar_accel");
+
+	/* No image at all. */
+	ASSERT_EQ(0, unlink(fw));
+	system(cmd);
+	EXPECT_EQ(-ENOENT, polar_find_device(NULL, 0, path, sizeof(path)));
+	EXPECT_TRUE(dmesg_has("cannot load firmware polar_cim.fw"));
+	system("rmmod polar_accel");
+
+	/* The good image again. */
+	ASSERT_EQ(0, file_copy(saved, fw, -1));
+	ASSERT_EQ(0, system(cmd));
+	ASSERT_EQ(0, polar_find_device(NULL, 0, path, sizeof(path)));
+	EXPECT_EQ(0, wait_for_node(path, 1));
+	EXPECT_TRUE(dmesg_has("firmware polar_cim.fw 1.0 booted"));
+}
+
 TEST_HARNESS_MAIN

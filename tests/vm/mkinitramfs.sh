@@ -49,6 +49,9 @@ for rel in "${order[@]}"; do
 	echo "${base%.*z*}" | sed 's/\.ko\..*$/.ko/' >>"$root/lib/modules/polar/deps.order"
 done
 cp "$ko" "$root/lib/modules/polar/polar_accel.ko"
+# request_firmware() looks in /lib/firmware.
+mkdir -p "$root/lib/firmware"
+cp "$BUILD/firmware/polar_cim.fw" "$root/lib/firmware/"
 
 # The polar tool is linked against libpolar-accel.so: ship what ldd names.
 cp "$BUILD/bin/polar" "$root/usr/bin/"
