@@ -18,6 +18,9 @@
 #include "polar_accel_drv.h"
 #include "drm/polar_accel.h"
 
+#define CREATE_TRACE_POINTS
+#include "polar_accel_trace.h"
+
 static int polar_read_hw_param(struct polar_device *pdev, u32 param, u64 *value)
 {
 	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
@@ -67,6 +70,13 @@ static int polar_read_hw_param(struct polar_device *pdev, u32 param, u64 *value)
 	case DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA:
 		reg = POLAR_CIM_REG_ADC_GAIN_SIGMA;
 		break;
+	case DRM_POLAR_ACCEL_PARAM_RESET_COUNT:
+		*value = atomic_read(&pdev->reset_count);
+		return 0;
+	case DRM_POLAR_ACCEL_PARAM_FEATURES:
+		*value = DRM_POLAR_ACCEL_FEATURE_URING_CMD |
+			 DRM_POLAR_ACCEL_FEATURE_HANG_RECOVERY;
+		return 0;
 	case DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV:
 		reg = POLAR_CIM_REG_ROWS_PER_CONV;
 		break;
@@ -140,7 +150,11 @@ static void polar_postclose(struct drm_device *drm, struct drm_file *file)
 	kfree(pfile);
 }
 
-DEFINE_DRM_ACCEL_FOPS(polar_fops);
+static const struct file_operations polar_fops = {
+	.owner = THIS_MODULE,
+	DRM_ACCEL_FOPS,
+	.uring_cmd = polar_uring_cmd,
+};
 
 static const struct drm_driver polar_drm_driver = {
 	.driver_features = DRIVER_COMPUTE_ACCEL | DRIVER_GEM,
@@ -155,8 +169,8 @@ static const struct drm_driver polar_drm_driver = {
 	.minor = 2,
 };
 
-/* Stops the device: queues, firmware and tiles are cleared, DMA ends. */
-static void polar_hw_reset(struct polar_device *pdev)
+/* Stops the device: queues and firmware are cleared, DMA ends. */
+void polar_hw_reset(struct polar_device *pdev)
 {
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, U32_MAX);
 	polar_reg_write(pdev, POLAR_CIM_REG_CTRL, POLAR_CIM_CTRL_RESET);
@@ -218,9 +232,13 @@ static int polar_probe(struct pci_dev *pci, const struct pci_device_id *id)
 	ret = polar_hw_init(pdev);
 	if (ret)
 		return dev_err_probe(&pci->dev, ret, "bad device geometry\n");
+	ret = polar_fw_load(pdev);
+	if (ret)
+		return ret;
 	ret = polar_fw_boot(pdev);
 	if (ret)
 		return ret;
+	polar_recovery_init(pdev);
 	ret = polar_queues_init(pdev);
 	if (ret)
 		goto err_reset;
@@ -232,6 +250,7 @@ static int polar_probe(struct pci_dev *pci, const struct pci_device_id *id)
 	ret = drm_dev_register(&pdev->drm, 0);
 	if (ret)
 		goto err_irqs;
+	polar_debugfs_init(pdev);
 
 	dev_info(&pci->dev, "polar-cim %u.%u: %u tiles of %ux%u, %u-bit ADC\n",
 		 version >> 16, version & 0xffff,
@@ -254,6 +273,7 @@ static void polar_remove(struct pci_dev *pci)
 
 	/* New ioctls see -ENODEV from here on; then the device goes quiet. */
 	drm_dev_unplug(&pdev->drm);
+	polar_recovery_fini(pdev);
 	polar_hw_reset(pdev);
 	polar_irqs_fini(pdev);
 	/* Nothing will complete now: submitters see -ENODEV. */

@@ -7,6 +7,7 @@
 
 #include <drm/drm_device.h>
 #include <linux/io.h>
+#include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/wait.h>
@@ -14,6 +15,7 @@
 #include <linux/xarray.h>
 
 #include "polar_cim_hw.h"
+#include "drm/polar_accel.h"
 
 #define DRIVER_NAME	"polar_accel"
 #define DRIVER_DESC	"polar-cim bit-plane compute-in-memory accelerator"
@@ -21,9 +23,56 @@
 #define POLAR_QUEUE_ENTRIES	256
 #define POLAR_MAX_CMDS		64
 
+struct io_uring_cmd;
+struct polar_file;
+
+/**
+ * struct polar_job - a submitted job: commands that run in order on a queue
+ * @refcount: held by @jobs (ioctl jobs, until collected), by a pending
+ *	io_uring command, and by each waiter
+ * @seqno: the job's number, unique per device
+ * @owner: the submitting file (ioctl jobs); NULL once that file is closed
+ * @in_xa: the job waits in polar_device.jobs for WAIT
+ * @queue: queue index
+ * @node: in the queue's pending list while the device works on it
+ * @remaining: commands not yet completed
+ * @num_cmds: commands of the job
+ * @cmd_status: device status of the first failing command
+ * @status: 0 or -errno once @done
+ * @done: the job has ended
+ * @ucmd: the io_uring command to complete, taken with xchg() by whoever
+ *	completes or cancels it
+ * @sqes: the job's submission entries, kept to re-run it after a reset
+ * @bos: the BOs the job references, one reference each
+ * @num_bos: entries in @bos
+ * @sgl: the job's scatter-gather lists (device memory)
+ * @sgl_dma: their device address
+ * @sgl_size: their size in bytes
+ */
+struct polar_job {
+	struct kref refcount;
+	u64 seqno;
+	struct polar_file *owner;
+	bool in_xa;
+	u32 queue;
+	struct list_head node;
+	u32 remaining;
+	u32 num_cmds;
+	u16 cmd_status;
+	int status;
+	bool done;
+	struct io_uring_cmd *ucmd;
+	struct polar_cim_sqe *sqes;
+	struct drm_gem_object *bos[2 * POLAR_MAX_CMDS];
+	u32 num_bos;
+	struct polar_cim_sge *sgl;
+	dma_addr_t sgl_dma;
+	size_t sgl_size;
+};
+
 /**
  * struct polar_queue - one submission/completion ring pair
- * @lock: guards the rings, @pending and @inflight_cmds
+ * @lock: guards the rings, @pending, @inflight_cmds and @last_activity
  * @sq: submission ring (CPU address); @sq_dma its device address
  * @cq: completion ring; @cq_dma its device address
  * @sq_tail: next free SQ slot
@@ -31,6 +80,8 @@
  * @phase: the phase bit a new CQE carries
  * @inflight_cmds: SQ slots in use
  * @pending: jobs submitted and not completed, oldest first
+ * @last_activity: jiffies of the last completion, or of the submission
+ *	that made the queue busy; the watchdog measures hangs from here
  */
 struct polar_queue {
 	struct mutex lock;	/* see @lock above */
@@ -43,6 +94,7 @@ struct polar_queue {
 	u16 phase;
 	u32 inflight_cmds;
 	struct list_head pending;
+	unsigned long last_activity;
 };
 
 /**
@@ -54,13 +106,26 @@ struct polar_queue {
  * @rows_per_conv: rows summed per ADC conversion
  * @max_batch: input vectors per MATMUL
  * @fw_version: version of the booted firmware
+ * @fw_image: a copy of the firmware image, to boot again after a reset
+ * @fw_size: its size
  * @queues: the ring pairs
- * @jobs: jobs by seqno until their submitter collects them (WAIT) or
- *	closes its file
+ * @jobs: ioctl jobs by seqno until their submitter collects them (WAIT)
+ *	or closes its file
  * @next_seqno: the last seqno handed out
  * @job_wq: waiters for job completion and for ring space
  * @complete_work: reaps completions outside the hard IRQ handler
  * @num_irqs: interrupt vectors allocated
+ * @recover_work: resets the device and re-runs the innocent jobs
+ * @recover_lock: guards @recover_queue and @recover_fatal
+ * @recover_queue: queue whose oldest job is guilty, or -1 for none
+ * @recover_err: the errno the guilty job fails with
+ * @watchdog: looks for queues that make no progress
+ * @wd_heartbeat: HEARTBEAT at the watchdog's last look
+ * @wd_progress: PROGRESS at the watchdog's last look
+ * @reset_count: resets since probe
+ * @dead: the device could not be brought back; jobs fail with -EIO
+ * @lost_completions: completions that matched no job (corrupted)
+ * @debugfs_fault: the fault-injection arguments last written to debugfs
  */
 struct polar_device {
 	struct drm_device drm;
@@ -72,18 +137,30 @@ struct polar_device {
 	u32 rows_per_conv;
 	u32 max_batch;
 	u32 fw_version;
+	void *fw_image;
+	size_t fw_size;
 	struct polar_queue queues[POLAR_CIM_MAX_QUEUES];
 	struct xarray jobs;
 	atomic64_t next_seqno;
 	wait_queue_head_t job_wq;
 	struct work_struct complete_work;
 	int num_irqs;
+	struct work_struct recover_work;
+	spinlock_t recover_lock;	/* see @recover_lock above */
+	int recover_queue;
+	int recover_err;
+	struct delayed_work watchdog;
+	u32 wd_heartbeat;
+	u32 wd_progress;
+	atomic_t reset_count;
+	bool dead;
+	atomic_t lost_completions;
 };
 
 /**
  * struct polar_file - per-open-file state
  * @pdev: the device
- * @outstanding: jobs submitted and not yet collected
+ * @outstanding: ioctl jobs submitted and not yet collected
  */
 struct polar_file {
 	struct polar_device *pdev;
@@ -105,7 +182,13 @@ static inline void polar_reg_write(struct polar_device *pdev, u32 reg, u32 val)
 	writel(val, pdev->regs + reg);
 }
 
+extern unsigned int polar_job_timeout_ms;
+
+/* polar_accel_drv.c */
+void polar_hw_reset(struct polar_device *pdev);
+
 /* polar_accel_fw.c */
+int polar_fw_load(struct polar_device *pdev);
 int polar_fw_boot(struct polar_device *pdev);
 
 /* polar_accel_gem.c */
@@ -116,13 +199,39 @@ int polar_bo_info_ioctl(struct drm_device *drm, void *data,
 
 /* polar_accel_job.c */
 int polar_queues_init(struct polar_device *pdev);
+void polar_queues_hw_init(struct polar_device *pdev);
 int polar_irqs_init(struct polar_device *pdev);
 void polar_irqs_fini(struct polar_device *pdev);
 void polar_jobs_abort_all(struct polar_device *pdev, int err);
 void polar_jobs_file_close(struct polar_device *pdev, struct polar_file *pfile);
+void polar_job_put(struct polar_job *job);
+void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
+		      int status);
+struct polar_job *polar_job_create(struct polar_device *pdev,
+				   struct drm_file *file, u32 queue,
+				   const struct drm_polar_accel_cmd *cmds,
+				   u32 num_cmds, bool nonblock);
+int polar_job_push(struct polar_device *pdev, struct polar_job *job,
+		   bool nonblock);
+void polar_job_discard(struct polar_device *pdev, struct polar_job *job);
+void polar_queue_write_job(struct polar_device *pdev, struct polar_queue *q,
+			   struct polar_job *job);
 int polar_submit_ioctl(struct drm_device *drm, void *data,
 		       struct drm_file *file);
 int polar_wait_ioctl(struct drm_device *drm, void *data,
 		     struct drm_file *file);
+
+/* polar_accel_reset.c */
+void polar_recovery_init(struct polar_device *pdev);
+void polar_recovery_fini(struct polar_device *pdev);
+void polar_recovery_schedule(struct polar_device *pdev, int queue, int err);
+void polar_watchdog_kick(struct polar_device *pdev);
+
+/* polar_accel_uring.c */
+int polar_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags);
+void polar_uring_complete(struct polar_job *job, int status);
+
+/* polar_accel_debugfs.c */
+void polar_debugfs_init(struct polar_device *pdev);
 
 #endif /* __POLAR_ACCEL_DRV_H__ */

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * polar_accel: firmware load and boot. The image (polar_cim.fw, built by
- * firmware/polar-fwasm) is handed to the device by DMA; the device checks
- * its header, CRC and API version and reports the outcome in FW_STATUS.
+ * firmware/polar-fwasm) is read once at probe and kept, because a hang
+ * recovery must boot it again. It reaches the device by DMA; the device
+ * checks its header, CRC and API version and reports in FW_STATUS.
  */
 
 #include <linux/dma-mapping.h>
 #include <linux/firmware.h>
 #include <linux/iopoll.h>
+#include <linux/slab.h>
 
 #include "polar_accel_drv.h"
 
@@ -36,13 +38,11 @@ static const char *polar_fw_status_str(u32 status)
 	}
 }
 
-int polar_fw_boot(struct polar_device *pdev)
+/* Reads polar_cim.fw into pdev->fw_image (device-managed memory). */
+int polar_fw_load(struct polar_device *pdev)
 {
 	struct device *dev = pdev->drm.dev;
 	const struct firmware *fw;
-	dma_addr_t image_dma;
-	void *image;
-	u32 status;
 	int ret;
 
 	ret = request_firmware(&fw, POLAR_FW_NAME, dev);
@@ -56,38 +56,51 @@ int polar_fw_boot(struct polar_device *pdev)
 		dev_err(dev, "firmware %s: size %zu out of range\n",
 			POLAR_FW_NAME, fw->size);
 		ret = -EINVAL;
-		goto out_release;
+	} else {
+		pdev->fw_image = devm_kmemdup(dev, fw->data, fw->size,
+					      GFP_KERNEL);
+		pdev->fw_size = fw->size;
+		if (!pdev->fw_image)
+			ret = -ENOMEM;
 	}
-	image = dma_alloc_coherent(dev, fw->size, &image_dma, GFP_KERNEL);
-	if (!image) {
-		ret = -ENOMEM;
-		goto out_release;
-	}
-	memcpy(image, fw->data, fw->size);
+	release_firmware(fw);
+	return ret;
+}
+
+/* Boots the kept image; the device must be reset and idle. */
+int polar_fw_boot(struct polar_device *pdev)
+{
+	struct device *dev = pdev->drm.dev;
+	dma_addr_t image_dma;
+	void *image;
+	u32 status;
+	int ret;
+
+	image = dma_alloc_coherent(dev, pdev->fw_size, &image_dma, GFP_KERNEL);
+	if (!image)
+		return -ENOMEM;
+	memcpy(image, pdev->fw_image, pdev->fw_size);
 
 	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_LO, lower_32_bits(image_dma));
 	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_HI, upper_32_bits(image_dma));
-	polar_reg_write(pdev, POLAR_CIM_REG_FW_SIZE, fw->size);
+	polar_reg_write(pdev, POLAR_CIM_REG_FW_SIZE, pdev->fw_size);
 	polar_reg_write(pdev, POLAR_CIM_REG_FW_CTRL, POLAR_CIM_FW_CTRL_BOOT);
 	ret = readl_poll_timeout(pdev->regs + POLAR_CIM_REG_FW_STATUS, status,
 				 status != POLAR_CIM_FW_NONE, 100,
 				 POLAR_FW_TIMEOUT_US);
-	dma_free_coherent(dev, fw->size, image, image_dma);
+	dma_free_coherent(dev, pdev->fw_size, image, image_dma);
 	if (ret) {
 		dev_err(dev, "firmware %s: the device did not answer\n",
 			POLAR_FW_NAME);
-		goto out_release;
+		return ret;
 	}
 	if (status != POLAR_CIM_FW_BOOTED) {
 		dev_err(dev, "firmware %s rejected: %s (status 0x%x)\n",
 			POLAR_FW_NAME, polar_fw_status_str(status), status);
-		ret = -EINVAL;
-		goto out_release;
+		return -EINVAL;
 	}
 	pdev->fw_version = polar_reg_read(pdev, POLAR_CIM_REG_FW_VERSION);
 	dev_info(dev, "firmware %s %u.%u booted\n", POLAR_FW_NAME,
 		 pdev->fw_version >> 16, pdev->fw_version & 0xffff);
-out_release:
-	release_firmware(fw);
-	return ret;
+	return 0;
 }

@@ -2,13 +2,14 @@
 /*
  * polar_accel: command queues, job submission and completion.
  *
- * A job is a list of device commands on one queue. SUBMIT checks every
+ * A job is a list of device commands on one queue. Submission checks every
  * field and every buffer range against the submitter's BOs, builds the
  * device's scatter-gather lists from the BOs' pinned pages, and writes the
- * commands to the queue's ring. The device completes commands of a queue
- * in order; the interrupt handler defers to a work item that reaps the
- * completion ring, and a job ends when its last command completes. Its
- * status waits in @jobs until the submitter collects it with WAIT.
+ * commands to the queue's ring. The device completes the commands of a
+ * queue in order; the interrupt handler defers to a work item that reaps
+ * the completion ring, and a job ends when its last command completes.
+ * An ioctl job's status waits in @jobs until its submitter collects it with
+ * WAIT; an io_uring job's status goes to its CQE.
  */
 
 #include <drm/drm_drv.h>
@@ -17,50 +18,14 @@
 #include <drm/drm_gem_shmem_helper.h>
 #include <linux/dma-mapping.h>
 #include <linux/interrupt.h>
-#include <linux/kref.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 
 #include "polar_accel_drv.h"
-#include "drm/polar_accel.h"
+#include "polar_accel_trace.h"
 
 /* Jobs a file may leave uncollected before SUBMIT says -EBUSY. */
 #define POLAR_MAX_OUTSTANDING	4096
-
-/**
- * struct polar_job - a submitted job
- * @refcount: held by @jobs (until collected) and by each waiter
- * @seqno: the job's number, unique per device
- * @owner: the submitting file; NULL once that file is closed
- * @queue: queue index
- * @node: in the queue's pending list while the device works on it
- * @remaining: commands not yet completed
- * @num_cmds: commands of the job
- * @cmd_status: device status of the first failing command
- * @status: 0 or -errno once @done
- * @done: the job has ended
- * @bos: the BOs the job references, one reference each
- * @num_bos: entries in @bos
- * @sgl: the job's scatter-gather lists (device memory)
- * @sgl_dma: their device address
- * @sgl_size: their size in bytes
- */
-struct polar_job {
-	struct kref refcount;
-	u64 seqno;
-	struct polar_file *owner;
-	u32 queue;
-	struct list_head node;
-	u32 remaining;
-	u32 num_cmds;
-	u16 cmd_status;
-	int status;
-	bool done;
-	struct drm_gem_object *bos[2 * POLAR_MAX_CMDS];
-	u32 num_bos;
-	struct polar_cim_sge *sgl;
-	dma_addr_t sgl_dma;
-	size_t sgl_size;
-};
 
 static void polar_job_release_resources(struct polar_device *pdev,
 					struct polar_job *job)
@@ -74,6 +39,8 @@ static void polar_job_release_resources(struct polar_device *pdev,
 		dma_free_coherent(pdev->drm.dev, job->sgl_size, job->sgl,
 				  job->sgl_dma);
 	job->sgl = NULL;
+	kfree(job->sqes);
+	job->sqes = NULL;
 }
 
 static void polar_job_free(struct kref *kref)
@@ -81,7 +48,7 @@ static void polar_job_free(struct kref *kref)
 	kfree(container_of(kref, struct polar_job, refcount));
 }
 
-static void polar_job_put(struct polar_job *job)
+void polar_job_put(struct polar_job *job)
 {
 	kref_put(&job->refcount, polar_job_free);
 }
@@ -106,75 +73,107 @@ static int polar_status_to_errno(u16 status)
 }
 
 /*
- * Ends a job: releases what it holds, records its status and wakes its
- * waiters. A job whose file is gone is dropped from @jobs here.
+ * Ends a job that is on no queue any more: releases what it holds, records
+ * its status and tells its submitter, then drops the queue's reference (the
+ * one polar_job_create() returned). A job whose file is gone is dropped
+ * from @jobs here. The caller must not touch the job afterwards.
  */
-static void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
-			     int status)
+void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
+		      int status)
 {
-	bool orphan;
+	bool orphan = false;
 
+	trace_polar_job_complete(job->seqno, job->queue, status,
+				 job->cmd_status);
 	polar_job_release_resources(pdev, job);
 	xa_lock(&pdev->jobs);
 	job->status = status;
 	WRITE_ONCE(job->done, true);
-	orphan = !job->owner;
-	if (orphan)
+	if (job->in_xa && !job->owner) {
 		__xa_erase(&pdev->jobs, job->seqno);
+		orphan = true;
+	}
 	xa_unlock(&pdev->jobs);
+	polar_uring_complete(job, status);
 	wake_up_all(&pdev->job_wq);
 	if (orphan)
 		polar_job_put(job);
+	polar_job_put(job);
 }
 
 /* ---- completion ------------------------------------------------------- */
 
+static struct polar_job *polar_queue_find(struct polar_queue *q, u32 tag)
+{
+	struct polar_job *job;
+
+	list_for_each_entry(job, &q->pending, node)
+		if (lower_32_bits(job->seqno) == tag)
+			return job;
+	return NULL;
+}
+
+/* Called with q->lock held, for each completion read from the ring. */
+static void polar_queue_complete_one(struct polar_device *pdev, u32 qid,
+				     u32 tag, u16 status)
+{
+	struct polar_queue *q = &pdev->queues[qid];
+	struct polar_job *job, *head;
+
+	job = polar_queue_find(q, tag);
+	if (!job) {
+		/* A corrupted completion: its job is lost (see below). */
+		atomic_inc(&pdev->lost_completions);
+		drm_err(&pdev->drm, "queue %u: completion tag %#x matches no job\n",
+			qid, tag);
+		return;
+	}
+	/*
+	 * The device runs a queue's commands in order, so a completion for a
+	 * later job means the commands of the jobs before it will never
+	 * complete: their completions were lost.
+	 */
+	while ((head = list_first_entry(&q->pending, struct polar_job, node)) !=
+	       job) {
+		drm_err(&pdev->drm, "queue %u: job %llu lost its completion\n",
+			qid, head->seqno);
+		q->inflight_cmds -= head->remaining;
+		list_del(&head->node);
+		polar_job_finish(pdev, head, -EIO);
+	}
+	if (status && !job->cmd_status)
+		job->cmd_status = status;
+	q->inflight_cmds--;
+	if (--job->remaining)
+		return;
+	list_del(&job->node);
+	polar_job_finish(pdev, job, polar_status_to_errno(job->cmd_status));
+}
+
 static void polar_queue_reap(struct polar_device *pdev, u32 qid)
 {
 	struct polar_queue *q = &pdev->queues[qid];
-	struct polar_job *job;
 	bool reaped = false;
 
 	mutex_lock(&q->lock);
 	for (;;) {
 		struct polar_cim_cqe *cqe = &q->cq[q->cq_head];
-		u16 status;
 
 		if ((le16_to_cpu(READ_ONCE(cqe->phase)) & 1) != q->phase)
 			break;
 		dma_rmb();
-		status = le16_to_cpu(cqe->status);
 		q->cq_head = (q->cq_head + 1) % POLAR_QUEUE_ENTRIES;
 		if (!q->cq_head)
 			q->phase ^= 1;
-		q->inflight_cmds--;
 		reaped = true;
-
-		job = list_first_entry_or_null(&q->pending, struct polar_job,
-					       node);
-		if (!job) {
-			drm_warn(&pdev->drm, "queue %u: completion without a job\n",
-				 qid);
-			continue;
-		}
-		if (le32_to_cpu(cqe->tag) != lower_32_bits(job->seqno)) {
-			drm_err(&pdev->drm,
-				"queue %u: completion tag %#x, expected %#x\n",
-				qid, le32_to_cpu(cqe->tag),
-				lower_32_bits(job->seqno));
-			status = POLAR_CIM_ST_DMA_ERROR;
-		}
-		if (status && !job->cmd_status)
-			job->cmd_status = status;
-		if (--job->remaining)
-			continue;
-		list_del(&job->node);
-		polar_job_finish(pdev, job,
-				 polar_status_to_errno(job->cmd_status));
+		polar_queue_complete_one(pdev, qid, le32_to_cpu(cqe->tag),
+					 le16_to_cpu(cqe->status));
 	}
-	if (reaped)
+	if (reaped) {
+		q->last_activity = jiffies;
 		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_HEAD),
 				q->cq_head);
+	}
 	mutex_unlock(&q->lock);
 	if (reaped)
 		wake_up_all(&pdev->job_wq);
@@ -193,21 +192,56 @@ static void polar_complete_work(struct work_struct *work)
 static irqreturn_t polar_irq(int irq, void *arg)
 {
 	struct polar_device *pdev = arg;
-	u32 status;
+	u32 status, code, queue;
 
 	status = polar_reg_read(pdev, POLAR_CIM_REG_INT_STATUS);
 	if (!status || status == U32_MAX)
 		return IRQ_NONE;
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_STATUS, status);
-	if (status & POLAR_CIM_INT_ERROR)
-		drm_err(&pdev->drm, "device error %u on queue %u\n",
-			polar_reg_read(pdev, POLAR_CIM_REG_ERROR_CODE),
-			polar_reg_read(pdev, POLAR_CIM_REG_ERROR_QUEUE));
+	if (status & POLAR_CIM_INT_ERROR) {
+		code = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_CODE);
+		queue = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_QUEUE);
+		drm_err(&pdev->drm, "device error %u on queue %u\n", code,
+			queue);
+		/* A stopped sequencer needs a reset; its current job is guilty. */
+		if (polar_reg_read(pdev, POLAR_CIM_REG_STATUS) &
+		    POLAR_CIM_STATUS_FATAL)
+			polar_recovery_schedule(pdev, queue, -EIO);
+	}
 	queue_work(system_highpri_wq, &pdev->complete_work);
 	return IRQ_HANDLED;
 }
 
 /* ---- setup ------------------------------------------------------------- */
+
+/* Points the device at the rings, empty; callers hold every queue lock. */
+void polar_queues_hw_init(struct polar_device *pdev)
+{
+	u32 qid;
+
+	for (qid = 0; qid < pdev->num_queues; qid++) {
+		struct polar_queue *q = &pdev->queues[qid];
+
+		memset(q->cq, 0, POLAR_QUEUE_ENTRIES * sizeof(*q->cq));
+		q->sq_tail = 0;
+		q->cq_head = 0;
+		q->phase = 1;
+		q->inflight_cmds = 0;
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SQ_BASE_LO),
+				lower_32_bits(q->sq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SQ_BASE_HI),
+				upper_32_bits(q->sq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_BASE_LO),
+				lower_32_bits(q->cq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_BASE_HI),
+				upper_32_bits(q->cq_dma));
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SIZE),
+				POLAR_QUEUE_ENTRIES);
+		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CTRL),
+				POLAR_CIM_Q_CTRL_ENABLE);
+	}
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, 0);
+}
 
 int polar_queues_init(struct polar_device *pdev)
 {
@@ -231,19 +265,9 @@ int polar_queues_init(struct polar_device *pdev)
 					    GFP_KERNEL);
 		if (!q->sq || !q->cq)
 			return -ENOMEM;
-		q->phase = 1;
-		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SQ_BASE_LO),
-				lower_32_bits(q->sq_dma));
-		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SQ_BASE_HI),
-				upper_32_bits(q->sq_dma));
-		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_BASE_LO),
-				lower_32_bits(q->cq_dma));
-		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_BASE_HI),
-				upper_32_bits(q->cq_dma));
-		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SIZE),
-				POLAR_QUEUE_ENTRIES);
-		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CTRL),
-				POLAR_CIM_Q_CTRL_ENABLE);
+	}
+	polar_queues_hw_init(pdev);
+	for (qid = 0; qid < pdev->num_queues; qid++) {
 		if (!(polar_reg_read(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_STATUS)) &
 		      POLAR_CIM_Q_STATUS_ENABLED)) {
 			drm_err(&pdev->drm, "queue %u did not enable\n", qid);
@@ -276,7 +300,8 @@ int polar_irqs_init(struct polar_device *pdev)
 			return ret;
 		}
 	}
-	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, 0);
+	drm_info(&pdev->drm, "%d %s interrupt vector(s)\n", pdev->num_irqs,
+		 pci->msix_enabled ? "MSI-X" : "INTx");
 	return 0;
 }
 
@@ -331,14 +356,14 @@ void polar_jobs_file_close(struct polar_device *pdev, struct polar_file *pfile)
 	xa_unlock(&pdev->jobs);
 }
 
-/* ---- submission ----------------------------------------------------- */
+/* ---- building a job ---------------------------------------------------- */
 
 static bool polar_buf_is_zero(const struct drm_polar_accel_buf *buf)
 {
 	return !buf->handle && !buf->pad && !buf->offset && !buf->size;
 }
 
-/* Bytes a command reads from src and writes to dst; -EINVAL if invalid. */
+/* Bytes a command reads from src and writes to dst; -errno if invalid. */
 static int polar_cmd_check(struct polar_device *pdev,
 			   const struct drm_polar_accel_cmd *cmd,
 			   u64 *src_len, u64 *dst_len)
@@ -399,12 +424,14 @@ static int polar_cmd_check(struct polar_device *pdev,
 
 /*
  * Looks up a buffer's BO for the job (one reference, kept until the job
- * ends), checks the range and pins and maps its pages.
+ * ends), checks the range and pins and maps its pages. Mapping may sleep,
+ * so a non-blocking caller gets -EAGAIN for a BO no job has used yet.
  */
 static int polar_job_add_buf(struct drm_file *file, struct polar_job *job,
 			     const struct drm_polar_accel_buf *buf, u64 need,
-			     struct sg_table **sgt)
+			     bool nonblock, struct sg_table **sgt)
 {
+	struct drm_gem_shmem_object *shmem;
 	struct drm_gem_object *obj;
 
 	if (buf->size < need || !buf->size)
@@ -415,7 +442,12 @@ static int polar_job_add_buf(struct drm_file *file, struct polar_job *job,
 	job->bos[job->num_bos++] = obj;
 	if (buf->offset >= obj->size || buf->size > obj->size - buf->offset)
 		return -ERANGE;
-	*sgt = drm_gem_shmem_get_pages_sgt(to_drm_gem_shmem_obj(obj));
+	shmem = to_drm_gem_shmem_obj(obj);
+	if (nonblock) {
+		*sgt = READ_ONCE(shmem->sgt);
+		return *sgt ? 0 : -EAGAIN;
+	}
+	*sgt = drm_gem_shmem_get_pages_sgt(shmem);
 	if (IS_ERR(*sgt))
 		return PTR_ERR(*sgt);
 	return 0;
@@ -458,61 +490,6 @@ struct polar_cmd_bufs {
 	u32 first[2];
 };
 
-static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
-			   struct polar_job *job,
-			   const struct drm_polar_accel_cmd *cmds,
-			   struct polar_cmd_bufs *bufs)
-{
-	u32 i, b, total = 0;
-	int ret;
-
-	for (i = 0; i < job->num_cmds; i++) {
-		const struct drm_polar_accel_buf *buf[2] = {
-			&cmds[i].src, &cmds[i].dst };
-		u64 len[2];
-
-		ret = polar_cmd_check(pdev, &cmds[i], &len[0], &len[1]);
-		if (ret)
-			return ret;
-		for (b = 0; b < 2; b++) {
-			bufs[i].sgt[b] = NULL;
-			bufs[i].nsge[b] = 0;
-			if (!len[b])
-				continue;
-			ret = polar_job_add_buf(file, job, buf[b], len[b],
-						&bufs[i].sgt[b]);
-			if (ret)
-				return ret;
-			bufs[i].nsge[b] = polar_sgl_fill(bufs[i].sgt[b],
-							 buf[b]->offset,
-							 buf[b]->size, NULL);
-			if (!bufs[i].nsge[b] ||
-			    bufs[i].nsge[b] > POLAR_CIM_MAX_SGE)
-				return -E2BIG;
-			bufs[i].first[b] = total;
-			total += bufs[i].nsge[b];
-		}
-	}
-	if (!total)
-		return 0;
-	job->sgl_size = total * sizeof(*job->sgl);
-	job->sgl = dma_alloc_coherent(pdev->drm.dev, job->sgl_size,
-				      &job->sgl_dma, GFP_KERNEL);
-	if (!job->sgl)
-		return -ENOMEM;
-	for (i = 0; i < job->num_cmds; i++) {
-		const struct drm_polar_accel_buf *buf[2] = {
-			&cmds[i].src, &cmds[i].dst };
-
-		for (b = 0; b < 2; b++)
-			if (bufs[i].sgt[b])
-				polar_sgl_fill(bufs[i].sgt[b], buf[b]->offset,
-					       buf[b]->size,
-					       job->sgl + bufs[i].first[b]);
-	}
-	return 0;
-}
-
 static void polar_sqe_fill(struct polar_job *job,
 			   const struct drm_polar_accel_cmd *cmd,
 			   const struct polar_cmd_bufs *bufs,
@@ -542,6 +519,134 @@ static void polar_sqe_fill(struct polar_job *job,
 	}
 }
 
+static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
+			   struct polar_job *job,
+			   const struct drm_polar_accel_cmd *cmds,
+			   struct polar_cmd_bufs *bufs, bool nonblock)
+{
+	gfp_t gfp = nonblock ? GFP_NOWAIT : GFP_KERNEL;
+	u32 i, b, total = 0;
+	int ret;
+
+	for (i = 0; i < job->num_cmds; i++) {
+		const struct drm_polar_accel_buf *buf[2] = {
+			&cmds[i].src, &cmds[i].dst };
+		u64 len[2];
+
+		ret = polar_cmd_check(pdev, &cmds[i], &len[0], &len[1]);
+		if (ret)
+			return ret;
+		for (b = 0; b < 2; b++) {
+			bufs[i].sgt[b] = NULL;
+			bufs[i].nsge[b] = 0;
+			if (!len[b])
+				continue;
+			ret = polar_job_add_buf(file, job, buf[b], len[b],
+						nonblock, &bufs[i].sgt[b]);
+			if (ret)
+				return ret;
+			bufs[i].nsge[b] = polar_sgl_fill(bufs[i].sgt[b],
+							 buf[b]->offset,
+							 buf[b]->size, NULL);
+			if (!bufs[i].nsge[b] ||
+			    bufs[i].nsge[b] > POLAR_CIM_MAX_SGE)
+				return -E2BIG;
+			bufs[i].first[b] = total;
+			total += bufs[i].nsge[b];
+		}
+	}
+	if (total) {
+		job->sgl_size = total * sizeof(*job->sgl);
+		job->sgl = dma_alloc_coherent(pdev->drm.dev, job->sgl_size,
+					      &job->sgl_dma, gfp);
+		if (!job->sgl)
+			return nonblock ? -EAGAIN : -ENOMEM;
+	}
+	job->sqes = kmalloc_array(job->num_cmds, sizeof(*job->sqes), gfp);
+	if (!job->sqes)
+		return nonblock ? -EAGAIN : -ENOMEM;
+	for (i = 0; i < job->num_cmds; i++) {
+		const struct drm_polar_accel_buf *buf[2] = {
+			&cmds[i].src, &cmds[i].dst };
+
+		for (b = 0; b < 2; b++)
+			if (bufs[i].sgt[b])
+				polar_sgl_fill(bufs[i].sgt[b], buf[b]->offset,
+					       buf[b]->size,
+					       job->sgl + bufs[i].first[b]);
+		polar_sqe_fill(job, &cmds[i], &bufs[i], &job->sqes[i]);
+	}
+	return 0;
+}
+
+/*
+ * Makes a job from validated user commands, or returns ERR_PTR(-errno).
+ * With @nonblock nothing sleeps: whatever would returns -EAGAIN.
+ */
+struct polar_job *polar_job_create(struct polar_device *pdev,
+				   struct drm_file *file, u32 queue,
+				   const struct drm_polar_accel_cmd *cmds,
+				   u32 num_cmds, bool nonblock)
+{
+	gfp_t gfp = nonblock ? GFP_NOWAIT : GFP_KERNEL;
+	struct polar_cmd_bufs *bufs;
+	struct polar_job *job;
+	int ret;
+
+	if (queue >= pdev->num_queues || !num_cmds || num_cmds > POLAR_MAX_CMDS)
+		return ERR_PTR(-EINVAL);
+	bufs = kcalloc(num_cmds, sizeof(*bufs), gfp);
+	job = kzalloc(sizeof(*job), gfp);
+	if (!bufs || !job) {
+		ret = nonblock ? -EAGAIN : -ENOMEM;
+		goto err;
+	}
+	kref_init(&job->refcount);
+	INIT_LIST_HEAD(&job->node);
+	job->queue = queue;
+	job->num_cmds = num_cmds;
+	job->remaining = num_cmds;
+	job->seqno = atomic64_inc_return(&pdev->next_seqno);
+	ret = polar_job_build(pdev, file, job, cmds, bufs, nonblock);
+	if (ret)
+		goto err;
+	kfree(bufs);
+	return job;
+err:
+	if (job) {
+		polar_job_release_resources(pdev, job);
+		kfree(job);
+	}
+	kfree(bufs);
+	return ERR_PTR(ret);
+}
+
+/* Drops a job that never reached the device: its queue reference. */
+void polar_job_discard(struct polar_device *pdev, struct polar_job *job)
+{
+	polar_job_release_resources(pdev, job);
+	polar_job_put(job);
+}
+
+/* ---- pushing to the rings ------------------------------------------------ */
+
+/* Writes a job's entries at the SQ tail; the caller holds q->lock. */
+void polar_queue_write_job(struct polar_device *pdev, struct polar_queue *q,
+			   struct polar_job *job)
+{
+	u32 i;
+
+	for (i = 0; i < job->num_cmds; i++) {
+		q->sq[q->sq_tail] = job->sqes[i];
+		q->sq_tail = (q->sq_tail + 1) % POLAR_QUEUE_ENTRIES;
+	}
+	if (list_empty(&q->pending))
+		q->last_activity = jiffies;
+	q->inflight_cmds += job->num_cmds;
+	job->remaining = job->num_cmds;
+	job->cmd_status = 0;
+}
+
 static bool polar_queue_has_room(struct polar_queue *q, u32 n)
 {
 	bool room;
@@ -552,38 +657,50 @@ static bool polar_queue_has_room(struct polar_queue *q, u32 n)
 	return room;
 }
 
-/* Writes the job's commands to its ring and rings the doorbell. */
-static int polar_job_push(struct polar_device *pdev, struct polar_job *job,
-			  const struct drm_polar_accel_cmd *cmds,
-			  const struct polar_cmd_bufs *bufs)
+/*
+ * Hands a job to the device: writes its commands to the ring and rings
+ * the doorbell. Waits for ring space unless @nonblock (then -EAGAIN).
+ */
+int polar_job_push(struct polar_device *pdev, struct polar_job *job,
+		   bool nonblock)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
-	u32 i;
 	int ret;
 
 	for (;;) {
-		ret = wait_event_interruptible(pdev->job_wq,
-					       polar_queue_has_room(q, job->num_cmds));
-		if (ret)
-			return ret;
-		mutex_lock(&q->lock);
+		if (nonblock) {
+			if (!mutex_trylock(&q->lock))
+				return -EAGAIN;
+		} else {
+			ret = wait_event_interruptible(pdev->job_wq,
+						       polar_queue_has_room(q, job->num_cmds));
+			if (ret)
+				return ret;
+			mutex_lock(&q->lock);
+		}
+		if (READ_ONCE(pdev->dead)) {
+			mutex_unlock(&q->lock);
+			return -EIO;
+		}
 		if (q->inflight_cmds + job->num_cmds < POLAR_QUEUE_ENTRIES)
 			break;
 		mutex_unlock(&q->lock);
+		if (nonblock)
+			return -EAGAIN;
 	}
-	for (i = 0; i < job->num_cmds; i++) {
-		polar_sqe_fill(job, &cmds[i], &bufs[i], &q->sq[q->sq_tail]);
-		q->sq_tail = (q->sq_tail + 1) % POLAR_QUEUE_ENTRIES;
-	}
-	q->inflight_cmds += job->num_cmds;
+	polar_queue_write_job(pdev, q, job);
 	list_add_tail(&job->node, &q->pending);
+	trace_polar_job_submit(job->seqno, job->queue, job->num_cmds);
 	/* The entries must be visible before the device sees the doorbell. */
 	dma_wmb();
 	polar_reg_write(pdev, POLAR_CIM_REG_Q(job->queue, POLAR_CIM_Q_SQ_TAIL),
 			q->sq_tail);
 	mutex_unlock(&q->lock);
+	polar_watchdog_kick(pdev);
 	return 0;
 }
+
+/* ---- ioctls ---------------------------------------------------------------- */
 
 int polar_submit_ioctl(struct drm_device *drm, void *data,
 		       struct drm_file *file)
@@ -592,7 +709,6 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	struct polar_file *pfile = file->driver_priv;
 	struct drm_polar_accel_submit *args = data;
 	struct drm_polar_accel_cmd *cmds;
-	struct polar_cmd_bufs *bufs;
 	struct polar_job *job;
 	int ret, idx;
 
@@ -610,48 +726,37 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 		ret = PTR_ERR(cmds);
 		goto out_dec;
 	}
-	bufs = kcalloc(args->num_cmds, sizeof(*bufs), GFP_KERNEL);
-	job = kzalloc(sizeof(*job), GFP_KERNEL);
-	if (!bufs || !job) {
-		ret = -ENOMEM;
-		goto out_free;
+	job = polar_job_create(pdev, file, args->queue, cmds, args->num_cmds,
+			       false);
+	kfree(cmds);
+	if (IS_ERR(job)) {
+		ret = PTR_ERR(job);
+		goto out_dec;
 	}
-	kref_init(&job->refcount);
-	job->queue = args->queue;
-	job->num_cmds = args->num_cmds;
-	job->remaining = args->num_cmds;
 	job->owner = pfile;
-	job->seqno = atomic64_inc_return(&pdev->next_seqno);
-
-	ret = polar_job_build(pdev, file, job, cmds, bufs);
-	if (ret)
-		goto out_release;
+	job->in_xa = true;
+	/* @jobs holds a reference until WAIT collects the job. */
+	kref_get(&job->refcount);
 	ret = xa_insert(&pdev->jobs, job->seqno, job, GFP_KERNEL);
 	if (ret)
-		goto out_release;
+		goto out_put;
 
 	if (!drm_dev_enter(drm, &idx)) {
 		ret = -ENODEV;
 		goto out_erase;
 	}
-	ret = polar_job_push(pdev, job, cmds, bufs);
+	ret = polar_job_push(pdev, job, false);
 	drm_dev_exit(idx);
 	if (ret)
 		goto out_erase;
-
 	args->seqno = job->seqno;
-	kfree(bufs);
-	kfree(cmds);
 	return 0;
 
 out_erase:
 	xa_erase(&pdev->jobs, job->seqno);
-out_release:
-	polar_job_release_resources(pdev, job);
-out_free:
-	kfree(job);
-	kfree(bufs);
-	kfree(cmds);
+out_put:
+	polar_job_put(job);
+	polar_job_discard(pdev, job);
 out_dec:
 	atomic_dec(&pfile->outstanding);
 	return ret;
@@ -687,17 +792,15 @@ int polar_wait_ioctl(struct drm_device *drm, void *data,
 		ret = timeout;
 	} else if (!READ_ONCE(job->done)) {
 		ret = -ETIME;
-	} else {
+	} else if (xa_cmpxchg(&pdev->jobs, job->seqno, job, NULL,
+			      GFP_KERNEL) == job) {
 		/* Only the waiter that takes the job out reports it. */
-		if (xa_cmpxchg(&pdev->jobs, job->seqno, job, NULL,
-			       GFP_KERNEL) == job) {
-			args->status = job->status;
-			args->cmd_status = job->cmd_status;
-			atomic_dec(&pfile->outstanding);
-			polar_job_put(job);
-		} else {
-			ret = -ENOENT;
-		}
+		args->status = job->status;
+		args->cmd_status = job->cmd_status;
+		atomic_dec(&pfile->outstanding);
+		polar_job_put(job);
+	} else {
+		ret = -ENOENT;
 	}
 	polar_job_put(job);
 	return ret;

@@ -625,8 +625,13 @@ static void *polar_cim_worker(void *opaque)
 
 /* ---- registers ----------------------------------------------------------- */
 
-/* Called with s->lock held. */
-static void polar_cim_reset_locked(PolarCimState *s)
+/*
+ * Called with s->lock held. A CTRL reset clears queues, firmware,
+ * interrupts and faults; the tiles keep their weights, as non-volatile
+ * cells do, so a driver recovering from a hang can re-run jobs without
+ * reprogramming. A power-on (system) reset also clears the tiles.
+ */
+static void polar_cim_reset_locked(PolarCimState *s, bool power_on)
 {
     s->generation++;
     s->int_status = 0;
@@ -643,7 +648,9 @@ static void polar_cim_reset_locked(PolarCimState *s)
     s->fault_count = 0;
     s->next_queue = 0;
     memset(s->queues, 0, sizeof(s->queues));
-    s->engine_reset_pending = true;
+    if (power_on) {
+        s->engine_reset_pending = true;
+    }
     qemu_cond_signal(&s->work_cond);
 }
 
@@ -942,7 +949,7 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
     case POLAR_CIM_REG_CTRL:
         if (val & POLAR_CIM_CTRL_RESET) {
             trace_polar_cim_reset();
-            polar_cim_reset_locked(s);
+            polar_cim_reset_locked(s, false);
         }
         break;
     case POLAR_CIM_REG_FW_ADDR_LO:
@@ -1093,7 +1100,7 @@ static void polar_cim_reset(DeviceState *dev)
 
     qemu_mutex_lock(&s->lock);
     s->scratch = 0;
-    polar_cim_reset_locked(s);
+    polar_cim_reset_locked(s, true);
     qemu_mutex_unlock(&s->lock);
     polar_cim_update_intx(s);
 }

@@ -65,6 +65,9 @@ extern "C" {
  * @DRM_POLAR_ACCEL_PARAM_MAX_BATCH: input vectors per MATMUL command.
  * @DRM_POLAR_ACCEL_PARAM_MAX_CMDS: commands per job.
  * @DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV: rows summed per ADC conversion.
+ * @DRM_POLAR_ACCEL_PARAM_RESET_COUNT: device resets since probe (hang
+ *	recovery and requested resets).
+ * @DRM_POLAR_ACCEL_PARAM_FEATURES: DRM_POLAR_ACCEL_FEATURE_* bits.
  */
 enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_UAPI_VERSION = 0,
@@ -87,7 +90,13 @@ enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_MAX_BATCH = 17,
 	DRM_POLAR_ACCEL_PARAM_MAX_CMDS = 18,
 	DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV = 19,
+	DRM_POLAR_ACCEL_PARAM_RESET_COUNT = 20,
+	DRM_POLAR_ACCEL_PARAM_FEATURES = 21,
 };
+
+/* Features a driver may have; userspace tests for them, not for versions. */
+#define DRM_POLAR_ACCEL_FEATURE_URING_CMD	(1ull << 0)
+#define DRM_POLAR_ACCEL_FEATURE_HANG_RECOVERY	(1ull << 1)
 
 /**
  * struct drm_polar_accel_get_param - read one device or driver parameter
@@ -232,6 +241,37 @@ struct drm_polar_accel_wait {
 	__s32 status;
 	__u32 cmd_status;
 	__u32 pad;
+};
+
+/*
+ * io_uring submission. On a ring created with IORING_SETUP_SQE128, an
+ * IORING_OP_URING_CMD SQE on the accel fd with cmd_op
+ * DRM_POLAR_ACCEL_URING_SUBMIT carries a struct drm_polar_accel_uring_submit
+ * in its 80-byte cmd area. The driver copies it during the call. The CQE
+ * arrives when the device has completed the job: res is the job's status
+ * (0 or a negative errno as for WAIT's status), or the submission's error
+ * (-EINVAL, -ENOENT, -ERANGE ... as for SUBMIT). Closing the ring cancels
+ * the CQEs of jobs still running (res -ECANCELED); the jobs themselves run
+ * to completion.
+ */
+#define DRM_POLAR_ACCEL_URING_SUBMIT	0x01
+
+/**
+ * struct drm_polar_accel_uring_submit - the uring_cmd payload, 80 bytes
+ * @queue: as struct drm_polar_accel_submit.
+ * @flags: must be zero.
+ * @num_cmds: as struct drm_polar_accel_submit.
+ * @pad: must be zero.
+ * @cmds: user pointer to num_cmds struct drm_polar_accel_cmd.
+ * @rsvd: must be zero.
+ */
+struct drm_polar_accel_uring_submit {
+	__u32 queue;
+	__u32 flags;
+	__u32 num_cmds;
+	__u32 pad;
+	__u64 cmds;
+	__u64 rsvd[7];
 };
 
 #if defined(__cplusplus)
