@@ -45,7 +45,14 @@ GUEST_EXIT = $(BUILD)/bin/guest-exit
 KO = polar_accel.ko
 QEMU = $(BUILD)/qemu-build/qemu-system-x86_64
 
-.PHONY: all run check setup kernel harness qemu driver lib tools unit \
+PREFIX ?= /usr/local
+DESTDIR ?=
+UDEVDIR ?= /lib/udev
+FWDIR ?= /lib/firmware
+VERSION = $(LIB_VERSION)
+DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
+
+.PHONY: all run check setup install kernel harness qemu driver lib tools unit \
 	selftests initramfs lint checkpatch sparse clean distclean help \
 	firmware bench-engine
 
@@ -168,6 +175,32 @@ sparse: $(KENV)
 	@if grep -E -q '(warning|error):' $(BUILD)/sparse.log; then \
 		echo "sparse: warnings above"; exit 1; fi
 	@echo "sparse: clean"
+
+# Headers, libraries, pkg-config file, the polar tool, firmware, the udev
+# rule, and the driver's sources with a dkms.conf for DKMS.
+install: lib tools firmware
+	install -d $(DESTDIR)$(PREFIX)/include/polar $(DESTDIR)$(PREFIX)/include/drm \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(FWDIR) $(DESTDIR)$(UDEVDIR)/rules.d
+	install -m 644 lib/include/polar/*.h $(DESTDIR)$(PREFIX)/include/polar/
+	install -m 644 uapi/drm/polar_accel.h $(DESTDIR)$(PREFIX)/include/drm/
+	install -m 644 hw/polar_cim_hw.h $(DESTDIR)$(PREFIX)/include/polar/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(LIB_SO)) $(DESTDIR)$(PREFIX)/lib/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(PREFIX)/lib/libpolar-accel.so
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+		packaging/polar-accel.pc.in \
+		>$(DESTDIR)$(PREFIX)/lib/pkgconfig/polar-accel.pc
+	install -m 755 $(POLAR_TOOL) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(FIRMWARE) $(DESTDIR)$(FWDIR)/
+	install -m 644 packaging/70-polar-accel.rules $(DESTDIR)$(UDEVDIR)/rules.d/
+	install -d $(DKMS_SRC)/driver $(DKMS_SRC)/hw $(DKMS_SRC)/uapi/drm
+	install -m 644 Kbuild $(DKMS_SRC)/
+	install -m 644 driver/*.[ch] $(DKMS_SRC)/driver/
+	install -m 644 hw/polar_cim_hw.h $(DKMS_SRC)/hw/
+	install -m 644 uapi/drm/polar_accel.h $(DKMS_SRC)/uapi/drm/
+	sed 's|@VERSION@|$(VERSION)|' packaging/dkms.conf.in >$(DKMS_SRC)/dkms.conf
 
 clean:
 	-@[ -f $(KENV) ] && . $(KENV) && $(MAKE) -s -C $$KDIR M=$(CURDIR) clean
