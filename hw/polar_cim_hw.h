@@ -86,14 +86,15 @@ typedef uint64_t polar_le64;
 /* ---- control and status ------------------------------------------------ */
 
 #define POLAR_CIM_REG_CTRL		0x080	/* write-only */
-#define POLAR_CIM_CTRL_RESET		(1u << 0)	/* full device reset */
+/* Clears queues, firmware, interrupts and faults; tiles keep their weights. */
+#define POLAR_CIM_CTRL_RESET		(1u << 0)
 #define POLAR_CIM_REG_STATUS		0x084	/* read-only */
 #define POLAR_CIM_STATUS_FW_BOOTED	(1u << 0)
 #define POLAR_CIM_STATUS_FATAL		(1u << 1)	/* needs a reset */
 #define POLAR_CIM_STATUS_BUSY		(1u << 2)	/* a command runs */
 /* Commands completed since reset: hang detection reads progress here. */
 #define POLAR_CIM_REG_PROGRESS		0x088
-/* Plane pairs evaluated since reset: moves inside long commands too. */
+/* Moves while a MATMUL runs (vectors evaluated): long commands show life. */
 #define POLAR_CIM_REG_HEARTBEAT		0x08c
 
 /* ---- firmware boot ----------------------------------------------------- */

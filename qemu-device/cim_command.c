@@ -102,6 +102,16 @@ uint16_t cim_command_matmul(struct cim_engine *e,
 		      cim_firmware_default_fs_q8(fw, cfg->rows_per_conversion);
 	a.job_seed = c->job_seed;
 
+	/* 4-bit inputs outside their range are the command's fault. */
+	if (xfmt_bits(c->xfmt) == 4) {
+		int lo = a.x_signed ? -8 : 0, hi = a.x_signed ? 7 : 15;
+		uint64_t n = (uint64_t)c->batch * c->in_dim;
+
+		for (uint64_t k = 0; k < n; k++)
+			if (x[k] < lo || x[k] > hi)
+				return POLAR_CIM_ST_BAD_FIELD;
+	}
+
 	fs = fw ? cim_firmware_schedule(fw, wfmt_bits(c->wfmt),
 					xfmt_bits(c->xfmt)) : NULL;
 	if (fs) {

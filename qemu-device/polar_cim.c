@@ -48,6 +48,7 @@ typedef struct PolarCimQueue {
     uint32_t cq_tail;           /* next CQ slot the worker fills */
     uint16_t phase;
     uint64_t fetched;           /* commands fetched since enable */
+    uint32_t generation;        /* bumped by enable and disable */
 } PolarCimQueue;
 
 struct PolarCimState {
@@ -116,16 +117,17 @@ struct PolarCimState {
 static void polar_cim_raise(PolarCimState *s, uint32_t bits, unsigned vector)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool pending;
+    bool pending, unmasked;
 
     qemu_mutex_lock(&s->lock);
     s->int_status |= bits;
     pending = s->int_status & ~s->int_mask;
+    unmasked = bits & ~s->int_mask;
     qemu_mutex_unlock(&s->lock);
 
     trace_polar_cim_irq(bits, vector);
     if (msix_enabled(pdev)) {
-        if (bits & ~s->int_mask) {
+        if (unmasked) {
             msix_notify(pdev, vector);
         }
     } else {
@@ -376,7 +378,7 @@ static void polar_cim_sqe_to_cpu(struct polar_cim_sqe *e)
 /* ---- firmware boot ------------------------------------------------------ */
 
 static void polar_cim_boot_firmware(PolarCimState *s, uint64_t addr,
-                                    uint32_t size)
+                                    uint32_t size, uint32_t generation)
 {
     uint32_t status;
     uint8_t *image;
@@ -405,6 +407,11 @@ static void polar_cim_boot_firmware(PolarCimState *s, uint64_t addr,
     }
     trace_polar_cim_fw_boot(size, status);
     qemu_mutex_lock(&s->lock);
+    if (generation != s->generation) {
+        /* Reset while booting: the boot never happened. */
+        qemu_mutex_unlock(&s->lock);
+        return;
+    }
     s->fw_status = status;
     s->fw_version = status == POLAR_CIM_FW_BOOTED ? s->fw.version : 0;
     qemu_mutex_unlock(&s->lock);
@@ -471,6 +478,7 @@ static uint32_t polar_cim_take_fault(PolarCimState *s, unsigned qid)
 static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
                                   unsigned qid, uint32_t generation)
 {
+    uint32_t queue_generation;
     PCIDevice *pdev = PCI_DEVICE(s);
     struct polar_cim_sqe e;
     struct polar_cim_cqe c;
@@ -480,6 +488,7 @@ static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
     uint16_t status;
 
     qemu_mutex_lock(&s->lock);
+    queue_generation = queue->generation;
     slot = queue->sq_head;
     sq_addr = queue->sq_base + (uint64_t)slot * sizeof(e);
     fault = polar_cim_take_fault(s, qid);
@@ -533,13 +542,14 @@ static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
     qemu_mutex_lock(&s->lock);
     s->busy = false;
     s->commands++;
-    s->progress++;
     polar_cim_counters(s, s->live);
-    if (generation != s->generation || !queue->enabled) {
-        /* Reset or disabled while it ran: the result goes nowhere. */
+    if (generation != s->generation || !queue->enabled ||
+        queue_generation != queue->generation) {
+        /* Reset or re-enabled while it ran: the result goes nowhere. */
         qemu_mutex_unlock(&s->lock);
         return;
     }
+    s->progress++;
     queue->sq_head = (slot + 1) % queue->size;
     if (fault == POLAR_CIM_FAULT_DROP) {
         qemu_mutex_unlock(&s->lock);
@@ -604,8 +614,9 @@ static void *polar_cim_worker(void *opaque)
             uint32_t size = s->fw_size;
 
             s->fw_boot_pending = false;
+            generation = s->generation;
             qemu_mutex_unlock(&s->lock);
-            polar_cim_boot_firmware(s, addr, size);
+            polar_cim_boot_firmware(s, addr, size, generation);
             qemu_mutex_lock(&s->lock);
             continue;
         }
@@ -650,6 +661,9 @@ static void polar_cim_reset_locked(PolarCimState *s, bool power_on)
     memset(s->queues, 0, sizeof(s->queues));
     if (power_on) {
         s->engine_reset_pending = true;
+        memset(s->latched, 0, sizeof(s->latched));
+        s->fault_queue = 0;
+        s->fault_delay_us = 0;
     }
     qemu_cond_signal(&s->work_cond);
 }
@@ -691,6 +705,7 @@ static uint64_t polar_cim_queue_read(PolarCimState *s, unsigned q,
 static void polar_cim_queue_enable(PolarCimState *s, PolarCimQueue *queue,
                                    bool enable)
 {
+    queue->generation++;
     if (!enable) {
         queue->enabled = false;
         return;
@@ -981,6 +996,11 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
         }
         break;
     case POLAR_CIM_REG_FAULT_MODE:
+        if (val > POLAR_CIM_FAULT_FW_CRASH) {
+            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: unknown fault mode %"
+                          PRIu64 "\n", val);
+            break;
+        }
         s->fault_mode = val;
         break;
     case POLAR_CIM_REG_FAULT_QUEUE:
@@ -1025,6 +1045,12 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
     unsigned v;
     int ret;
 
+    if (s->rows == 0 || s->cols == 0 || s->tiles == 0 || s->tiles > 65536 ||
+        s->adc_bits == 0) {
+        error_setg(errp, "polar-cim: rows, cols and adc-bits must be non-zero "
+                   "and tiles in 1..65536 (tile numbers are 16-bit)");
+        return;
+    }
     if (s->num_queues < 1 || s->num_queues > POLAR_CIM_MAX_QUEUES) {
         error_setg(errp, "polar-cim: queues must be in 1..%d, not %" PRIu32,
                    POLAR_CIM_MAX_QUEUES, s->num_queues);
