@@ -27,6 +27,8 @@ CIM_SRCS = qemu-device/cim_engine.c qemu-device/cim_firmware.c \
 LIB_SRCS = $(wildcard lib/src/*.c) $(CIM_SRCS)
 LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS))
 LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
+# What the library itself links; static users add these after the archive.
+LIB_LIBS = -ldrm -luring -lm
 LIB_A = $(BUILD)/lib/libpolar-accel.a
 LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
 	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h) \
@@ -41,6 +43,7 @@ FWASM = $(BUILD)/bin/polar-fwasm
 FWASM_OBJ = $(BUILD)/obj/pic/firmware/fwasm.o
 FIRMWARE = $(BUILD)/firmware/polar_cim.fw
 BENCH_ENGINE = $(BUILD)/bench/bench_engine
+BENCH_SUBMIT = $(BUILD)/bench/bench_submit
 GUEST_EXIT = $(BUILD)/bin/guest-exit
 KO = polar_accel.ko
 QEMU = $(BUILD)/qemu-build/qemu-system-x86_64
@@ -54,7 +57,7 @@ DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 
 .PHONY: all run check setup install kernel harness qemu driver lib tools unit \
 	selftests initramfs lint checkpatch sparse clean distclean help \
-	firmware bench-engine
+	firmware bench-engine bench-submit
 
 all: lib tools driver firmware
 
@@ -96,7 +99,7 @@ $(LIB_SO): $(LIB_PIC_OBJS) lib/src/libpolar-accel.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,$(LIB_SONAME) \
 		-Wl,--version-script=lib/src/libpolar-accel.map \
-		-o $@ $(LIB_PIC_OBJS) -ldrm
+		-o $@ $(LIB_PIC_OBJS) $(LIB_LIBS)
 	ln -sf $(notdir $@) $(BUILD)/lib/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(BUILD)/lib/libpolar-accel.so
 
@@ -114,7 +117,7 @@ tools: $(POLAR_TOOL)
 
 $(FWASM): firmware/polar-fwasm.c $(FWASM_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -Ifirmware $< $(FWASM_OBJ) -o $@ $(LIB_A) -ldrm
+	$(CC) $(USER_CFLAGS) -Ifirmware $< $(FWASM_OBJ) -o $@ $(LIB_A) $(LIB_LIBS)
 
 $(FIRMWARE): firmware/polar_cim.fws $(FWASM)
 	@mkdir -p $(dir $@)
@@ -125,14 +128,18 @@ firmware: $(FIRMWARE)
 $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/*.h $(LIB_A) $(FWASM_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Itests/unit -Ifirmware $< -o $@ $(FWASM_OBJ) \
-		$(LIB_A) -ldrm -lm
+		$(LIB_A) $(LIB_LIBS)
 
 $(BENCH_ENGINE): bench/bench_engine.c tests/unit/*.h $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -Itests/unit $< -o $@ $(LIB_A) -ldrm -lm
+	$(CC) $(USER_CFLAGS) -Itests/unit $< -o $@ $(LIB_A) $(LIB_LIBS)
 
 bench-engine: $(BENCH_ENGINE)
 	@$(BENCH_ENGINE)
+
+$(BENCH_SUBMIT): bench/bench_submit.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -static $< -o $@ -luring -ldrm
 
 unit: $(UNIT_TESTS)
 
@@ -140,7 +147,7 @@ $(BUILD)/tests/selftests/%: tests/selftests/%.c $(LIB_A) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -Wno-sign-compare \
 		-I$(KSELFTEST_DIR) -static \
-		$< -o $@ $(LIB_A) -luring -ldrm -lpthread -lm
+		$< -o $@ $(LIB_A) $(LIB_LIBS) -lpthread
 
 selftests: $(SELFTESTS)
 
@@ -150,14 +157,22 @@ $(BUILD)/initramfs-%.cpio.gz: driver $(SELFTESTS) $(POLAR_TOOL) $(GUEST_EXIT) \
 		$(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
 	@tests/vm/mkinitramfs.sh $@ $* $(KO) $(if $(filter check,$*),$(SELFTESTS))
 
+$(BUILD)/initramfs-bench.cpio.gz: driver $(BENCH_SUBMIT) $(POLAR_TOOL) \
+		$(GUEST_EXIT) $(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
+	@tests/vm/mkinitramfs.sh $@ bench $(KO) $(BENCH_SUBMIT)
+
 # --- the two README commands ---------------------------------------------
 
 run: setup
 	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-run.cpio.gz
 	@tests/vm/run-vm.sh run $(BUILD)/initramfs-run.cpio.gz
 
+bench-submit: setup
+	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-bench.cpio.gz
+	@tests/vm/run-vm.sh bench $(BUILD)/initramfs-bench.cpio.gz
+
 check: setup
-	@$(MAKE) --no-print-directory qemu unit $(BUILD)/initramfs-check.cpio.gz
+	@$(MAKE) --no-print-directory qemu firmware unit $(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
 
 # --- lint -----------------------------------------------------------------

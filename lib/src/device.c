@@ -97,7 +97,6 @@ int polar_open(const char *path, struct polar_device **out)
 {
 	char found[256];
 	struct polar_device *dev;
-	drmVersionPtr ver;
 	int ret;
 
 	polar_clear_error();
@@ -117,23 +116,15 @@ int polar_open(const char *path, struct polar_device **out)
 	if (!dev)
 		return polar_fail(-ENOMEM, "out of memory");
 	strcpy(dev->path, path);
-	dev->fd = open(path, O_RDWR | O_CLOEXEC);
-	if (dev->fd < 0) {
-		ret = -errno;
+	dev->fd = -1;
+	if (!strcmp(path, "sim") || !strncmp(path, "sim:", 4))
+		ret = polar_sim_open(dev, path[3] ? path + 4 : "");
+	else
+		ret = polar_drm_open(dev);
+	if (ret) {
 		free(dev);
-		return polar_fail(ret, "%s: cannot open: %s", path,
-				  strerror(-ret));
+		return ret;
 	}
-	ver = drmGetVersion(dev->fd);
-	if (!ver || strcmp(ver->name, POLAR_DRIVER_NAME) != 0) {
-		polar_fail(-ENODEV, "%s: driver is %s, not %s", path,
-			   ver ? ver->name : "unknown", POLAR_DRIVER_NAME);
-		drmFreeVersion(ver);
-		close(dev->fd);
-		free(dev);
-		return -ENODEV;
-	}
-	drmFreeVersion(ver);
 	*out = dev;
 	return 0;
 }
@@ -142,13 +133,22 @@ void polar_close(struct polar_device *dev)
 {
 	if (!dev)
 		return;
-	close(dev->fd);
+	dev->ops->close(dev);
 	free(dev);
 }
 
 const char *polar_device_path(const struct polar_device *dev)
 {
 	return dev->path;
+}
+
+int polar_get_caps(struct polar_device *dev, struct polar_caps *caps)
+{
+	polar_clear_error();
+	if (!dev || !caps)
+		return polar_fail(-EINVAL, "polar_get_caps: NULL argument");
+	*caps = dev->caps;
+	return 0;
 }
 
 int polar_get_param(struct polar_device *dev, uint32_t param, uint64_t *value)
@@ -158,9 +158,189 @@ int polar_get_param(struct polar_device *dev, uint32_t param, uint64_t *value)
 	polar_clear_error();
 	if (!dev || !value)
 		return polar_fail(-EINVAL, "polar_get_param: NULL argument");
+	if (dev->fd < 0)
+		return polar_fail(-ENOTSUP, "%s: GET_PARAM needs a device node "
+				  "(use polar_get_caps)", dev->path);
 	if (drmIoctl(dev->fd, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &args))
 		return polar_fail(-errno, "%s: GET_PARAM %u: %s", dev->path,
 				  param, strerror(errno));
 	*value = args.value;
 	return 0;
+}
+
+/* ---- buffers and jobs: dispatched to the backend ------------------------ */
+
+int polar_buffer_create(struct polar_device *dev, size_t size,
+			struct polar_buffer **out)
+{
+	struct polar_buffer *buf;
+	int ret;
+
+	polar_clear_error();
+	if (!dev || !out)
+		return polar_fail(-EINVAL, "polar_buffer_create: NULL argument");
+	if (!size || size > DRM_POLAR_ACCEL_MAX_BO_SIZE)
+		return polar_fail(-EINVAL, "polar_buffer_create: size %zu out "
+				  "of range 1..%llu", size,
+				  (unsigned long long)DRM_POLAR_ACCEL_MAX_BO_SIZE);
+	buf = calloc(1, sizeof(*buf));
+	if (!buf)
+		return polar_fail(-ENOMEM, "out of memory");
+	buf->dev = dev;
+	buf->size = size;
+	ret = dev->ops->buffer_create(dev, buf);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	*out = buf;
+	return 0;
+}
+
+void *polar_buffer_map(const struct polar_buffer *buf)
+{
+	return buf->map;
+}
+
+size_t polar_buffer_size(const struct polar_buffer *buf)
+{
+	return buf->size;
+}
+
+void polar_buffer_free(struct polar_buffer *buf)
+{
+	if (!buf)
+		return;
+	buf->dev->ops->buffer_free(buf->dev, buf);
+	free(buf);
+}
+
+int polar_set_submit_path(struct polar_device *dev, enum polar_submit_path p)
+{
+	polar_clear_error();
+	if (p == POLAR_PATH_AUTO)
+		p = dev->has_ring ? POLAR_PATH_URING : POLAR_PATH_IOCTL;
+	if (dev->caps.sim) {
+		dev->submit_path = p;
+		return 0;
+	}
+	if (p == POLAR_PATH_URING && !dev->has_ring)
+		return polar_fail(-ENOTSUP, "%s: no io_uring submission",
+				  dev->path);
+	if (p != POLAR_PATH_URING && p != POLAR_PATH_IOCTL)
+		return polar_fail(-EINVAL, "unknown submit path %d", p);
+	if (dev->inflight)
+		return polar_fail(-EBUSY, "%s: %u jobs in flight; reap them "
+				  "before switching paths", dev->path,
+				  dev->inflight);
+	dev->submit_path = p;
+	return 0;
+}
+
+enum polar_submit_path polar_submit_path(const struct polar_device *dev)
+{
+	return dev->submit_path;
+}
+
+int polar_submit(struct polar_device *dev, uint32_t queue,
+		 const struct polar_cmd *cmds, uint32_t n, uint64_t user_data)
+{
+	uint32_t i;
+	int ret;
+
+	polar_clear_error();
+	if (!dev || !cmds)
+		return polar_fail(-EINVAL, "polar_submit: NULL argument");
+	if (queue >= dev->caps.num_queues)
+		return polar_fail(-EINVAL, "%s: queue %u, the device has %u",
+				  dev->path, queue, dev->caps.num_queues);
+	if (!n || n > dev->caps.max_cmds)
+		return polar_fail(-EINVAL, "%s: %u commands in a job, allowed "
+				  "1..%u", dev->path, n, dev->caps.max_cmds);
+	for (i = 0; i < n; i++) {
+		const struct polar_buf_ref *r[2] = { &cmds[i].src, &cmds[i].dst };
+		int b;
+
+		for (b = 0; b < 2; b++) {
+			if (r[b]->buf && r[b]->buf->dev != dev)
+				return polar_fail(-EINVAL, "command %u: %s buffer "
+						  "belongs to another device", i,
+						  b ? "dst" : "src");
+			if (r[b]->buf && (r[b]->offset > r[b]->buf->size ||
+					  r[b]->size > r[b]->buf->size - r[b]->offset))
+				return polar_fail(-ERANGE, "command %u: %s range "
+						  "%llu+%llu outside its %zu-byte "
+						  "buffer", i, b ? "dst" : "src",
+						  (unsigned long long)r[b]->offset,
+						  (unsigned long long)r[b]->size,
+						  r[b]->buf->size);
+		}
+	}
+	ret = dev->ops->submit(dev, queue, cmds, n, user_data);
+	if (!ret)
+		dev->inflight++;
+	return ret;
+}
+
+int polar_reap(struct polar_device *dev, struct polar_completion *out,
+	       uint32_t max, uint32_t min_wait)
+{
+	int ret;
+
+	polar_clear_error();
+	if (!dev || (!out && max))
+		return polar_fail(-EINVAL, "polar_reap: NULL argument");
+	if (min_wait > max || min_wait > dev->inflight)
+		return polar_fail(-EINVAL, "polar_reap: waiting for %u of %u "
+				  "jobs in flight with room for %u", min_wait,
+				  dev->inflight, max);
+	ret = dev->ops->reap(dev, out, max, min_wait);
+	if (ret > 0)
+		dev->inflight -= ret;
+	return ret;
+}
+
+uint32_t polar_inflight(const struct polar_device *dev)
+{
+	return dev->inflight;
+}
+
+/* ---- FIFOs ------------------------------------------------------------------ */
+
+int polar_fifo_push(struct polar_fifo *f, const struct polar_fifo_entry *e)
+{
+	if (f->count == f->cap) {
+		uint32_t cap = f->cap ? 2 * f->cap : 64, i;
+		struct polar_fifo_entry *n = malloc(cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		for (i = 0; i < f->count; i++)
+			n[i] = f->e[(f->head + i) % f->cap];
+		free(f->e);
+		f->e = n;
+		f->cap = cap;
+		f->head = 0;
+	}
+	f->e[(f->head + f->count) % f->cap] = *e;
+	f->count++;
+	return 0;
+}
+
+struct polar_fifo_entry *polar_fifo_peek(struct polar_fifo *f)
+{
+	return f->count ? &f->e[f->head] : NULL;
+}
+
+void polar_fifo_pop(struct polar_fifo *f)
+{
+	f->head = (f->head + 1) % f->cap;
+	f->count--;
+}
+
+void polar_fifo_free(struct polar_fifo *f)
+{
+	free(f->e);
+	f->e = NULL;
+	f->cap = f->count = f->head = 0;
 }

@@ -3,7 +3,10 @@
 #ifndef POLAR_INTERNAL_H
 #define POLAR_INTERNAL_H
 
+#include <stdint.h>
+
 #include "polar/polar.h"
+#include "cim_command.h"
 
 #if defined(__GNUC__)
 #define POLAR_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -15,9 +18,63 @@
 int polar_fail(int err, const char *fmt, ...) POLAR_PRINTF(2, 3);
 void polar_clear_error(void);
 
-struct polar_device {
-	int fd;
-	char path[256];
+/* A FIFO of completions (sim) or of submitted ioctl jobs (seqnos). */
+struct polar_fifo_entry {
+	uint64_t user_data;
+	uint64_t seqno;
+	int status;
+	uint32_t cmd_status;
 };
+
+struct polar_fifo {
+	struct polar_fifo_entry *e;
+	uint32_t cap, head, count;
+};
+
+int polar_fifo_push(struct polar_fifo *f, const struct polar_fifo_entry *e);
+struct polar_fifo_entry *polar_fifo_peek(struct polar_fifo *f);
+void polar_fifo_pop(struct polar_fifo *f);
+void polar_fifo_free(struct polar_fifo *f);
+
+struct polar_backend_ops {
+	int (*buffer_create)(struct polar_device *dev, struct polar_buffer *buf);
+	void (*buffer_free)(struct polar_device *dev, struct polar_buffer *buf);
+	int (*submit)(struct polar_device *dev, uint32_t queue,
+		      const struct polar_cmd *cmds, uint32_t n,
+		      uint64_t user_data);
+	int (*reap)(struct polar_device *dev, struct polar_completion *out,
+		    uint32_t max, uint32_t min_wait);
+	void (*close)(struct polar_device *dev);
+};
+
+struct polar_buffer {
+	struct polar_device *dev;
+	void *map;
+	size_t size;
+	uint32_t handle;		/* GEM handle (device backend) */
+};
+
+struct polar_device {
+	const struct polar_backend_ops *ops;
+	char path[256];
+	struct polar_caps caps;
+	uint32_t inflight;
+	enum polar_submit_path submit_path;
+	/* Device backend. */
+	int fd;
+	struct io_uring *ring;	/* NULL: the driver has no uring_cmd */
+	int has_ring;
+	struct polar_fifo ioctl_jobs;
+	/* Software backend. */
+	struct cim_engine *engine;
+	struct cim_firmware fw;
+	struct polar_fifo done;
+};
+
+extern const struct polar_backend_ops polar_drm_ops;
+extern const struct polar_backend_ops polar_sim_ops;
+
+int polar_drm_open(struct polar_device *dev);
+int polar_sim_open(struct polar_device *dev, const char *props);
 
 #endif /* POLAR_INTERNAL_H */

@@ -4,8 +4,12 @@
  *
  * Errors are returned as negative errno values; polar_errmsg() then says,
  * for the calling thread, which file, field or shape was wrong. The library
- * never prints. A struct polar_device may be used by one thread at a time;
- * different devices may be used from different threads concurrently.
+ * never prints.
+ *
+ * Thread-safety: a struct polar_device, and the buffers and layers made
+ * from it, may be used by one thread at a time. Threads that submit
+ * concurrently each open their own struct polar_device (each has its own
+ * file and io_uring ring, so they share nothing but the hardware).
  */
 #ifndef POLAR_POLAR_H
 #define POLAR_POLAR_H
@@ -33,9 +37,15 @@ int polar_find_device(const char *sysfs_root, unsigned int index,
 		      char *path, size_t len);
 
 /*
- * Opens an accelerator. path NULL opens the first polar accel node;
- * otherwise it names the node, e.g. "/dev/accel/accel1". The node's DRM
- * driver must be polar_accel (-ENODEV otherwise).
+ * Opens an accelerator. path NULL opens the first polar accel node; a path
+ * names one, e.g. "/dev/accel/accel1" (its DRM driver must be polar_accel,
+ * -ENODEV otherwise). "sim" opens the software backend: cim_engine runs in
+ * this process, with chip properties given as in QEMU,
+ * "sim:rows=128,adc-bits=5,sigma-static=6554,seed=7" (names of
+ * -device polar-cim,help), and the firmware image named by the
+ * POLAR_FIRMWARE environment variable or else /lib/firmware/polar_cim.fw,
+ * so that it computes bit for bit what a device with those properties
+ * computes (with sigma-dynamic 0, or the same job seeds).
  */
 int polar_open(const char *path, struct polar_device **dev);
 
@@ -51,6 +61,108 @@ const char *polar_device_path(const struct polar_device *dev);
  */
 int polar_get_param(struct polar_device *dev, uint32_t param,
 		    uint64_t *value);
+
+/**
+ * struct polar_caps - what a device is and can do
+ * @rows, @cols: cells per tile; @tiles: tiles on the chip
+ * @adc_bits: ADC resolution; @rows_per_conv: rows per conversion
+ * @num_queues: device queues; @max_batch: vectors per MATMUL command
+ * @max_cmds: commands per job
+ * @sigma_static, @sigma_dynamic, @adc_offset_sigma, @adc_gain_sigma: Q16
+ * @stuck_ppm: stuck cells per million; @seed: the chip seed
+ * @fw_version: booted firmware, major << 16 | minor
+ * @features: DRM_POLAR_ACCEL_FEATURE_* (the software backend has none)
+ * @sim: 1 for the software backend
+ */
+struct polar_caps {
+	uint32_t rows, cols, tiles, adc_bits, rows_per_conv;
+	uint32_t num_queues, max_batch, max_cmds;
+	uint32_t sigma_static, sigma_dynamic, adc_offset_sigma, adc_gain_sigma;
+	uint32_t stuck_ppm;
+	uint64_t seed;
+	uint32_t fw_version;
+	uint64_t features;
+	int sim;
+};
+
+int polar_get_caps(struct polar_device *dev, struct polar_caps *caps);
+
+/*
+ * Buffers: memory the device reads and writes (a GEM buffer object of the
+ * open file, or plain memory for the software backend), mapped in this
+ * process from creation to free.
+ */
+struct polar_buffer;
+
+int polar_buffer_create(struct polar_device *dev, size_t size,
+			struct polar_buffer **buf);
+void *polar_buffer_map(const struct polar_buffer *buf);
+size_t polar_buffer_size(const struct polar_buffer *buf);
+/* Frees buf; no job may use it any more. NULL is allowed. */
+void polar_buffer_free(struct polar_buffer *buf);
+
+/* A byte range of a buffer a command reads or writes. */
+struct polar_buf_ref {
+	struct polar_buffer *buf;
+	uint64_t offset;
+	uint64_t size;
+};
+
+/**
+ * struct polar_cmd - one device command (POLAR_CIM_OP_* of
+ * <polar/polar_cim_hw.h>), with the fields of struct drm_polar_accel_cmd;
+ * buffers are given as references instead of handles.
+ */
+struct polar_cmd {
+	uint8_t opcode;
+	uint8_t wfmt;
+	uint8_t xfmt;
+	uint16_t tile0;
+	uint32_t in_dim;
+	uint32_t out_dim;
+	uint32_t batch;
+	uint32_t adc_fs_q8;
+	uint32_t job_seed;
+	struct polar_buf_ref src;
+	struct polar_buf_ref dst;
+};
+
+/* The end of a job: its user_data, 0 or -errno, and the device status. */
+struct polar_completion {
+	uint64_t user_data;
+	int status;
+	uint32_t cmd_status;
+};
+
+/* Submission paths: io_uring when the driver has it, else ioctls. */
+enum polar_submit_path {
+	POLAR_PATH_AUTO = 0,
+	POLAR_PATH_URING = 1,
+	POLAR_PATH_IOCTL = 2,
+};
+
+/* Chooses the path for later submissions; -ENOTSUP if unavailable. */
+int polar_set_submit_path(struct polar_device *dev, enum polar_submit_path p);
+enum polar_submit_path polar_submit_path(const struct polar_device *dev);
+
+/*
+ * Queues a job of n commands on device queue `queue`. It completes
+ * asynchronously; polar_reap() returns its completion with user_data.
+ * Errors found before the device sees the job return -errno here.
+ */
+int polar_submit(struct polar_device *dev, uint32_t queue,
+		 const struct polar_cmd *cmds, uint32_t n, uint64_t user_data);
+
+/*
+ * Collects up to max completions into out, waiting until at least
+ * min_wait have arrived (0 = do not wait). Returns the number collected or
+ * -errno.
+ */
+int polar_reap(struct polar_device *dev, struct polar_completion *out,
+	       uint32_t max, uint32_t min_wait);
+
+/* Jobs submitted and not yet reaped. */
+uint32_t polar_inflight(const struct polar_device *dev);
 
 /*
  * The calling thread's description of its last failed call, or "" when

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The software backend through the public API: buffers, jobs, reaping,
+ * exact sums on an ideal chip, and errors that name what was wrong.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polar/polar.h"
+#include "polar_cim_hw.h"
+#include "unit.h"
+
+static struct polar_device *open_sim(const char *props)
+{
+	struct polar_device *dev = NULL;
+
+	if (polar_open(props, &dev))
+		fprintf(stderr, "  %s\n", polar_errmsg());
+	return dev;
+}
+
+static void test_caps_follow_properties(void)
+{
+	struct polar_device *dev = open_sim("sim:rows=64,cols=32,tiles=8,"
+					    "adc-bits=6,seed=99");
+	struct polar_caps c;
+
+	CHECK(dev != NULL);
+	if (!dev)
+		return;
+	CHECK(polar_get_caps(dev, &c) == 0);
+	CHECK(c.sim == 1);
+	CHECK(c.rows == 64 && c.cols == 32 && c.tiles == 8);
+	CHECK(c.adc_bits == 6 && c.seed == 99);
+	CHECK(c.fw_version == 0x10000);
+	polar_close(dev);
+}
+
+static void test_bad_properties_are_named(void)
+{
+	struct polar_device *dev = NULL;
+
+	CHECK(polar_open("sim:rowz=64", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "unknown property 'rowz'") != NULL);
+	CHECK(polar_open("sim:rows=abc", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "rows=abc is not a number") != NULL);
+	CHECK(polar_open("sim:rows", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "'rows' has no value") != NULL);
+	CHECK(polar_open("sim:adc-bits=99", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "invalid chip properties") != NULL);
+	CHECK(dev == NULL);
+}
+
+/* With a full-range ADC of enough bits and no noise, sums are exact. */
+static void test_ideal_chip_is_exact(void)
+{
+	const uint32_t in = 300, out = 70, batch = 3;
+	struct polar_device *dev = open_sim("sim:adc-bits=8");
+	struct polar_buffer *w, *x, *y;
+	struct polar_cmd cmds[2] = { { 0 } };
+	struct polar_completion c;
+	int8_t *wm, *xm;
+	int32_t *ym;
+	uint32_t b, o, i;
+	int bad = 0;
+
+	CHECK(dev != NULL);
+	if (!dev)
+		return;
+	CHECK(polar_buffer_create(dev, in * out, &w) == 0);
+	CHECK(polar_buffer_create(dev, in * batch, &x) == 0);
+	CHECK(polar_buffer_create(dev, 4 * out * batch, &y) == 0);
+	wm = polar_buffer_map(w);
+	xm = polar_buffer_map(x);
+	ym = polar_buffer_map(y);
+	srand(3);
+	for (i = 0; i < in * out; i++)
+		wm[i] = (int8_t)(rand() % 16 - 8);
+	for (i = 0; i < in * batch; i++)
+		xm[i] = (int8_t)(rand() % 16 - 8);
+
+	cmds[0].opcode = POLAR_CIM_OP_PROGRAM_TILES;
+	cmds[0].wfmt = POLAR_CIM_WFMT_INT4;
+	cmds[0].tile0 = 5;
+	cmds[0].in_dim = in;
+	cmds[0].out_dim = out;
+	cmds[0].src = (struct polar_buf_ref){ w, 0, in * out };
+	cmds[1] = cmds[0];
+	cmds[1].opcode = POLAR_CIM_OP_MATMUL;
+	cmds[1].xfmt = POLAR_CIM_XFMT_INT4;
+	cmds[1].batch = batch;
+	cmds[1].adc_fs_q8 = 128 << 8;	/* the whole range of a 128-row group */
+	cmds[1].src = (struct polar_buf_ref){ x, 0, in * batch };
+	cmds[1].dst = (struct polar_buf_ref){ y, 0, 4 * out * batch };
+	CHECK(polar_submit(dev, 1, cmds, 2, 42) == 0);
+	CHECK(polar_inflight(dev) == 1);
+	CHECK(polar_reap(dev, &c, 1, 1) == 1);
+	CHECK(c.user_data == 42 && c.status == 0);
+	CHECK(polar_inflight(dev) == 0);
+
+	for (b = 0; b < batch; b++)
+		for (o = 0; o < out; o++) {
+			int32_t s = 0;
+
+			for (i = 0; i < in; i++)
+				s += wm[o * in + i] * xm[b * in + i];
+			bad += ym[b * out + o] != s;
+		}
+	CHECK(bad == 0);
+	polar_buffer_free(w);
+	polar_buffer_free(x);
+	polar_buffer_free(y);
+	polar_close(dev);
+}
+
+static void test_submit_errors_name_the_problem(void)
+{
+	struct polar_device *dev = open_sim("sim");
+	struct polar_buffer *buf;
+	struct polar_cmd cmd = { .opcode = POLAR_CIM_OP_MATMUL };
+	struct polar_completion c;
+
+	CHECK(dev != NULL);
+	if (!dev)
+		return;
+	CHECK(polar_buffer_create(dev, 4096, &buf) == 0);
+	cmd.in_dim = 16;
+	cmd.out_dim = 8;
+	cmd.batch = 2;
+	cmd.src = (struct polar_buf_ref){ buf, 0, 32 };
+	cmd.dst = (struct polar_buf_ref){ buf, 1024, 64 };
+
+	CHECK(polar_submit(dev, 9, &cmd, 1, 0) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "queue 9") != NULL);
+	cmd.src.offset = 4090;
+	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -ERANGE);
+	CHECK(strstr(polar_errmsg(), "src range 4090+32") != NULL);
+	cmd.src.offset = 0;
+	cmd.dst.size = 63;
+	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "dst range of 63 bytes") != NULL);
+	cmd.dst.size = 64;
+	cmd.tile0 = 64;
+	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -ERANGE);
+	cmd.tile0 = 0;
+	cmd.opcode = 0x55;
+	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "unknown opcode 85") != NULL);
+
+	/* Tiles never programmed: the job runs and fails like the device. */
+	cmd.opcode = POLAR_CIM_OP_MATMUL;
+	CHECK(polar_submit(dev, 0, &cmd, 1, 7) == 0);
+	CHECK(polar_reap(dev, &c, 1, 1) == 1);
+	CHECK(c.status == -ENOENT);
+	CHECK(c.cmd_status == POLAR_CIM_ST_NOT_PROGRAMMED);
+	CHECK(polar_reap(dev, &c, 1, 1) == -EINVAL);
+	polar_buffer_free(buf);
+	polar_close(dev);
+}
+
+int main(void)
+{
+	/* Tests run from the repository root after make firmware. */
+	setenv("POLAR_FIRMWARE", "build/firmware/polar_cim.fw", 0);
+	RUN(test_caps_follow_properties);
+	RUN(test_bad_properties_are_named);
+	RUN(test_ideal_chip_is_exact);
+	RUN(test_submit_errors_name_the_problem);
+	return unit_summary();
+}
