@@ -658,11 +658,12 @@ static bool polar_queue_has_room(struct polar_queue *q, u32 n)
 }
 
 /*
- * Hands a job to the device: writes its commands to the ring and rings
- * the doorbell. Waits for ring space unless @nonblock (then -EAGAIN).
+ * Takes the job's queue lock once the ring has room for the job: waits
+ * unless @nonblock (then -EAGAIN). polar_job_commit() hands the job over
+ * and unlocks; in between the caller may prepare for its completion.
  */
-int polar_job_push(struct polar_device *pdev, struct polar_job *job,
-		   bool nonblock)
+int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
+		      bool nonblock)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
 	int ret;
@@ -683,11 +684,18 @@ int polar_job_push(struct polar_device *pdev, struct polar_job *job,
 			return -EIO;
 		}
 		if (q->inflight_cmds + job->num_cmds < POLAR_QUEUE_ENTRIES)
-			break;
+			return 0;
 		mutex_unlock(&q->lock);
 		if (nonblock)
 			return -EAGAIN;
 	}
+}
+
+/* Writes the job to its ring, rings the doorbell and drops the lock. */
+void polar_job_commit(struct polar_device *pdev, struct polar_job *job)
+{
+	struct polar_queue *q = &pdev->queues[job->queue];
+
 	polar_queue_write_job(pdev, q, job);
 	list_add_tail(&job->node, &q->pending);
 	trace_polar_job_submit(job->seqno, job->queue, job->num_cmds);
@@ -697,7 +705,6 @@ int polar_job_push(struct polar_device *pdev, struct polar_job *job,
 			q->sq_tail);
 	mutex_unlock(&q->lock);
 	polar_watchdog_kick(pdev);
-	return 0;
 }
 
 /* ---- ioctls ---------------------------------------------------------------- */
@@ -745,7 +752,9 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 		ret = -ENODEV;
 		goto out_erase;
 	}
-	ret = polar_job_push(pdev, job, false);
+	ret = polar_job_reserve(pdev, job, false);
+	if (!ret)
+		polar_job_commit(pdev, job);
 	drm_dev_exit(idx);
 	if (ret)
 		goto out_erase;

@@ -144,9 +144,12 @@ static void polar_recover_work(struct work_struct *work)
 	for (qid = 0; qid < pdev->num_queues; qid++) {
 		struct polar_queue *q = &pdev->queues[qid];
 
+		struct polar_job *culprit = (int)qid == guilty_queue ?
+			list_first_entry_or_null(&q->pending, struct polar_job,
+						 node) : NULL;
+
 		list_for_each_entry_safe(job, tmp, &q->pending, node) {
-			bool guilty = (int)qid == guilty_queue &&
-				      list_is_first(&job->node, &q->pending);
+			bool guilty = job == culprit;
 
 			if (!guilty && !ret)
 				continue;

@@ -77,6 +77,9 @@ static int polar_uring_submit(struct io_uring_cmd *ioucmd,
 	u32 i;
 	int ret, idx;
 
+	/* The payload fills the 80-byte command area of a 128-byte SQE. */
+	if (!(issue_flags & IO_URING_F_SQE128))
+		return -EINVAL;
 	/* Copy once: userspace may rewrite the shared SQE meanwhile. */
 	memcpy(&args, io_uring_sqe_cmd(ioucmd->sqe), sizeof(args));
 	if (args.flags || args.pad || args.queue >= pdev->num_queues ||
@@ -115,11 +118,19 @@ static int polar_uring_submit(struct io_uring_cmd *ioucmd,
 		ret = -ENODEV;
 		goto err;
 	}
-	ret = polar_job_push(pdev, job, nonblock);
-	drm_dev_exit(idx);
-	if (ret)
+	ret = polar_job_reserve(pdev, job, nonblock);
+	if (ret) {
+		drm_dev_exit(idx);
 		goto err;
+	}
+	/*
+	 * Cancelable before the device can complete it: io_uring_cmd_done()
+	 * takes the command off the cancelable list, so marking it after a
+	 * fast completion would leave a finished request there.
+	 */
 	io_uring_cmd_mark_cancelable(ioucmd, issue_flags);
+	polar_job_commit(pdev, job);
+	drm_dev_exit(idx);
 	return -EIOCBQUEUED;
 
 err:

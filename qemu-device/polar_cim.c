@@ -20,6 +20,7 @@
 #include "qemu/log.h"
 #include "qemu/module.h"
 #include "qemu/thread.h"
+#include "qemu/timer.h"
 #include "qemu/main-loop.h"
 #include "qapi/error.h"
 #include "hw/pci/pci_device.h"
@@ -458,6 +459,26 @@ static PolarCimQueue *polar_cim_next_queue(PolarCimState *s, unsigned *qid)
     return NULL;
 }
 
+/*
+ * Waits like a slow command, but a reset or the device's exit ends the
+ * wait at once: the command it belongs to is dropped anyway.
+ */
+static void polar_cim_sleep(PolarCimState *s, uint64_t us, uint32_t generation)
+{
+    int64_t deadline = qemu_clock_get_us(QEMU_CLOCK_REALTIME) + us;
+
+    qemu_mutex_lock(&s->lock);
+    while (generation == s->generation && !s->stopping) {
+        int64_t left = deadline - qemu_clock_get_us(QEMU_CLOCK_REALTIME);
+
+        if (left <= 0) {
+            break;
+        }
+        qemu_cond_timedwait(&s->work_cond, &s->lock, MAX(left / 1000, 1));
+    }
+    qemu_mutex_unlock(&s->lock);
+}
+
 /* Does the armed fault hit this fetch? Called with s->lock held. */
 static uint32_t polar_cim_take_fault(PolarCimState *s, unsigned qid)
 {
@@ -532,11 +553,11 @@ static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
         uint64_t ns = (counters.cycles - cycles_before) * s->cycle_ps / 1000;
 
         if (ns >= 1000) {
-            g_usleep(ns / 1000);
+            polar_cim_sleep(s, ns / 1000, generation);
         }
     }
     if (fault == POLAR_CIM_FAULT_DELAY) {
-        g_usleep(s->fault_delay_us);
+        polar_cim_sleep(s, s->fault_delay_us, generation);
     }
 
     qemu_mutex_lock(&s->lock);
