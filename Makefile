@@ -28,7 +28,7 @@ LIB_SRCS = $(wildcard lib/src/*.c) $(CIM_SRCS)
 LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS))
 LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
 # What the library itself links; static users add these after the archive.
-LIB_LIBS = -ldrm -luring -lm
+LIB_LIBS = -ldrm -luring -ljansson -lz -lpthread -lm
 LIB_A = $(BUILD)/lib/libpolar-accel.a
 LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
 	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h) \
@@ -107,7 +107,7 @@ lib: $(LIB_SO) $(LIB_A)
 
 $(POLAR_TOOL): tools/polar.c $(LIB_SO) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $< -o $@ -L$(BUILD)/lib -lpolar-accel -ldrm
+	$(CC) $(USER_CFLAGS) $< -o $@ -L$(BUILD)/lib -lpolar-accel $(LIB_LIBS)
 
 $(GUEST_EXIT): tests/vm/guest_exit.c
 	@mkdir -p $(dir $@)

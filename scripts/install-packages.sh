@@ -10,7 +10,7 @@ BOOKWORM_PKGS=(
 	libfdt-dev libcap-ng-dev libattr1-dev
 	busybox-static cpio kmod dwarves sparse bc xz-utils zstd
 	libelf-dev
-	liburing-dev libdrm-dev libopenblas-dev
+	liburing-dev libdrm-dev libopenblas-dev libjansson-dev zlib1g-dev
 	seabios qemu-system-data
 	dataset-fashion-mnist
 )

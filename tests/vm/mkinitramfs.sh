@@ -69,7 +69,10 @@ for so in "$BUILD"/lib/libpolar-accel.so*; do
 	cp -P "$so" "$root/usr/lib/"
 done
 for t in "$@"; do
-	cp "$t" "$root/tests/"
+	case $mode in
+	bench) cp "$t" "$root/usr/bin/" ;;	# run by /init, not as a test
+	*) cp "$t" "$root/tests/" ;;
+	esac
 done
 
 (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 >"$out.tmp"

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kselftests of polar_accel.ko's lifetime against open files: rmmod fails
+ * while a file is open and the file keeps working; after the close rmmod
+ * succeeds and insmod brings the device back. Unbinding the PCI function
+ * with a job in flight (held on the device by a delay fault when debugfs
+ * offers one): the waiter gets -ENODEV or the job's completion, later
+ * ioctls on the old file get -ENODEV, close works, and bind brings a new
+ * node. Teardown puts the module and the binding back whatever happened.
+ * GPL-2.0: includes the kselftest harness.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "drm/polar_accel.h"
+#include "polar/polar.h"
+#include "polar_cim_hw.h"
+
+#define WAIT_NS (20ll * 1000 * 1000 * 1000)
+#define PCI_DRV "/sys/bus/pci/drivers/polar_accel"
+
+struct bo {
+	uint32_t handle;
+	uint64_t size;
+	void *map;
+};
+
+static int accel_open(void)
+{
+	char path[64];
+
+	if (polar_find_device(NULL, 0, path, sizeof(path)))
+		return -1;
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+static uint64_t param(int fd, uint32_t p)
+{
+	struct drm_polar_accel_get_param a = { .param = p };
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &a))
+		return 0;
+	return a.value;
+}
+
+static int bo_new(int fd, uint64_t size, struct bo *bo)
+{
+	struct drm_polar_accel_bo_create c = { .size = size };
+	struct drm_polar_accel_bo_info i = { 0 };
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_CREATE, &c))
+		return -errno;
+	i.handle = c.handle;
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_INFO, &i))
+		return -errno;
+	bo->handle = c.handle;
+	bo->size = i.size;
+	bo->map = mmap(NULL, i.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		       i.mmap_offset);
+	return bo->map == MAP_FAILED ? -errno : 0;
+}
+
+static int submit(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
+		  uint32_t n, uint64_t *seqno)
+{
+	struct drm_polar_accel_submit s = {
+		.queue = queue,
+		.num_cmds = n,
+		.cmds = (uintptr_t)cmds,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s))
+		return -errno;
+	*seqno = s.seqno;
+	return 0;
+}
+
+/* WAIT: the job's status, or -1000 - errno if WAIT itself failed. */
+static int wait_job(int fd, uint64_t seqno, uint32_t *cmd_status)
+{
+	struct drm_polar_accel_wait w = {
+		.seqno = seqno,
+		.timeout_ns = WAIT_NS,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w))
+		return -1000 - errno;
+	if (cmd_status)
+		*cmd_status = w.cmd_status;
+	return w.status;
+}
+
+static int run(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
+	       uint32_t n)
+{
+	uint64_t seqno = 0;
+	int ret = submit(fd, queue, cmds, n, &seqno);
+
+	return ret ? ret : wait_job(fd, seqno, NULL);
+}
+
+/* Occurrences of kernel warning markers in the whole kernel log. */
+static int klog_problems(void)
+{
+	static const char *const pat[] = {
+		"WARNING:", "BUG:", "Oops", "Call Trace",
+		"general protection", "refcount_t:",
+	};
+	int size = klogctl(10, NULL, 0), n, count = 0;
+	size_t k;
+	char *buf;
+
+	if (size <= 0)
+		return 0;
+	buf = calloc(1, size + 1);
+	if (!buf)
+		return 0;
+	n = klogctl(3, buf, size);
+	if (n > 0) {
+		buf[n] = 0;
+		for (k = 0; k < sizeof(pat) / sizeof(pat[0]); k++) {
+			const char *p = buf;
+
+			while ((p = strstr(p, pat[k]))) {
+				count++;
+				p++;
+			}
+		}
+	}
+	free(buf);
+	return count;
+}
+
+/* /sys/kernel/debug/accel/<minor>/<name> of the open accel fd. */
+static void debugfs_path(int fd, const char *name, char *out, size_t len)
+{
+	char link[64], target[256];
+	const char *base;
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st))
+		st.st_rdev = 0;
+	snprintf(out, len, "/sys/kernel/debug/accel/%u/%s",
+		 minor(st.st_rdev), name);
+	if (!access(out, F_OK))
+		return;
+	/* 6.12 names the directory after the device (dev->unique). */
+	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
+		 minor(st.st_rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	snprintf(out, len, "/sys/kernel/debug/accel/%s/%s",
+		 base ? base + 1 : target, name);
+}
+
+static int debugfs_write(int fd, const char *name, const char *text)
+{
+	char path[512];
+	ssize_t n;
+	int f;
+
+	debugfs_path(fd, name, path, sizeof(path));
+	f = open(path, O_WRONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	n = write(f, text, strlen(text));
+	close(f);
+	return n == (ssize_t)strlen(text) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static int file_write(const char *path, const char *text)
+{
+	ssize_t n;
+	int f = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (f < 0)
+		return -errno;
+	n = write(f, text, strlen(text));
+	close(f);
+	return n == (ssize_t)strlen(text) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* Opens the first polar accel node, waiting up to @ms for it to appear. */
+static int accel_open_wait(long ms)
+{
+	for (; ms > 0; ms -= 50) {
+		int fd = accel_open();
+
+		if (fd >= 0)
+			return fd;
+		sleep_ms(50);
+	}
+	return -1;
+}
+
+static int module_loaded(void)
+{
+	return access("/sys/module/polar_accel/initstate", F_OK) == 0;
+}
+
+static int insmod(void)
+{
+	const char *ko = getenv("POLAR_ACCEL_KO");
+	int fd, ret;
+
+	if (!ko)
+		return -ENOENT;
+	fd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = syscall(SYS_finit_module, fd, "", 0);
+	ret = ret ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static int rmmod(void)
+{
+	return syscall(SYS_delete_module, "polar_accel", O_NONBLOCK) ? -errno : 0;
+}
+
+/* The PCI address of the open accel node's device, e.g. 0000:00:01.0. */
+static int accel_bdf(int fd, char *bdf, size_t len)
+{
+	char link[128], target[256];
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st))
+		return -errno;
+	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
+		 minor(st.st_rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = 0;
+	snprintf(bdf, len, "%s", basename(target));
+	return 0;
+}
+
+static int nop(int fd, uint32_t queue)
+{
+	struct drm_polar_accel_cmd c = { .opcode = POLAR_CIM_OP_NOP };
+
+	return run(fd, queue, &c, 1);
+}
+
+FIXTURE(lifetime) {
+	int fd;
+	char bdf[64];
+};
+
+FIXTURE_SETUP(lifetime)
+{
+	self->fd = accel_open();
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, accel_bdf(self->fd, self->bdf, sizeof(self->bdf)));
+}
+
+FIXTURE_TEARDOWN(lifetime)
+{
+	char path[512];
+	int fd;
+
+	if (self->fd >= 0)
+		close(self->fd);
+	/* Whatever happened, leave the driver loaded and bound. */
+	if (!module_loaded())
+		insmod();
+	snprintf(path, sizeof(path), PCI_DRV "/%s", self->bdf);
+	if (module_loaded() && access(path, F_OK))
+		file_write(PCI_DRV "/bind", self->bdf);
+	fd = accel_open_wait(10000);
+	if (fd >= 0)
+		close(fd);
+}
+
+TEST_F_TIMEOUT(lifetime, rmmod_with_open_file, 60)
+{
+	int fd, ret, klog0;
+
+	if (!getenv("POLAR_ACCEL_KO"))
+		SKIP(return, "POLAR_ACCEL_KO is not set");
+	ASSERT_TRUE(module_loaded());
+	klog0 = klog_problems();
+
+	/* The open file holds the module. */
+	ret = rmmod();
+	EXPECT_TRUE(ret == -EBUSY || ret == -EAGAIN) TH_LOG("rmmod: %d", ret);
+	ASSERT_TRUE(module_loaded());
+	EXPECT_EQ(0, nop(self->fd, 0));
+	EXPECT_NE(0, param(self->fd, DRM_POLAR_ACCEL_PARAM_FW_VERSION));
+
+	/* Closed, it goes; insmod brings it back, working. */
+	EXPECT_EQ(0, close(self->fd));
+	self->fd = -1;
+	ret = rmmod();
+	ASSERT_EQ(0, ret) TH_LOG("rmmod after close: %s", strerror(-ret));
+	EXPECT_FALSE(module_loaded());
+	EXPECT_NE(0, access("/dev/accel/accel0", F_OK));
+	ret = insmod();
+	ASSERT_EQ(0, ret) TH_LOG("insmod: %s", strerror(-ret));
+	fd = accel_open_wait(10000);
+	ASSERT_LE(0, fd) TH_LOG("no accel node after insmod");
+	EXPECT_EQ(0, nop(fd, 0));
+	EXPECT_NE(0, param(fd, DRM_POLAR_ACCEL_PARAM_FW_VERSION));
+	close(fd);
+	EXPECT_EQ(klog0, klog_problems())
+		TH_LOG("the kernel log shows new warnings");
+}
+
+struct waiter {
+	int fd;
+	uint64_t seqno;
+	int result;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->result = wait_job(w->fd, w->seqno, NULL);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(lifetime, unbind_with_job_in_flight, 60)
+{
+	struct drm_polar_accel_cmd rc = { .opcode = POLAR_CIM_OP_READ_COUNTERS };
+	struct drm_polar_accel_bo_create c = { .size = 4096 };
+	struct drm_polar_accel_get_param gp = { 0 };
+	struct io_uring_cqe *cqe;
+	struct waiter w = { 0 };
+	bool uring, delayed;
+	struct io_uring ring;
+	uint64_t seqno = 0;
+	pthread_t thread;
+	struct bo out = { 0 };
+	char path[512];
+	int fd, ret, klog0;
+
+	klog0 = klog_problems();
+	uring = param(self->fd, DRM_POLAR_ACCEL_PARAM_FEATURES) &
+		DRM_POLAR_ACCEL_FEATURE_URING_CMD;
+	/* Hold the job on the device for a second, when debugfs can. */
+	delayed = !debugfs_write(self->fd, "fault", "delay 0 0 1000000");
+	if (!delayed)
+		TH_LOG("no debugfs fault file: the job may end before unbind");
+
+	ASSERT_EQ(0, bo_new(self->fd, 4096, &out));
+	rc.dst = (struct drm_polar_accel_buf){ out.handle, 0, 0, 64 };
+	ASSERT_EQ(0, submit(self->fd, 0, &rc, 1, &seqno));
+	ASSERT_EQ(0, submit(self->fd, 0, &rc, 1, &w.seqno));
+	if (uring) {
+		struct drm_polar_accel_uring_submit p = {
+			.num_cmds = 1, .cmds = (uintptr_t)&rc,
+		};
+		struct io_uring_sqe *sqe;
+
+		ASSERT_EQ(0, io_uring_queue_init(4, &ring,
+						 IORING_SETUP_SQE128));
+		sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_rw(IORING_OP_URING_CMD, sqe, self->fd, NULL, 0, 0);
+		sqe->cmd_op = DRM_POLAR_ACCEL_URING_SUBMIT;
+		memset(sqe->cmd, 0, 80);
+		memcpy(sqe->cmd, &p, sizeof(p));
+		ASSERT_EQ(1, io_uring_submit(&ring));
+	}
+	w.fd = self->fd;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, wait_thread, &w));
+	sleep_ms(100);
+
+	ASSERT_EQ(0, file_write(PCI_DRV "/unbind", self->bdf));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	EXPECT_TRUE(w.result == 0 || w.result == -ENODEV ||
+		    w.result == -1000 - ENODEV)
+		TH_LOG("WAIT across unbind: %d", w.result);
+	ret = wait_job(self->fd, seqno, NULL);
+	EXPECT_TRUE(ret == 0 || ret == -ENODEV || ret == -1000 - ENODEV)
+		TH_LOG("second WAIT: %d", ret);
+	if (uring) {
+		struct __kernel_timespec ts = { .tv_sec = 10 };
+
+		ret = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+		EXPECT_EQ(0, ret) TH_LOG("no CQE after unbind: %d", ret);
+		if (!ret) {
+			EXPECT_TRUE(cqe->res == 0 || cqe->res == -ENODEV ||
+				    cqe->res == -ECANCELED)
+				TH_LOG("CQE res %d", cqe->res);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+
+	/* The old file only says -ENODEV now. */
+	gp.param = DRM_POLAR_ACCEL_PARAM_DEVICE_ID;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &gp));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-ENODEV, submit(self->fd, 0, &rc, 1, &seqno));
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_BO_CREATE, &c));
+	EXPECT_EQ(ENODEV, errno);
+	if (uring) {
+		struct drm_polar_accel_uring_submit p = {
+			.num_cmds = 1, .cmds = (uintptr_t)&rc,
+		};
+		struct __kernel_timespec ts = { .tv_sec = 10 };
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+		io_uring_prep_rw(IORING_OP_URING_CMD, sqe, self->fd, NULL, 0, 0);
+		sqe->cmd_op = DRM_POLAR_ACCEL_URING_SUBMIT;
+		memset(sqe->cmd, 0, 80);
+		memcpy(sqe->cmd, &p, sizeof(p));
+		EXPECT_EQ(1, io_uring_submit(&ring));
+		ret = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+		EXPECT_EQ(0, ret);
+		if (!ret) {
+			EXPECT_EQ(-ENODEV, cqe->res);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+		io_uring_queue_exit(&ring);
+	}
+	munmap(out.map, out.size);
+	EXPECT_EQ(0, close(self->fd));
+	self->fd = -1;
+
+	/* Bind brings a new node that works. */
+	ASSERT_EQ(0, file_write(PCI_DRV "/bind", self->bdf));
+	snprintf(path, sizeof(path), PCI_DRV "/%s", self->bdf);
+	EXPECT_EQ(0, access(path, F_OK));
+	fd = accel_open_wait(10000);
+	ASSERT_LE(0, fd) TH_LOG("no accel node after bind");
+	EXPECT_EQ(0, nop(fd, 0));
+	EXPECT_EQ(POLAR_CIM_ID_MAGIC,
+		  param(fd, DRM_POLAR_ACCEL_PARAM_DEVICE_ID));
+	close(fd);
+	EXPECT_EQ(klog0, klog_problems())
+		TH_LOG("the kernel log shows new warnings");
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,802 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kselftests of hang detection and recovery in polar_accel.ko, driven by
+ * the device's fault injection through debugfs (accel/<minor>/fault): a
+ * dropped, corrupted, DMA-failed, error-interrupt, firmware-crash or
+ * delayed command among MATMUL jobs on one queue. The guilty job fails with
+ * the documented errno, every innocent job completes with output bit-exact
+ * against cim_engine on the host CPU (tiles keep their weights across a
+ * reset), RESET_COUNT moves when a reset is due, and the device serves a
+ * fresh job afterwards. Also a debugfs-requested reset with jobs in flight.
+ * Skipped when the driver lacks DRM_POLAR_ACCEL_FEATURE_HANG_RECOVERY.
+ * GPL-2.0: includes the kselftest harness.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "drm/polar_accel.h"
+#include "polar/polar.h"
+#include "polar_cim_hw.h"
+#include "cim_command.h"
+
+#define FW_PATH "/lib/firmware/polar_cim.fw"
+#define WAIT_NS (20ll * 1000 * 1000 * 1000)
+#define TIMEOUT_PARAM "/sys/module/polar_accel/parameters/job_timeout_ms"
+#define TEST_TIMEOUT_MS 500
+
+struct bo {
+	uint32_t handle;
+	uint64_t size;
+	void *map;
+};
+
+static int accel_open(void)
+{
+	char path[64];
+
+	if (polar_find_device(NULL, 0, path, sizeof(path)))
+		return -1;
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+static uint64_t param(int fd, uint32_t p)
+{
+	struct drm_polar_accel_get_param a = { .param = p };
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &a))
+		return 0;
+	return a.value;
+}
+
+static int bo_new(int fd, uint64_t size, struct bo *bo)
+{
+	struct drm_polar_accel_bo_create c = { .size = size };
+	struct drm_polar_accel_bo_info i = { 0 };
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_CREATE, &c))
+		return -errno;
+	i.handle = c.handle;
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_INFO, &i))
+		return -errno;
+	bo->handle = c.handle;
+	bo->size = i.size;
+	bo->map = mmap(NULL, i.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		       i.mmap_offset);
+	return bo->map == MAP_FAILED ? -errno : 0;
+}
+
+static void bo_free(int fd, struct bo *bo)
+{
+	struct drm_gem_close c = { .handle = bo->handle };
+
+	munmap(bo->map, bo->size);
+	ioctl(fd, DRM_IOCTL_GEM_CLOSE, &c);
+}
+
+static int submit(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
+		  uint32_t n, uint64_t *seqno)
+{
+	struct drm_polar_accel_submit s = {
+		.queue = queue,
+		.num_cmds = n,
+		.cmds = (uintptr_t)cmds,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s))
+		return -errno;
+	*seqno = s.seqno;
+	return 0;
+}
+
+/* WAIT: the job's status, or -1000 - errno if WAIT itself failed. */
+static int wait_job(int fd, uint64_t seqno, uint32_t *cmd_status)
+{
+	struct drm_polar_accel_wait w = {
+		.seqno = seqno,
+		.timeout_ns = WAIT_NS,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w))
+		return -1000 - errno;
+	if (cmd_status)
+		*cmd_status = w.cmd_status;
+	return w.status;
+}
+
+static int run(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
+	       uint32_t n)
+{
+	uint64_t seqno = 0;
+	int ret = submit(fd, queue, cmds, n, &seqno);
+
+	return ret ? ret : wait_job(fd, seqno, NULL);
+}
+
+static int8_t weight_code(uint8_t wfmt, uint32_t r)
+{
+	switch (wfmt) {
+	case POLAR_CIM_WFMT_INT4:
+		return (int8_t)(r % 16) - 8;
+	case POLAR_CIM_WFMT_NF4:
+		return (int8_t)(r % 16);
+	default:
+		return (int8_t)r;
+	}
+}
+
+static int8_t input_code(uint8_t xfmt, uint32_t r)
+{
+	switch (xfmt) {
+	case POLAR_CIM_XFMT_INT4:
+		return (int8_t)(r % 16) - 8;
+	case POLAR_CIM_XFMT_UINT4:
+		return (int8_t)(r % 16);
+	default:
+		return (int8_t)r;
+	}
+}
+
+/* Occurrences of kernel warning markers in the whole kernel log. */
+static int klog_problems(void)
+{
+	static const char *const pat[] = {
+		"WARNING:", "BUG:", "Oops", "Call Trace",
+		"general protection", "refcount_t:",
+	};
+	int size = klogctl(10, NULL, 0), n, count = 0;
+	size_t k;
+	char *buf;
+
+	if (size <= 0)
+		return 0;
+	buf = calloc(1, size + 1);
+	if (!buf)
+		return 0;
+	n = klogctl(3, buf, size);
+	if (n > 0) {
+		buf[n] = 0;
+		for (k = 0; k < sizeof(pat) / sizeof(pat[0]); k++) {
+			const char *p = buf;
+
+			while ((p = strstr(p, pat[k]))) {
+				count++;
+				p++;
+			}
+		}
+	}
+	free(buf);
+	return count;
+}
+
+/* /sys/kernel/debug/accel/<minor>/<name> of the open accel fd. */
+static void debugfs_path(int fd, const char *name, char *out, size_t len)
+{
+	char link[64], target[256];
+	const char *base;
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st))
+		st.st_rdev = 0;
+	snprintf(out, len, "/sys/kernel/debug/accel/%u/%s",
+		 minor(st.st_rdev), name);
+	if (!access(out, F_OK))
+		return;
+	/* 6.12 names the directory after the device (dev->unique). */
+	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
+		 minor(st.st_rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	snprintf(out, len, "/sys/kernel/debug/accel/%s/%s",
+		 base ? base + 1 : target, name);
+}
+
+static int debugfs_write(int fd, const char *name, const char *text)
+{
+	char path[512];
+	ssize_t n;
+	int f;
+
+	debugfs_path(fd, name, path, sizeof(path));
+	f = open(path, O_WRONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	n = write(f, text, strlen(text));
+	close(f);
+	return n == (ssize_t)strlen(text) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static bool debugfs_has(int fd, const char *name)
+{
+	char path[512];
+
+	debugfs_path(fd, name, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+static int debugfs_read(int fd, const char *name, char *buf, size_t len)
+{
+	char path[512];
+	ssize_t n;
+	int f;
+
+	debugfs_path(fd, name, path, sizeof(path));
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	n = read(f, buf, len - 1);
+	close(f);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return n;
+}
+
+static int file_read(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (f < 0)
+		return -errno;
+	n = read(f, buf, len - 1);
+	close(f);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return n;
+}
+
+static int file_write(const char *path, const char *text)
+{
+	ssize_t n;
+	int f = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (f < 0)
+		return -errno;
+	n = write(f, text, strlen(text));
+	close(f);
+	return n == (ssize_t)strlen(text) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+/* ---- pre-programmed weights and MATMUL-only jobs ------------------------ */
+
+/* A weight set programmed once into a tile range, shared by many jobs. */
+struct wset {
+	struct cim_command c;	/* MATMUL template: formats, shape, tiles */
+	struct bo w;
+};
+
+struct job {
+	struct bo x, y;
+	struct drm_polar_accel_cmd cmd;
+	int32_t *expect;
+	uint64_t ylen;
+	uint64_t seqno;
+	uint32_t queue;
+	int status;
+	uint32_t cmd_status;
+};
+
+/* Programs @ws on the device (queue @q) and on the software engine. */
+static int wset_program(int fd, struct cim_engine *sim, struct wset *ws,
+			uint8_t wfmt, uint8_t xfmt, uint16_t tile0,
+			uint32_t in_dim, uint32_t out_dim, uint32_t batch,
+			uint32_t q, unsigned int seed)
+{
+	struct drm_polar_accel_cmd p = { .opcode = POLAR_CIM_OP_PROGRAM_TILES };
+	uint64_t wlen = (uint64_t)in_dim * out_dim, i;
+	int ret;
+
+	memset(ws, 0, sizeof(*ws));
+	ret = bo_new(fd, wlen, &ws->w);
+	if (ret)
+		return ret;
+	srand(seed);
+	for (i = 0; i < wlen; i++)
+		((int8_t *)ws->w.map)[i] = weight_code(wfmt, rand());
+	ws->c.opcode = POLAR_CIM_OP_PROGRAM_TILES;
+	ws->c.wfmt = wfmt;
+	ws->c.xfmt = xfmt;
+	ws->c.tile0 = tile0;
+	ws->c.in_dim = in_dim;
+	ws->c.out_dim = out_dim;
+	ws->c.batch = batch;
+	if (cim_command_program(sim, &ws->c, ws->w.map) != POLAR_CIM_ST_OK)
+		return -EINVAL;
+	ws->c.opcode = POLAR_CIM_OP_MATMUL;
+	p.wfmt = wfmt;
+	p.tile0 = tile0;
+	p.in_dim = in_dim;
+	p.out_dim = out_dim;
+	p.src = (struct drm_polar_accel_buf){ ws->w.handle, 0, 0, wlen };
+	return run(fd, q, &p, 1);
+}
+
+/* A MATMUL on @ws with random inputs; its expected output precomputed. */
+static int job_init(int fd, struct cim_engine *sim,
+		    const struct cim_firmware *fw, const struct wset *ws,
+		    struct job *j, uint32_t queue, unsigned int seed)
+{
+	struct cim_command c = ws->c;
+	uint64_t xlen = (uint64_t)c.batch * c.in_dim, i;
+	int ret;
+
+	memset(j, 0, sizeof(*j));
+	j->queue = queue;
+	j->ylen = (uint64_t)c.batch * c.out_dim * 4;
+	ret = bo_new(fd, xlen, &j->x);
+	if (!ret)
+		ret = bo_new(fd, j->ylen, &j->y);
+	if (ret)
+		return ret;
+	srand(seed);
+	for (i = 0; i < xlen; i++)
+		((int8_t *)j->x.map)[i] = input_code(c.xfmt, rand());
+	memset(j->y.map, 0xa5, j->ylen);
+	c.job_seed = seed;
+	j->expect = malloc(j->ylen);
+	if (!j->expect)
+		return -ENOMEM;
+	if (cim_command_matmul(sim, fw, &c, j->x.map, j->expect, NULL,
+			       NULL) != POLAR_CIM_ST_OK)
+		return -EINVAL;
+	j->cmd.opcode = POLAR_CIM_OP_MATMUL;
+	j->cmd.wfmt = c.wfmt;
+	j->cmd.xfmt = c.xfmt;
+	j->cmd.tile0 = c.tile0;
+	j->cmd.in_dim = c.in_dim;
+	j->cmd.out_dim = c.out_dim;
+	j->cmd.batch = c.batch;
+	j->cmd.job_seed = seed;
+	j->cmd.src = (struct drm_polar_accel_buf){ j->x.handle, 0, 0, xlen };
+	j->cmd.dst = (struct drm_polar_accel_buf){ j->y.handle, 0, 0, j->ylen };
+	return 0;
+}
+
+static bool job_exact(const struct job *j)
+{
+	return !memcmp(j->expect, j->y.map, j->ylen);
+}
+
+static void job_fini(int fd, struct job *j)
+{
+	bo_free(fd, &j->x);
+	bo_free(fd, &j->y);
+	free(j->expect);
+}
+
+/* ---- fixture ------------------------------------------------------------- */
+
+struct env {
+	int fd;
+	struct cim_engine *sim;
+	struct cim_firmware fw;
+	uint32_t queues;
+	char saved_timeout[32];
+	bool timeout_changed;
+};
+
+/* 0 ready, 1 skip (why in @msg), -1 failed (why in @msg). */
+static int env_init(struct env *e, char *msg, size_t len)
+{
+	struct cim_config cfg = { 0 };
+	static uint8_t image[POLAR_CIM_FW_MAX_SIZE];
+	char buf[32];
+	uint64_t features;
+	ssize_t n;
+	int fwfd;
+
+	memset(e, 0, sizeof(*e));
+	e->fd = accel_open();
+	if (e->fd < 0) {
+		snprintf(msg, len, "no accel device");
+		return -1;
+	}
+	features = param(e->fd, DRM_POLAR_ACCEL_PARAM_FEATURES);
+	e->queues = param(e->fd, DRM_POLAR_ACCEL_PARAM_NUM_QUEUES);
+	if (!(features & DRM_POLAR_ACCEL_FEATURE_HANG_RECOVERY)) {
+		snprintf(msg, len, "driver lacks FEATURE_HANG_RECOVERY");
+		return 1;
+	}
+	if (!debugfs_has(e->fd, "fault") || !debugfs_has(e->fd, "reset")) {
+		snprintf(msg, len, "no debugfs fault/reset files");
+		return 1;
+	}
+	if (param(e->fd, DRM_POLAR_ACCEL_PARAM_SIGMA_DYNAMIC)) {
+		snprintf(msg, len, "dynamic noise is on: results are not exact");
+		return 1;
+	}
+	if (e->queues < 2) {
+		snprintf(msg, len, "needs two queues");
+		return 1;
+	}
+	if (file_read(TIMEOUT_PARAM, e->saved_timeout,
+		      sizeof(e->saved_timeout)) <= 0) {
+		snprintf(msg, len, "cannot read %s", TIMEOUT_PARAM);
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%d", TEST_TIMEOUT_MS);
+	if (file_write(TIMEOUT_PARAM, buf)) {
+		snprintf(msg, len, "cannot write %s", TIMEOUT_PARAM);
+		return -1;
+	}
+	e->timeout_changed = true;
+
+	cfg.rows = param(e->fd, DRM_POLAR_ACCEL_PARAM_TILE_ROWS);
+	cfg.cols = param(e->fd, DRM_POLAR_ACCEL_PARAM_TILE_COLS);
+	cfg.tiles = param(e->fd, DRM_POLAR_ACCEL_PARAM_NUM_TILES);
+	cfg.adc_bits = param(e->fd, DRM_POLAR_ACCEL_PARAM_ADC_BITS);
+	cfg.rows_per_conversion =
+		param(e->fd, DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV);
+	cfg.sigma_static_q16 = param(e->fd, DRM_POLAR_ACCEL_PARAM_SIGMA_STATIC);
+	cfg.stuck_rate_ppm = param(e->fd, DRM_POLAR_ACCEL_PARAM_STUCK_PPM);
+	cfg.adc_offset_sigma_q16 =
+		param(e->fd, DRM_POLAR_ACCEL_PARAM_ADC_OFFSET_SIGMA);
+	cfg.adc_gain_sigma_q16 =
+		param(e->fd, DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA);
+	cfg.seed = param(e->fd, DRM_POLAR_ACCEL_PARAM_SEED);
+	if (cim_engine_create(&cfg, &e->sim)) {
+		snprintf(msg, len, "cim_engine_create failed");
+		return -1;
+	}
+	fwfd = open(FW_PATH, O_RDONLY);
+	if (fwfd < 0) {
+		snprintf(msg, len, "no %s", FW_PATH);
+		return -1;
+	}
+	n = read(fwfd, image, sizeof(image));
+	close(fwfd);
+	if (n <= 0 || cim_firmware_parse(image, n, &e->fw, NULL) !=
+		      POLAR_CIM_FW_BOOTED) {
+		snprintf(msg, len, "cannot parse %s", FW_PATH);
+		return -1;
+	}
+	if (e->fw.has_codebook)
+		cim_engine_set_codebook(e->sim, e->fw.codebook);
+	return 0;
+}
+
+static void env_fini(struct env *e)
+{
+	if (e->timeout_changed)
+		file_write(TIMEOUT_PARAM, e->saved_timeout);
+	if (e->sim)
+		cim_engine_destroy(e->sim);
+	if (e->fd >= 0)
+		close(e->fd);
+}
+
+#define ENV_SETUP(e) do { \
+	char _msg[128]; \
+	int _r = env_init(e, _msg, sizeof(_msg)); \
+	if (_r > 0) \
+		SKIP(return, "%s", _msg); \
+	ASSERT_EQ(0, _r) TH_LOG("%s", _msg); \
+} while (0)
+
+static const char *errname(int status)
+{
+	static char buf[32];
+
+	switch (status) {
+	case 0: return "0";
+	case -EIO: return "-EIO";
+	case -ETIMEDOUT: return "-ETIMEDOUT";
+	case -ENODEV: return "-ENODEV";
+	case -ECANCELED: return "-ECANCELED";
+	case -ENOENT: return "-ENOENT";
+	case -EINVAL: return "-EINVAL";
+	}
+	snprintf(buf, sizeof(buf), "%d", status);
+	return buf;
+}
+
+FIXTURE(fault) {
+	struct env e;
+};
+
+/*
+ * @mode: the debugfs fault mode; @delay_us for "delay"
+ * @guilty: which of the NQ_JOBS jobs on the faulted queue is hit
+ * @ok_status: statuses the guilty job may end with (0-terminated list
+ *	unless the first is 0, which means "must complete 0, bit-exact")
+ * @reset: 1 a reset must happen, 0 none may happen, -1 either
+ * @cmd_status: the guilty job's expected device status, or -1 for any
+ */
+FIXTURE_VARIANT(fault) {
+	const char *mode;
+	int guilty;
+	uint32_t delay_us;
+	int ok_status[3];
+	int reset;
+	int cmd_status;
+};
+
+/* A later completion on the queue can reveal the loss: no reset needed. */
+FIXTURE_VARIANT_ADD(fault, drop) {
+	.mode = "drop", .guilty = 2, .ok_status = { -ETIMEDOUT, -EIO },
+	.reset = -1, .cmd_status = -1,
+};
+
+/* The last job's completion lost: only the hang timer can find it. */
+FIXTURE_VARIANT_ADD(fault, drop_last) {
+	.mode = "drop", .guilty = 5, .ok_status = { -ETIMEDOUT, -EIO },
+	.reset = 1, .cmd_status = -1,
+};
+
+FIXTURE_VARIANT_ADD(fault, corrupt) {
+	.mode = "corrupt", .guilty = 2,
+	.ok_status = { -ETIMEDOUT, -EIO }, .reset = -1,
+	.cmd_status = -1,
+};
+
+FIXTURE_VARIANT_ADD(fault, dma_error) {
+	.mode = "dma_error", .guilty = 2,
+	.ok_status = { -EIO }, .reset = -1,
+	.cmd_status = POLAR_CIM_ST_DMA_ERROR,
+};
+
+FIXTURE_VARIANT_ADD(fault, error_irq) {
+	.mode = "error_irq", .guilty = 2,
+	.ok_status = { 0 }, .reset = -1,
+	.cmd_status = 0,
+};
+
+FIXTURE_VARIANT_ADD(fault, fw_crash) {
+	.mode = "fw_crash", .guilty = 2,
+	.ok_status = { -EIO, -ETIMEDOUT }, .reset = 1,
+	.cmd_status = -1,
+};
+
+/* Shorter than job_timeout_ms: slow is not hung. */
+FIXTURE_VARIANT_ADD(fault, delay_shorter_than_timeout) {
+	.mode = "delay", .guilty = 2, .delay_us = 200000,
+	.ok_status = { 0 }, .reset = 0,
+	.cmd_status = 0,
+};
+
+FIXTURE_SETUP(fault)
+{
+	ENV_SETUP(&self->e);
+}
+
+FIXTURE_TEARDOWN(fault)
+{
+	env_fini(&self->e);
+}
+
+#define NQ_JOBS 6	/* jobs on the faulted queue */
+#define NO_JOBS 3	/* jobs on another queue */
+
+TEST_F_TIMEOUT(fault, guilty_job_fails_innocent_jobs_complete, 120)
+{
+	struct env *e = &self->e;
+	const uint32_t q = 1, o = 0;
+	struct job jobs[NQ_JOBS + NO_JOBS], fresh;
+	uint64_t reset0, reset1;
+	struct wset wa, wb;
+	char arm[96];
+	int i, k, klog0;
+
+	klog0 = klog_problems();
+	reset0 = param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
+
+	/* Weights first, on both queues; the fault counts commands from now. */
+	ASSERT_EQ(0, wset_program(e->fd, e->sim, &wa, POLAR_CIM_WFMT_INT4,
+				  POLAR_CIM_XFMT_INT8, 40, 100, 60, 3, q, 11));
+	ASSERT_EQ(0, wset_program(e->fd, e->sim, &wb, POLAR_CIM_WFMT_NF4,
+				  POLAR_CIM_XFMT_UINT4, 41, 64, 32, 2, o, 12));
+	for (i = 0; i < NQ_JOBS; i++)
+		ASSERT_EQ(0, job_init(e->fd, e->sim, &e->fw, &wa, &jobs[i], q,
+				      200 + i));
+	for (i = 0; i < NO_JOBS; i++)
+		ASSERT_EQ(0, job_init(e->fd, e->sim, &e->fw, &wb,
+				      &jobs[NQ_JOBS + i], o, 300 + i));
+
+	snprintf(arm, sizeof(arm), "%s %u %d %u", variant->mode, q, variant->guilty,
+		 variant->delay_us);
+	ASSERT_EQ(0, debugfs_write(e->fd, "fault", arm)) TH_LOG("%s", arm);
+
+	/* Interleaved: the other queue's jobs run while q goes wrong. */
+	for (i = 0, k = 0; i < NQ_JOBS; i++) {
+		ASSERT_EQ(0, submit(e->fd, q, &jobs[i].cmd, 1, &jobs[i].seqno));
+		if (k < NO_JOBS) {
+			struct job *j = &jobs[NQ_JOBS + k++];
+
+			ASSERT_EQ(0, submit(e->fd, o, &j->cmd, 1, &j->seqno));
+		}
+	}
+	for (i = 0; i < NQ_JOBS + NO_JOBS; i++)
+		jobs[i].status = wait_job(e->fd, jobs[i].seqno,
+					  &jobs[i].cmd_status);
+
+	for (i = 0; i < NQ_JOBS + NO_JOBS; i++) {
+		struct job *j = &jobs[i];
+
+		if (i == variant->guilty) {
+			bool ok = false;
+
+			TH_LOG("%s: guilty job status %s, cmd_status %u",
+			       variant->mode, errname(j->status),
+			       j->cmd_status);
+			for (k = 0; k < 3; k++)
+				if (variant->ok_status[k] == j->status &&
+				    (k == 0 || j->status))
+					ok = true;
+			EXPECT_TRUE(ok) TH_LOG("%s: guilty job ended %s",
+					       variant->mode,
+					       errname(j->status));
+			if (variant->cmd_status >= 0)
+				EXPECT_EQ(variant->cmd_status, j->cmd_status);
+			if (!variant->ok_status[0] && !j->status)
+				EXPECT_TRUE(job_exact(j))
+					TH_LOG("%s: guilty job's output differs",
+					       variant->mode);
+			continue;
+		}
+		EXPECT_EQ(0, j->status)
+			TH_LOG("%s: innocent job %d (queue %u) ended %s "
+			       "(cmd_status %u)", variant->mode, i, j->queue,
+			       errname(j->status), j->cmd_status);
+		if (!j->status)
+			EXPECT_TRUE(job_exact(j))
+				TH_LOG("%s: innocent job %d: device and "
+				       "software engine differ (first: %d vs "
+				       "%d)", variant->mode, i,
+				       ((int32_t *)j->y.map)[0], j->expect[0]);
+	}
+
+	reset1 = param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
+	TH_LOG("%s: reset_count %llu -> %llu", variant->mode,
+	       (unsigned long long)reset0, (unsigned long long)reset1);
+	if (variant->reset == 1) {
+		EXPECT_LT(reset0, reset1);
+	} else if (variant->reset == 0) {
+		EXPECT_EQ(reset0, reset1);
+	}
+
+	/* The device serves a fresh job on the faulted queue, bit-exact. */
+	ASSERT_EQ(0, job_init(e->fd, e->sim, &e->fw, &wa, &fresh, q, 400));
+	EXPECT_EQ(0, run(e->fd, q, &fresh.cmd, 1));
+	EXPECT_TRUE(job_exact(&fresh));
+	job_fini(e->fd, &fresh);
+
+	for (i = 0; i < NQ_JOBS + NO_JOBS; i++)
+		job_fini(e->fd, &jobs[i]);
+	bo_free(e->fd, &wa.w);
+	bo_free(e->fd, &wb.w);
+	EXPECT_EQ(klog0, klog_problems())
+		TH_LOG("the kernel log shows new warnings");
+}
+
+FIXTURE(recovery) {
+	struct env e;
+};
+
+FIXTURE_SETUP(recovery)
+{
+	ENV_SETUP(&self->e);
+}
+
+FIXTURE_TEARDOWN(recovery)
+{
+	env_fini(&self->e);
+}
+
+/* A requested reset with jobs in flight: all re-run and complete. */
+TEST_F_TIMEOUT(recovery, debugfs_reset_with_jobs_in_flight, 120)
+{
+	enum { N = 12 };
+	struct env *e = &self->e;
+	struct job jobs[N];
+	uint64_t reset0, reset1;
+	struct wset wa;
+	char buf[64];
+	int i, klog0;
+
+	klog0 = klog_problems();
+	ASSERT_EQ(0, wset_program(e->fd, e->sim, &wa, POLAR_CIM_WFMT_INT8,
+				  POLAR_CIM_XFMT_UINT8, 44, 130, 20, 2, 0, 21));
+	for (i = 0; i < N; i++)
+		ASSERT_EQ(0, job_init(e->fd, e->sim, &e->fw, &wa, &jobs[i],
+				      i % e->queues, 500 + i));
+	reset0 = param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
+
+	/* Hold queue 0 for 300 ms so that the reset meets queued work. */
+	ASSERT_EQ(0, debugfs_write(e->fd, "fault", "delay 0 0 300000"));
+	for (i = 0; i < N; i++)
+		ASSERT_EQ(0, submit(e->fd, jobs[i].queue, &jobs[i].cmd, 1,
+				    &jobs[i].seqno));
+	ASSERT_EQ(0, debugfs_write(e->fd, "reset", "1"));
+	for (i = 0; i < N; i++) {
+		int st = wait_job(e->fd, jobs[i].seqno, &jobs[i].cmd_status);
+
+		EXPECT_EQ(0, st) TH_LOG("job %d (queue %u) ended %s", i,
+					jobs[i].queue, errname(st));
+		if (!st)
+			EXPECT_TRUE(job_exact(&jobs[i]))
+				TH_LOG("job %d: device and software engine "
+				       "differ", i);
+	}
+	reset1 = param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
+	EXPECT_EQ(reset0 + 1, reset1);
+	ASSERT_LT(0, debugfs_read(e->fd, "reset_count", buf, sizeof(buf)));
+	EXPECT_EQ(reset1, strtoull(buf, NULL, 0)) TH_LOG("debugfs: %s", buf);
+
+	for (i = 0; i < N; i++)
+		job_fini(e->fd, &jobs[i]);
+	bo_free(e->fd, &wa.w);
+	EXPECT_EQ(klog0, klog_problems())
+		TH_LOG("the kernel log shows new warnings");
+}
+
+/* A delay longer than job_timeout_ms is a hang; the job fails in time. */
+TEST_F_TIMEOUT(recovery, delay_longer_than_timeout_is_a_hang, 120)
+{
+	struct env *e = &self->e;
+	struct job j, after;
+	uint64_t reset0;
+	struct wset wa;
+	int st;
+
+	ASSERT_EQ(0, wset_program(e->fd, e->sim, &wa, POLAR_CIM_WFMT_INT4,
+				  POLAR_CIM_XFMT_UINT4, 45, 64, 64, 2, 0, 31));
+	ASSERT_EQ(0, job_init(e->fd, e->sim, &e->fw, &wa, &j, 0, 600));
+	ASSERT_EQ(0, job_init(e->fd, e->sim, &e->fw, &wa, &after, 0, 601));
+	reset0 = param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
+	ASSERT_EQ(0, debugfs_write(e->fd, "fault", "delay 0 0 3000000"));
+	ASSERT_EQ(0, submit(e->fd, 0, &j.cmd, 1, &j.seqno));
+	ASSERT_EQ(0, submit(e->fd, 0, &after.cmd, 1, &after.seqno));
+	st = wait_job(e->fd, j.seqno, NULL);
+	EXPECT_TRUE(st == -ETIMEDOUT || st == -EIO) TH_LOG("status %s",
+							  errname(st));
+	st = wait_job(e->fd, after.seqno, NULL);
+	EXPECT_EQ(0, st) TH_LOG("the innocent job ended %s", errname(st));
+	if (!st)
+		EXPECT_TRUE(job_exact(&after));
+	EXPECT_LT(reset0, param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT));
+	job_fini(e->fd, &j);
+	job_fini(e->fd, &after);
+	bo_free(e->fd, &wa.w);
+}
+
+/* The debugfs files read, and job_timeout_ms takes what is written. */
+TEST_F(recovery, debugfs_and_timeout_param)
+{
+	struct env *e = &self->e;
+	char buf[4096];
+
+	EXPECT_LT(0, debugfs_read(e->fd, "queues", buf, sizeof(buf)));
+	EXPECT_LT(0, debugfs_read(e->fd, "counters", buf, sizeof(buf)));
+	EXPECT_LT(0, debugfs_read(e->fd, "reset_count", buf, sizeof(buf)));
+	EXPECT_EQ(param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT),
+		  strtoull(buf, NULL, 0));
+	EXPECT_EQ(0, file_write(TIMEOUT_PARAM, "750"));
+	EXPECT_LT(0, file_read(TIMEOUT_PARAM, buf, sizeof(buf)));
+	EXPECT_STREQ("750", buf);
+	/* A malformed fault request is refused. */
+	EXPECT_NE(0, debugfs_write(e->fd, "fault", "explode 0 0"));
+	EXPECT_NE(0, debugfs_write(e->fd, "fault", "drop 99 0"));
+}
+
+TEST_HARNESS_MAIN
