@@ -1,0 +1,589 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Quantizers: weights (INT8/INT4 per output channel, NF4 per block),
+ * activations (per tensor, calibrated) and the dequantization of the
+ * device's INT32 sums. The formulas are in <polar/quant.h>.
+ *
+ * Choices of codes are made in double precision so that they do not depend
+ * on the compiler's float evaluation; results are stored as float.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polar/quant.h"
+#include "polar_cim_hw.h"
+#include "polar_internal.h"
+
+_Static_assert((int)POLAR_WFMT_INT8 == (int)POLAR_CIM_WFMT_INT8,
+	       "wfmt INT8");
+_Static_assert((int)POLAR_WFMT_INT4 == (int)POLAR_CIM_WFMT_INT4,
+	       "wfmt INT4");
+_Static_assert((int)POLAR_WFMT_NF4 == (int)POLAR_CIM_WFMT_NF4,
+	       "wfmt NF4");
+_Static_assert((int)POLAR_XFMT_INT8 == (int)POLAR_CIM_XFMT_INT8,
+	       "xfmt INT8");
+_Static_assert((int)POLAR_XFMT_UINT8 == (int)POLAR_CIM_XFMT_UINT8,
+	       "xfmt UINT8");
+_Static_assert((int)POLAR_XFMT_INT4 == (int)POLAR_CIM_XFMT_INT4,
+	       "xfmt INT4");
+_Static_assert((int)POLAR_XFMT_UINT4 == (int)POLAR_CIM_XFMT_UINT4,
+	       "xfmt UINT4");
+
+/* QLoRA appendix E (bitsandbytes' NF4 table). */
+const float polar_nf4_codebook[16] = {
+	-1.0f,
+	-0.6961928009986877f,
+	-0.5250730514526367f,
+	-0.39491748809814453f,
+	-0.28444138169288635f,
+	-0.18477343022823334f,
+	-0.09105003625154495f,
+	0.0f,
+	0.07958029955625534f,
+	0.16093020141124725f,
+	0.24611230194568634f,
+	0.33791524171829224f,
+	0.44070982933044434f,
+	0.5626170039176941f,
+	0.7229568362236023f,
+	1.0f,
+};
+
+/* round(polar_nf4_codebook[i] * 127), as firmware/polar_cim.fws and
+ * cim_nf4_default hold them. */
+const int8_t polar_nf4_codebook_i8[16] = {
+	-127, -88, -67, -50, -36, -23, -12, 0,
+	10, 20, 31, 43, 56, 71, 92, 127,
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int wfmt_valid(int fmt)
+{
+	return fmt == POLAR_WFMT_INT8 || fmt == POLAR_WFMT_INT4 ||
+	       fmt == POLAR_WFMT_NF4;
+}
+
+static const char *wfmt_name(int fmt)
+{
+	switch (fmt) {
+	case POLAR_WFMT_INT8: return "INT8";
+	case POLAR_WFMT_INT4: return "INT4";
+	case POLAR_WFMT_NF4: return "NF4";
+	}
+	return "?";
+}
+
+/* Largest code of a symmetric integer weight format. */
+static int wfmt_qmax(int fmt)
+{
+	return fmt == POLAR_WFMT_INT8 ? 127 : 7;
+}
+
+/* Code range of an input format: [*lo, *hi]; 0 for an unknown format. */
+static int xfmt_range(int fmt, int *lo, int *hi)
+{
+	switch (fmt) {
+	case POLAR_XFMT_INT8: *lo = -127; *hi = 127; return 1;
+	case POLAR_XFMT_UINT8: *lo = 0; *hi = 255; return 1;
+	case POLAR_XFMT_INT4: *lo = -7; *hi = 7; return 1;
+	case POLAR_XFMT_UINT4: *lo = 0; *hi = 15; return 1;
+	}
+	return 0;
+}
+
+static int xfmt_unsigned(int fmt)
+{
+	return fmt == POLAR_XFMT_UINT8 || fmt == POLAR_XFMT_UINT4;
+}
+
+static uint32_t ceil_div(uint32_t a, uint32_t b)
+{
+	return a / b + (a % b != 0);
+}
+
+/*
+ * The levels of a codebook sorted ascending, with each value once (its
+ * lowest index), and the midpoints between neighbours: v maps to level j
+ * where j = #{midpoints m : v > m}.
+ */
+struct nf4_levels {
+	unsigned int n;
+	double val[16];
+	uint8_t idx[16];
+	double mid[15];
+};
+
+static void nf4_levels_init(struct nf4_levels *lv, const float *fcb,
+			    const int8_t *icb)
+{
+	unsigned int i, j;
+
+	lv->n = 0;
+	for (i = 0; i < 16; i++) {
+		double v = fcb ? (double)fcb[i] :
+			(double)icb[i] / POLAR_NF4_CB_ONE;
+
+		/* insertion sort; an equal value already present wins */
+		for (j = 0; j < lv->n && lv->val[j] < v; j++)
+			;
+		if (j < lv->n && lv->val[j] == v)
+			continue;
+		memmove(&lv->val[j + 1], &lv->val[j],
+			(lv->n - j) * sizeof(lv->val[0]));
+		memmove(&lv->idx[j + 1], &lv->idx[j],
+			(lv->n - j) * sizeof(lv->idx[0]));
+		lv->val[j] = v;
+		lv->idx[j] = (uint8_t)i;
+		lv->n++;
+	}
+	for (j = 0; j + 1 < lv->n; j++)
+		lv->mid[j] = (lv->val[j] + lv->val[j + 1]) / 2;
+}
+
+static int8_t nf4_nearest(const struct nf4_levels *lv, double v)
+{
+	unsigned int j = 0;
+
+	while (j + 1 < lv->n && v > lv->mid[j])
+		j++;
+	return (int8_t)lv->idx[j];
+}
+
+/* Is q a consistent result of polar_quantize_weights*()? */
+static int qweights_check(const struct polar_qweights *q, const char *fn)
+{
+	if (!q)
+		return polar_fail(-EINVAL, "%s: q is NULL", fn);
+	if (!wfmt_valid(q->fmt))
+		return polar_fail(-EINVAL, "%s: unknown weight format %d", fn,
+				  (int)q->fmt);
+	if (!q->out_dim || !q->in_dim)
+		return polar_fail(-EINVAL, "%s: weights are %ux%u", fn,
+				  q->out_dim, q->in_dim);
+	if (!q->codes || !q->scales)
+		return polar_fail(-EINVAL, "%s: q has no %s (not quantized, "
+				  "or freed)", fn,
+				  q->codes ? "scales" : "codes");
+	if (q->fmt != POLAR_WFMT_NF4 &&
+	    (q->block != q->in_dim || q->nblocks != 1))
+		return polar_fail(-EINVAL, "%s: %s weights with block %u, "
+				  "nblocks %u (per-channel: block = in_dim "
+				  "%u, nblocks 1)", fn, wfmt_name(q->fmt),
+				  q->block, q->nblocks, q->in_dim);
+	if (q->fmt == POLAR_WFMT_NF4 &&
+	    (!q->block || q->nblocks != ceil_div(q->in_dim, q->block)))
+		return polar_fail(-EINVAL, "%s: NF4 weights with in_dim %u, "
+				  "block %u, nblocks %u (want ceil(in_dim / "
+				  "block))", fn, q->in_dim, q->block,
+				  q->nblocks);
+	return 0;
+}
+
+static int act_check(const struct polar_act_quant *aq, const char *fn)
+{
+	int lo, hi;
+
+	if (!aq)
+		return polar_fail(-EINVAL, "%s: aq is NULL", fn);
+	if (!xfmt_range(aq->fmt, &lo, &hi))
+		return polar_fail(-EINVAL, "%s: unknown input format %d", fn,
+				  (int)aq->fmt);
+	if (!(aq->scale >= 0.0f) || isinf(aq->scale))
+		return polar_fail(-EINVAL, "%s: activation scale %g (want "
+				  "finite and >= 0)", fn, (double)aq->scale);
+	return 0;
+}
+
+/* ---- weights ------------------------------------------------------------- */
+
+static void quantize_int_row(const float *w, uint32_t in_dim, int qmax,
+			     int8_t *codes, float *scale)
+{
+	float absmax = 0.0f, s;
+	uint32_t i;
+
+	for (i = 0; i < in_dim; i++)
+		if (fabsf(w[i]) > absmax)
+			absmax = fabsf(w[i]);
+	s = absmax / (float)qmax;
+	*scale = s;
+	if (s == 0.0f) {	/* all zero (or below the float range / qmax) */
+		*scale = 0.0f;
+		memset(codes, 0, in_dim);
+		return;
+	}
+	for (i = 0; i < in_dim; i++) {
+		double t = round((double)w[i] / (double)s);
+
+		if (t > qmax)
+			t = qmax;
+		if (t < -qmax)
+			t = -qmax;
+		codes[i] = (int8_t)t;
+	}
+}
+
+static void quantize_nf4_block(const float *w, uint32_t width,
+			       const struct nf4_levels *lv, int8_t zero_code,
+			       int8_t *codes, float *scale)
+{
+	float absmax = 0.0f;
+	uint32_t i;
+
+	for (i = 0; i < width; i++)
+		if (fabsf(w[i]) > absmax)
+			absmax = fabsf(w[i]);
+	*scale = absmax;
+	if (absmax == 0.0f) {
+		memset(codes, zero_code, width);
+		return;
+	}
+	for (i = 0; i < width; i++)
+		codes[i] = nf4_nearest(lv, (double)w[i] / (double)absmax);
+}
+
+int polar_quantize_weights_cb(const float *w, uint32_t out_dim,
+			      uint32_t in_dim, enum polar_wfmt fmt,
+			      uint32_t block, const int8_t cb[16],
+			      struct polar_qweights *q)
+{
+	static const char fn[] = "quantize_weights";
+	struct nf4_levels lv;
+	uint32_t o, b, nblocks;
+	size_t n, i;
+	int8_t zero_code = 0;
+
+	if (!q)
+		return polar_fail(-EINVAL, "%s: q is NULL", fn);
+	memset(q, 0, sizeof(*q));
+	if (!w)
+		return polar_fail(-EINVAL, "%s: w is NULL", fn);
+	if (!out_dim || !in_dim)
+		return polar_fail(-EINVAL, "%s: %s 0 (weights %ux%u)", fn,
+				  out_dim ? "in_dim" : "out_dim", out_dim,
+				  in_dim);
+	if (!wfmt_valid(fmt))
+		return polar_fail(-EINVAL, "%s: unknown weight format %d", fn,
+				  (int)fmt);
+	if (fmt != POLAR_WFMT_NF4 && block)
+		return polar_fail(-EINVAL, "%s: block %u given for %s weights "
+				  "(their scales are per output channel: "
+				  "pass 0)", fn, block, wfmt_name(fmt));
+	if ((size_t)out_dim > SIZE_MAX / in_dim)
+		return polar_fail(-EINVAL, "%s: %ux%u weights overflow size_t",
+				  fn, out_dim, in_dim);
+	n = (size_t)out_dim * in_dim;
+	for (i = 0; i < n; i++)
+		if (!isfinite(w[i]))
+			return polar_fail(-EINVAL, "%s: w[%zu][%zu] (row %zu, "
+					  "column %zu of %ux%u) is %g", fn,
+					  i / in_dim, i % in_dim, i / in_dim,
+					  i % in_dim, out_dim, in_dim,
+					  (double)w[i]);
+
+	if (fmt == POLAR_WFMT_NF4) {
+		if (!block)
+			block = POLAR_NF4_DEFAULT_BLOCK;
+		nblocks = ceil_div(in_dim, block);
+		nf4_levels_init(&lv, cb ? NULL : polar_nf4_codebook, cb);
+		zero_code = nf4_nearest(&lv, 0.0);
+	} else {
+		block = in_dim;
+		nblocks = 1;
+	}
+	if ((size_t)out_dim > SIZE_MAX / sizeof(float) / nblocks)
+		return polar_fail(-EINVAL, "%s: %ux%u scales overflow size_t",
+				  fn, out_dim, nblocks);
+
+	q->codes = malloc(n);
+	q->scales = malloc((size_t)out_dim * nblocks * sizeof(float));
+	if (!q->codes || !q->scales) {
+		polar_qweights_free(q);
+		return polar_fail(-ENOMEM, "%s: out of memory for %ux%u "
+				  "weights", fn, out_dim, in_dim);
+	}
+	q->fmt = fmt;
+	q->out_dim = out_dim;
+	q->in_dim = in_dim;
+	q->block = block;
+	q->nblocks = nblocks;
+	memcpy(q->codebook, cb ? cb : polar_nf4_codebook_i8,
+	       sizeof(q->codebook));
+
+	for (o = 0; o < out_dim; o++) {
+		const float *row = w + (size_t)o * in_dim;
+		int8_t *crow = q->codes + (size_t)o * in_dim;
+
+		if (fmt != POLAR_WFMT_NF4) {
+			quantize_int_row(row, in_dim, wfmt_qmax(fmt), crow,
+					 &q->scales[o]);
+			continue;
+		}
+		for (b = 0; b < nblocks; b++) {
+			uint32_t c0 = b * block;
+			uint32_t width = in_dim - c0 < block ?
+				in_dim - c0 : block;
+
+			quantize_nf4_block(row + c0, width, &lv, zero_code,
+					   crow + c0,
+					   &q->scales[(size_t)o * nblocks + b]);
+		}
+	}
+	return 0;
+}
+
+int polar_quantize_weights(const float *w, uint32_t out_dim, uint32_t in_dim,
+			   enum polar_wfmt fmt, uint32_t block,
+			   struct polar_qweights *q)
+{
+	return polar_quantize_weights_cb(w, out_dim, in_dim, fmt, block, NULL,
+					 q);
+}
+
+void polar_qweights_free(struct polar_qweights *q)
+{
+	if (!q)
+		return;
+	free(q->codes);
+	free(q->scales);
+	memset(q, 0, sizeof(*q));
+}
+
+int polar_dequantize_weights(const struct polar_qweights *q, float *w)
+{
+	static const char fn[] = "dequantize_weights";
+	uint32_t o, i;
+	int ret = qweights_check(q, fn);
+
+	if (ret)
+		return ret;
+	if (!w)
+		return polar_fail(-EINVAL, "%s: w is NULL", fn);
+	for (o = 0; o < q->out_dim; o++) {
+		const int8_t *c = q->codes + (size_t)o * q->in_dim;
+		const float *s = q->scales + (size_t)o * q->nblocks;
+		float *dst = w + (size_t)o * q->in_dim;
+
+		for (i = 0; i < q->in_dim; i++) {
+			if (q->fmt != POLAR_WFMT_NF4) {
+				dst[i] = s[0] * (float)c[i];
+				continue;
+			}
+			if (c[i] < 0 || c[i] > 15)
+				return polar_fail(-EINVAL, "%s: NF4 code %d at "
+						  "row %u, column %u (want "
+						  "0..15)", fn, c[i], o, i);
+			dst[i] = (float)((double)s[i / q->block] *
+					 q->codebook[c[i]] / POLAR_NF4_CB_ONE);
+		}
+	}
+	return 0;
+}
+
+int polar_qweights_block_codes(const struct polar_qweights *q, uint32_t b,
+			       int8_t *dst)
+{
+	static const char fn[] = "qweights_block_codes";
+	uint32_t o, c0, width;
+	int ret = qweights_check(q, fn);
+
+	if (ret)
+		return ret;
+	if (b >= q->nblocks)
+		return polar_fail(-EINVAL, "%s: block %u of %u (in_dim %u, "
+				  "block %u)", fn, b, q->nblocks, q->in_dim,
+				  q->block);
+	c0 = b * q->block;
+	width = q->in_dim - c0 < q->block ? q->in_dim - c0 : q->block;
+	if (width > INT32_MAX)
+		return polar_fail(-EINVAL, "%s: block width %u too large", fn,
+				  width);
+	if (dst)
+		for (o = 0; o < q->out_dim; o++)
+			memcpy(dst + (size_t)o * width,
+			       q->codes + (size_t)o * q->in_dim + c0, width);
+	return (int)width;
+}
+
+/* ---- activations --------------------------------------------------------- */
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+int polar_act_calibrate(const float *x, size_t n, enum polar_xfmt fmt,
+			float percentile, struct polar_act_quant *aq)
+{
+	static const char fn[] = "act_calibrate";
+	int lo, hi, uns = xfmt_unsigned(fmt);
+	float clip = 0.0f;
+	size_t i;
+
+	if (!x || !aq)
+		return polar_fail(-EINVAL, "%s: %s is NULL", fn,
+				  x ? "aq" : "x");
+	if (!n)
+		return polar_fail(-EINVAL, "%s: n 0 (no calibration data)", fn);
+	if (!xfmt_range(fmt, &lo, &hi))
+		return polar_fail(-EINVAL, "%s: unknown input format %d", fn,
+				  (int)fmt);
+	if (!(percentile >= 0.0f && percentile <= 100.0f))
+		return polar_fail(-EINVAL, "%s: percentile %g (want 0 for "
+				  "absmax, or in (0, 100])", fn,
+				  (double)percentile);
+	for (i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return polar_fail(-EINVAL, "%s: x[%zu] of %zu is %g",
+					  fn, i, n, (double)x[i]);
+
+	if (percentile == 0.0f || percentile == 100.0f) {
+		for (i = 0; i < n; i++) {
+			float v = uns ? x[i] : fabsf(x[i]);
+
+			if (v > clip)
+				clip = v;
+		}
+	} else {
+		float *v;
+		double r = ceil((double)percentile / 100.0 * (double)n);
+		size_t k = r < 1.0 ? 0 : (size_t)r - 1;
+
+		if (n > SIZE_MAX / sizeof(float) ||
+		    !(v = malloc(n * sizeof(float))))
+			return polar_fail(-ENOMEM, "%s: out of memory for a "
+					  "copy of %zu values", fn, n);
+		for (i = 0; i < n; i++)
+			v[i] = uns ? (x[i] > 0.0f ? x[i] : 0.0f) : fabsf(x[i]);
+		qsort(v, n, sizeof(float), cmp_float);
+		clip = v[k < n ? k : n - 1];
+		free(v);
+	}
+	aq->fmt = fmt;
+	aq->scale = clip / (float)hi;
+	return 0;
+}
+
+int polar_quantize_acts(const struct polar_act_quant *aq, const float *x,
+			size_t n, int8_t *codes)
+{
+	static const char fn[] = "quantize_acts";
+	uint8_t *out = (uint8_t *)codes;
+	int lo = 0, hi = 0, ret = act_check(aq, fn);
+	double s;
+	size_t i;
+
+	if (ret)
+		return ret;
+	if (!n)
+		return 0;
+	if (!x || !codes)
+		return polar_fail(-EINVAL, "%s: %s is NULL", fn,
+				  x ? "codes" : "x");
+	xfmt_range(aq->fmt, &lo, &hi);
+	s = aq->scale;
+	for (i = 0; i < n; i++) {
+		double t;
+
+		if (isnan(x[i]))
+			return polar_fail(-EINVAL, "%s: x[%zu] of %zu is NaN",
+					  fn, i, n);
+		if (s == 0.0) {
+			out[i] = 0;
+			continue;
+		}
+		t = (double)x[i] / s;
+		if (t > hi)
+			t = hi;
+		if (t < lo)
+			t = lo;
+		/* two's complement byte for signed formats */
+		out[i] = (uint8_t)(int)round(t);
+	}
+	return 0;
+}
+
+int polar_dequantize_acts(const struct polar_act_quant *aq,
+			  const int8_t *codes, size_t n, float *x)
+{
+	static const char fn[] = "dequantize_acts";
+	const uint8_t *in = (const uint8_t *)codes;
+	int ret = act_check(aq, fn);
+	size_t i;
+
+	if (ret)
+		return ret;
+	if (!n)
+		return 0;
+	if (!x || !codes)
+		return polar_fail(-EINVAL, "%s: %s is NULL", fn,
+				  x ? "codes" : "x");
+	for (i = 0; i < n; i++) {
+		int c = xfmt_unsigned(aq->fmt) ? in[i] : codes[i];
+
+		if ((aq->fmt == POLAR_XFMT_INT4 && (c < -8 || c > 7)) ||
+		    (aq->fmt == POLAR_XFMT_UINT4 && c > 15))
+			return polar_fail(-EINVAL, "%s: code %d at %zu out of "
+					  "range for %s", fn, c, i,
+					  aq->fmt == POLAR_XFMT_INT4 ?
+					  "INT4 (-8..7)" : "UINT4 (0..15)");
+		x[i] = (float)((double)aq->scale * c);
+	}
+	return 0;
+}
+
+/* ---- device sums --------------------------------------------------------- */
+
+int polar_dequantize_sums(const struct polar_qweights *q,
+			  const struct polar_act_quant *aq,
+			  const int32_t *sums, uint32_t batch,
+			  const float *bias, unsigned int flags, float *y)
+{
+	static const char fn[] = "dequantize_sums";
+	size_t plane;
+	uint32_t k, o, b;
+	int ret = qweights_check(q, fn);
+
+	if (ret)
+		return ret;
+	ret = act_check(aq, fn);
+	if (ret)
+		return ret;
+	if (flags & ~POLAR_DEQ_ACCUMULATE)
+		return polar_fail(-EINVAL, "%s: unknown flags %#x", fn,
+				  flags & ~POLAR_DEQ_ACCUMULATE);
+	if (!batch)
+		return 0;
+	if (!sums || !y)
+		return polar_fail(-EINVAL, "%s: %s is NULL", fn,
+				  sums ? "y" : "sums");
+	plane = (size_t)batch * q->out_dim;	/* sums of one block */
+	for (k = 0; k < batch; k++) {
+		for (o = 0; o < q->out_dim; o++) {
+			const float *s = q->scales + (size_t)o * q->nblocks;
+			size_t at = (size_t)k * q->out_dim + o;
+			double acc = 0.0, v;
+
+			if (q->fmt != POLAR_WFMT_NF4) {
+				acc = (double)s[0] * sums[at];
+			} else {
+				for (b = 0; b < q->nblocks; b++)
+					acc += (double)s[b] *
+						sums[b * plane + at];
+				acc /= POLAR_NF4_CB_ONE;
+			}
+			v = acc * aq->scale;
+			if (bias)
+				v += bias[o];
+			if (flags & POLAR_DEQ_ACCUMULATE)
+				v += y[at];
+			y[at] = (float)v;
+		}
+	}
+	return 0;
+}
