@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Host low-rank kernels against a naive triple loop in double: both the
+ * dispatched kernel (AVX2+FMA where the CPU has it) and the forced portable
+ * one, odd sizes, ranks 1..64, accumulate on and off, and the errors.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polar/lowrank.h"
+#include "polar/polar.h"
+#include "unit.h"
+
+static uint64_t rs = 0x2545F4914F6CDD1Dull;
+
+/* Uniform in [-1, 1). */
+static float frand(void)
+{
+	rs ^= rs >> 12;
+	rs ^= rs << 25;
+	rs ^= rs >> 27;
+	return (float)((double)((rs * 2685821657736338717ull) >> 40) /
+		       (double)(1ull << 23)) - 1.0f;
+}
+
+static float *frand_alloc(size_t n)
+{
+	float *p = malloc((n ? n : 1) * sizeof(*p));
+	size_t i;
+
+	for (i = 0; p && i < n; i++)
+		p[i] = frand();
+	return p;
+}
+
+/*
+ * Compares y = y0 (accumulate) + B (A x) with the naive double result.
+ * Tolerance per element: 1e-5 * sqrt(in) * (|y0| + sum |B| |A| |x|), the
+ * magnitude the float rounding errors scale with. Also checks z against
+ * A x. Returns the number of bad elements.
+ */
+static int check_case(uint32_t rank, uint32_t in, uint32_t out,
+		      uint32_t batch, int accumulate)
+{
+	size_t nA = (size_t)rank * in, nB = (size_t)rank * out;
+	float *A = frand_alloc(nA), *B = frand_alloc(nB);
+	float *Ap = malloc(polar_lowrank_packed_size(rank, in) * sizeof(float));
+	float *Bp = malloc(polar_lowrank_packed_size(rank, out) * sizeof(float));
+	float *x = frand_alloc((size_t)batch * in);
+	float *y0 = frand_alloc((size_t)batch * out);
+	float *y = malloc((size_t)batch * out * sizeof(float));
+	float *z = malloc((size_t)batch * rank * sizeof(float));
+	double *zr = malloc((size_t)rank * sizeof(double));
+	double *zm = malloc((size_t)rank * sizeof(double));
+	double tol = 1e-5 * sqrt((double)in);
+	int bad = 0, err;
+	uint32_t b, k, o, i;
+
+	if (!A || !B || !Ap || !Bp || !x || !y0 || !y || !z || !zr || !zm) {
+		CHECK(!"out of memory");
+		bad = 1;
+		goto out;
+	}
+	memcpy(y, y0, (size_t)batch * out * sizeof(float));
+	CHECK(polar_lowrank_pack(A, B, rank, in, out, Ap, Bp) == 0);
+	err = polar_lowrank_apply(Ap, Bp, rank, in, out, batch, x, z, y,
+				  accumulate);
+	CHECK(err == 0);
+	for (b = 0; b < batch && !bad; b++) {
+		const float *xb = x + (size_t)b * in;
+
+		for (k = 0; k < rank; k++) {
+			double s = 0, m = 0;
+
+			for (i = 0; i < in; i++) {
+				double p = (double)A[(size_t)k * in + i] * xb[i];
+
+				s += p;
+				m += fabs(p);
+			}
+			zr[k] = s;
+			zm[k] = m;
+			if (fabs(z[(size_t)b * rank + k] - s) > tol * m + 1e-30)
+				bad++;
+		}
+		for (o = 0; o < out; o++) {
+			double s = accumulate ? y0[(size_t)b * out + o] : 0;
+			double m = fabs(s);
+
+			for (k = 0; k < rank; k++) {
+				double bk = B[(size_t)o * rank + k];
+
+				s += bk * zr[k];
+				m += fabs(bk) * zm[k];
+			}
+			if (fabs(y[(size_t)b * out + o] - s) > tol * m + 1e-30)
+				bad++;
+		}
+	}
+	if (bad)
+		fprintf(stderr, "  %s rank %u in %u out %u batch %u acc %d: "
+			"%d bad\n", polar_lowrank_kernel_name(), rank, in, out,
+			batch, accumulate, bad);
+out:
+	free(A); free(B); free(Ap); free(Bp); free(x); free(y0); free(y); free(z);
+	free(zr); free(zm);
+	return bad;
+}
+
+static const uint32_t ins[] = { 1, 3, 17, 1000 };
+static const uint32_t outs[] = { 1, 5, 129 };
+static const uint32_t batches[] = { 1, 2, 7, 256 };
+static const uint32_t ranks[] = { 1, 3, 8, 13, 64 };
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void sweep(void)
+{
+	size_t r, i, o, b;
+	int acc, bad = 0;
+
+	for (r = 0; r < N(ranks); r++)
+		for (i = 0; i < N(ins); i++)
+			for (o = 0; o < N(outs); o++)
+				for (b = 0; b < N(batches); b++)
+					for (acc = 0; acc <= 1; acc++)
+						bad += check_case(ranks[r],
+								  ins[i],
+								  outs[o],
+								  batches[b],
+								  acc) != 0;
+	/* Around the in-dimension block (512) and the register tiles. */
+	bad += check_case(8, 511, 8, 3, 0) != 0;
+	bad += check_case(8, 513, 33, 4, 1) != 0;
+	bad += check_case(8, 1031, 64, 5, 1) != 0;
+	bad += check_case(4, 2048, 257, 6, 0) != 0;
+	bad += check_case(5, 8, 24, 1, 1) != 0;
+	CHECK(bad == 0);
+}
+
+static void test_dispatched(void)
+{
+	const char *name;
+
+	polar_lowrank_force_portable(0);
+	name = polar_lowrank_kernel_name();
+	printf("# dispatched kernel: %s\n", name);
+	CHECK(!strcmp(name, "avx2-fma") || !strcmp(name, "portable"));
+#if defined(__x86_64__) && defined(__GNUC__)
+	{
+		const char *env = getenv("POLAR_LOWRANK");
+
+		__builtin_cpu_init();
+		if (__builtin_cpu_supports("avx2") &&
+		    __builtin_cpu_supports("fma") &&
+		    !(env && !strcmp(env, "portable")))
+			CHECK_STR(name, "avx2-fma");
+	}
+#endif
+	sweep();
+}
+
+static void test_portable(void)
+{
+	polar_lowrank_force_portable(1);
+	CHECK_STR(polar_lowrank_kernel_name(), "portable");
+	sweep();
+	polar_lowrank_force_portable(0);
+}
+
+/* The two paths agree with each other, not only with the reference. */
+static void test_paths_agree(void)
+{
+	enum { R = 8, IN = 300, OUT = 77, BATCH = 19 };
+	float *A = frand_alloc(R * IN), *B = frand_alloc(R * OUT);
+	float *Ap = malloc(polar_lowrank_packed_size(R, IN) * 4);
+	float *Bp = malloc(polar_lowrank_packed_size(R, OUT) * 4);
+	float *x = frand_alloc(BATCH * IN), *z = malloc(BATCH * R * 4);
+	float *y1 = malloc(BATCH * OUT * 4), *y2 = malloc(BATCH * OUT * 4);
+	int i, bad = 0;
+
+	if (!A || !B || !Ap || !Bp || !x || !z || !y1 || !y2) {
+		CHECK(!"out of memory");
+		goto out;
+	}
+	CHECK(polar_lowrank_pack(A, B, R, IN, OUT, Ap, Bp) == 0);
+	polar_lowrank_force_portable(1);
+	CHECK(polar_lowrank_apply(Ap, Bp, R, IN, OUT, BATCH, x, z, y1, 0) ==
+	      0);
+	polar_lowrank_force_portable(0);
+	CHECK(polar_lowrank_apply(Ap, Bp, R, IN, OUT, BATCH, x, z, y2, 0) ==
+	      0);
+	for (i = 0; i < BATCH * OUT; i++)
+		if (fabsf(y1[i] - y2[i]) > 1e-4f * (1.0f + fabsf(y1[i])))
+			bad++;
+	CHECK(bad == 0);
+out:
+	free(A); free(B); free(Ap); free(Bp); free(x); free(z);
+	free(y1); free(y2);
+}
+
+/* The packed layout itself, and az / bz used on their own. */
+static void test_pack_split(void)
+{
+	/* rank 2, in 3, out 3 */
+	const float A[2 * 3] = { 1, 2, 3, 4, 5, 6 };
+	const float B[3 * 2] = { 1, 0, 0, 1, 1, 1 };
+	const float x[3] = { 1, 1, 1 };
+	float Ap[16], Bp[16], z[2], y[3] = { 100, 100, 100 };
+	const float Ap_want[16] = { 1, 2, 3, 0, 0, 0, 0, 0,
+				    4, 5, 6, 0, 0, 0, 0, 0 };
+	const float Bp_want[16] = { 1, 0, 1, 0, 0, 0, 0, 0,
+				    0, 1, 1, 0, 0, 0, 0, 0 };
+	float big[2 * 20], bigp[2 * 24];
+	int i;
+
+	CHECK(polar_lowrank_packed_size(2, 3) == 16);
+	CHECK(polar_lowrank_packed_size(8, 4096) == 8 * 4096);
+	CHECK(polar_lowrank_packed_size(0, 5) == 0);
+	memset(Ap, 0xff, sizeof(Ap));
+	memset(Bp, 0xff, sizeof(Bp));
+	CHECK(polar_lowrank_pack(A, B, 2, 3, 3, Ap, Bp) == 0);
+	CHECK(!memcmp(Ap, Ap_want, sizeof(Ap)));
+	CHECK(!memcmp(Bp, Bp_want, sizeof(Bp)));
+	/* Three panels: A[k][i] lands at (i / 8) * 16 + k * 8 + i % 8. */
+	for (i = 0; i < 40; i++)
+		big[i] = (float)i;
+	memset(bigp, 0xff, sizeof(bigp));
+	CHECK(polar_lowrank_pack(big, NULL, 2, 20, 0, bigp, NULL) == 0);
+	CHECK(bigp[0] == 0 && bigp[8] == 20 && bigp[16] == 8);
+	CHECK(bigp[24] == 28 && bigp[32] == 16 && bigp[35] == 19);
+	CHECK(bigp[36] == 0 && bigp[40] == 36 && bigp[43] == 39);
+	CHECK(bigp[44] == 0 && bigp[47] == 0);
+
+	CHECK(polar_lowrank_az(Ap, 2, 3, 1, x, z) == 0);
+	CHECK(z[0] == 6 && z[1] == 15);
+	CHECK(polar_lowrank_bz(Bp, 2, 3, 1, z, y, 1) == 0);
+	CHECK(y[0] == 106 && y[1] == 115 && y[2] == 121);
+	CHECK(polar_lowrank_bz(Bp, 2, 3, 1, z, y, 0) == 0);
+	CHECK(y[0] == 6 && y[1] == 15 && y[2] == 21);
+}
+
+static void test_errors(void)
+{
+	float A[512] = { 0 }, Bp[512] = { 0 }, x[1] = { 0 }, z[65];
+	float y[1] = { 7 };
+
+	CHECK(polar_lowrank_apply(A, Bp, 0, 1, 1, 1, x, z, y, 0) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "rank 0") != NULL);
+	CHECK(polar_lowrank_apply(A, Bp, 65, 1, 1, 1, x, z, y, 0) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "rank 65") != NULL);
+	CHECK(polar_lowrank_apply(NULL, Bp, 8, 1, 1, 1, x, z, y, 0) ==
+	      -EINVAL);
+	CHECK(polar_lowrank_apply(A, NULL, 8, 1, 1, 1, x, z, y, 0) == -EINVAL);
+	CHECK(polar_lowrank_apply(A, Bp, 8, 1, 1, 1, NULL, z, y, 0) ==
+	      -EINVAL);
+	CHECK(polar_lowrank_apply(A, Bp, 8, 1, 1, 1, x, NULL, y, 0) ==
+	      -EINVAL);
+	CHECK(polar_lowrank_apply(A, Bp, 8, 1, 1, 1, x, z, NULL, 0) ==
+	      -EINVAL);
+	CHECK(strstr(polar_errmsg(), "NULL") != NULL);
+	CHECK(polar_lowrank_apply(A, Bp, 8, 0, 1, 1, x, z, y, 0) == -EINVAL);
+	CHECK(polar_lowrank_apply(A, Bp, 8, 1, 0, 1, x, z, y, 0) == -EINVAL);
+	CHECK(polar_lowrank_apply(A, Bp, 8, 1, 1, 0, x, z, y, 0) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "is 0") != NULL);
+	CHECK(y[0] == 7);	/* nothing written on error */
+	CHECK(polar_lowrank_az(A, 65, 1, 1, x, z) == -EINVAL);
+	CHECK(polar_lowrank_az(A, 8, 1, 1, x, NULL) == -EINVAL);
+	CHECK(polar_lowrank_bz(Bp, 0, 1, 1, z, y, 0) == -EINVAL);
+	CHECK(polar_lowrank_bz(NULL, 8, 1, 1, z, y, 0) == -EINVAL);
+	CHECK(polar_lowrank_bz(Bp, 8, 0, 1, z, y, 0) == -EINVAL);
+	CHECK(polar_lowrank_pack(A, NULL, 0, 1, 1, Bp, NULL) == -EINVAL);
+	CHECK(polar_lowrank_pack(NULL, NULL, 8, 1, 1, NULL, NULL) == -EINVAL);
+	CHECK(polar_lowrank_pack(A, NULL, 8, 1, 1, NULL, NULL) == -EINVAL);
+	CHECK(polar_lowrank_pack(NULL, A, 8, 1, 0, NULL, Bp) == -EINVAL);
+	CHECK(y[0] == 7);
+	/* The bounds themselves are valid (padded: 8 x rank floats). */
+	CHECK(polar_lowrank_apply(A, Bp, 1, 1, 1, 1, x, z, y, 0) == 0);
+	CHECK(polar_lowrank_apply(A, Bp, 64, 1, 1, 1, x, z, y, 0) == 0);
+}
+
+int main(void)
+{
+	RUN(test_errors);
+	RUN(test_pack_split);
+	RUN(test_dispatched);
+	RUN(test_portable);
+	RUN(test_paths_agree);
+	return unit_summary();
+}
