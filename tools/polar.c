@@ -2,6 +2,7 @@
 /*
  * polar: the command-line front end of libpolar-accel.
  *   polar info [DEVICE]   print the identity and geometry of an accelerator
+ *   polar train ...       train the fp32 model on Fashion-MNIST (polar_train.c)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,9 +61,13 @@ static int cmd_info(int argc, char **argv)
 	return 0;
 }
 
+int polar_cmd_train(int argc, char **argv);
+
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: polar info [DEVICE]\n");
+	fprintf(out, "usage: polar info [DEVICE]\n"
+		"       polar train [--arch cnn|mlp] [--epochs N] [--seed S] "
+		"[--data DIR] [--out FILE] [--threads N]\n");
 }
 
 int main(int argc, char **argv)
@@ -73,6 +78,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "info"))
 		return cmd_info(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "train"))
+		return polar_cmd_train(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;
