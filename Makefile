@@ -44,6 +44,8 @@ FWASM_OBJ = $(BUILD)/obj/pic/firmware/fwasm.o
 FIRMWARE = $(BUILD)/firmware/polar_cim.fw
 BENCH_ENGINE = $(BUILD)/bench/bench_engine
 BENCH_SUBMIT = $(BUILD)/bench/bench_submit
+BENCH_OVERLAP = $(BUILD)/bench/bench_overlap
+BENCH_LOWRANK = $(BUILD)/bench/bench_lowrank
 GUEST_EXIT = $(BUILD)/bin/guest-exit
 KO = polar_accel.ko
 QEMU = $(BUILD)/qemu-build/qemu-system-x86_64
@@ -57,7 +59,7 @@ DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 
 .PHONY: all run check setup install kernel harness qemu driver lib tools unit \
 	selftests initramfs lint checkpatch sparse clean distclean help \
-	firmware bench-engine bench-submit
+	firmware bench-engine bench-submit bench-overlap bench-lowrank
 
 all: lib tools driver firmware
 
@@ -105,9 +107,12 @@ $(LIB_SO): $(LIB_PIC_OBJS) lib/src/libpolar-accel.map
 
 lib: $(LIB_SO) $(LIB_A)
 
-$(POLAR_TOOL): tools/polar.c $(LIB_SO) $(LIB_HDRS)
+TOOL_SRCS = $(wildcard tools/*.c)
+
+$(POLAR_TOOL): $(TOOL_SRCS) $(LIB_SO) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $< -o $@ -L$(BUILD)/lib -lpolar-accel $(LIB_LIBS)
+	$(CC) $(USER_CFLAGS) $(TOOL_SRCS) -o $@ -L$(BUILD)/lib -lpolar-accel \
+		$(LIB_LIBS)
 
 $(GUEST_EXIT): tests/vm/guest_exit.c
 	@mkdir -p $(dir $@)
@@ -157,9 +162,20 @@ $(BUILD)/initramfs-%.cpio.gz: driver $(SELFTESTS) $(POLAR_TOOL) $(GUEST_EXIT) \
 		$(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
 	@tests/vm/mkinitramfs.sh $@ $* $(KO) $(if $(filter check,$*),$(SELFTESTS))
 
-$(BUILD)/initramfs-bench.cpio.gz: driver $(BENCH_SUBMIT) $(POLAR_TOOL) \
-		$(GUEST_EXIT) $(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
-	@tests/vm/mkinitramfs.sh $@ bench $(KO) $(BENCH_SUBMIT)
+$(BENCH_OVERLAP): bench/bench_overlap.c $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -static $< -o $@ $(LIB_A) $(LIB_LIBS)
+
+$(BENCH_LOWRANK): bench/bench_lowrank.c $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $< -o $@ $(LIB_A) $(LIB_LIBS) \
+		$$(pkg-config --cflags --libs openblas)
+
+# The VM benches: mode bench runs every /usr/bin/bench_* it is given.
+$(BUILD)/initramfs-bench-%.cpio.gz: $(BUILD)/bench/bench_% driver \
+		$(POLAR_TOOL) $(GUEST_EXIT) $(FIRMWARE) tests/vm/init \
+		tests/vm/mkinitramfs.sh
+	@tests/vm/mkinitramfs.sh $@ bench $(KO) $<
 
 # --- the two README commands ---------------------------------------------
 
@@ -167,9 +183,13 @@ run: setup
 	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-run.cpio.gz
 	@tests/vm/run-vm.sh run $(BUILD)/initramfs-run.cpio.gz
 
-bench-submit: setup
-	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-bench.cpio.gz
-	@tests/vm/run-vm.sh bench $(BUILD)/initramfs-bench.cpio.gz
+bench-submit bench-overlap: bench-%: setup
+	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-bench-$*.cpio.gz
+	@tests/vm/run-vm.sh bench $(BUILD)/initramfs-bench-$*.cpio.gz
+
+bench-lowrank: setup
+	@$(MAKE) --no-print-directory $(BENCH_LOWRANK)
+	@$(BENCH_LOWRANK)
 
 check: setup
 	@$(MAKE) --no-print-directory qemu firmware unit $(BUILD)/initramfs-check.cpio.gz
@@ -197,6 +217,8 @@ install: lib tools firmware
 	install -d $(DESTDIR)$(PREFIX)/include/polar $(DESTDIR)$(PREFIX)/include/drm \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(FWDIR) $(DESTDIR)$(UDEVDIR)/rules.d
+	install -d $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 lib/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -m 644 lib/include/polar/*.h $(DESTDIR)$(PREFIX)/include/polar/
 	install -m 644 uapi/drm/polar_accel.h $(DESTDIR)$(PREFIX)/include/drm/
 	install -m 644 hw/polar_cim_hw.h $(DESTDIR)$(PREFIX)/include/polar/

@@ -199,6 +199,7 @@ int polar_bo_info_ioctl(struct drm_device *drm, void *data,
 
 /* polar_accel_job.c */
 int polar_queues_init(struct polar_device *pdev);
+bool polar_queue_reap_locked(struct polar_device *pdev, u32 qid);
 void polar_queues_hw_init(struct polar_device *pdev);
 int polar_irqs_init(struct polar_device *pdev);
 void polar_irqs_fini(struct polar_device *pdev);

@@ -150,12 +150,12 @@ static void polar_queue_complete_one(struct polar_device *pdev, u32 qid,
 	polar_job_finish(pdev, job, polar_status_to_errno(job->cmd_status));
 }
 
-static void polar_queue_reap(struct polar_device *pdev, u32 qid)
+/* Consumes the completions the device posted; the caller holds q->lock. */
+bool polar_queue_reap_locked(struct polar_device *pdev, u32 qid)
 {
 	struct polar_queue *q = &pdev->queues[qid];
 	bool reaped = false;
 
-	mutex_lock(&q->lock);
 	for (;;) {
 		struct polar_cim_cqe *cqe = &q->cq[q->cq_head];
 
@@ -174,6 +174,16 @@ static void polar_queue_reap(struct polar_device *pdev, u32 qid)
 		polar_reg_write(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_CQ_HEAD),
 				q->cq_head);
 	}
+	return reaped;
+}
+
+static void polar_queue_reap(struct polar_device *pdev, u32 qid)
+{
+	struct polar_queue *q = &pdev->queues[qid];
+	bool reaped;
+
+	mutex_lock(&q->lock);
+	reaped = polar_queue_reap_locked(pdev, qid);
 	mutex_unlock(&q->lock);
 	if (reaped)
 		wake_up_all(&pdev->job_wq);

@@ -134,6 +134,12 @@ static void polar_recover_work(struct work_struct *work)
 	for (qid = 0; qid < pdev->num_queues; qid++)
 		mutex_lock(&pdev->queues[qid].lock);
 
+	/*
+	 * Completions already posted belong to finished jobs: take them
+	 * first, so the oldest job left is the one the device was on.
+	 */
+	for (qid = 0; qid < pdev->num_queues; qid++)
+		polar_queue_reap_locked(pdev, qid);
 	polar_coredump(pdev, guilty_queue);
 	polar_hw_reset(pdev);
 	ret = polar_fw_boot(pdev);

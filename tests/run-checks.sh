@@ -48,6 +48,8 @@ echo "== VM kselftests"
 # A chip with static variability, so that the device-versus-software-engine
 # comparisons cover conductance spread, stuck cells and ADC offset and gain.
 export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7}
+# A second chip of another seed, for the tests that spread work over two.
+export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8}
 tests/vm/run-vm.sh check "$BUILD/initramfs-check.cpio.gz"
 vm_rc=$?
 count_tap "$BUILD/vm-check.log"
@@ -58,6 +60,15 @@ if [ "$vm_rc" != 0 ] && [ "$notok" = 0 ]; then
 fi
 if [ "$ok" = 0 ]; then
 	echo "not ok - the VM reported no test results"
+	failed=$((failed + 1))
+fi
+
+echo "== packaging (make install, pkg-config, the example program)"
+if tests/packaging.sh; then
+	echo "ok - packaging"
+	passed=$((passed + 1))
+else
+	echo "not ok - packaging"
 	failed=$((failed + 1))
 fi
 

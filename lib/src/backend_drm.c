@@ -86,6 +86,7 @@ int polar_drm_open(struct polar_device *dev)
 	drmFreeVersion(ver);
 	dev->ops = &polar_drm_ops;
 	drm_read_caps(dev);
+	polar_load_firmware(dev, 0);
 	if (!dev->caps.num_queues || !dev->caps.max_cmds) {
 		close(dev->fd);
 		return polar_fail(-ENODEV, "%s: the driver reports no queues "

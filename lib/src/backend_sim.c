@@ -18,7 +18,6 @@
 #define SIM_NUM_QUEUES 4
 #define SIM_MAX_BATCH 4096
 #define SIM_MAX_CMDS 64
-#define SIM_DEFAULT_FIRMWARE "/lib/firmware/polar_cim.fw"
 
 static const struct {
 	const char *name;
@@ -83,32 +82,6 @@ static int sim_parse_props(const char *props, struct cim_config *cfg)
 	return 0;
 }
 
-static int sim_load_firmware(struct polar_device *dev)
-{
-	const char *path = getenv("POLAR_FIRMWARE");
-	static uint8_t image[POLAR_CIM_FW_MAX_SIZE + 1];
-	struct cim_fw_diag diag;
-	uint32_t status;
-	size_t n;
-	FILE *f;
-
-	if (!path || !*path)
-		path = SIM_DEFAULT_FIRMWARE;
-	f = fopen(path, "rb");
-	if (!f)
-		return polar_fail(-ENOENT, "sim: cannot open firmware %s (set "
-				  "POLAR_FIRMWARE to polar_cim.fw)", path);
-	n = fread(image, 1, sizeof(image), f);
-	fclose(f);
-	status = cim_firmware_parse(image, n, &dev->fw, &diag);
-	if (status != POLAR_CIM_FW_BOOTED)
-		return polar_fail(-EINVAL, "sim: firmware %s rejected (%s): "
-				  "offset %u: %s", path,
-				  cim_firmware_status_name(status), diag.offset,
-				  diag.msg);
-	return 0;
-}
-
 int polar_sim_open(struct polar_device *dev, const char *props)
 {
 	const struct cim_config *cfg;
@@ -118,7 +91,7 @@ int polar_sim_open(struct polar_device *dev, const char *props)
 	ret = sim_parse_props(props, &want);
 	if (ret)
 		return ret;
-	ret = sim_load_firmware(dev);
+	ret = polar_load_firmware(dev, 1);
 	if (ret)
 		return ret;
 	ret = cim_engine_create(&want, &dev->engine);

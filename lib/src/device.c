@@ -93,6 +93,39 @@ int polar_find_device(const char *sysfs_root, unsigned int index, char *path,
 	return 0;
 }
 
+/*
+ * Reads the firmware image the chip runs (POLAR_FIRMWARE, else the one
+ * the driver loads). The software backend needs it; for a device it only
+ * tells the quantizer the NF4 codebook, so a missing file is no error
+ * there (the default codebook is then assumed).
+ */
+int polar_load_firmware(struct polar_device *dev, int required)
+{
+	const char *path = getenv("POLAR_FIRMWARE");
+	static _Thread_local uint8_t image[POLAR_CIM_FW_MAX_SIZE + 1];
+	struct cim_fw_diag diag;
+	uint32_t status;
+	size_t n;
+	FILE *f;
+
+	if (!path || !*path)
+		path = "/lib/firmware/polar_cim.fw";
+	f = fopen(path, "rb");
+	if (!f)
+		return required ? polar_fail(-ENOENT, "%s: cannot open firmware "
+					     "%s (set POLAR_FIRMWARE to "
+					     "polar_cim.fw)", dev->path, path) : 0;
+	n = fread(image, 1, sizeof(image), f);
+	fclose(f);
+	status = cim_firmware_parse(image, n, &dev->fw, &diag);
+	if (status != POLAR_CIM_FW_BOOTED && required)
+		return polar_fail(-EINVAL, "%s: firmware %s rejected (%s): "
+				  "offset %u: %s", dev->path, path,
+				  cim_firmware_status_name(status), diag.offset,
+				  diag.msg);
+	return 0;
+}
+
 int polar_open(const char *path, struct polar_device **out)
 {
 	char found[256];
@@ -134,6 +167,7 @@ void polar_close(struct polar_device *dev)
 	if (!dev)
 		return;
 	dev->ops->close(dev);
+	free(dev->tile_used);
 	free(dev);
 }
 

@@ -65,9 +65,12 @@ struct polar_device {
 	struct io_uring *ring;	/* NULL: the driver has no uring_cmd */
 	int has_ring;
 	struct polar_fifo ioctl_jobs;
+	/* The firmware the chip runs: its NF4 codebook shapes quantization. */
+	struct cim_firmware fw;
+	/* Tiles in use by this process's layers (polar_layer_create()). */
+	uint8_t *tile_used;
 	/* Software backend. */
 	struct cim_engine *engine;
-	struct cim_firmware fw;
 	struct polar_fifo done;
 };
 
@@ -75,6 +78,7 @@ extern const struct polar_backend_ops polar_drm_ops;
 extern const struct polar_backend_ops polar_sim_ops;
 
 int polar_drm_open(struct polar_device *dev);
+int polar_load_firmware(struct polar_device *dev, int required);
 int polar_sim_open(struct polar_device *dev, const char *props);
 
 #endif /* POLAR_INTERNAL_H */

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libpolar-accel on the device, in the VM: a polarized layer gives the
+ * same INT32 sums on the device as on the software backend with the same
+ * chip properties (both submit paths, one and two devices), and threads
+ * that each own a handle submit and reap concurrently with every result
+ * verified. GPL-2.0: includes the kselftest harness.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kselftest_harness.h"
+
+#include "polar/polar.h"
+#include "polar/qlayer.h"
+#include "polar_cim_hw.h"
+
+#define FW_PATH "/lib/firmware/polar_cim.fw"
+
+/* "sim:..." with the properties of a device, so both compute alike. */
+static void sim_props_of(struct polar_device *dev, char *buf, size_t len)
+{
+	struct polar_caps c;
+
+	polar_get_caps(dev, &c);
+	snprintf(buf, len, "sim:rows=%u,cols=%u,tiles=%u,adc-bits=%u,"
+		 "rows-per-conv=%u,sigma-static=%u,sigma-dynamic=%u,"
+		 "stuck-rate=%u,adc-offset-sigma=%u,adc-gain-sigma=%u,"
+		 "seed=%llu", c.rows, c.cols, c.tiles, c.adc_bits,
+		 c.rows_per_conv, c.sigma_static, c.sigma_dynamic, c.stuck_ppm,
+		 c.adc_offset_sigma, c.adc_gain_sigma,
+		 (unsigned long long)c.seed);
+}
+
+static float *rand_floats(size_t n, unsigned int seed, int nonneg)
+{
+	float *v = malloc(n * sizeof(*v));
+	size_t i;
+
+	srand(seed);
+	for (i = 0; i < n; i++) {
+		v[i] = (float)rand() / RAND_MAX * 2 - 1;
+		if (nonneg && v[i] < 0)
+			v[i] = -v[i];
+	}
+	return v;
+}
+
+struct layer_case {
+	enum polar_wfmt wfmt;
+	enum polar_xfmt xfmt;
+	uint32_t in, out, batch;
+};
+
+static const struct layer_case cases[] = {
+	{ POLAR_WFMT_INT4, POLAR_XFMT_UINT4, 400, 130, 9 },
+	{ POLAR_WFMT_NF4, POLAR_XFMT_INT8, 300, 200, 4 },
+	{ POLAR_WFMT_INT8, POLAR_XFMT_INT4, 784, 128, 33 },
+};
+
+/*
+ * Runs case k on devs and on the sim twin; returns 0 when the sums are
+ * bit-identical, else a negative value (and logs why).
+ */
+static int compare_layer(struct __test_metadata *_metadata,
+			 struct polar_device **devs, uint32_t ndevs,
+			 struct polar_device **sims, const struct layer_case *c)
+{
+	struct polar_qlayer_desc d = { 0 };
+	struct polar_qlayer *ld = NULL, *ls = NULL;
+	float *w = rand_floats((size_t)c->in * c->out, c->in, 0);
+	float *x = rand_floats((size_t)c->batch * c->in, c->out,
+			       c->xfmt == POLAR_XFMT_UINT4 ||
+			       c->xfmt == POLAR_XFMT_UINT8);
+	float *y = malloc(sizeof(float) * c->batch * c->out);
+	size_t nsums;
+	int ret = -1;
+
+	d.in_dim = c->in;
+	d.out_dim = c->out;
+	d.weight = w;
+	d.wfmt = c->wfmt;
+	d.xfmt = c->xfmt;
+	d.x_scale = 1.0f / 100;
+	d.job_seed = 5;
+	if (polar_qlayer_create(devs, ndevs, &d, &ld) ||
+	    polar_qlayer_forward(ld, c->batch, x, y, POLAR_FWD_DEVICE_ONLY)) {
+		TH_LOG("device: %s", polar_errmsg());
+		goto out;
+	}
+	/*
+	 * The sim twins hold the same parts on the same tiles of as many
+	 * chips: static variability depends on the tile, so they must.
+	 */
+	if (polar_qlayer_create(sims, ndevs, &d, &ls) ||
+	    polar_qlayer_forward(ls, c->batch, x, y, POLAR_FWD_DEVICE_ONLY)) {
+		TH_LOG("sim: %s", polar_errmsg());
+		goto out;
+	}
+	nsums = (size_t)polar_qlayer_qweights(ld)->nblocks * c->batch * c->out;
+	ret = memcmp(polar_qlayer_last_sums(ld), polar_qlayer_last_sums(ls),
+		     nsums * sizeof(int32_t)) ? -1 : 0;
+	if (ret)
+		TH_LOG("sums differ: device %d, sim %d",
+		       polar_qlayer_last_sums(ld)[0],
+		       polar_qlayer_last_sums(ls)[0]);
+out:
+	polar_qlayer_destroy(ld);
+	polar_qlayer_destroy(ls);
+	free(w);
+	free(x);
+	free(y);
+	return ret;
+}
+
+FIXTURE(lib) {
+	struct polar_device *dev;
+	struct polar_device *sim;
+};
+
+FIXTURE_SETUP(lib)
+{
+	char props[512];
+
+	setenv("POLAR_FIRMWARE", FW_PATH, 1);
+	ASSERT_EQ(0, polar_open(NULL, &self->dev)) TH_LOG("%s", polar_errmsg());
+	sim_props_of(self->dev, props, sizeof(props));
+	ASSERT_EQ(0, polar_open(props, &self->sim)) TH_LOG("%s", polar_errmsg());
+}
+
+FIXTURE_TEARDOWN(lib)
+{
+	polar_close(self->dev);
+	polar_close(self->sim);
+}
+
+TEST_F(lib, layer_sums_match_sim_uring)
+{
+	size_t k;
+
+	if (polar_set_submit_path(self->dev, POLAR_PATH_URING))
+		SKIP(return, "no io_uring path: %s", polar_errmsg());
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+		EXPECT_EQ(0, compare_layer(_metadata, &self->dev, 1, &self->sim,
+					   &cases[k])) TH_LOG("case %zu", k);
+}
+
+TEST_F(lib, layer_sums_match_sim_ioctl)
+{
+	size_t k;
+
+	ASSERT_EQ(0, polar_set_submit_path(self->dev, POLAR_PATH_IOCTL));
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+		EXPECT_EQ(0, compare_layer(_metadata, &self->dev, 1, &self->sim,
+					   &cases[k])) TH_LOG("case %zu", k);
+}
+
+TEST_F(lib, layer_across_two_devices)
+{
+	struct polar_device *devs[2] = { self->dev, NULL };
+	struct polar_device *sims[2] = { self->sim, NULL };
+	struct polar_caps c0, c1;
+	char path[64], props[512];
+
+	if (polar_find_device(NULL, 1, path, sizeof(path)))
+		SKIP(return, "one device only (start the VM with two)");
+	ASSERT_EQ(0, polar_open(path, &devs[1])) TH_LOG("%s", polar_errmsg());
+	sim_props_of(devs[1], props, sizeof(props));
+	ASSERT_EQ(0, polar_open(props, &sims[1])) TH_LOG("%s", polar_errmsg());
+	polar_get_caps(devs[0], &c0);
+	polar_get_caps(devs[1], &c1);
+	/* Two chips: the second has its own seed (see run-checks.sh). */
+	EXPECT_NE(c0.seed, c1.seed);
+	EXPECT_EQ(0, compare_layer(_metadata, devs, 2, sims, &cases[1]));
+	EXPECT_EQ(0, compare_layer(_metadata, devs, 2, sims, &cases[2]));
+	polar_close(devs[1]);
+	polar_close(sims[1]);
+}
+
+/* ---- threads: each its own handle, submitting and reaping ------------- */
+
+struct worker {
+	pthread_t thread;
+	int index;
+	int jobs;
+	int verified;
+	int failed;
+	char err[256];
+};
+
+/* Runs one MATMUL on a handle and waits for it. */
+static int run_one(struct polar_device *dev, const struct polar_cmd *cmd)
+{
+	struct polar_completion c;
+
+	if (polar_submit(dev, 0, cmd, 1, 0) || polar_reap(dev, &c, 1, 1) != 1)
+		return -1;
+	return c.status;
+}
+
+/*
+ * A thread with its own device handle keeps 8 jobs in flight over the
+ * queues; each result is checked against the sim twin of the chip.
+ */
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct polar_device *dev = NULL, *sim = NULL;
+	struct polar_buffer *w = NULL, *x = NULL, *y = NULL;
+	struct polar_buffer *sw = NULL, *sx = NULL, *sy = NULL;
+	const uint32_t in = 64, out = 32, batch = 2;
+	struct polar_completion comp[8];
+	uint16_t tile0 = 40 + wk->index;
+	char props[512];
+	int sent = 0, done = 0, i;
+	struct polar_cmd prog = {
+		.opcode = POLAR_CIM_OP_PROGRAM_TILES,
+		.wfmt = POLAR_CIM_WFMT_INT8, .tile0 = tile0,
+		.in_dim = in, .out_dim = out,
+	};
+
+	if (polar_open(NULL, &dev)) {
+		snprintf(wk->err, sizeof(wk->err), "%s", polar_errmsg());
+		return NULL;
+	}
+	sim_props_of(dev, props, sizeof(props));
+	if (polar_open(props, &sim) ||
+	    polar_buffer_create(dev, in * out, &w) ||
+	    polar_buffer_create(dev, 8 * batch * in, &x) ||
+	    polar_buffer_create(dev, 8 * batch * out * 4, &y) ||
+	    polar_buffer_create(sim, in * out, &sw) ||
+	    polar_buffer_create(sim, batch * in, &sx) ||
+	    polar_buffer_create(sim, batch * out * 4, &sy)) {
+		snprintf(wk->err, sizeof(wk->err), "%s", polar_errmsg());
+		goto out;
+	}
+	for (i = 0; i < (int)(in * out); i++)
+		((int8_t *)polar_buffer_map(w))[i] = (int8_t)(i * 7 + wk->index);
+	memcpy(polar_buffer_map(sw), polar_buffer_map(w), in * out);
+	prog.src = (struct polar_buf_ref){ w, 0, in * out };
+	if (run_one(dev, &prog)) {
+		snprintf(wk->err, sizeof(wk->err), "program: %s", polar_errmsg());
+		goto out;
+	}
+	prog.src = (struct polar_buf_ref){ sw, 0, in * out };
+	run_one(sim, &prog);
+
+	while (done < wk->jobs) {
+		while (sent < wk->jobs && sent - done < 8) {
+			int slot = sent % 8;
+			int8_t *xs = (int8_t *)polar_buffer_map(x) +
+				     slot * batch * in;
+			struct polar_cmd mm = {
+				.opcode = POLAR_CIM_OP_MATMUL,
+				.wfmt = POLAR_CIM_WFMT_INT8,
+				.xfmt = POLAR_CIM_XFMT_INT4,
+				.tile0 = tile0, .in_dim = in, .out_dim = out,
+				.batch = batch, .job_seed = 3,
+				.src = { x, slot * batch * in, batch * in },
+				.dst = { y, slot * batch * out * 4,
+					 batch * out * 4 },
+			};
+
+			for (i = 0; i < (int)(batch * in); i++)
+				xs[i] = (int8_t)((sent * 5 + i + wk->index) % 16 - 8);
+			if (polar_submit(dev, sent % 4, &mm, 1, sent)) {
+				snprintf(wk->err, sizeof(wk->err), "%s",
+					 polar_errmsg());
+				goto out;
+			}
+			sent++;
+		}
+		{
+			int n = polar_reap(dev, comp, 8, 1), k;
+
+			if (n < 0) {
+				snprintf(wk->err, sizeof(wk->err), "%s",
+					 polar_errmsg());
+				goto out;
+			}
+			for (k = 0; k < n; k++) {
+				int slot = (int)comp[k].user_data % 8;
+				struct polar_cmd mm = {
+					.opcode = POLAR_CIM_OP_MATMUL,
+					.wfmt = POLAR_CIM_WFMT_INT8,
+					.xfmt = POLAR_CIM_XFMT_INT4,
+					.tile0 = tile0, .in_dim = in,
+					.out_dim = out, .batch = batch,
+					.job_seed = 3,
+					.src = { sx, 0, batch * in },
+					.dst = { sy, 0, batch * out * 4 },
+				};
+				int ok = comp[k].status == 0;
+
+				/* The slot still holds the job's inputs. */
+				memcpy(polar_buffer_map(sx),
+				       (int8_t *)polar_buffer_map(x) +
+				       slot * batch * in, batch * in);
+				ok = ok && run_one(sim, &mm) == 0 &&
+				     !memcmp(polar_buffer_map(sy),
+					     (uint8_t *)polar_buffer_map(y) +
+					     slot * batch * out * 4,
+					     batch * out * 4);
+				wk->verified += ok;
+				wk->failed += !ok;
+			}
+			done += n;
+		}
+	}
+out:
+	polar_buffer_free(w);
+	polar_buffer_free(x);
+	polar_buffer_free(y);
+	polar_buffer_free(sw);
+	polar_buffer_free(sx);
+	polar_buffer_free(sy);
+	polar_close(dev);
+	polar_close(sim);
+	return NULL;
+}
+
+TEST(threads_submit_and_reap)
+{
+	struct worker wk[4];
+	int i, verified = 0;
+
+	setenv("POLAR_FIRMWARE", FW_PATH, 1);
+	for (i = 0; i < 4; i++) {
+		memset(&wk[i], 0, sizeof(wk[i]));
+		wk[i].index = i;
+		wk[i].jobs = 250;
+		ASSERT_EQ(0, pthread_create(&wk[i].thread, NULL, worker_main,
+					    &wk[i]));
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(wk[i].thread, NULL);
+		EXPECT_STREQ("", wk[i].err);
+		EXPECT_EQ(0, wk[i].failed);
+		EXPECT_EQ(wk[i].jobs, wk[i].verified);
+		verified += wk[i].verified;
+	}
+	TH_LOG("4 threads: %d of 1000 jobs verified", verified);
+}
+
+TEST_HARNESS_MAIN
