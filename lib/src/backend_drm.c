@@ -211,6 +211,20 @@ static const char *drm_errno_hint(int err)
 	}
 }
 
+static int drm_flush(struct polar_device *dev)
+{
+	int ret;
+
+	if (!dev->unsubmitted)
+		return 0;
+	ret = io_uring_submit(dev->ring);
+	if (ret < 0)
+		return polar_fail(ret, "%s: io_uring_submit: %s", dev->path,
+				  strerror(-ret));
+	dev->unsubmitted = 0;
+	return 0;
+}
+
 /* One SQE per job; the kernel copies the payload during the call. */
 static int drm_submit_uring(struct polar_device *dev, uint32_t queue,
 			    const struct polar_cmd *cmds, uint32_t n,
@@ -222,7 +236,6 @@ static int drm_submit_uring(struct polar_device *dev, uint32_t queue,
 	};
 	struct io_uring_sqe *sqe;
 	struct drm_uring_job *job;
-	int ret;
 
 	job = malloc(sizeof(*job) + n * sizeof(job->cmds[0]));
 	if (!job)
@@ -234,7 +247,7 @@ static int drm_submit_uring(struct polar_device *dev, uint32_t queue,
 	sqe = io_uring_get_sqe(dev->ring);
 	if (!sqe) {
 		/* Full: hand the queued SQEs to the kernel and retry. */
-		io_uring_submit(dev->ring);
+		drm_flush(dev);
 		sqe = io_uring_get_sqe(dev->ring);
 		if (!sqe) {
 			free(job);
@@ -246,15 +259,11 @@ static int drm_submit_uring(struct polar_device *dev, uint32_t queue,
 	sqe->cmd_op = DRM_POLAR_ACCEL_URING_SUBMIT;
 	memcpy(sqe->cmd, &p, sizeof(p));
 	io_uring_sqe_set_data(sqe, job);
-	ret = io_uring_submit(dev->ring);
-	if (ret < 0) {
-		/* Not taken: the SQE is still ours and the job never ran. */
-		free(job);
-		return polar_fail(ret, "%s: io_uring_submit: %s", dev->path,
-				  strerror(-ret));
-	}
+	/* Handed to the kernel in batches: at polar_flush() or polar_reap(). */
+	dev->unsubmitted++;
 	return 0;
 }
+
 
 static int drm_submit(struct polar_device *dev, uint32_t queue,
 		      const struct polar_cmd *cmds, uint32_t n,
@@ -292,6 +301,9 @@ static int drm_reap_uring(struct polar_device *dev,
 	uint32_t n = 0;
 	int ret;
 
+	ret = drm_flush(dev);
+	if (ret)
+		return ret;
 	while (n < max) {
 		if (n < min_wait)
 			ret = io_uring_wait_cqe(dev->ring, &cqe);
@@ -356,6 +368,7 @@ static int drm_reap(struct polar_device *dev, struct polar_completion *out,
 }
 
 const struct polar_backend_ops polar_drm_ops = {
+	.flush = drm_flush,
 	.buffer_create = drm_buffer_create,
 	.buffer_free = drm_buffer_free,
 	.submit = drm_submit,

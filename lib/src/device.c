@@ -334,6 +334,14 @@ int polar_reap(struct polar_device *dev, struct polar_completion *out,
 	return ret;
 }
 
+int polar_flush(struct polar_device *dev)
+{
+	polar_clear_error();
+	if (!dev)
+		return polar_fail(-EINVAL, "polar_flush: NULL device");
+	return dev->ops->flush ? dev->ops->flush(dev) : 0;
+}
+
 uint32_t polar_inflight(const struct polar_device *dev)
 {
 	return dev->inflight;

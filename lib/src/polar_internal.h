@@ -37,6 +37,7 @@ void polar_fifo_pop(struct polar_fifo *f);
 void polar_fifo_free(struct polar_fifo *f);
 
 struct polar_backend_ops {
+	int (*flush)(struct polar_device *dev);	/* NULL: nothing to flush */
 	int (*buffer_create)(struct polar_device *dev, struct polar_buffer *buf);
 	void (*buffer_free)(struct polar_device *dev, struct polar_buffer *buf);
 	int (*submit)(struct polar_device *dev, uint32_t queue,
@@ -64,6 +65,7 @@ struct polar_device {
 	int fd;
 	struct io_uring *ring;	/* NULL: the driver has no uring_cmd */
 	int has_ring;
+	uint32_t unsubmitted;	/* SQEs prepared, not yet given to the kernel */
 	struct polar_fifo ioctl_jobs;
 	/* The firmware the chip runs: its NF4 codebook shapes quantization. */
 	struct cim_firmware fw;

@@ -542,6 +542,9 @@ int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
 		uint32_t m = batch - k0 < n ? batch - k0 : n;
 
 		ret = layer_submit_chunk(l, k0, m);
+		for (i = 0; !ret && i < l->ndevs; i++)
+			if (l->devs[i].dev)
+				ret = polar_flush(l->devs[i].dev);
 		/* The host path runs while the device works on the first chunk. */
 		if (!ret && host && k0 == 0 && !(flags & POLAR_FWD_SERIAL))
 			ret = layer_host_path(l, batch, x);

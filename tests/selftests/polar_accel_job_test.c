@@ -473,6 +473,75 @@ TEST_F(job, submit_rejects_invalid_fields)
 	bo_free(self->fd, &y);
 }
 
+/* WAIT and BO_INFO reject every invalid field, like SUBMIT. */
+TEST_F(job, wait_and_bo_info_reject_invalid_fields)
+{
+	struct drm_polar_accel_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+	struct drm_polar_accel_wait w;
+	struct drm_polar_accel_bo_info i;
+	uint64_t seqno = 0;
+	struct bo bo;
+
+	ASSERT_EQ(0, submit(self->fd, 0, &nop, 1, &seqno));
+	memset(&w, 0, sizeof(w));
+	w.seqno = seqno;
+	w.timeout_ns = WAIT_NS;
+	w.flags = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w));
+	EXPECT_EQ(EINVAL, errno);
+	w.flags = 0;
+	w.pad = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w));
+	EXPECT_EQ(EINVAL, errno);
+	w.pad = 0;
+	w.timeout_ns = -1;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w));
+	EXPECT_EQ(EINVAL, errno);
+	/* The job is still collectable after the rejected calls, once. */
+	EXPECT_EQ(0, wait_job(self->fd, seqno, NULL));
+	EXPECT_EQ(-1000 - ENOENT, wait_job(self->fd, seqno, NULL));
+
+	ASSERT_EQ(0, bo_new(self->fd, 4096, &bo));
+	memset(&i, 0, sizeof(i));
+	i.handle = bo.handle;
+	i.pad = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_BO_INFO, &i));
+	EXPECT_EQ(EINVAL, errno);
+	bo_free(self->fd, &bo);
+}
+
+/* A reset leaves a device coredump of the queue and register state. */
+TEST_F(job, reset_leaves_a_devcoredump)
+{
+	char path[256], link[300], dev[256], buf[4096];
+	int fd, found = 0;
+	ssize_t n;
+	FILE *f;
+
+	ASSERT_EQ(0, polar_find_device(NULL, 0, path, sizeof(path)));
+	snprintf(link, sizeof(link), "/sys/class/accel/%s/device",
+		 strrchr(path, '/') + 1);
+	n = readlink(link, dev, sizeof(dev) - 1);
+	ASSERT_LT(0, n);
+	dev[n] = '\0';
+	snprintf(path, sizeof(path), "/sys/kernel/debug/accel/%s/reset",
+		 strrchr(dev, '/') + 1);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		SKIP(return, "no %s", path);
+	ASSERT_EQ(2, write(fd, "1\n", 2));
+	close(fd);
+
+	f = popen("cat /sys/class/devcoredump/devcd*/data 2>/dev/null", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(buf, sizeof(buf), f))
+		found |= strstr(buf, "polar_accel coredump") != NULL;
+	pclose(f);
+	EXPECT_TRUE(found);
+	/* Writing to data frees the dump. */
+	system("for d in /sys/class/devcoredump/devcd*; do echo 1 > $d/data; done 2>/dev/null");
+}
+
 /* A handle means nothing in another process's file. */
 TEST_F(job, other_process_handle_unusable)
 {

@@ -216,7 +216,7 @@ static void *worker_main(void *arg)
 	struct polar_completion comp[8];
 	uint16_t tile0 = 40 + wk->index;
 	char props[512];
-	int sent = 0, done = 0, i;
+	int sent = 0, done = 0, i, slot_busy[8] = { 0 };
 	struct polar_cmd prog = {
 		.opcode = POLAR_CIM_OP_PROGRAM_TILES,
 		.wfmt = POLAR_CIM_WFMT_INT8, .tile0 = tile0,
@@ -251,7 +251,15 @@ static void *worker_main(void *arg)
 
 	while (done < wk->jobs) {
 		while (sent < wk->jobs && sent - done < 8) {
-			int slot = sent % 8;
+			/*
+			 * Jobs on different queues complete in any order: take
+			 * a slot no job in flight uses.
+			 */
+			int slot = 0;
+
+			while (slot_busy[slot])
+				slot++;
+			slot_busy[slot] = 1;
 			int8_t *xs = (int8_t *)polar_buffer_map(x) +
 				     slot * batch * in;
 			struct polar_cmd mm = {
@@ -267,7 +275,8 @@ static void *worker_main(void *arg)
 
 			for (i = 0; i < (int)(batch * in); i++)
 				xs[i] = (int8_t)((sent * 5 + i + wk->index) % 16 - 8);
-			if (polar_submit(dev, sent % 4, &mm, 1, sent)) {
+			if (polar_submit(dev, sent % 4, &mm, 1,
+					 (uint64_t)sent << 8 | slot)) {
 				snprintf(wk->err, sizeof(wk->err), "%s",
 					 polar_errmsg());
 				goto out;
@@ -283,7 +292,7 @@ static void *worker_main(void *arg)
 				goto out;
 			}
 			for (k = 0; k < n; k++) {
-				int slot = (int)comp[k].user_data % 8;
+				int slot = (int)(comp[k].user_data & 0xff);
 				struct polar_cmd mm = {
 					.opcode = POLAR_CIM_OP_MATMUL,
 					.wfmt = POLAR_CIM_WFMT_INT8,
@@ -305,6 +314,15 @@ static void *worker_main(void *arg)
 					     (uint8_t *)polar_buffer_map(y) +
 					     slot * batch * out * 4,
 					     batch * out * 4);
+				if (!ok && !wk->err[0])
+					snprintf(wk->err, sizeof(wk->err),
+						 "job %d: status %d (device %u): %s",
+						 (int)(comp[k].user_data >> 8),
+						 comp[k].status,
+						 comp[k].cmd_status,
+						 comp[k].status ? "failed" :
+						 "differs from the sim twin");
+				slot_busy[slot] = 0;
 				wk->verified += ok;
 				wk->failed += !ok;
 			}

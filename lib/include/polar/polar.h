@@ -148,10 +148,16 @@ enum polar_submit_path polar_submit_path(const struct polar_device *dev);
 /*
  * Queues a job of n commands on device queue `queue`. It completes
  * asynchronously; polar_reap() returns its completion with user_data.
- * Errors found before the device sees the job return -errno here.
+ * Errors found before the device sees the job return -errno here; the
+ * driver's own checks on the io_uring path arrive as the completion's
+ * status. On the io_uring path jobs are handed to the kernel in batches:
+ * at the latest by polar_flush() or polar_reap().
  */
 int polar_submit(struct polar_device *dev, uint32_t queue,
 		 const struct polar_cmd *cmds, uint32_t n, uint64_t user_data);
+
+/* Hands every queued job to the device now (one system call). */
+int polar_flush(struct polar_device *dev);
 
 /*
  * Collects up to max completions into out, waiting until at least
