@@ -147,3 +147,22 @@ uint16_t cim_command_matmul(struct cim_engine *e,
 	}
 	return POLAR_CIM_ST_OK;
 }
+
+void cim_command_counters(const struct cim_engine *e, uint64_t commands,
+			  uint64_t out[POLAR_CIM_NUM_COUNTERS])
+{
+	struct cim_counters c;
+	struct cim_energy energy;
+
+	cim_engine_counters(e, &c);
+	cim_energy_estimate(&c, cim_engine_config(e)->adc_bits, NULL, &energy);
+	out[POLAR_CIM_CNT_COMMANDS] = commands;
+	out[POLAR_CIM_CNT_MACS] = c.macs;
+	out[POLAR_CIM_CNT_ARRAY_ACTIVATIONS] = c.array_activations;
+	out[POLAR_CIM_CNT_ADC_CONVERSIONS] = c.adc_conversions;
+	out[POLAR_CIM_CNT_SHIFT_ADDS] = c.shift_adds;
+	out[POLAR_CIM_CNT_BYTES_MOVED] = c.bytes_weights + c.bytes_in +
+					 c.bytes_out;
+	out[POLAR_CIM_CNT_CYCLES] = c.cycles;
+	out[POLAR_CIM_CNT_ENERGY_FJ] = (uint64_t)(energy.total * 1e15);
+}

@@ -67,4 +67,14 @@ uint16_t cim_command_matmul(struct cim_engine *e,
 			    void (*progress)(void *opaque, uint32_t vectors),
 			    void *opaque);
 
+/**
+ * cim_command_counters() - the device's counter registers (enum
+ * polar_cim_counter, in CPU byte order) from the engine's counters and
+ * @commands completed: what READ_COUNTERS and COUNTERS_LATCH report. The
+ * energy is the engine's model (cim_energy_estimate) in femtojoules, for
+ * reporting only.
+ */
+void cim_command_counters(const struct cim_engine *e, uint64_t commands,
+			  uint64_t out[POLAR_CIM_NUM_COUNTERS]);
+
 #endif /* CIM_COMMAND_H */

@@ -286,21 +286,7 @@ static uint16_t polar_cim_cmd_compute(PolarCimState *s,
 
 static void polar_cim_counters(PolarCimState *s, uint64_t *out)
 {
-    struct cim_counters c;
-    struct cim_energy energy;
-
-    cim_engine_counters(s->engine, &c);
-    cim_energy_estimate(&c, s->adc_bits, NULL, &energy);
-    out[POLAR_CIM_CNT_COMMANDS] = s->commands;
-    out[POLAR_CIM_CNT_MACS] = c.macs;
-    out[POLAR_CIM_CNT_ARRAY_ACTIVATIONS] = c.array_activations;
-    out[POLAR_CIM_CNT_ADC_CONVERSIONS] = c.adc_conversions;
-    out[POLAR_CIM_CNT_SHIFT_ADDS] = c.shift_adds;
-    out[POLAR_CIM_CNT_BYTES_MOVED] = c.bytes_weights + c.bytes_in +
-                                     c.bytes_out;
-    out[POLAR_CIM_CNT_CYCLES] = c.cycles;
-    /* Reporting only: the energy never feeds back into a result. */
-    out[POLAR_CIM_CNT_ENERGY_FJ] = (uint64_t)(energy.total * 1e15);
+    cim_command_counters(s->engine, s->commands, out);
 }
 
 static uint16_t polar_cim_cmd_read_counters(PolarCimState *s,

@@ -188,20 +188,8 @@ static int sim_check_buf(struct polar_device *dev, uint32_t i, const char *which
 static uint16_t sim_read_counters(struct polar_device *dev, uint8_t *out)
 {
 	uint64_t c[POLAR_CIM_NUM_COUNTERS];
-	struct cim_counters k;
-	struct cim_energy en;
 
-	cim_engine_counters(dev->engine, &k);
-	cim_energy_estimate(&k, dev->caps.adc_bits, NULL, &en);
-	c[POLAR_CIM_CNT_COMMANDS] = 0;
-	c[POLAR_CIM_CNT_MACS] = k.macs;
-	c[POLAR_CIM_CNT_ARRAY_ACTIVATIONS] = k.array_activations;
-	c[POLAR_CIM_CNT_ADC_CONVERSIONS] = k.adc_conversions;
-	c[POLAR_CIM_CNT_SHIFT_ADDS] = k.shift_adds;
-	c[POLAR_CIM_CNT_BYTES_MOVED] = k.bytes_weights + k.bytes_in +
-				       k.bytes_out;
-	c[POLAR_CIM_CNT_CYCLES] = k.cycles;
-	c[POLAR_CIM_CNT_ENERGY_FJ] = (uint64_t)(en.total * 1e15);
+	cim_command_counters(dev->engine, dev->commands, c);
 	memcpy(out, c, sizeof(c));
 	return POLAR_CIM_ST_OK;
 }
@@ -283,6 +271,7 @@ static int sim_submit(struct polar_device *dev, uint32_t queue,
 		if (st && !done.cmd_status)
 			done.cmd_status = st;
 	}
+	dev->commands += n;
 	done.status = sim_errno(done.cmd_status);
 	if (polar_fifo_push(&dev->done, &done))
 		return polar_fail(-ENOMEM, "out of memory");

@@ -73,6 +73,7 @@ struct polar_device {
 	uint8_t *tile_used;
 	/* Software backend. */
 	struct cim_engine *engine;
+	uint64_t commands;	/* completed, as the device counts them */
 	struct polar_fifo done;
 };
 

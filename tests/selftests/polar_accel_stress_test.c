@@ -25,155 +25,17 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "polar_selftest.h"
 
 #include "drm/polar_accel.h"
 #include "polar/polar.h"
 #include "polar_cim_hw.h"
 #include "cim_command.h"
 
-#define FW_PATH "/lib/firmware/polar_cim.fw"
-#define WAIT_NS (20ll * 1000 * 1000 * 1000)
-
 #define NPROC 4
 #define NJOBS 1000
 #define WINDOW 8	/* jobs in flight per process */
 #define NSETS 2		/* weight sets per process */
-
-struct bo {
-	uint32_t handle;
-	uint64_t size;
-	void *map;
-};
-
-static int accel_open(void)
-{
-	char path[64];
-
-	if (polar_find_device(NULL, 0, path, sizeof(path)))
-		return -1;
-	return open(path, O_RDWR | O_CLOEXEC);
-}
-
-static uint64_t param(int fd, uint32_t p)
-{
-	struct drm_polar_accel_get_param a = { .param = p };
-
-	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &a))
-		return 0;
-	return a.value;
-}
-
-static int bo_new(int fd, uint64_t size, struct bo *bo)
-{
-	struct drm_polar_accel_bo_create c = { .size = size };
-	struct drm_polar_accel_bo_info i = { 0 };
-
-	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_CREATE, &c))
-		return -errno;
-	i.handle = c.handle;
-	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_INFO, &i))
-		return -errno;
-	bo->handle = c.handle;
-	bo->size = i.size;
-	bo->map = mmap(NULL, i.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		       i.mmap_offset);
-	return bo->map == MAP_FAILED ? -errno : 0;
-}
-
-static int submit(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
-		  uint32_t n, uint64_t *seqno)
-{
-	struct drm_polar_accel_submit s = {
-		.queue = queue,
-		.num_cmds = n,
-		.cmds = (uintptr_t)cmds,
-	};
-
-	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s))
-		return -errno;
-	*seqno = s.seqno;
-	return 0;
-}
-
-/* WAIT: the job's status, or -1000 - errno if WAIT itself failed. */
-static int wait_job(int fd, uint64_t seqno, uint32_t *cmd_status)
-{
-	struct drm_polar_accel_wait w = {
-		.seqno = seqno,
-		.timeout_ns = WAIT_NS,
-	};
-
-	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w))
-		return -1000 - errno;
-	if (cmd_status)
-		*cmd_status = w.cmd_status;
-	return w.status;
-}
-
-static int run(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
-	       uint32_t n)
-{
-	uint64_t seqno = 0;
-	int ret = submit(fd, queue, cmds, n, &seqno);
-
-	return ret ? ret : wait_job(fd, seqno, NULL);
-}
-
-static int8_t weight_code(uint8_t wfmt, uint32_t r)
-{
-	switch (wfmt) {
-	case POLAR_CIM_WFMT_INT4:
-		return (int8_t)(r % 16) - 8;
-	case POLAR_CIM_WFMT_NF4:
-		return (int8_t)(r % 16);
-	default:
-		return (int8_t)r;
-	}
-}
-
-static int8_t input_code(uint8_t xfmt, uint32_t r)
-{
-	switch (xfmt) {
-	case POLAR_CIM_XFMT_INT4:
-		return (int8_t)(r % 16) - 8;
-	case POLAR_CIM_XFMT_UINT4:
-		return (int8_t)(r % 16);
-	default:
-		return (int8_t)r;
-	}
-}
-
-/* Occurrences of kernel warning markers in the whole kernel log. */
-static int klog_problems(void)
-{
-	static const char *const pat[] = {
-		"WARNING:", "BUG:", "Oops", "Call Trace",
-		"general protection", "refcount_t:",
-	};
-	int size = klogctl(10, NULL, 0), n, count = 0;
-	size_t k;
-	char *buf;
-
-	if (size <= 0)
-		return 0;
-	buf = calloc(1, size + 1);
-	if (!buf)
-		return 0;
-	n = klogctl(3, buf, size);
-	if (n > 0) {
-		buf[n] = 0;
-		for (k = 0; k < sizeof(pat) / sizeof(pat[0]); k++) {
-			const char *p = buf;
-
-			while ((p = strstr(p, pat[k]))) {
-				count++;
-				p++;
-			}
-		}
-	}
-	free(buf);
-	return count;
-}
 
 struct stats {
 	unsigned int submitted, completed, verified, lost, failed, mismatched;

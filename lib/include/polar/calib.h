@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Calibration of polarized layers: the rank-r host path A (rank x in), B
+ * (out x rank), row-major fp32, that cancels what the device gets wrong,
+ * and the ADC full scale of each layer.
+ *
+ * Fitting methods (all at equal rank):
+ *
+ *   polar_calib_svd()   ZeroQuant-V2 LoRC: truncated SVD of the weight
+ *                       quantization error E = W - deq(Q(W)).
+ *   polar_calib_act()   LQER / QERA: truncated SVD of E diag(s), s_i =
+ *                       sqrt(mean x_i^2) over calibration inputs
+ *                       (polar_calib_act_scales()), scaling undone in A.
+ *   polar_calib_rrr()   device in the loop: (weighted) reduced-rank ridge
+ *                       regression of a residual R (n x out, e.g. target
+ *                       outputs minus what the device returned) on the
+ *                       layer input X (n x in), optionally regularised
+ *                       towards an initial A0, B0 (e.g. the act fit) and
+ *                       with a per-output weight (e.g. the loss's diagonal
+ *                       Fisher at that output: the "sensitivity" method).
+ *
+ * Only out x out eigenproblems are solved (cyclic Jacobi, double); the
+ * in x in system of the ridge regression is solved by Cholesky. Everything
+ * is deterministic (fixed summation orders, no threads).
+ *
+ * polar_calib_adc_fs() chooses a layer's ADC full scale from the
+ * distribution of the per-conversion analog sums the device will see,
+ * estimated on the host from the bit-planes of the quantized weights and
+ * of calibration inputs (see its comment).
+ *
+ * Errors are -EINVAL (bad argument) or -ENOMEM with a sentence in
+ * polar_errmsg(); nothing is printed.
+ */
+#ifndef POLAR_CALIB_H
+#define POLAR_CALIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "polar/quant.h"
+#include "polar/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Eigen-decomposition of the symmetric n x n matrix S (row-major, double,
+ * destroyed) by cyclic Jacobi: evals[n] descending, evecs n x n row-major
+ * with eigenvector k in column k (evecs[i * n + k]). n <= 4096.
+ */
+int polar_calib_symeig(double *S, uint32_t n, double *evals, double *evecs);
+
+/*
+ * A, B of rank `rank` (1..min(out, in, 64)) with B A the best rank-r
+ * approximation of E (out x in, row-major) in Frobenius norm: the top-r
+ * left singular vectors U_r (from E E^T) give B = U_r, A = U_r^T E.
+ */
+int polar_calib_svd(const float *E, uint32_t out, uint32_t in, uint32_t rank,
+		    float *A, float *B);
+
+/* s[i] = sqrt(mean over n rows of x[k][i]^2), X n x in row-major. */
+int polar_calib_act_scales(const float *X, size_t n, uint32_t in, float *s);
+
+/*
+ * Activation-aware: U_r = top-r left singular vectors of E diag(s);
+ * B = U_r, A = U_r^T E diag(s) diag(s)^-1 = U_r^T E. B A is the best rank-r
+ * approximation of E in the norm ||(.) diag(s)||_F.
+ */
+int polar_calib_act(const float *E, uint32_t out, uint32_t in, const float *s,
+		    uint32_t rank, float *A, float *B);
+
+/**
+ * polar_calib_rrr() - weighted reduced-rank ridge regression
+ * @X: n x in inputs; @R: n x out residuals (what B A x should add)
+ * @out_weight: out positive weights w_o, or NULL (all 1)
+ * @lambda_rel: ridge strength relative to mean(diag(X^T X)) (> 0)
+ * @A0, @B0: rank0 initial factors the ridge pulls towards (NULL: towards 0)
+ *
+ * M = (X^T X + l I)^-1 (X^T R + l M0), M0 = (B0 A0)^T; F = X M D^1/2 with
+ * D = diag(w); V = top-r eigenvectors of F^T F (out x out); then
+ * B = D^-1/2 V, A = V^T D^1/2 M^T: the rank-r fit minimising
+ * sum_o w_o ||R_o - X M_r,o||^2 over the ridge solution's column space.
+ */
+int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
+		    uint32_t out, uint32_t rank, const float *out_weight,
+		    double lambda_rel, const float *A0, const float *B0,
+		    uint32_t rank0, float *A, float *B);
+
+/**
+ * polar_calib_adc_fs() - ADC full scale from partial-sum statistics.
+ * @q: the layer's quantized weights (INT4/INT8 one part over all inputs;
+ *	NF4 one device matrix per scale block)
+ * @xcodes: n x in input codes as polar_quantize_acts() writes them
+ * @xfmt: their format
+ * @rows, @rows_per_conv: the device's tile rows and row parallelism
+ * @percentile: in (0, 100], e.g. 99.9
+ * @fs_q8: written: ceil(percentile of the analog sums) cells, Q8, >= 256
+ *
+ * Every conversion the device makes sums, over one row group of one tile,
+ * the cells whose input bit (plane i) and stored weight bit (plane j) are
+ * both 1. This counts those ON cells exactly (popcounts of bit masks) for
+ * every (input row, column, group, plane pair) of the n given inputs and
+ * returns the chosen percentile of the counts. Static variability changes
+ * a sum by about sigma * sqrt(count), small beside the count, and is
+ * ignored. Clipping the top (100 - percentile) % costs little; a full
+ * scale at the maximum would waste ADC levels on sums that never occur.
+ */
+int polar_calib_adc_fs(const struct polar_qweights *q, const int8_t *xcodes,
+		       size_t n, enum polar_xfmt xfmt, uint32_t rows,
+		       uint32_t rows_per_conv, double percentile,
+		       uint32_t *fs_q8);
+
+/**
+ * polar_calib_output_fisher() - loss sensitivity of each layer's outputs.
+ * @fisher: for every layer with weights, rows floats written at
+ *	fisher[layer][o]; other entries of the array are left NULL. Free
+ *	each with free().
+ *
+ * The diagonal (empirical) Fisher of the fp32 model's cross-entropy with
+ * respect to each output channel: mean over the n samples of
+ * (dL/d b_o)^2, with b the layer's bias. For a linear layer dL/db_o is
+ * exactly dL/dy_o; for a conv it is the gradient summed over the output
+ * positions of channel o. Computed one sample at a time with
+ * polar_model_grad().
+ */
+int polar_calib_output_fisher(const struct polar_model *m, size_t n,
+			      const float *x, const uint8_t *labels,
+			      float *fisher[POLAR_MODEL_MAX_LAYERS]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POLAR_CALIB_H */

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the polar_accel kselftests: opening the device, BOs,
+ * submitting and waiting for jobs, test data codes, debugfs and the
+ * kernel log. GPL-2.0 like the tests that include the kselftest harness.
+ */
+#ifndef POLAR_SELFTEST_H
+#define POLAR_SELFTEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drm/polar_accel.h"
+#include "polar/polar.h"
+#include "polar_cim_hw.h"
+
+#define FW_PATH "/lib/firmware/polar_cim.fw"
+#define WAIT_NS (20ll * 1000 * 1000 * 1000)
+
+struct bo {
+	uint32_t handle;
+	uint64_t size;
+	void *map;
+};
+
+static inline int accel_open(void)
+{
+	char path[64];
+
+	if (polar_find_device(NULL, 0, path, sizeof(path)))
+		return -1;
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+static inline uint64_t param(int fd, uint32_t p)
+{
+	struct drm_polar_accel_get_param a = { .param = p };
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &a))
+		return 0;
+	return a.value;
+}
+
+static inline int bo_new(int fd, uint64_t size, struct bo *bo)
+{
+	struct drm_polar_accel_bo_create c = { .size = size };
+	struct drm_polar_accel_bo_info i = { 0 };
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_CREATE, &c))
+		return -errno;
+	i.handle = c.handle;
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_BO_INFO, &i))
+		return -errno;
+	bo->handle = c.handle;
+	bo->size = i.size;
+	bo->map = mmap(NULL, i.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		       i.mmap_offset);
+	return bo->map == MAP_FAILED ? -errno : 0;
+}
+
+static inline void bo_free(int fd, struct bo *bo)
+{
+	struct drm_gem_close c = { .handle = bo->handle };
+
+	munmap(bo->map, bo->size);
+	ioctl(fd, DRM_IOCTL_GEM_CLOSE, &c);
+}
+
+static inline int submit(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
+		  uint32_t n, uint64_t *seqno)
+{
+	struct drm_polar_accel_submit s = {
+		.queue = queue,
+		.num_cmds = n,
+		.cmds = (uintptr_t)cmds,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s))
+		return -errno;
+	*seqno = s.seqno;
+	return 0;
+}
+
+/* WAIT: the job's status, or -1000 - errno if WAIT itself failed. */
+static inline int wait_job(int fd, uint64_t seqno, uint32_t *cmd_status)
+{
+	struct drm_polar_accel_wait w = {
+		.seqno = seqno,
+		.timeout_ns = WAIT_NS,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w))
+		return -1000 - errno;
+	if (cmd_status)
+		*cmd_status = w.cmd_status;
+	return w.status;
+}
+
+static inline int run(int fd, uint32_t queue, struct drm_polar_accel_cmd *cmds,
+	       uint32_t n)
+{
+	uint64_t seqno = 0;
+	int ret = submit(fd, queue, cmds, n, &seqno);
+
+	return ret ? ret : wait_job(fd, seqno, NULL);
+}
+
+static inline int8_t weight_code(uint8_t wfmt, uint32_t r)
+{
+	switch (wfmt) {
+	case POLAR_CIM_WFMT_INT4:
+		return (int8_t)(r % 16) - 8;
+	case POLAR_CIM_WFMT_NF4:
+		return (int8_t)(r % 16);
+	default:
+		return (int8_t)r;
+	}
+}
+
+static inline int8_t input_code(uint8_t xfmt, uint32_t r)
+{
+	switch (xfmt) {
+	case POLAR_CIM_XFMT_INT4:
+		return (int8_t)(r % 16) - 8;
+	case POLAR_CIM_XFMT_UINT4:
+		return (int8_t)(r % 16);
+	default:
+		return (int8_t)r;
+	}
+}
+
+/* Occurrences of kernel warning markers in the whole kernel log. */
+static inline int klog_problems(void)
+{
+	static const char *const pat[] = {
+		"WARNING:", "BUG:", "Oops", "Call Trace",
+		"general protection", "refcount_t:",
+	};
+	int size = klogctl(10, NULL, 0), n, count = 0;
+	size_t k;
+	char *buf;
+
+	if (size <= 0)
+		return 0;
+	buf = calloc(1, size + 1);
+	if (!buf)
+		return 0;
+	n = klogctl(3, buf, size);
+	if (n > 0) {
+		buf[n] = 0;
+		for (k = 0; k < sizeof(pat) / sizeof(pat[0]); k++) {
+			const char *p = buf;
+
+			while ((p = strstr(p, pat[k]))) {
+				count++;
+				p++;
+			}
+		}
+	}
+	free(buf);
+	return count;
+}
+
+/* /sys/kernel/debug/accel/<minor>/<name> of the open accel fd. */
+static inline void debugfs_path(int fd, const char *name, char *out, size_t len)
+{
+	char link[64], target[256];
+	const char *base;
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st))
+		st.st_rdev = 0;
+	snprintf(out, len, "/sys/kernel/debug/accel/%u/%s",
+		 minor(st.st_rdev), name);
+	if (!access(out, F_OK))
+		return;
+	/* 6.12 names the directory after the device (dev->unique). */
+	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
+		 minor(st.st_rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	snprintf(out, len, "/sys/kernel/debug/accel/%s/%s",
+		 base ? base + 1 : target, name);
+}
+
+static inline int debugfs_write(int fd, const char *name, const char *text)
+{
+	char path[512];
+	ssize_t n;
+	int f;
+
+	debugfs_path(fd, name, path, sizeof(path));
+	f = open(path, O_WRONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	n = write(f, text, strlen(text));
+	close(f);
+	return n == (ssize_t)strlen(text) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static inline bool debugfs_has(int fd, const char *name)
+{
+	char path[512];
+
+	debugfs_path(fd, name, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+static inline int debugfs_read(int fd, const char *name, char *buf, size_t len)
+{
+	char path[512];
+	ssize_t n;
+	int f;
+
+	debugfs_path(fd, name, path, sizeof(path));
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	n = read(f, buf, len - 1);
+	close(f);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return n;
+}
+
+static inline int file_read(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (f < 0)
+		return -errno;
+	n = read(f, buf, len - 1);
+	close(f);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return n;
+}
+
+static inline int file_write(const char *path, const char *text)
+{
+	ssize_t n;
+	int f = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (f < 0)
+		return -errno;
+	n = write(f, text, strlen(text));
+	close(f);
+	return n == (ssize_t)strlen(text) ? 0 : (n < 0 ? -errno : -EIO);
+}
+
+static inline void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+#endif /* POLAR_SELFTEST_H */
