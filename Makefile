@@ -246,3 +246,6 @@ clean:
 
 distclean: clean
 	rm -rf $(BUILD)
+
+# Fuzzers, the VM ABI fuzzer and make stress (tests/fuzz/README.md).
+include tests/fuzz/fuzz.mk

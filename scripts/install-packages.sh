@@ -13,6 +13,7 @@ BOOKWORM_PKGS=(
 	liburing-dev libdrm-dev libopenblas-dev libjansson-dev zlib1g-dev
 	seabios qemu-system-data
 	dataset-fashion-mnist
+	clang-14 libclang-rt-14-dev
 )
 BACKPORTS_PKGS=(meson python3-pycotap)
 

@@ -60,9 +60,12 @@ static int read_all(const char *path, uint8_t **out, size_t *len)
 		n += (size_t)r;
 	}
 	if (r < 0 || (gzerror(gz, &errnum), errnum != Z_OK)) {
-		const char *msg = gzerror(gz, &errnum);
-		int err = errnum == Z_ERRNO ? -errno : -EINVAL;
+		int saved_errno = errno, err;
+		char msg[128];
 
+		/* gzerror()'s string belongs to gz: copy it before gzclose(). */
+		snprintf(msg, sizeof(msg), "%s", gzerror(gz, &errnum));
+		err = errnum == Z_ERRNO ? -saved_errno : -EINVAL;
 		free(buf);
 		gzclose(gz);
 		if (errnum == Z_BUF_ERROR)

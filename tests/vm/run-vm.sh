@@ -21,15 +21,25 @@ for extra in ${POLAR_VM_DEVICES:-}; do
 	devices+=(-device "$extra")
 done
 
+# POLAR_VM_IOMMU=1: an emulated Intel IOMMU in front of the devices, strict
+# DMA remapping in the guest, QEMU's guest-error log on (the device model
+# logs its failed DMA there); any DMA fault then fails the run.
+machine=q35 iommu=() append_extra=${POLAR_VM_APPEND:-}
+if [ "${POLAR_VM_IOMMU:-0}" = 1 ]; then
+	machine=q35,kernel-irqchip=split
+	iommu=(-device intel-iommu,intremap=on -d guest_errors)
+	append_extra+=" intel_iommu=on iommu=strict iommu.strict=1"
+fi
+
 # iomem=relaxed lets the tests map BAR0 through sysfs while the driver owns
 # it, to compare what the driver reports with the registers themselves.
 echo "vm: booting $KREL in QEMU (TCG) with ${devices[*]}"
 timeout -k 10 "$timeout_s" "$qemu" \
 	-L /usr/share/seabios -L /usr/share/qemu \
-	-accel tcg -M q35 -m 1024 -smp 1 \
+	-accel tcg -M "$machine" -m 1024 -smp 1 "${iommu[@]}" \
 	-display none -nodefaults -no-reboot -serial stdio \
 	-kernel "$VMLINUZ" -initrd "$initramfs" \
-	-append "console=ttyS0 loglevel=5 panic=-1 iomem=relaxed rdinit=/init" \
+	-append "console=ttyS0 loglevel=5 panic=-1 iomem=relaxed rdinit=/init $append_extra" \
 	"${devices[@]}" \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	</dev/null 2>&1 | tr -d '\r' | tee "$log"
@@ -45,5 +55,15 @@ esac
 if grep -E -q '(Oops|BUG:|WARNING:|Call Trace|Kernel panic)' "$log"; then
 	echo "vm: the guest console shows a kernel oops, BUG or WARNING"
 	verdict=1
+fi
+if [ "${POLAR_VM_IOMMU:-0}" = 1 ]; then
+	# DMAR faults in the guest, failed DMA in the device model, or the
+	# driver's report of a device (ring DMA) error.
+	dma_faults=$(grep -E -c 'DMAR: \[DMA|DMAR:.*[Ff]ault|polar-cim: DMA|device error' "$log")
+	echo "vm: iommu dma_faults=$dma_faults"
+	if [ "$dma_faults" != 0 ]; then
+		grep -E 'DMAR: \[DMA|DMAR:.*[Ff]ault|polar-cim: DMA|device error' "$log" | head -20
+		verdict=1
+	fi
 fi
 exit $verdict
