@@ -313,9 +313,13 @@ static int drm_reap_uring(struct polar_device *dev,
 			break;
 		if (ret == -EINTR)
 			continue;
-		if (ret < 0)
+		if (ret < 0) {
+			/* What was collected is returned; the error comes next time. */
+			if (n)
+				break;
 			return polar_fail(ret, "%s: io_uring: %s", dev->path,
 					  strerror(-ret));
+		}
 		struct drm_uring_job *job = io_uring_cqe_get_data(cqe);
 
 		out[n].user_data = job->user_data;
@@ -343,7 +347,7 @@ static int drm_reap_ioctl(struct polar_device *dev,
 		};
 
 		if (drmIoctl(dev->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w)) {
-			if (errno == ETIME)
+			if (errno == ETIME || n)
 				break;
 			return polar_fail(-errno, "%s: WAIT for job %llu: %s",
 					  dev->path,
