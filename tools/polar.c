@@ -62,12 +62,15 @@ static int cmd_info(int argc, char **argv)
 }
 
 int polar_cmd_train(int argc, char **argv);
+int polar_cmd_eval(int argc, char **argv);
+int polar_cmd_calibrate(int argc, char **argv);
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: polar info [DEVICE]\n"
 		"       polar train [--arch cnn|mlp] [--epochs N] [--seed S] "
-		"[--data DIR] [--out FILE] [--threads N]\n");
+		"[--data DIR] [--out FILE] [--threads N]\n"
+		"       polar eval|calibrate [options]  (polar eval --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -80,6 +83,10 @@ int main(int argc, char **argv)
 		return cmd_info(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "train"))
 		return polar_cmd_train(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "eval"))
+		return polar_cmd_eval(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "calibrate"))
+		return polar_cmd_calibrate(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;

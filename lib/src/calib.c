@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Calibration of polarized layers (see <polar/calib.h>): rank-r factor
+ * fitting (svd, act, reduced-rank regression), ADC full scale from
+ * partial-sum statistics, and per-output loss sensitivity.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polar/calib.h"
+#include "polar/lowrank.h"
+#include "polar_internal.h"
+
+/* ---- Jacobi eigen-decomposition ------------------------------------------ */
+
+int polar_calib_symeig(double *S, uint32_t n, double *evals, double *evecs)
+{
+	uint32_t i, j, k, p, q, sweep;
+	double *V = evecs;
+	uint32_t *order;
+	double *tmp;
+
+	if (!S || !evals || !evecs || !n || n > 4096)
+		return polar_fail(-EINVAL, "calib: symeig of size %u", n);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++)
+			V[(size_t)i * n + j] = i == j;
+	for (sweep = 0; sweep < 100; sweep++) {
+		double off = 0.0, diag = 0.0;
+
+		for (p = 0; p < n; p++) {
+			diag += S[(size_t)p * n + p] * S[(size_t)p * n + p];
+			for (q = p + 1; q < n; q++)
+				off += S[(size_t)p * n + q] * S[(size_t)p * n + q];
+		}
+		if (off <= 1e-30 * diag || off == 0.0)
+			break;
+		for (p = 0; p < n; p++) {
+			for (q = p + 1; q < n; q++) {
+				double apq = S[(size_t)p * n + q], app, aqq, theta,
+				       t, c, s;
+
+				if (fabs(apq) < 1e-300)
+					continue;
+				app = S[(size_t)p * n + p];
+				aqq = S[(size_t)q * n + q];
+				theta = (aqq - app) / (2.0 * apq);
+				t = (theta >= 0 ? 1.0 : -1.0) /
+				    (fabs(theta) + sqrt(theta * theta + 1.0));
+				c = 1.0 / sqrt(t * t + 1.0);
+				s = t * c;
+				for (k = 0; k < n; k++) {
+					double skp = S[(size_t)k * n + p],
+					       skq = S[(size_t)k * n + q];
+
+					S[(size_t)k * n + p] = c * skp - s * skq;
+					S[(size_t)k * n + q] = s * skp + c * skq;
+				}
+				for (k = 0; k < n; k++) {
+					double spk = S[(size_t)p * n + k],
+					       sqk = S[(size_t)q * n + k];
+
+					S[(size_t)p * n + k] = c * spk - s * sqk;
+					S[(size_t)q * n + k] = s * spk + c * sqk;
+				}
+				for (k = 0; k < n; k++) {
+					double vkp = V[(size_t)k * n + p],
+					       vkq = V[(size_t)k * n + q];
+
+					V[(size_t)k * n + p] = c * vkp - s * vkq;
+					V[(size_t)k * n + q] = s * vkp + c * vkq;
+				}
+			}
+		}
+	}
+	/* Sort descending (stable selection on the index for determinism). */
+	order = malloc(sizeof(*order) * n);
+	tmp = malloc(sizeof(double) * (size_t)n * n);
+	if (!order || !tmp) {
+		free(order);
+		free(tmp);
+		return polar_fail(-ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	for (i = 0; i < n; i++) {
+		uint32_t best = i;
+
+		for (j = i + 1; j < n; j++)
+			if (S[(size_t)order[j] * n + order[j]] >
+			    S[(size_t)order[best] * n + order[best]])
+				best = j;
+		k = order[i];
+		order[i] = order[best];
+		order[best] = k;
+	}
+	memcpy(tmp, V, sizeof(double) * (size_t)n * n);
+	for (i = 0; i < n; i++) {
+		evals[i] = S[(size_t)order[i] * n + order[i]];
+		for (k = 0; k < n; k++)
+			V[(size_t)k * n + i] = tmp[(size_t)k * n + order[i]];
+	}
+	free(order);
+	free(tmp);
+	return 0;
+}
+
+/* ---- SVD-based fits --------------------------------------------------------- */
+
+static int check_rank(const char *fn, uint32_t out, uint32_t in,
+		      uint32_t rank)
+{
+	if (!out || !in)
+		return polar_fail(-EINVAL, "%s: shape %ux%u", fn, out, in);
+	if (!rank || rank > POLAR_LOWRANK_MAX_RANK || rank > out || rank > in)
+		return polar_fail(-EINVAL, "%s: rank %u for a %ux%u layer "
+				  "(allowed 1..min(%u, out, in))", fn, rank,
+				  out, in, POLAR_LOWRANK_MAX_RANK);
+	return 0;
+}
+
+/* Top-r left singular vectors of E diag(s) (s NULL: 1), out x rank into U. */
+static int left_vectors(const float *E, uint32_t out, uint32_t in,
+			const float *s, uint32_t rank, double *U)
+{
+	double *G = malloc(sizeof(double) * out * out);
+	double *V = malloc(sizeof(double) * out * out);
+	double *ev = malloc(sizeof(double) * out);
+	uint32_t a, b, i, k;
+	int ret;
+
+	if (!G || !V || !ev) {
+		ret = polar_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (a = 0; a < out; a++) {
+		for (b = a; b < out; b++) {
+			double acc = 0.0;
+
+			for (i = 0; i < in; i++) {
+				double w = s ? (double)s[i] * s[i] : 1.0;
+
+				acc += (double)E[(size_t)a * in + i] *
+				       E[(size_t)b * in + i] * w;
+			}
+			G[a * out + b] = G[b * out + a] = acc;
+		}
+	}
+	ret = polar_calib_symeig(G, out, ev, V);
+	if (!ret)
+		for (a = 0; a < out; a++)
+			for (k = 0; k < rank; k++)
+				U[a * rank + k] = V[(size_t)a * out + k];
+out:
+	free(G);
+	free(V);
+	free(ev);
+	return ret;
+}
+
+/* B = U, A = U^T E. */
+static void factors_from_u(const float *E, uint32_t out, uint32_t in,
+			   const double *U, uint32_t rank, float *A, float *B)
+{
+	uint32_t a, i, k;
+
+	for (k = 0; k < rank; k++) {
+		for (i = 0; i < in; i++) {
+			double acc = 0.0;
+
+			for (a = 0; a < out; a++)
+				acc += U[a * rank + k] * E[(size_t)a * in + i];
+			A[(size_t)k * in + i] = (float)acc;
+		}
+	}
+	for (a = 0; a < out; a++)
+		for (k = 0; k < rank; k++)
+			B[a * rank + k] = (float)U[a * rank + k];
+}
+
+static int act_fit(const char *fn, const float *E, uint32_t out, uint32_t in,
+		   const float *s, uint32_t rank, float *A, float *B)
+{
+	double *U;
+	size_t i;
+	int ret;
+
+	polar_clear_error();
+	if (!E || !A || !B)
+		return polar_fail(-EINVAL, "%s: NULL argument", fn);
+	ret = check_rank(fn, out, in, rank);
+	if (ret)
+		return ret;
+	for (i = 0; i < (size_t)out * in; i++)
+		if (!isfinite(E[i]))
+			return polar_fail(-EINVAL, "%s: E[%zu][%zu] is not "
+					  "finite", fn, i / in, i % in);
+	if (s)
+		for (i = 0; i < in; i++)
+			if (!isfinite(s[i]) || s[i] < 0)
+				return polar_fail(-EINVAL, "%s: scale s[%zu] = %g",
+						  fn, i, s[i]);
+	U = malloc(sizeof(double) * out * rank);
+	if (!U)
+		return polar_fail(-ENOMEM, "out of memory");
+	ret = left_vectors(E, out, in, s, rank, U);
+	if (!ret)
+		factors_from_u(E, out, in, U, rank, A, B);
+	free(U);
+	return ret;
+}
+
+int polar_calib_svd(const float *E, uint32_t out, uint32_t in, uint32_t rank,
+		    float *A, float *B)
+{
+	return act_fit("calib_svd", E, out, in, NULL, rank, A, B);
+}
+
+int polar_calib_act(const float *E, uint32_t out, uint32_t in, const float *s,
+		    uint32_t rank, float *A, float *B)
+{
+	if (!s) {
+		polar_clear_error();
+		return polar_fail(-EINVAL, "calib_act: NULL scales");
+	}
+	return act_fit("calib_act", E, out, in, s, rank, A, B);
+}
+
+int polar_calib_act_scales(const float *X, size_t n, uint32_t in, float *s)
+{
+	double *acc;
+	size_t k;
+	uint32_t i;
+
+	polar_clear_error();
+	if (!X || !s || !n || !in)
+		return polar_fail(-EINVAL, "calib_act_scales: %s",
+				  !X || !s ? "NULL argument" : "empty input");
+	acc = calloc(in, sizeof(double));
+	if (!acc)
+		return polar_fail(-ENOMEM, "out of memory");
+	for (k = 0; k < n; k++)
+		for (i = 0; i < in; i++)
+			acc[i] += (double)X[k * in + i] * X[k * in + i];
+	for (i = 0; i < in; i++)
+		s[i] = (float)sqrt(acc[i] / (double)n);
+	free(acc);
+	return 0;
+}
+
+/* ---- reduced-rank ridge regression ------------------------------------------ */
+
+/* In-place Cholesky of the n x n SPD matrix (lower triangle used). */
+static int cholesky(double *L, uint32_t n)
+{
+	uint32_t i, j, k;
+
+	for (j = 0; j < n; j++) {
+		double d = L[(size_t)j * n + j];
+
+		for (k = 0; k < j; k++)
+			d -= L[(size_t)j * n + k] * L[(size_t)j * n + k];
+		if (!(d > 0))
+			return -1;
+		d = sqrt(d);
+		L[(size_t)j * n + j] = d;
+		for (i = j + 1; i < n; i++) {
+			double v = L[(size_t)i * n + j];
+			const double *li = L + (size_t)i * n, *lj = L + (size_t)j * n;
+
+			for (k = 0; k < j; k++)
+				v -= li[k] * lj[k];
+			L[(size_t)i * n + j] = v / d;
+		}
+	}
+	return 0;
+}
+
+/* Solves L L^T Y = Y in place for m right-hand sides (Y n x m row-major). */
+static void chol_solve(const double *L, uint32_t n, double *Y, uint32_t m)
+{
+	uint32_t i, k, c;
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < i; k++) {
+			double l = L[(size_t)i * n + k];
+
+			for (c = 0; c < m; c++)
+				Y[(size_t)i * m + c] -= l * Y[(size_t)k * m + c];
+		}
+		for (c = 0; c < m; c++)
+			Y[(size_t)i * m + c] /= L[(size_t)i * n + i];
+	}
+	for (i = n; i-- > 0;) {
+		for (k = i + 1; k < n; k++) {
+			double l = L[(size_t)k * n + i];
+
+			for (c = 0; c < m; c++)
+				Y[(size_t)i * m + c] -= l * Y[(size_t)k * m + c];
+		}
+		for (c = 0; c < m; c++)
+			Y[(size_t)i * m + c] /= L[(size_t)i * n + i];
+	}
+}
+
+int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
+		    uint32_t out, uint32_t rank, const float *out_weight,
+		    double lambda_rel, const float *A0, const float *B0,
+		    uint32_t rank0, float *A, float *B)
+{
+	float *xtx = NULL, *xtr = NULL, *Mf = NULL, *F = NULL, *ftf = NULL;
+	double *L = NULL, *M = NULL, *G = NULL, *V = NULL, *ev = NULL;
+	double lambda, tr = 0.0, *sw = NULL;
+	uint32_t i, a, b, k;
+	size_t r;
+	int ret;
+
+	polar_clear_error();
+	if (!X || !R || !A || !B)
+		return polar_fail(-EINVAL, "calib_rrr: NULL argument");
+	ret = check_rank("calib_rrr", out, in, rank);
+	if (ret)
+		return ret;
+	if (!n)
+		return polar_fail(-EINVAL, "calib_rrr: no calibration rows");
+	if (!(lambda_rel > 0) || !isfinite(lambda_rel))
+		return polar_fail(-EINVAL, "calib_rrr: lambda %g, must be > 0",
+				  lambda_rel);
+	if ((A0 || B0) && (!A0 || !B0 || !rank0 ||
+			   rank0 > POLAR_LOWRANK_MAX_RANK))
+		return polar_fail(-EINVAL, "calib_rrr: initial factors need A0, "
+				  "B0 and rank0 1..%d", POLAR_LOWRANK_MAX_RANK);
+	if (out_weight)
+		for (a = 0; a < out; a++)
+			if (!(out_weight[a] > 0) || !isfinite(out_weight[a]))
+				return polar_fail(-EINVAL, "calib_rrr: output "
+						  "weight %u is %g (must be > 0)",
+						  a, out_weight[a]);
+	for (r = 0; r < n * in; r++)
+		if (!isfinite(X[r]))
+			return polar_fail(-EINVAL, "calib_rrr: X[%zu][%zu] is not "
+					  "finite", r / in, r % in);
+	for (r = 0; r < n * out; r++)
+		if (!isfinite(R[r]))
+			return polar_fail(-EINVAL, "calib_rrr: R[%zu][%zu] is not "
+					  "finite", r / out, r % out);
+
+	xtx = malloc(sizeof(float) * in * in);
+	xtr = malloc(sizeof(float) * in * out);
+	Mf = malloc(sizeof(float) * in * out);
+	F = malloc(sizeof(float) * n * out);
+	ftf = malloc(sizeof(float) * out * out);
+	L = malloc(sizeof(double) * in * in);
+	M = malloc(sizeof(double) * in * out);
+	G = malloc(sizeof(double) * out * out);
+	V = malloc(sizeof(double) * out * out);
+	ev = malloc(sizeof(double) * out);
+	sw = malloc(sizeof(double) * out);
+	if (!xtx || !xtr || !Mf || !F || !ftf || !L || !M || !G || !V || !ev ||
+	    !sw) {
+		ret = polar_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx, in);
+	polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr, out);
+	for (i = 0; i < in; i++)
+		tr += xtx[(size_t)i * in + i];
+	lambda = lambda_rel * (tr > 0 ? tr / in : 1.0);
+	for (i = 0; i < in; i++)
+		for (k = 0; k <= i; k++)
+			L[(size_t)i * in + k] = 0.5 * ((double)xtx[(size_t)i * in + k] +
+						       xtx[(size_t)k * in + i]) +
+						(i == k ? lambda : 0.0);
+	for (i = 0; i < in; i++)
+		for (a = 0; a < out; a++) {
+			double m0 = 0.0;
+
+			if (A0)
+				for (k = 0; k < rank0; k++)
+					m0 += (double)B0[a * rank0 + k] *
+					      A0[(size_t)k * in + i];
+			M[(size_t)i * out + a] = xtr[(size_t)i * out + a] +
+						 lambda * m0;
+		}
+	if (cholesky(L, in)) {
+		ret = polar_fail(-EINVAL, "calib_rrr: X^T X + lambda I is not "
+				 "positive definite (lambda %g)", lambda);
+		goto out;
+	}
+	chol_solve(L, in, M, out);
+	for (a = 0; a < out; a++)
+		sw[a] = out_weight ? sqrt((double)out_weight[a]) : 1.0;
+	for (r = 0; r < (size_t)in * out; r++)
+		Mf[r] = (float)M[r];
+	/* F = X M, G = D^1/2 F^T F D^1/2 */
+	polar_sgemm(0, 0, n, out, in, X, in, Mf, out, 0.0f, F, out);
+	polar_sgemm(1, 0, out, out, n, F, out, F, out, 0.0f, ftf, out);
+	for (a = 0; a < out; a++)
+		for (b = 0; b < out; b++)
+			G[a * out + b] = 0.5 * ((double)ftf[a * out + b] +
+						ftf[b * out + a]) * sw[a] * sw[b];
+	ret = polar_calib_symeig(G, out, ev, V);
+	if (ret)
+		goto out;
+	/* B = D^-1/2 V_r, A = V_r^T D^1/2 M^T */
+	for (a = 0; a < out; a++)
+		for (k = 0; k < rank; k++)
+			B[a * rank + k] = (float)(V[(size_t)a * out + k] / sw[a]);
+	for (k = 0; k < rank; k++)
+		for (i = 0; i < in; i++) {
+			double acc = 0.0;
+
+			for (a = 0; a < out; a++)
+				acc += V[(size_t)a * out + k] * sw[a] *
+				       M[(size_t)i * out + a];
+			A[(size_t)k * in + i] = (float)acc;
+		}
+out:
+	free(xtx);
+	free(xtr);
+	free(Mf);
+	free(F);
+	free(ftf);
+	free(L);
+	free(M);
+	free(G);
+	free(V);
+	free(ev);
+	free(sw);
+	return ret;
+}
+
+/* ---- ADC full scale ------------------------------------------------------------ */
+
+static int x_planes(enum polar_xfmt f, int *is_signed)
+{
+	switch (f) {
+	case POLAR_XFMT_INT8: *is_signed = 1; return 8;
+	case POLAR_XFMT_UINT8: *is_signed = 0; return 8;
+	case POLAR_XFMT_INT4: *is_signed = 1; return 4;
+	case POLAR_XFMT_UINT4: *is_signed = 0; return 4;
+	}
+	return 0;
+}
+
+int polar_calib_adc_fs(const struct polar_qweights *q, const int8_t *xcodes,
+		       size_t n, enum polar_xfmt xfmt, uint32_t rows,
+		       uint32_t rows_per_conv, double percentile,
+		       uint32_t *fs_q8)
+{
+	uint32_t G, nw_planes, nx_planes, words, in, out, block, nb, b, ngroups;
+	uint64_t *wm = NULL, *xm = NULL, *hist = NULL, total = 0, want, acc;
+	int xs, ret = 0;
+	size_t k;
+	uint32_t o, i, g, pi, pj, cnt;
+
+	polar_clear_error();
+	if (!q || !xcodes || !fs_q8 || !q->codes)
+		return polar_fail(-EINVAL, "calib_adc_fs: NULL argument");
+	if (!n)
+		return polar_fail(-EINVAL, "calib_adc_fs: no calibration inputs");
+	if (!rows)
+		return polar_fail(-EINVAL, "calib_adc_fs: tile rows 0");
+	if (!(percentile > 0 && percentile <= 100))
+		return polar_fail(-EINVAL, "calib_adc_fs: percentile %g outside "
+				  "(0, 100]", percentile);
+	nx_planes = (uint32_t)x_planes(xfmt, &xs);
+	if (!nx_planes)
+		return polar_fail(-EINVAL, "calib_adc_fs: unknown input format %d",
+				  (int)xfmt);
+	switch (q->fmt) {
+	case POLAR_WFMT_INT8: case POLAR_WFMT_NF4: nw_planes = 8; break;
+	case POLAR_WFMT_INT4: nw_planes = 4; break;
+	default:
+		return polar_fail(-EINVAL, "calib_adc_fs: unknown weight format %d",
+				  (int)q->fmt);
+	}
+	G = rows_per_conv && rows_per_conv < rows ? rows_per_conv : rows;
+	in = q->in_dim;
+	out = q->out_dim;
+	block = q->fmt == POLAR_WFMT_NF4 ? q->block : in;
+	if (!block)
+		return polar_fail(-EINVAL, "calib_adc_fs: NF4 block 0");
+	nb = (in + block - 1) / block;
+	/*
+	 * Row groups: within each part (NF4 block, or the whole input), tiles
+	 * of `rows` rows, each cut into groups of G rows. Assign every input i
+	 * a global group index and a bit position within it.
+	 */
+	words = (G + 63) / 64;
+	ngroups = 0;
+	for (b = 0; b < nb; b++) {
+		uint32_t w = in - b * block < block ? in - b * block : block;
+		uint32_t t, nt = (w + rows - 1) / rows;
+
+		for (t = 0; t < nt; t++) {
+			uint32_t tw = w - t * rows < rows ? w - t * rows : rows;
+
+			ngroups += (tw + G - 1) / G;
+		}
+	}
+	wm = calloc((size_t)out * nw_planes * ngroups * words, sizeof(uint64_t));
+	xm = calloc((size_t)nx_planes * ngroups * words, sizeof(uint64_t));
+	hist = calloc(G + 1, sizeof(uint64_t));
+	if (!wm || !xm || !hist) {
+		ret = polar_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	{
+		uint32_t *gi = malloc(sizeof(uint32_t) * in * 2);
+
+		if (!gi) {
+			ret = polar_fail(-ENOMEM, "out of memory");
+			goto out;
+		}
+		g = 0;
+		for (b = 0; b < nb; b++) {
+			uint32_t w = in - b * block < block ? in - b * block : block;
+			uint32_t j;
+
+			for (j = 0; j < w; j++) {
+				uint32_t t = j / rows, rr = j % rows;
+				/* groups before this tile within the block */
+				uint32_t gb = 0, tt;
+
+				for (tt = 0; tt < t; tt++)
+					gb += (rows + G - 1) / G;
+				gi[2 * (b * block + j)] = g + gb + rr / G;
+				gi[2 * (b * block + j) + 1] = rr % G;
+			}
+			{
+				uint32_t t, nt = (w + rows - 1) / rows;
+
+				for (t = 0; t < nt; t++) {
+					uint32_t tw = w - t * rows < rows ?
+						      w - t * rows : rows;
+
+					g += (tw + G - 1) / G;
+				}
+			}
+		}
+		/* Weight bit masks: the stored 2's complement value's planes. */
+		for (o = 0; o < out; o++)
+			for (i = 0; i < in; i++) {
+				int v = q->codes[(size_t)o * in + i];
+				uint32_t bits;
+
+				if (q->fmt == POLAR_WFMT_NF4)
+					v = q->codebook[v & 15];
+				bits = (uint32_t)v & ((1u << nw_planes) - 1);
+				for (pj = 0; pj < nw_planes; pj++)
+					if (bits >> pj & 1)
+						wm[(((size_t)o * nw_planes + pj) *
+						    ngroups + gi[2 * i]) * words +
+						   gi[2 * i + 1] / 64] |=
+							1ull << (gi[2 * i + 1] % 64);
+			}
+		for (k = 0; k < n; k++) {
+			memset(xm, 0, sizeof(uint64_t) * nx_planes * ngroups *
+			       words);
+			for (i = 0; i < in; i++) {
+				int v = xs ? xcodes[k * in + i] :
+					     ((const uint8_t *)xcodes)[k * in + i];
+				uint32_t bits = (uint32_t)v &
+						((1u << nx_planes) - 1);
+
+				for (pi = 0; pi < nx_planes; pi++)
+					if (bits >> pi & 1)
+						xm[((size_t)pi * ngroups + gi[2 * i]) *
+						   words + gi[2 * i + 1] / 64] |=
+							1ull << (gi[2 * i + 1] % 64);
+			}
+			for (o = 0; o < out; o++)
+				for (pj = 0; pj < nw_planes; pj++)
+					for (pi = 0; pi < nx_planes; pi++)
+						for (g = 0; g < ngroups; g++) {
+							const uint64_t *a = wm +
+								(((size_t)o * nw_planes + pj) *
+								 ngroups + g) * words;
+							const uint64_t *c = xm +
+								((size_t)pi * ngroups + g) *
+								words;
+							uint32_t w;
+
+							cnt = 0;
+							for (w = 0; w < words; w++)
+								cnt += (uint32_t)
+								__builtin_popcountll(a[w] &
+										     c[w]);
+							hist[cnt]++;
+							total++;
+						}
+		}
+		free(gi);
+	}
+	want = (uint64_t)ceil(percentile / 100.0 * (double)total);
+	if (!want)
+		want = 1;
+	acc = 0;
+	for (cnt = 0; cnt <= G; cnt++) {
+		acc += hist[cnt];
+		if (acc >= want)
+			break;
+	}
+	if (cnt < 1)
+		cnt = 1;
+	if (cnt > G)
+		cnt = G;
+	*fs_q8 = cnt * 256u;
+out:
+	free(wm);
+	free(xm);
+	free(hist);
+	return ret;
+}
+
+/* ---- loss sensitivity ------------------------------------------------------------ */
+
+int polar_calib_output_fisher(const struct polar_model *m, size_t n,
+			      const float *x, const uint8_t *labels,
+			      float *fisher[POLAR_MODEL_MAX_LAYERS])
+{
+	size_t in = (size_t)m->in_c * m->in_h * m->in_w, s;
+	double *acc[POLAR_MODEL_MAX_LAYERS] = { 0 };
+	unsigned int l;
+	float *grad;
+	int ret = 0;
+	uint32_t o;
+
+	polar_clear_error();
+	if (!m || !x || !labels || !fisher || !n)
+		return polar_fail(-EINVAL, "calib_output_fisher: %s",
+				  !n ? "no samples" : "NULL argument");
+	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
+		fisher[l] = NULL;
+	grad = malloc(sizeof(float) * m->nparams);
+	if (!grad)
+		return polar_fail(-ENOMEM, "out of memory");
+	for (l = 0; l < m->nlayers; l++)
+		if (m->layers[l].rows) {
+			acc[l] = calloc(m->layers[l].rows, sizeof(double));
+			if (!acc[l]) {
+				ret = polar_fail(-ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+	for (s = 0; s < n && !ret; s++) {
+		memset(grad, 0, sizeof(float) * m->nparams);
+		ret = polar_model_grad(m, 1, x + s * in, labels + s, 1.0f, grad,
+				       NULL, NULL);
+		for (l = 0; !ret && l < m->nlayers; l++)
+			if (acc[l])
+				for (o = 0; o < m->layers[l].rows; o++) {
+					double gv = grad[m->layers[l].bias_off + o];
+
+					acc[l][o] += gv * gv;
+				}
+	}
+	for (l = 0; !ret && l < m->nlayers; l++) {
+		if (!acc[l])
+			continue;
+		fisher[l] = malloc(sizeof(float) * m->layers[l].rows);
+		if (!fisher[l]) {
+			ret = polar_fail(-ENOMEM, "out of memory");
+			break;
+		}
+		for (o = 0; o < m->layers[l].rows; o++)
+			fisher[l][o] = (float)(acc[l][o] / (double)n);
+	}
+out:
+	if (ret)
+		for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++) {
+			free(fisher[l]);
+			fisher[l] = NULL;
+		}
+	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
+		free(acc[l]);
+	free(grad);
+	return ret;
+}

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Calibration fits on synthetic data: exact recovery of a known low-rank
+ * error by svd, activation weighting beating plain svd in the weighted
+ * norm, reduced-rank regression reducing the residual, the ADC full-scale
+ * statistics on a matrix whose sums are known, and argument errors.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polar/calib.h"
+#include "polar/polar.h"
+#include "unit.h"
+
+static uint64_t rs = 0x9E3779B97F4A7C15ull;
+
+static float frand(void)
+{
+	rs ^= rs >> 12;
+	rs ^= rs << 25;
+	rs ^= rs >> 27;
+	return (float)((double)((rs * 2685821657736338717ull) >> 40) /
+		       (double)(1ull << 23)) - 1.0f;
+}
+
+static void fill(float *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = frand();
+}
+
+/* ||(E - B A) diag(s)||_F^2 (s NULL: 1) */
+static double weighted_err(const float *E, const float *A, const float *B,
+			   uint32_t out, uint32_t in, uint32_t r, const float *s)
+{
+	double acc = 0;
+	uint32_t o, i, k;
+
+	for (o = 0; o < out; o++)
+		for (i = 0; i < in; i++) {
+			double v = E[o * in + i];
+
+			for (k = 0; k < r; k++)
+				v -= (double)B[o * r + k] * A[k * in + i];
+			v *= s ? s[i] : 1.0;
+			acc += v * v;
+		}
+	return acc;
+}
+
+static void test_symeig(void)
+{
+	double S[9] = { 2, 1, 0, 1, 2, 0, 0, 0, 5 }, ev[3], V[9];
+
+	CHECK(polar_calib_symeig(S, 3, ev, V) == 0);
+	CHECK(fabs(ev[0] - 5) < 1e-12);
+	CHECK(fabs(ev[1] - 3) < 1e-12);
+	CHECK(fabs(ev[2] - 1) < 1e-12);
+	CHECK(fabs(fabs(V[2 * 3 + 0]) - 1) < 1e-12);
+}
+
+static void test_svd_exact(void)
+{
+	enum { OUT = 24, IN = 40, R = 3 };
+	float U[OUT * R], W[R * IN], E[OUT * IN], A[8 * IN], B[OUT * 8];
+	uint32_t o, i, k;
+
+	fill(U, OUT * R);
+	fill(W, R * IN);
+	for (o = 0; o < OUT; o++)
+		for (i = 0; i < IN; i++) {
+			double v = 0;
+
+			for (k = 0; k < R; k++)
+				v += (double)U[o * R + k] * W[k * IN + i];
+			E[o * IN + i] = (float)v;
+		}
+	CHECK(polar_calib_svd(E, OUT, IN, R, A, B) == 0);
+	CHECK(weighted_err(E, A, B, OUT, IN, R, NULL) < 1e-8);
+	/* Higher rank than the error's: still exact. */
+	CHECK(polar_calib_svd(E, OUT, IN, 8, A, B) == 0);
+	CHECK(weighted_err(E, A, B, OUT, IN, 8, NULL) < 1e-8);
+	/* Lower rank: strictly worse than exact, better than nothing. */
+	CHECK(polar_calib_svd(E, OUT, IN, 2, A, B) == 0);
+	{
+		double e2 = weighted_err(E, A, B, OUT, IN, 2, NULL), e0 = 0;
+
+		for (i = 0; i < OUT * IN; i++)
+			e0 += (double)E[i] * E[i];
+		CHECK(e2 > 1e-6 && e2 < e0);
+	}
+}
+
+static void test_act_weighting(void)
+{
+	enum { OUT = 32, IN = 64, R = 4, N = 400 };
+	float *E = malloc(sizeof(float) * OUT * IN);
+	float *X = malloc(sizeof(float) * N * IN);
+	float s[IN], A1[R * IN], B1[OUT * R], A2[R * IN], B2[OUT * R];
+	uint32_t i, k;
+
+	fill(E, OUT * IN);
+	/* Inputs with very different magnitudes per column. */
+	for (k = 0; k < N; k++)
+		for (i = 0; i < IN; i++)
+			X[k * IN + i] = frand() * (i % 8 == 0 ? 10.0f : 0.1f);
+	CHECK(polar_calib_act_scales(X, N, IN, s) == 0);
+	CHECK(s[0] > 10 * s[1]);
+	CHECK(polar_calib_svd(E, OUT, IN, R, A1, B1) == 0);
+	CHECK(polar_calib_act(E, OUT, IN, s, R, A2, B2) == 0);
+	CHECK(weighted_err(E, A2, B2, OUT, IN, R, s) <
+	      0.9 * weighted_err(E, A1, B1, OUT, IN, R, s));
+	/* ... and plain svd is the better one in the plain norm. */
+	CHECK(weighted_err(E, A1, B1, OUT, IN, R, NULL) <=
+	      weighted_err(E, A2, B2, OUT, IN, R, NULL) + 1e-6);
+	free(E);
+	free(X);
+}
+
+static double residual(const float *X, const float *R, const float *A,
+		       const float *B, size_t n, uint32_t in, uint32_t out,
+		       uint32_t r, const float *w)
+{
+	double acc = 0, z[8];
+	size_t k;
+	uint32_t o, i, j;
+
+	for (k = 0; k < n; k++) {
+		for (j = 0; j < r; j++) {
+			z[j] = 0;
+			for (i = 0; A && i < in; i++)
+				z[j] += (double)A[j * in + i] * X[k * in + i];
+		}
+		for (o = 0; o < out; o++) {
+			double v = R[k * out + o];
+
+			for (j = 0; A && j < r; j++)
+				v -= (double)B[o * r + j] * z[j];
+			acc += v * v * (w ? w[o] : 1.0);
+		}
+	}
+	return acc;
+}
+
+static void test_rrr(void)
+{
+	enum { N = 600, IN = 30, OUT = 12, R = 2 };
+	float *X = malloc(sizeof(float) * N * IN), *Y = malloc(sizeof(float) * N * OUT);
+	float U[OUT * R], V[R * IN], A[8 * IN], B[OUT * 8], w[OUT];
+	double r0, r1, rw_u, rw_w;
+	size_t k;
+	uint32_t o, j, i;
+
+	fill(X, N * IN);
+	fill(U, OUT * R);
+	fill(V, R * IN);
+	for (k = 0; k < N; k++)
+		for (o = 0; o < OUT; o++) {
+			double v = 0.05 * frand();
+
+			for (j = 0; j < R; j++)
+				for (i = 0; i < IN; i++)
+					v += (double)U[o * R + j] * V[j * IN + i] *
+					     X[k * IN + i];
+			Y[k * OUT + o] = (float)v;
+		}
+	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, R, NULL, 1e-4, NULL, NULL, 0,
+			      A, B) == 0);
+	r0 = residual(X, Y, NULL, NULL, N, IN, OUT, R, NULL);
+	r1 = residual(X, Y, A, B, N, IN, OUT, R, NULL);
+	/* Only the noise (variance 0.05^2/3 per entry) is left. */
+	CHECK(r1 < 0.01 * r0);
+	CHECK(r1 < 2.0 * N * OUT * 0.0025 / 3);
+
+	/* Weighted, rank 1 of a rank-2 signal: the weights decide what fits. */
+	for (o = 0; o < OUT; o++)
+		w[o] = o < 3 ? 100.0f : 1.0f;
+	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, 1, NULL, 1e-4, NULL, NULL, 0,
+			      A, B) == 0);
+	rw_u = residual(X, Y, A, B, N, IN, OUT, 1, w);
+	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, 1, w, 1e-4, NULL, NULL, 0,
+			      A, B) == 0);
+	rw_w = residual(X, Y, A, B, N, IN, OUT, 1, w);
+	CHECK(rw_w <= rw_u * (1 + 1e-6));
+	/* A huge ridge towards given factors returns (about) them. */
+	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, R, NULL, 1e-4, NULL, NULL, 0,
+			      A, B) == 0);
+	{
+		float A2[8 * IN], B2[OUT * 8];
+
+		CHECK(polar_calib_rrr(X, Y, N, IN, OUT, R, NULL, 1e6, A, B, R,
+				      A2, B2) == 0);
+		CHECK(fabs(residual(X, Y, A2, B2, N, IN, OUT, R, NULL) - r1) <
+		      0.05 * r1 + 1e-3);
+	}
+	free(X);
+	free(Y);
+}
+
+static void test_adc_fs(void)
+{
+	enum { OUT = 4, IN = 64 };
+	struct polar_qweights q;
+	float w[OUT * IN];
+	int8_t x[2 * IN];
+	uint32_t fs = 0, i;
+
+	for (i = 0; i < OUT * IN; i++)
+		w[i] = 1.0f;	/* INT8 code 127: planes 0..6 */
+	CHECK(polar_quantize_weights(w, OUT, IN, POLAR_WFMT_INT8, 0, &q) == 0);
+	memset(x, 1, sizeof(x));	/* UINT8 code 1: plane 0 */
+	CHECK(polar_calib_adc_fs(&q, x, 2, POLAR_XFMT_UINT8, 128, 0, 100.0,
+				 &fs) == 0);
+	CHECK(fs == 64 * 256);
+	/* 7 of the 64 plane pairs carry 64 ON cells, the others none. */
+	CHECK(polar_calib_adc_fs(&q, x, 2, POLAR_XFMT_UINT8, 128, 0, 80.0,
+				 &fs) == 0);
+	CHECK(fs == 256);
+	/* Row groups of 16: every ON conversion sums 16 cells. */
+	CHECK(polar_calib_adc_fs(&q, x, 2, POLAR_XFMT_UINT8, 128, 16, 100.0,
+				 &fs) == 0);
+	CHECK(fs == 16 * 256);
+	CHECK(polar_calib_adc_fs(&q, x, 2, POLAR_XFMT_UINT8, 128, 0, 0.0,
+				 &fs) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "percentile") != NULL);
+	polar_qweights_free(&q);
+}
+
+static void test_errors(void)
+{
+	float E[4 * 6] = { 0 }, A[6 * 8], B[4 * 8], s[6] = { 1, 1, 1, 1, 1, 1 };
+
+	CHECK(polar_calib_svd(E, 4, 6, 0, A, B) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "rank 0") != NULL);
+	CHECK(polar_calib_svd(E, 4, 6, 5, A, B) == -EINVAL);
+	CHECK(polar_calib_svd(NULL, 4, 6, 2, A, B) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "NULL") != NULL);
+	CHECK(polar_calib_act(E, 4, 6, NULL, 2, A, B) == -EINVAL);
+	s[3] = -1;
+	CHECK(polar_calib_act(E, 4, 6, s, 2, A, B) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "s[3]") != NULL);
+	E[7] = NAN;
+	CHECK(polar_calib_svd(E, 4, 6, 2, A, B) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "not finite") != NULL);
+	E[7] = 0;
+	CHECK(polar_calib_rrr(E, E, 4, 6, 6, 2, NULL, 0.0, NULL, NULL, 0, A,
+			      B) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "lambda") != NULL);
+	CHECK(polar_calib_rrr(E, E, 0, 6, 6, 2, NULL, 0.1, NULL, NULL, 0, A,
+			      B) == -EINVAL);
+	CHECK(polar_calib_rrr(E, E, 4, 6, 6, 2, NULL, 0.1, A, NULL, 2, A,
+			      B) == -EINVAL);
+	CHECK(polar_calib_act_scales(E, 0, 6, s) == -EINVAL);
+}
+
+int main(void)
+{
+	RUN(test_symeig);
+	RUN(test_svd_exact);
+	RUN(test_act_weighting);
+	RUN(test_rrr);
+	RUN(test_adc_fs);
+	RUN(test_errors);
+	return unit_summary();
+}

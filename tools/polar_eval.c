@@ -1,0 +1,1503 @@
+// SPDX-License-Identifier: MIT
+/*
+ * polar calibrate / polar eval: quantize a trained model onto a device (or
+ * the software backend), choose each layer's ADC full scale, fit the
+ * rank-r host paths with every method, and measure Fashion-MNIST test
+ * accuracy, energy and throughput.
+ *
+ * Methods: fp32 (host only), quant (device main path, no host path), svd,
+ * act, act-device, sensitivity (see <polar/calib.h> and the comments at
+ * calibrate() below). The same code runs on /dev/accel/accelN and on
+ * "sim:..." (which computes bit for bit what the device computes).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "polar/calib.h"
+#include "polar/data.h"
+#include "polar/model.h"
+#include "polar/nn.h"
+#include "polar/polar.h"
+#include "polar/qlayer.h"
+#include "polar/quant.h"
+#include "polar_cim_hw.h"
+
+int polar_cmd_eval(int argc, char **argv);
+int polar_cmd_calibrate(int argc, char **argv);
+
+enum method { M_FP32, M_QUANT, M_SVD, M_ACT, M_ACTDEV, M_SENS, NMETH };
+static const char *const method_names[NMETH] = {
+	"fp32", "quant", "svd", "act", "act-device", "sensitivity",
+};
+
+#define MAXL POLAR_MODEL_MAX_LAYERS
+#define MAX_FIT_ROWS 8192	/* im2col rows per conv layer for fitting */
+#define MAX_FS_ROWS 256		/* input rows for the ADC statistics */
+
+/*
+ * Energy of one fp32 FLOP on the host CPU, joules. M. Horowitz, "Computing's
+ * energy problem (and what we can do about it)", ISSCC 2014, 45 nm: fp32
+ * multiply 3.7 pJ + add 0.9 pJ = 4.6 pJ per FMA (2 FLOPs) = 2.3 pJ/FLOP,
+ * plus about 70 pJ of instruction overhead (fetch, decode, register file)
+ * per instruction, amortised over the 16 FLOPs of one AVX2 8-wide FMA:
+ * 4.4 pJ/FLOP. Total 6.7 pJ/FLOP. Not tuned: a fixed published figure, and
+ * optimistic for a real core (caches, uncore and idle power excluded).
+ */
+#define HOST_J_PER_FLOP 6.7e-12
+#define PAPER_TOPS_W 464.0
+
+struct opts {
+	const char *model, *device, *data, *report, *out, *methods;
+	uint64_t chip_seed;
+	uint32_t sigma_static, adc_bits;
+	int seed_set, sigma_set, adc_set;
+	enum polar_wfmt wfmt;
+	enum polar_xfmt xfmt;
+	uint32_t rank, calib, test;
+	int sweep, intercept;
+	double adc_pct, act_pct, lambda;
+	enum method save_method;
+};
+
+struct ctx {
+	const struct opts *o;
+	struct polar_model *m;
+	struct polar_device *dev;
+	struct polar_caps caps;
+	struct polar_qlayer *ql[MAXL];
+	struct polar_act_quant aq[MAXL];
+	uint32_t adc_fs[MAXL];
+	float *A[NMETH][MAXL], *B[NMETH][MAXL];
+	float *bc[NMETH][MAXL];	/* bias corrections (--intercept), or NULL */
+	enum method cur;
+	int use_host;		/* run the low-rank path in the hook */
+	uint64_t host_flops;
+	double calib_s;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct bar {
+	const char *label;
+	double t0, last;
+	int shown;
+};
+
+static void bar_start(struct bar *b, const char *label)
+{
+	b->label = label;
+	b->t0 = b->last = now_s();
+	b->shown = 0;
+}
+
+static void bar_update(struct bar *b, size_t done, size_t total)
+{
+	double t = now_s();
+	char s[31];
+	size_t i, fill;
+
+	if (done < total && (t - b->t0 < 1.0 || t - b->last < 0.2))
+		return;
+	if (done >= total && !b->shown)
+		return;
+	b->last = t;
+	b->shown = 1;
+	fill = total ? done * 30 / total : 30;
+	for (i = 0; i < 30; i++)
+		s[i] = i < fill ? '#' : '.';
+	s[30] = 0;
+	fprintf(stderr, "\r\033[K%-28s [%s] %zu/%zu %.1f s", b->label, s, done,
+		total, t - b->t0);
+	if (done >= total)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static void bar_done(struct bar *b, size_t total)
+{
+	bar_update(b, total, total);
+}
+
+static int die(const char *what)
+{
+	fprintf(stderr, "polar eval: %s: %s\n", what, polar_errmsg());
+	return 1;
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t max,
+		     uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || *v > max) {
+		fprintf(stderr, "polar eval: %s: bad value '%s'\n", opt, s);
+		return -1;
+	}
+	return 0;
+}
+
+static int method_index(const char *s)
+{
+	int i;
+
+	for (i = 0; i < NMETH; i++)
+		if (!strcmp(s, method_names[i]))
+			return i;
+	return -1;
+}
+
+static int is_weighted(const struct polar_layer *l)
+{
+	return l->type == POLAR_LAYER_CONV2D || l->type == POLAR_LAYER_LINEAR;
+}
+
+/* ---- the device hook --------------------------------------------------------- */
+
+static int hook_matmul(void *p, const struct polar_model *m, unsigned int layer,
+		       const float *x, size_t nrows, float *y)
+{
+	struct ctx *c = p;
+	const struct polar_layer *l = &m->layers[layer];
+	int ret;
+
+	if (!c->ql[layer])
+		return -ENOSYS;
+	ret = polar_qlayer_forward(c->ql[layer], (uint32_t)nrows, x, y,
+				   c->use_host ? POLAR_FWD_OVERLAP :
+				   POLAR_FWD_DEVICE_ONLY);
+	if (!ret && c->use_host) {
+		const float *bc = c->bc[c->cur][layer];
+
+		c->host_flops += (uint64_t)nrows * 2 * c->o->rank *
+				 (l->rows + l->cols);
+		if (bc) {
+			size_t k;
+			uint32_t o;
+
+			for (k = 0; k < nrows; k++)
+				for (o = 0; o < l->rows; o++)
+					y[k * l->rows + o] += bc[o];
+			c->host_flops += (uint64_t)nrows * l->rows;
+		}
+	}
+	return ret;
+}
+
+static int set_method(struct ctx *c, enum method me)
+{
+	unsigned int l;
+	int ret;
+
+	for (l = 0; l < c->m->nlayers; l++) {
+		if (!c->ql[l])
+			continue;
+		if (me >= M_SVD)
+			ret = polar_qlayer_set_lowrank(c->ql[l], c->o->rank,
+						       c->A[me][l], c->B[me][l]);
+		else
+			ret = polar_qlayer_set_lowrank(c->ql[l], 0, NULL, NULL);
+		if (ret)
+			return ret;
+	}
+	c->use_host = me >= M_SVD;
+	c->cur = me;
+	return 0;
+}
+
+/* ---- counters -------------------------------------------------------------------- */
+
+static int read_counters(struct polar_device *dev,
+			 uint64_t cnt[POLAR_CIM_NUM_COUNTERS])
+{
+	struct polar_buffer *buf;
+	struct polar_cmd cmd = { 0 };
+	struct polar_completion done;
+	int ret;
+
+	ret = polar_buffer_create(dev, POLAR_CIM_NUM_COUNTERS * 8, &buf);
+	if (ret)
+		return ret;
+	cmd.opcode = POLAR_CIM_OP_READ_COUNTERS;
+	cmd.dst = (struct polar_buf_ref){ buf, 0, POLAR_CIM_NUM_COUNTERS * 8 };
+	ret = polar_submit(dev, 0, &cmd, 1, 0xc0);
+	if (!ret)
+		ret = polar_reap(dev, &done, 1, 1);
+	if (ret == 1)
+		ret = done.status;
+	else if (ret >= 0)
+		ret = -EIO;
+	if (!ret)
+		memcpy(cnt, polar_buffer_map(buf), POLAR_CIM_NUM_COUNTERS * 8);
+	polar_buffer_free(buf);
+	return ret;
+}
+
+/* ---- calibration ----------------------------------------------------------------- */
+
+/* Rows of layer l's product over n samples and the subsample we fit on. */
+static size_t layer_rows(const struct polar_layer *l, size_t n)
+{
+	return l->type == POLAR_LAYER_CONV2D ?
+	       n * l->out_h * l->out_w : n;
+}
+
+/*
+ * Row j of S picked from total: jittered stratified sampling (one row per
+ * stratum, at a golden-ratio offset), so that a stride that divides the
+ * image size cannot alias to the same pixel positions in every image.
+ */
+static size_t pick_row(size_t j, size_t S, size_t total)
+{
+	double u = fmod((double)j * 0.6180339887498949, 1.0);
+	size_t r = (size_t)(((double)j + u) * (double)total / (double)S);
+
+	return r < total ? r : total - 1;
+}
+
+/*
+ * The product-input rows (im2col for a conv) of the selected rows of layer
+ * l, from its n x in_size input act. X is S x cols.
+ */
+static int gather_rows(const struct polar_layer *l, size_t n, const float *act,
+		       size_t S, float *X)
+{
+	size_t total = layer_rows(l, n), j, per, chunk = 16, s0;
+	size_t insz = polar_layer_in_size(l);
+	float *cols;
+
+	if (l->type != POLAR_LAYER_CONV2D) {
+		for (j = 0; j < S; j++)
+			memcpy(X + j * l->cols, act + pick_row(j, S, total) * insz,
+			       sizeof(float) * l->cols);
+		return 0;
+	}
+	per = (size_t)l->out_h * l->out_w;
+	cols = malloc(sizeof(float) * chunk * per * l->cols);
+	if (!cols)
+		return -ENOMEM;
+	j = 0;
+	for (s0 = 0; s0 < n && j < S; s0 += chunk) {
+		size_t b = n - s0 < chunk ? n - s0 : chunk;
+
+		polar_conv2d_im2col(l, b, act + s0 * insz, cols);
+		while (j < S) {
+			size_t r = pick_row(j, S, total);
+
+			if (r >= (s0 + b) * per)
+				break;
+			memcpy(X + j * l->cols, cols + (r - s0 * per) * l->cols,
+			       sizeof(float) * l->cols);
+			j++;
+		}
+	}
+	free(cols);
+	return 0;
+}
+
+/*
+ * Runs layer i of m on n samples (act in -> out), chunked so that the
+ * im2col scratch stays small; hook may be NULL.
+ */
+static int run_layer(struct ctx *c, unsigned int i, size_t n, const float *in,
+		     float *out, const struct polar_matmul_hook *hook)
+{
+	const struct polar_layer *l = &c->m->layers[i];
+	size_t chunk = 64, s0, isz = polar_layer_in_size(l),
+	       osz = polar_layer_out_size(l);
+	float *scr = malloc(sizeof(float) * polar_layer_scratch_size(l, chunk) + 64);
+	int ret = 0;
+
+	if (!scr)
+		return -ENOMEM;
+	for (s0 = 0; s0 < n && !ret; s0 += chunk) {
+		size_t b = n - s0 < chunk ? n - s0 : chunk;
+
+		ret = polar_layer_forward(c->m, i, b, in + s0 * isz,
+					  out + s0 * osz, scr, hook);
+	}
+	free(scr);
+	return ret;
+}
+
+/*
+ * --intercept: centre X (n x in) and R (n x out) in place before the
+ * regression and return the bias that restores the means:
+ * bc = mean(R) - B A mean(X) (computed by finish_intercept()).
+ */
+static int center(float *X, size_t n, uint32_t dim, double *mean)
+{
+	size_t k;
+	uint32_t i;
+
+	for (i = 0; i < dim; i++)
+		mean[i] = 0;
+	for (k = 0; k < n; k++)
+		for (i = 0; i < dim; i++)
+			mean[i] += X[k * dim + i];
+	for (i = 0; i < dim; i++)
+		mean[i] /= (double)n;
+	for (k = 0; k < n; k++)
+		for (i = 0; i < dim; i++)
+			X[k * dim + i] -= (float)mean[i];
+	return 0;
+}
+
+static float *finish_intercept(const double *mx, const double *mr,
+			       const float *A, const float *B, uint32_t in,
+			       uint32_t out, uint32_t r)
+{
+	float *bc = malloc(sizeof(float) * out);
+	double z[64];
+	uint32_t i, k, o;
+
+	if (!bc)
+		return NULL;
+	for (k = 0; k < r; k++) {
+		z[k] = 0;
+		for (i = 0; i < in; i++)
+			z[k] += (double)A[(size_t)k * in + i] * mx[i];
+	}
+	for (o = 0; o < out; o++) {
+		double v = mr[o];
+
+		for (k = 0; k < r; k++)
+			v -= (double)B[o * r + k] * z[k];
+		bc[o] = (float)v;
+	}
+	return bc;
+}
+
+/*
+ * Calibrates every weighted layer on n training images x (labels y):
+ *  - activation scale: per-tensor, from the fp32 model's layer inputs
+ *    (percentile --act-pct);
+ *  - quantize the weights and program them (polar_qlayer_create);
+ *  - ADC full scale: polar_calib_adc_fs() at --adc-pct over the quantized
+ *    fp32 inputs of up to 256 product rows;
+ *  - svd, act: from E = W - deq(Q(W)) (act scales from the fp32 inputs);
+ *  - act-device: per layer, independently, on the fp32 model's inputs X:
+ *    R = X W^T - device(X), ridge-regularised towards the act fit;
+ *  - sensitivity: layers in order; X = the layer's input in the network
+ *    whose earlier layers are already polarized with their sensitivity
+ *    factors (device in the loop), R = fp32 model's layer output (its own
+ *    fp32 input) - device(X), each output weighted by the diagonal Fisher
+ *    of the loss at it (polar_calib_output_fisher()), ridge towards act.
+ */
+static int calibrate(struct ctx *c, const struct polar_dataset *cal)
+{
+	const struct opts *o = c->o;
+	struct polar_model *m = c->m;
+	size_t n = cal->count, insz = (size_t)m->in_c * m->in_h * m->in_w;
+	size_t maxact = insz;
+	float *fp_in = NULL, *fp_out = NULL, *pol_in = NULL, *pol_out = NULL;
+	float *fisher[MAXL] = { 0 };
+	struct polar_matmul_hook hook = { hook_matmul, c };
+	unsigned int i;
+	struct bar bar;
+	double t0 = now_s();
+	int ret = 0;
+
+	for (i = 0; i < m->nlayers; i++)
+		if (polar_layer_out_size(&m->layers[i]) > maxact)
+			maxact = polar_layer_out_size(&m->layers[i]);
+	fp_in = malloc(sizeof(float) * n * maxact);
+	fp_out = malloc(sizeof(float) * n * maxact);
+	pol_in = malloc(sizeof(float) * n * maxact);
+	pol_out = malloc(sizeof(float) * n * maxact);
+	if (!fp_in || !fp_out || !pol_in || !pol_out) {
+		ret = -ENOMEM;
+		fprintf(stderr, "polar eval: out of memory\n");
+		goto out;
+	}
+	bar_start(&bar, "sensitivity (Fisher)");
+	ret = polar_calib_output_fisher(m, n, cal->images, cal->labels, fisher);
+	bar_done(&bar, 1);
+	if (ret) {
+		die("fisher");
+		goto out;
+	}
+	memcpy(fp_in, cal->images, sizeof(float) * n * insz);
+	memcpy(pol_in, cal->images, sizeof(float) * n * insz);
+
+	for (i = 0; i < m->nlayers && !ret; i++) {
+		const struct polar_layer *l = &m->layers[i];
+		size_t isz = polar_layer_in_size(l), total, S, Sfs, j;
+		uint32_t in = l->cols, out = l->rows, r = o->rank;
+		struct polar_qlayer_desc d = { 0 };
+		float *X = NULL, *Xp = NULL, *Yt = NULL, *Yd = NULL, *E = NULL,
+		      *s = NULL, *wf = NULL;
+		double *mx = NULL, *mr = NULL;
+		int8_t *codes = NULL;
+		char label[64];
+		double fmean = 0;
+		enum method me;
+
+		if (!is_weighted(l)) {
+			ret = run_layer(c, i, n, fp_in, fp_out, NULL);
+			if (!ret)
+				ret = run_layer(c, i, n, pol_in, pol_out, NULL);
+			goto next;
+		}
+		snprintf(label, sizeof(label), "calibrate %s", l->name);
+		bar_start(&bar, label);
+		total = layer_rows(l, n);
+		S = total < MAX_FIT_ROWS ? total : MAX_FIT_ROWS;
+		Sfs = S < MAX_FS_ROWS ? S : MAX_FS_ROWS;
+		X = malloc(sizeof(float) * S * in);
+		Xp = malloc(sizeof(float) * S * in);
+		Yt = malloc(sizeof(float) * S * out);
+		Yd = malloc(sizeof(float) * S * out);
+		E = malloc(sizeof(float) * (size_t)out * in);
+		s = malloc(sizeof(float) * in);
+		wf = malloc(sizeof(float) * out);
+		codes = malloc(S * in);
+		mx = malloc(sizeof(double) * in);
+		mr = malloc(sizeof(double) * out);
+		for (me = M_SVD; me < NMETH; me++) {
+			c->A[me][i] = malloc(sizeof(float) * r * in);
+			c->B[me][i] = malloc(sizeof(float) * out * r);
+			if (!c->A[me][i] || !c->B[me][i])
+				ret = -ENOMEM;
+		}
+		if (!X || !Xp || !Yt || !Yd || !E || !s || !wf || !codes || !mx ||
+		    !mr || ret) {
+			ret = -ENOMEM;
+			fprintf(stderr, "polar eval: out of memory\n");
+			goto layer_out;
+		}
+		/* Activation scale from the fp32 inputs of the layer. */
+		ret = polar_act_calibrate(fp_in, n * isz, o->xfmt,
+					  (float)o->act_pct, &c->aq[i]);
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		d.in_dim = in;
+		d.out_dim = out;
+		d.weight = l->weight;
+		d.bias = NULL;	/* the model adds the bias after the hook */
+		d.wfmt = o->wfmt;
+		d.xfmt = o->xfmt;
+		d.x_scale = c->aq[i].scale;
+		d.job_seed = 0x1000u * (i + 1);
+		ret = polar_qlayer_create(&c->dev, 1, &d, &c->ql[i]);
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		ret = polar_dequantize_weights(polar_qlayer_qweights(c->ql[i]), E);
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		for (j = 0; j < (size_t)out * in; j++)
+			E[j] = l->weight[j] - E[j];
+		bar_update(&bar, 1, 6);
+
+		/* fp32 rows of the layer's product, and the ADC full scale. */
+		ret = gather_rows(l, n, fp_in, S, X);
+		if (!ret)
+			ret = polar_quantize_acts(&c->aq[i], X, Sfs * in, codes);
+		if (!ret) {
+			/* Spread the statistics rows over the whole subsample. */
+			for (j = 0; j < Sfs; j++)
+				polar_quantize_acts(&c->aq[i],
+						    X + pick_row(j, Sfs, S) * in,
+						    in, codes + j * in);
+			ret = polar_calib_adc_fs(polar_qlayer_qweights(c->ql[i]),
+						 codes, Sfs, o->xfmt, c->caps.rows,
+						 c->caps.rows_per_conv,
+						 o->adc_pct, &c->adc_fs[i]);
+		}
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		polar_qlayer_set_adc_fs(c->ql[i], c->adc_fs[i]);
+		bar_update(&bar, 2, 6);
+
+		/* svd and act */
+		ret = polar_calib_svd(E, out, in, r, c->A[M_SVD][i],
+				      c->B[M_SVD][i]);
+		if (!ret)
+			ret = polar_calib_act_scales(X, S, in, s);
+		if (!ret)
+			ret = polar_calib_act(E, out, in, s, r, c->A[M_ACT][i],
+					      c->B[M_ACT][i]);
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		bar_update(&bar, 3, 6);
+
+		/* act-device: fp32 inputs, uniform weights */
+		polar_sgemm(0, 1, S, out, in, X, in, l->weight, in, 0.0f, Yt, out);
+		ret = polar_qlayer_forward(c->ql[i], (uint32_t)S, X, Yd,
+					   POLAR_FWD_DEVICE_ONLY);
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		for (j = 0; j < S * out; j++)
+			Yd[j] = Yt[j] - Yd[j];
+		if (o->intercept) {
+			center(X, S, in, mx);
+			center(Yd, S, out, mr);
+		}
+		ret = polar_calib_rrr(X, Yd, S, in, out, r, NULL, o->lambda,
+				      c->A[M_ACT][i], c->B[M_ACT][i], r,
+				      c->A[M_ACTDEV][i], c->B[M_ACTDEV][i]);
+		if (!ret && o->intercept &&
+		    !(c->bc[M_ACTDEV][i] = finish_intercept(mx, mr,
+				c->A[M_ACTDEV][i], c->B[M_ACTDEV][i], in, out, r)))
+			ret = -ENOMEM;
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		bar_update(&bar, 4, 6);
+
+		/* sensitivity: polarized inputs, fp32 targets, Fisher weights */
+		ret = gather_rows(l, n, pol_in, S, Xp);
+		if (!ret)
+			ret = polar_qlayer_forward(c->ql[i], (uint32_t)S, Xp, Yd,
+						   POLAR_FWD_DEVICE_ONLY);
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		for (j = 0; j < S * out; j++)
+			Yd[j] = Yt[j] - Yd[j];
+		if (o->intercept) {
+			center(Xp, S, in, mx);
+			center(Yd, S, out, mr);
+		}
+		for (j = 0; j < out; j++)
+			fmean += fisher[i][j] / out;
+		for (j = 0; j < out; j++)
+			wf[j] = fisher[i][j] + 0.01f * (float)fmean + 1e-30f;
+		ret = polar_calib_rrr(Xp, Yd, S, in, out, r, wf, o->lambda,
+				      c->A[M_ACT][i], c->B[M_ACT][i], r,
+				      c->A[M_SENS][i], c->B[M_SENS][i]);
+		if (!ret && o->intercept &&
+		    !(c->bc[M_SENS][i] = finish_intercept(mx, mr,
+				c->A[M_SENS][i], c->B[M_SENS][i], in, out, r)))
+			ret = -ENOMEM;
+		if (ret) {
+			die(l->name);
+			goto layer_out;
+		}
+		bar_update(&bar, 5, 6);
+
+		/* Propagate: fp32 through fp32, polarized through the device. */
+		ret = run_layer(c, i, n, fp_in, fp_out, NULL);
+		if (!ret)
+			ret = polar_qlayer_set_lowrank(c->ql[i], r, c->A[M_SENS][i],
+						       c->B[M_SENS][i]);
+		c->use_host = 1;
+		c->cur = M_SENS;
+		if (!ret)
+			ret = run_layer(c, i, n, pol_in, pol_out, &hook);
+		c->use_host = 0;
+		if (ret)
+			die(l->name);
+		bar_done(&bar, 6);
+layer_out:
+		free(X);
+		free(Xp);
+		free(Yt);
+		free(Yd);
+		free(E);
+		free(s);
+		free(wf);
+		free(codes);
+		free(mx);
+		free(mr);
+next:
+		if (!ret) {
+			float *t = fp_in;
+
+			fp_in = fp_out;
+			fp_out = t;
+			t = pol_in;
+			pol_in = pol_out;
+			pol_out = t;
+		}
+	}
+	c->host_flops = 0;
+out:
+	for (i = 0; i < MAXL; i++)
+		free(fisher[i]);
+	free(fp_in);
+	free(fp_out);
+	free(pol_in);
+	free(pol_out);
+	c->calib_s = now_s() - t0;
+	return ret;
+}
+
+/* ---- evaluation ---------------------------------------------------------------------- */
+
+struct result {
+	double acc, seconds, ips;
+	double dev_j, host_j, macs, host_flops;
+	int have_energy;
+};
+
+static int evaluate(struct ctx *c, enum method me, const struct polar_dataset *t,
+		    struct result *res)
+{
+	struct polar_matmul_hook hook = { hook_matmul, c };
+	size_t insz = (size_t)c->m->in_c * c->m->in_h * c->m->in_w, k0, correct = 0;
+	size_t chunk = 250;
+	uint64_t c0[POLAR_CIM_NUM_COUNTERS], c1[POLAR_CIM_NUM_COUNTERS];
+	float *logits = malloc(sizeof(float) * chunk * c->m->classes);
+	char label[64];
+	struct bar bar;
+	double t0;
+	int ret = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!logits)
+		return -ENOMEM;
+	ret = set_method(c, me);
+	if (ret) {
+		free(logits);
+		return die("set method");
+	}
+	c->host_flops = 0;
+	if (me != M_FP32 && !read_counters(c->dev, c0))
+		res->have_energy = 1;
+	snprintf(label, sizeof(label), "eval %s", method_names[me]);
+	bar_start(&bar, label);
+	t0 = now_s();
+	for (k0 = 0; k0 < t->count && !ret; k0 += chunk) {
+		size_t b = t->count - k0 < chunk ? t->count - k0 : chunk, k;
+
+		ret = polar_model_forward(c->m, b, t->images + k0 * insz, logits,
+					  me == M_FP32 ? NULL : &hook);
+		for (k = 0; !ret && k < b; k++) {
+			const float *z = logits + k * c->m->classes;
+			unsigned int j, best = 0;
+
+			for (j = 1; j < c->m->classes; j++)
+				if (z[j] > z[best])
+					best = j;
+			correct += best == t->labels[k0 + k];
+		}
+		bar_update(&bar, k0 + b, t->count);
+	}
+	res->seconds = now_s() - t0;
+	free(logits);
+	if (ret)
+		return die(method_names[me]);
+	res->acc = 100.0 * (double)correct / (double)t->count;
+	res->ips = (double)t->count / res->seconds;
+	if (res->have_energy && !read_counters(c->dev, c1)) {
+		res->macs = (double)(c1[POLAR_CIM_CNT_MACS] - c0[POLAR_CIM_CNT_MACS]);
+		res->dev_j = (double)(c1[POLAR_CIM_CNT_ENERGY_FJ] -
+				      c0[POLAR_CIM_CNT_ENERGY_FJ]) * 1e-15;
+		res->host_flops = (double)c->host_flops;
+		res->host_j = res->host_flops * HOST_J_PER_FLOP;
+	} else {
+		res->have_energy = 0;
+	}
+	return 0;
+}
+
+/* ---- setup --------------------------------------------------------------------------- */
+
+static void ctx_free(struct ctx *c)
+{
+	unsigned int i;
+	int me;
+
+	for (i = 0; i < MAXL; i++) {
+		polar_qlayer_destroy(c->ql[i]);
+		c->ql[i] = NULL;
+		for (me = 0; me < NMETH; me++) {
+			free(c->A[me][i]);
+			free(c->B[me][i]);
+			free(c->bc[me][i]);
+			c->A[me][i] = c->B[me][i] = c->bc[me][i] = NULL;
+		}
+	}
+	polar_close(c->dev);
+	c->dev = NULL;
+}
+
+static int open_device(struct ctx *c, uint32_t sigma, uint32_t adc_bits)
+{
+	const struct opts *o = c->o;
+	char path[256];
+	int ret;
+
+	if (!strncmp(o->device, "sim", 3)) {
+		snprintf(path, sizeof(path), "sim:%s%ssigma-static=%u,adc-bits=%u,"
+			 "seed=%llu", o->device[3] == ':' ? o->device + 4 : "",
+			 o->device[3] == ':' ? "," : "", sigma, adc_bits,
+			 (unsigned long long)o->chip_seed);
+		ret = polar_open(path, &c->dev);
+	} else {
+		ret = polar_open(o->device, &c->dev);
+	}
+	if (ret)
+		return die("open");
+	ret = polar_get_caps(c->dev, &c->caps);
+	if (ret)
+		return die("caps");
+	if (!c->caps.sim) {
+		/* A real chip's properties are what they are: report them. */
+		if (o->seed_set && c->caps.seed != o->chip_seed)
+			fprintf(stderr, "polar eval: warning: device chip seed is "
+				"%llu, not %llu\n", (unsigned long long)c->caps.seed,
+				(unsigned long long)o->chip_seed);
+		if (o->sigma_set && c->caps.sigma_static != sigma)
+			fprintf(stderr, "polar eval: warning: device sigma-static "
+				"is %u, not %u\n", c->caps.sigma_static, sigma);
+		if (o->adc_set && c->caps.adc_bits != adc_bits)
+			fprintf(stderr, "polar eval: warning: device adc-bits is "
+				"%u, not %u\n", c->caps.adc_bits, adc_bits);
+	}
+	return 0;
+}
+
+static const char *wfmt_name(enum polar_wfmt f)
+{
+	return f == POLAR_WFMT_NF4 ? "nf4" : f == POLAR_WFMT_INT4 ? "int4" : "int8";
+}
+
+static const char *xfmt_name(enum polar_xfmt f)
+{
+	switch (f) {
+	case POLAR_XFMT_INT8: return "int8";
+	case POLAR_XFMT_UINT8: return "uint8";
+	case POLAR_XFMT_INT4: return "int4";
+	case POLAR_XFMT_UINT4: return "uint4";
+	}
+	return "?";
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: polar eval [options]      calibrate, then evaluate every method\n"
+		"       polar calibrate --out FILE [options]   save the factors\n"
+		"  --model FILE       trained model (default build/models/cnn.safetensors)\n"
+		"  --device D         /dev/accel/accelN or sim[:props] (default sim)\n"
+		"  --chip-seed N      sim chip seed (default 7)\n"
+		"  --sigma-static Q16 sim static conductance sigma (default 6554)\n"
+		"  --adc-bits N       sim ADC bits (default 5)\n"
+		"  --wfmt nf4|int4|int8   weights (default nf4)\n"
+		"  --xfmt uint4|int4|int8|uint8 inputs (default uint4)\n"
+		"  --rank R           host path rank (default 8)\n"
+		"  --calib N          calibration images from the training split "
+		"(default 512, max 1024)\n"
+		"  --test N           test images (default 10000)\n"
+		"  --methods LIST     default fp32,quant,svd,act,act-device,sensitivity\n"
+		"  --report DIR       write report.md and SVG plots there\n"
+		"  --sweep            sigma-static x adc-bits grid (sim only)\n"
+		"  --adc-pct P        ADC full-scale percentile (default 99.99)\n"
+		"  --act-pct P        activation clip percentile (default 99.99)\n"
+		"  --lambda L         ridge strength, relative (default 0.01)\n"
+		"  --intercept        act-device/sensitivity also fit a bias "
+		"correction\n"
+		"  --method M         calibrate: which factors to save "
+		"(default sensitivity)\n"
+		"  --data DIR         Fashion-MNIST directory\n");
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	int i;
+	uint64_t v;
+
+	memset(o, 0, sizeof(*o));
+	o->model = "build/models/cnn.safetensors";
+	o->device = "sim";
+	o->chip_seed = 7;
+	o->sigma_static = 6554;
+	o->adc_bits = 5;
+	o->wfmt = POLAR_WFMT_NF4;
+	o->xfmt = POLAR_XFMT_UINT4;
+	o->rank = 8;
+	o->calib = 512;
+	o->test = 10000;
+	o->methods = "fp32,quant,svd,act,act-device,sensitivity";
+	o->adc_pct = 99.99;
+	o->act_pct = 99.99;
+	o->lambda = 0.01;
+	o->save_method = M_SENS;
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		}
+		if (!strcmp(a, "--sweep")) {
+			o->sweep = 1;
+			continue;
+		}
+		if (!strcmp(a, "--intercept")) {
+			o->intercept = 1;
+			continue;
+		}
+		if (!val) {
+			fprintf(stderr, "polar eval: %s needs a value\n", a);
+			return -1;
+		}
+		i++;
+		if (!strcmp(a, "--model")) {
+			o->model = val;
+		} else if (!strcmp(a, "--device")) {
+			o->device = val;
+		} else if (!strcmp(a, "--data")) {
+			o->data = val;
+		} else if (!strcmp(a, "--report")) {
+			o->report = val;
+		} else if (!strcmp(a, "--out")) {
+			o->out = val;
+		} else if (!strcmp(a, "--methods")) {
+			o->methods = val;
+		} else if (!strcmp(a, "--method")) {
+			int me = method_index(val);
+
+			if (me < M_SVD) {
+				fprintf(stderr, "polar calibrate: --method %s: "
+					"one of svd, act, act-device, sensitivity\n",
+					val);
+				return -1;
+			}
+			o->save_method = me;
+		} else if (!strcmp(a, "--chip-seed")) {
+			if (parse_u64(a, val, UINT64_MAX, &o->chip_seed))
+				return -1;
+			o->seed_set = 1;
+		} else if (!strcmp(a, "--sigma-static")) {
+			if (parse_u64(a, val, 4 * 65536, &v))
+				return -1;
+			o->sigma_static = (uint32_t)v;
+			o->sigma_set = 1;
+		} else if (!strcmp(a, "--adc-bits")) {
+			if (parse_u64(a, val, 16, &v) || !v)
+				return -1;
+			o->adc_bits = (uint32_t)v;
+			o->adc_set = 1;
+		} else if (!strcmp(a, "--rank")) {
+			if (parse_u64(a, val, 64, &v) || !v)
+				return -1;
+			o->rank = (uint32_t)v;
+		} else if (!strcmp(a, "--calib")) {
+			if (parse_u64(a, val, 1024, &v) || !v) {
+				fprintf(stderr, "polar eval: --calib is 1..1024\n");
+				return -1;
+			}
+			o->calib = (uint32_t)v;
+		} else if (!strcmp(a, "--test")) {
+			if (parse_u64(a, val, 10000, &v) || !v)
+				return -1;
+			o->test = (uint32_t)v;
+		} else if (!strcmp(a, "--wfmt")) {
+			if (!strcmp(val, "nf4"))
+				o->wfmt = POLAR_WFMT_NF4;
+			else if (!strcmp(val, "int4"))
+				o->wfmt = POLAR_WFMT_INT4;
+			else if (!strcmp(val, "int8"))
+				o->wfmt = POLAR_WFMT_INT8;
+			else {
+				fprintf(stderr, "polar eval: --wfmt %s: nf4, int4 "
+					"or int8\n", val);
+				return -1;
+			}
+		} else if (!strcmp(a, "--xfmt")) {
+			if (!strcmp(val, "int4"))
+				o->xfmt = POLAR_XFMT_INT4;
+			else if (!strcmp(val, "uint4"))
+				o->xfmt = POLAR_XFMT_UINT4;
+			else if (!strcmp(val, "int8"))
+				o->xfmt = POLAR_XFMT_INT8;
+			else if (!strcmp(val, "uint8"))
+				o->xfmt = POLAR_XFMT_UINT8;
+			else {
+				fprintf(stderr, "polar eval: --xfmt %s: uint4, "
+					"int4, int8 or uint8\n", val);
+				return -1;
+			}
+		} else if (!strcmp(a, "--adc-pct") || !strcmp(a, "--act-pct") ||
+			   !strcmp(a, "--lambda")) {
+			char *end;
+			double x = strtod(val, &end);
+
+			if (end == val || *end || !(x > 0) ||
+			    (strcmp(a, "--lambda") && x > 100)) {
+				fprintf(stderr, "polar eval: %s: bad value '%s'\n",
+					a, val);
+				return -1;
+			}
+			if (!strcmp(a, "--adc-pct"))
+				o->adc_pct = x;
+			else if (!strcmp(a, "--act-pct"))
+				o->act_pct = x;
+			else
+				o->lambda = x;
+		} else {
+			fprintf(stderr, "polar eval: unknown option %s\n", a);
+			usage(stderr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_methods(const char *s, int want[NMETH])
+{
+	char buf[256], *tok, *save;
+
+	memset(want, 0, sizeof(int) * NMETH);
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		int me = method_index(tok);
+
+		if (me < 0) {
+			fprintf(stderr, "polar eval: unknown method '%s' (fp32, "
+				"quant, svd, act, act-device, sensitivity)\n", tok);
+			return -1;
+		}
+		want[me] = 1;
+	}
+	return 0;
+}
+
+/* The first n images of a data set (no copy). */
+static struct polar_dataset head(const struct polar_dataset *d, size_t n)
+{
+	struct polar_dataset h = *d;
+
+	h.count = n < d->count ? n : d->count;
+	return h;
+}
+
+/* Calibration images: n evenly spaced over the training split. */
+static int calib_subset(const struct polar_dataset *train, size_t n,
+			struct polar_dataset *out)
+{
+	size_t k, isz = (size_t)train->channels * train->rows * train->cols;
+
+	*out = *train;
+	out->count = n;
+	out->images = malloc(sizeof(float) * n * isz);
+	out->labels = malloc(n);
+	if (!out->images || !out->labels)
+		return -ENOMEM;
+	for (k = 0; k < n; k++) {
+		size_t src = k * (train->count / n);
+
+		memcpy(out->images + k * isz, train->images + src * isz,
+		       sizeof(float) * isz);
+		out->labels[k] = train->labels[src];
+	}
+	return 0;
+}
+
+/* ---- one operating point --------------------------------------------------------------- */
+
+struct point {
+	uint32_t sigma, adc_bits;
+	struct result r[NMETH];
+	uint32_t adc_fs[MAXL];
+	double calib_s;
+};
+
+static int run_point(const struct opts *o, struct polar_model *m,
+		     const struct polar_dataset *cal,
+		     const struct polar_dataset *test, const int want[NMETH],
+		     struct point *pt, struct ctx *keep)
+{
+	struct ctx c = { 0 };
+	int me, ret;
+
+	c.o = o;
+	c.m = m;
+	ret = open_device(&c, pt->sigma, pt->adc_bits);
+	if (ret) {
+		ctx_free(&c);
+		return ret;
+	}
+	fprintf(stderr, "device %s: %ux%u tiles x %u, adc %u bits, rows/conv %u, "
+		"sigma-static %u, seed %llu\n", polar_device_path(c.dev),
+		c.caps.rows, c.caps.cols, c.caps.tiles, c.caps.adc_bits,
+		c.caps.rows_per_conv, c.caps.sigma_static,
+		(unsigned long long)c.caps.seed);
+	pt->sigma = c.caps.sigma_static;
+	pt->adc_bits = c.caps.adc_bits;
+	ret = calibrate(&c, cal);
+	pt->calib_s = c.calib_s;
+	memcpy(pt->adc_fs, c.adc_fs, sizeof(pt->adc_fs));
+	for (me = 0; !ret && me < NMETH; me++)
+		if (want[me])
+			ret = evaluate(&c, me, test, &pt->r[me]) ? -EIO : 0;
+	if (keep && !ret)
+		*keep = c;
+	else
+		ctx_free(&c);
+	return ret;
+}
+
+/* ---- report ---------------------------------------------------------------------------- */
+
+static const char *const colors[NMETH] = {
+	"#000000", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#1f77b4",
+};
+
+static void svg_sweep(const char *path, const struct point *pts, size_t np,
+		      uint32_t adc_bits, const int want[NMETH])
+{
+	FILE *f = fopen(path, "w");
+	double xmin = 1e30, xmax = -1e30, ymin = 100, ymax = 0;
+	const double W = 640, H = 400, L = 60, R = 150, T = 30, Bm = 50;
+	size_t i;
+	int me, k;
+
+	if (!f)
+		return;
+	for (i = 0; i < np; i++) {
+		if (pts[i].adc_bits != adc_bits)
+			continue;
+		xmin = fmin(xmin, pts[i].sigma / 65536.0);
+		xmax = fmax(xmax, pts[i].sigma / 65536.0);
+		for (me = 0; me < NMETH; me++)
+			if (want[me]) {
+				ymin = fmin(ymin, pts[i].r[me].acc);
+				ymax = fmax(ymax, pts[i].r[me].acc);
+			}
+	}
+	if (xmax <= xmin)
+		xmax = xmin + 1;
+	ymin = floor(ymin / 5) * 5;
+	ymax = fmin(100, ceil(ymax / 5) * 5);
+	if (ymax <= ymin)
+		ymax = ymin + 5;
+#define PX(x) (L + ((x) - xmin) / (xmax - xmin) * (W - L - R))
+#define PY(y) (H - Bm - ((y) - ymin) / (ymax - ymin) * (H - T - Bm))
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+		"height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
+		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+		"<text x=\"%.0f\" y=\"18\">Fashion-MNIST test accuracy vs "
+		"sigma-static (%u-bit ADC)</text>\n", W, H, L, adc_bits);
+	fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
+		"stroke=\"black\"/>\n<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" "
+		"y2=\"%.0f\" stroke=\"black\"/>\n", L, H - Bm, W - R, H - Bm, L,
+		T, L, H - Bm);
+	for (k = 0; k <= 5; k++) {
+		double y = ymin + (ymax - ymin) * k / 5,
+		       x = xmin + (xmax - xmin) * k / 5;
+
+		fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.1f"
+			"</text>\n", L - 5, PY(y) + 4, y);
+		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">"
+			"%.3f</text>\n", PX(x), H - Bm + 16, x);
+	}
+	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">"
+		"sigma-static (cell current)</text>\n", (L + W - R) / 2, H - 12);
+	for (me = 0; me < NMETH; me++) {
+		int first = 1;
+
+		if (!want[me])
+			continue;
+		fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width="
+			"\"2\" points=\"", colors[me]);
+		for (i = 0; i < np; i++) {
+			if (pts[i].adc_bits != adc_bits)
+				continue;
+			fprintf(f, "%s%.1f,%.1f", first ? "" : " ",
+				PX(pts[i].sigma / 65536.0), PY(pts[i].r[me].acc));
+			first = 0;
+		}
+		fprintf(f, "\"/>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">%s"
+			"</text>\n", W - R + 10, T + 20.0 * me + 10, colors[me],
+			method_names[me]);
+	}
+	fprintf(f, "</svg>\n");
+#undef PX
+#undef PY
+	fclose(f);
+}
+
+static void svg_bars(const char *path, const struct point *pt,
+		     const int want[NMETH])
+{
+	FILE *f = fopen(path, "w");
+	double ymin = 100, y0;
+	int me, k = 0;
+
+	if (!f)
+		return;
+	for (me = 0; me < NMETH; me++)
+		if (want[me])
+			ymin = fmin(ymin, pt->r[me].acc);
+	y0 = floor(ymin / 5) * 5 - 5;
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"520\" "
+		"height=\"300\" font-family=\"sans-serif\" font-size=\"12\">\n"
+		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+		"<text x=\"10\" y=\"18\">test accuracy (%%), axis from %.0f</text>\n",
+		y0);
+	for (me = 0; me < NMETH; me++) {
+		double h;
+
+		if (!want[me])
+			continue;
+		h = (pt->r[me].acc - y0) / (100 - y0) * 230;
+		fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"60\" height=\"%.1f\" "
+			"fill=\"%s\"/>\n<text x=\"%d\" y=\"%.1f\" text-anchor="
+			"\"middle\">%.2f</text>\n<text x=\"%d\" y=\"292\" "
+			"text-anchor=\"middle\">%s</text>\n", 20 + 82 * k,
+			270 - h, h, colors[me], 50 + 82 * k, 265 - h,
+			pt->r[me].acc, 50 + 82 * k, method_names[me]);
+		k++;
+	}
+	fprintf(f, "</svg>\n");
+	fclose(f);
+}
+
+static void print_energy(FILE *f, const struct result *r, const char *pre,
+			 uint32_t rank)
+{
+	double tw_dev, tw_all;
+
+	if (!r->have_energy || r->dev_j <= 0)
+		return;
+	tw_dev = 2.0 * r->macs / r->dev_j / 1e12;
+	tw_all = (2.0 * r->macs + r->host_flops) / (r->dev_j + r->host_j) / 1e12;
+	fprintf(f, "%senergy: device main path %.3g J for %.3g MACs = %.1f TOPS/W; "
+		"with the host rank-%u path (%.3g FLOPs x %.1f pJ) %.1f TOPS/W; "
+		"paper: %.0f TOPS/W; %.0f images/s\n", pre, r->dev_j, r->macs,
+		tw_dev, rank,
+		r->host_flops, HOST_J_PER_FLOP * 1e12, tw_all, PAPER_TOPS_W,
+		r->ips);
+}
+
+static void write_report(const struct opts *o, const struct point *pt,
+			 const struct point *sweep, size_t nsweep,
+			 const uint32_t *sig, size_t nsig, const uint32_t *bits,
+			 size_t nbits, const int want[NMETH],
+			 const struct polar_model *m)
+{
+	char path[1024];
+	FILE *f;
+	int me;
+	size_t i, j;
+	unsigned int l;
+
+	mkdir(o->report, 0755);
+	snprintf(path, sizeof(path), "%s/accuracy.svg", o->report);
+	svg_bars(path, pt, want);
+	snprintf(path, sizeof(path), "%s/report.md", o->report);
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "polar eval: cannot write %s\n", path);
+		return;
+	}
+	fprintf(f, "# polar eval report\n\n"
+		"model `%s`, device `%s`, chip seed %llu, sigma-static %u "
+		"(%.3f), ADC %u bits, weights %s, inputs %s, rank %u, "
+		"%u calibration images (training split), %u test images.\n\n",
+		o->model, o->device, (unsigned long long)o->chip_seed, pt->sigma,
+		pt->sigma / 65536.0, pt->adc_bits, wfmt_name(o->wfmt),
+		xfmt_name(o->xfmt), o->rank, o->calib, o->test);
+	fprintf(f, "| method | accuracy %% | eval s | images/s |\n|---|---|---|---|\n");
+	for (me = 0; me < NMETH; me++)
+		if (want[me])
+			fprintf(f, "| %s | %.2f | %.1f | %.0f |\n", method_names[me],
+				pt->r[me].acc, pt->r[me].seconds, pt->r[me].ips);
+	fprintf(f, "\n![accuracy](accuracy.svg)\n\nCalibration took %.1f s. "
+		"ADC full scale per layer (cells, %.2f-th percentile of the "
+		"per-conversion ON-cell counts of the calibration inputs):",
+		pt->calib_s, o->adc_pct);
+	for (l = 0; l < m->nlayers; l++)
+		if (pt->adc_fs[l])
+			fprintf(f, " %s %u", m->layers[l].name, pt->adc_fs[l] / 256);
+	fprintf(f, ".\n\n## Energy\n\n");
+	for (me = M_QUANT; me < NMETH; me++)
+		if (want[me] && pt->r[me].have_energy) {
+			fprintf(f, "- %s: ", method_names[me]);
+			print_energy(f, &pt->r[me], "", o->rank);
+		}
+	fprintf(f, "\nThe device figure is the modelled energy of the chip's "
+		"counters (array, ADC, digital, I/O) over the test run. The "
+		"whole-network figure adds the host's rank-r path at %.1f pJ per "
+		"fp32 FLOP (Horowitz, ISSCC 2014, 45 nm arithmetic plus "
+		"instruction overhead). The paper reports about 464 TOPS/W with "
+		"rank-8 recovery; here the host path runs on a general-purpose "
+		"CPU whose FLOPs cost far more than a CIM MAC, and for this small CNN a rank-%u "
+		"path is not small: 2r(in+out) FLOPs per product row against "
+		"in*out device MACs (conv1: 656 FLOPs vs 400 MACs per output "
+		"position), so the host path dominates the total. The device "
+		"figure itself is below the paper's because NF4 weights run as "
+		"8 weight planes x 4 input planes = 32 plane pairs, each with "
+		"its own ADC conversion per column and row group (NF4 blocks "
+		"use 64-row groups), and the counter includes I/O.\n",
+		HOST_J_PER_FLOP * 1e12, o->rank);
+	if (nsweep) {
+		fprintf(f, "\n## Sweep\n\n| sigma-static | ADC bits |");
+		for (me = 0; me < NMETH; me++)
+			if (want[me])
+				fprintf(f, " %s |", method_names[me]);
+		fprintf(f, "\n|---|---|");
+		for (me = 0; me < NMETH; me++)
+			if (want[me])
+				fprintf(f, "---|");
+		fprintf(f, "\n");
+		for (i = 0; i < nsweep; i++) {
+			fprintf(f, "| %u (%.3f) | %u |", sweep[i].sigma,
+				sweep[i].sigma / 65536.0, sweep[i].adc_bits);
+			for (me = 0; me < NMETH; me++)
+				if (want[me])
+					fprintf(f, " %.2f |", sweep[i].r[me].acc);
+			fprintf(f, "\n");
+		}
+		for (j = 0; j < nbits; j++)
+			fprintf(f, "\n![sweep %u bits](sweep_adc%u.svg)\n", bits[j],
+				bits[j]);
+		for (j = 0; j < nbits; j++) {
+			snprintf(path, sizeof(path), "%s/sweep_adc%u.svg",
+				 o->report, bits[j]);
+			svg_sweep(path, sweep, nsweep, bits[j], want);
+		}
+	}
+	(void)sig;
+	(void)nsig;
+	fclose(f);
+	fprintf(stderr, "report: %s/report.md\n", o->report);
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static int load_all(const struct opts *o, struct polar_model *m,
+		    struct polar_dataset *train, struct polar_dataset *test,
+		    struct polar_dataset *cal)
+{
+	if (polar_model_load(m, o->model))
+		return die("model");
+	if (polar_fashion_mnist_load(o->data, train, test))
+		return die("data");
+	if (calib_subset(train, o->calib, cal)) {
+		fprintf(stderr, "polar eval: out of memory\n");
+		return 1;
+	}
+	return 0;
+}
+
+int polar_cmd_eval(int argc, char **argv)
+{
+	struct polar_dataset train = { 0 }, test = { 0 }, cal = { 0 }, th;
+	struct polar_model m = { 0 };
+	struct opts o;
+	int want[NMETH], me, ret = 1;
+	struct point pt = { 0 }, *sweep = NULL;
+	static const uint32_t sig[] = { 0, 3277, 6554, 9830, 13107, 19661 };
+	static const uint32_t bits[] = { 4, 5, 6 };
+	size_t nsweep = 0, i, j;
+
+	if (parse_opts(argc, argv, &o) || parse_methods(o.methods, want))
+		return 2;
+	if (load_all(&o, &m, &train, &test, &cal))
+		goto out;
+	th = head(&test, o.test);
+	pt.sigma = o.sigma_static;
+	pt.adc_bits = o.adc_bits;
+	if (run_point(&o, &m, &cal, &th, want, &pt, NULL))
+		goto out;
+	for (me = 0; me < NMETH; me++)
+		if (want[me] && me != M_FP32)
+			fprintf(stderr, "%-12s %.2f%%  %.1f s  %.0f images/s\n",
+				method_names[me], pt.r[me].acc, pt.r[me].seconds,
+				pt.r[me].ips);
+	if (want[M_FP32])
+		fprintf(stderr, "%-12s %.2f%%  %.1f s  %.0f images/s (host)\n",
+			"fp32", pt.r[M_FP32].acc, pt.r[M_FP32].seconds,
+			pt.r[M_FP32].ips);
+	fprintf(stderr, "calibration %.1f s; ADC full scale (cells):",
+		pt.calib_s);
+	for (i = 0; i < m.nlayers; i++)
+		if (pt.adc_fs[i])
+			fprintf(stderr, " %s %u", m.layers[i].name,
+				pt.adc_fs[i] / 256);
+	fprintf(stderr, "\n");
+	for (me = M_QUANT; me < NMETH; me++)
+		if (want[me] && (me == M_QUANT || me == M_SENS))
+			print_energy(stdout, &pt.r[me], me == M_QUANT ?
+				     "quant " : "sensitivity ", o.rank);
+	if (want[M_SENS] && pt.r[M_SENS].have_energy)
+		printf("note: the paper reports about 464 TOPS/W with rank-8 "
+		       "recovery; here every modelled device operation (32 "
+		       "plane pairs per NF4 x 4-bit product, I/O) and every "
+		       "host FLOP of the rank-%u path (6.7 pJ each) is counted, "
+		       "and for this small CNN the host path costs more FLOPs "
+		       "than the layers' own MACs, so it dominates.\n", o.rank);
+	if (o.sweep) {
+		if (strncmp(o.device, "sim", 3)) {
+			fprintf(stderr, "polar eval: --sweep needs a sim device\n");
+			goto out;
+		}
+		sweep = calloc(sizeof(sig) / sizeof(sig[0]) *
+			       (sizeof(bits) / sizeof(bits[0])), sizeof(*sweep));
+		if (!sweep)
+			goto out;
+		for (j = 0; j < sizeof(bits) / sizeof(bits[0]); j++)
+			for (i = 0; i < sizeof(sig) / sizeof(sig[0]); i++) {
+				struct point *p = &sweep[nsweep];
+
+				p->sigma = sig[i];
+				p->adc_bits = bits[j];
+				if (run_point(&o, &m, &cal, &th, want, p, NULL))
+					goto out;
+				nsweep++;
+			}
+		printf("sweep (accuracy %%):\nsigma   adc");
+		for (me = 0; me < NMETH; me++)
+			if (want[me])
+				printf(" %12s", method_names[me]);
+		printf("\n");
+		for (i = 0; i < nsweep; i++) {
+			printf("%.3f %4u", sweep[i].sigma / 65536.0,
+			       sweep[i].adc_bits);
+			for (me = 0; me < NMETH; me++)
+				if (want[me])
+					printf(" %12.2f", sweep[i].r[me].acc);
+			printf("\n");
+		}
+	}
+	if (o.report)
+		write_report(&o, &pt, sweep, nsweep, sig, sizeof(sig) / sizeof(sig[0]),
+			     bits, o.sweep ? sizeof(bits) / sizeof(bits[0]) : 0,
+			     want, &m);
+	for (me = 0; me < NMETH; me++)
+		if (want[me])
+			printf("accuracy %s=%.2f\n", method_names[me], pt.r[me].acc);
+	ret = 0;
+out:
+	free(sweep);
+	polar_dataset_free(&train);
+	polar_dataset_free(&test);
+	free(cal.images);
+	free(cal.labels);
+	polar_model_free(&m);
+	return ret;
+}
+
+int polar_cmd_calibrate(int argc, char **argv)
+{
+	struct polar_dataset train = { 0 }, test = { 0 }, cal = { 0 };
+	struct polar_model m = { 0 };
+	struct polar_tensors ts;
+	struct ctx c = { 0 };
+	struct opts o;
+	int want[NMETH] = { 0 }, ret = 1;
+	struct point pt = { 0 };
+	unsigned int l;
+	char buf[64];
+
+	if (parse_opts(argc, argv, &o))
+		return 2;
+	if (!o.out) {
+		fprintf(stderr, "polar calibrate: --out FILE is required\n");
+		return 2;
+	}
+	polar_tensors_init(&ts);
+	if (load_all(&o, &m, &train, &test, &cal))
+		goto out;
+	pt.sigma = o.sigma_static;
+	pt.adc_bits = o.adc_bits;
+	if (run_point(&o, &m, &cal, &test, want, &pt, &c))
+		goto out;
+	for (l = 0; l < m.nlayers; l++) {
+		const struct polar_layer *ly = &m.layers[l];
+		uint64_t sa[2] = { o.rank, ly->cols }, sb[2] = { ly->rows, o.rank };
+		uint64_t one = 1;
+		int32_t fs = (int32_t)c.adc_fs[l];
+		char name[64];
+
+		if (!c.ql[l])
+			continue;
+		snprintf(name, sizeof(name), "%s.lowrank_A", ly->name);
+		ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 2, sa,
+					c.A[o.save_method][l]);
+		snprintf(name, sizeof(name), "%s.lowrank_B", ly->name);
+		if (!ret)
+			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 2, sb,
+						c.B[o.save_method][l]);
+		snprintf(name, sizeof(name), "%s.bias_correction", ly->name);
+		if (!ret && c.bc[o.save_method][l])
+			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 1, &sb[0],
+						c.bc[o.save_method][l]);
+		snprintf(name, sizeof(name), "%s.x_scale", ly->name);
+		if (!ret)
+			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 1, &one,
+						&c.aq[l].scale);
+		snprintf(name, sizeof(name), "%s.adc_fs_q8", ly->name);
+		if (!ret)
+			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_I32, 1, &one,
+						&fs);
+		if (ret) {
+			die("save");
+			goto out_ctx;
+		}
+	}
+	ret = polar_tensors_set_meta(&ts, "format", wfmt_name(o.wfmt));
+	ret |= polar_tensors_set_meta(&ts, "xfmt", xfmt_name(o.xfmt));
+	snprintf(buf, sizeof(buf), "%u", o.rank);
+	ret |= polar_tensors_set_meta(&ts, "rank", buf);
+	ret |= polar_tensors_set_meta(&ts, "method", method_names[o.save_method]);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)c.caps.seed);
+	ret |= polar_tensors_set_meta(&ts, "chip_seed", buf);
+	snprintf(buf, sizeof(buf), "%u", c.caps.sigma_static);
+	ret |= polar_tensors_set_meta(&ts, "sigma_static_q16", buf);
+	snprintf(buf, sizeof(buf), "%u", c.caps.adc_bits);
+	ret |= polar_tensors_set_meta(&ts, "adc_bits", buf);
+	snprintf(buf, sizeof(buf), "%ux%u", c.caps.rows, c.caps.cols);
+	ret |= polar_tensors_set_meta(&ts, "tile", buf);
+	snprintf(buf, sizeof(buf), "%u", c.caps.rows_per_conv);
+	ret |= polar_tensors_set_meta(&ts, "rows_per_conv", buf);
+	ret |= polar_tensors_set_meta(&ts, "device", polar_device_path(c.dev));
+	ret |= polar_tensors_set_meta(&ts, "model", o.model);
+	snprintf(buf, sizeof(buf), "%u", o.calib);
+	ret |= polar_tensors_set_meta(&ts, "calib_images", buf);
+	if (ret || polar_tensors_save(&ts, o.out)) {
+		die("save");
+		ret = 1;
+		goto out_ctx;
+	}
+	fprintf(stderr, "wrote %s (%s, rank %u, calibration %.1f s)\n", o.out,
+		method_names[o.save_method], o.rank, pt.calib_s);
+	ret = 0;
+out_ctx:
+	ctx_free(&c);
+out:
+	polar_tensors_free(&ts);
+	polar_dataset_free(&train);
+	polar_dataset_free(&test);
+	free(cal.images);
+	free(cal.labels);
+	polar_model_free(&m);
+	return ret;
+}
