@@ -6,7 +6,11 @@
  * it has completed nothing for job_timeout_ms and the device shows no
  * progress it could be making on it: a queue that still waits for its turn
  * while the device completes other work is starved, not hung, and a long
- * command whose HEARTBEAT moves is working. A hung queue, or a device that
+ * command whose HEARTBEAT moves is working. The device runs one command at
+ * a time, so once a queue's commands have all been fetched, completions on
+ * other queues (PROGRESS moving) mean its last command finished and its
+ * completion went missing: that queue is hung even though the device is
+ * busy with others' work. A hung queue, or a device that
  * reports a fatal error, gets a recovery: a device coredump, a reset, the
  * firmware booted again, the guilty job (the oldest of the hung queue)
  * failed, and every other pending job re-run from its saved entries. Tiles
@@ -36,9 +40,13 @@ static unsigned long polar_timeout_jiffies(void)
 
 void polar_watchdog_kick(struct polar_device *pdev)
 {
-	/* Four looks per timeout: a hang is found within 1.25 timeouts. */
-	mod_delayed_work(system_wq, &pdev->watchdog,
-			 max(polar_timeout_jiffies() / 4, 1ul));
+	/*
+	 * Four looks per timeout: a hang is found within 1.25 timeouts. An
+	 * armed watchdog keeps its time: re-arming on every submission would
+	 * let a steady stream of other work postpone it forever.
+	 */
+	queue_delayed_work(system_wq, &pdev->watchdog,
+			   max(polar_timeout_jiffies() / 4, 1ul));
 }
 
 /* ---- coredump ------------------------------------------------------------ */
@@ -203,7 +211,7 @@ static void polar_watchdog_work(struct work_struct *work)
 	struct polar_device *pdev = container_of(to_delayed_work(work),
 						 struct polar_device, watchdog);
 	unsigned long timeout = polar_timeout_jiffies();
-	bool busy, moved, pending = false;
+	bool busy, beating, completing, pending = false;
 	u32 heartbeat, progress, qid;
 	int idx;
 
@@ -213,8 +221,8 @@ static void polar_watchdog_work(struct work_struct *work)
 	progress = polar_reg_read(pdev, POLAR_CIM_REG_PROGRESS);
 	busy = polar_reg_read(pdev, POLAR_CIM_REG_STATUS) &
 	       POLAR_CIM_STATUS_BUSY;
-	moved = heartbeat != pdev->wd_heartbeat ||
-		progress != pdev->wd_progress;
+	beating = heartbeat != pdev->wd_heartbeat;
+	completing = progress != pdev->wd_progress;
 	pdev->wd_heartbeat = heartbeat;
 	pdev->wd_progress = progress;
 
@@ -227,8 +235,13 @@ static void polar_watchdog_work(struct work_struct *work)
 		if (!list_empty(&q->pending)) {
 			pending = true;
 			sq_head = polar_reg_read(pdev, POLAR_CIM_REG_Q(qid, POLAR_CIM_Q_SQ_HEAD));
-			/* Waiting its turn on a working device, or a long command. */
-			if (moved && (sq_head != q->sq_tail || busy))
+			/*
+			 * Waiting its turn on a working device, or its last
+			 * command still running: a long one (heartbeat, no
+			 * other completions in between).
+			 */
+			if (sq_head != q->sq_tail ? beating || completing :
+			    busy && beating && !completing)
 				q->last_activity = jiffies;
 			hung = time_after(jiffies, q->last_activity + timeout);
 		}

@@ -3,11 +3,14 @@
  * kselftests of hang detection and recovery in polar_accel.ko, driven by
  * the device's fault injection through debugfs (accel/<minor>/fault): a
  * dropped, corrupted, DMA-failed, error-interrupt, firmware-crash or
- * delayed command among MATMUL jobs on one queue. The guilty job fails with
- * the documented errno, every innocent job completes with output bit-exact
- * against cim_engine on the host CPU (tiles keep their weights across a
- * reset), RESET_COUNT moves when a reset is due, and the device serves a
- * fresh job afterwards. Also a debugfs-requested reset with jobs in flight.
+ * delayed command among MATMUL jobs on one queue, submitted through the
+ * ioctl or through io_uring, while other processes keep jobs running on
+ * the other queues through both paths. The guilty job fails with the
+ * documented errno, every innocent job (ours and the other processes')
+ * completes with output bit-exact against cim_engine on the host CPU
+ * (tiles keep their weights across a reset), RESET_COUNT moves when a
+ * reset is due, and the device serves a fresh job afterwards. Also a
+ * debugfs-requested reset with jobs in flight.
  * Skipped when the driver lacks DRM_POLAR_ACCEL_FEATURE_HANG_RECOVERY.
  * GPL-2.0: includes the kselftest harness.
  */
@@ -19,15 +22,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "polar_selftest.h"
+#include "polar_selftest_uring.h"
 
 #include "drm/polar_accel.h"
 #include "polar/polar.h"
@@ -270,6 +276,162 @@ static const char *errname(int status)
 	return buf;
 }
 
+/* ---- background load: other processes' jobs on the other queues -------- */
+
+#define LOAD_PROCS 2
+
+struct load_report {
+	uint32_t submitted, verified, failed;
+	int first_status;
+};
+
+/* Submits @j through io_uring and waits for its CQE: the job's status. */
+static int uring_job(struct io_uring *ring, int fd, struct job *j)
+{
+	uint64_t ud = 0;
+	int res = 0, ret;
+
+	ret = uring_prep_job(ring, fd, j->queue, &j->cmd, 1, j->cmd.job_seed);
+	if (ret)
+		return ret;
+	ret = io_uring_submit(ring);
+	if (ret != 1)
+		return ret < 0 ? ret : -EIO;
+	ret = uring_reap(ring, &res, &ud, 30);
+	if (ret)
+		return ret;
+	return ud == j->cmd.job_seed ? res : -EBADMSG;
+}
+
+/*
+ * One load process: its own file and weights (tile 46 + @k), one job at a
+ * time on every queue but @avoid, odd jobs through io_uring, each checked
+ * against the software engine, until the parent closes @stopfd. Writes a
+ * byte to @outfd once its weights are on the device, then its report.
+ */
+static void load_proc(struct env *e, int k, uint32_t avoid, int stopfd,
+		      int outfd)
+{
+	struct load_report rep = { 0 };
+	uint32_t n, q = avoid;
+	struct io_uring ring;
+	bool have_ring = false;
+	struct wset ws;
+	char ready = 1;
+	int fd;
+
+	fd = accel_open();
+	if (fd < 0 || wset_program(fd, e->sim, &ws, POLAR_CIM_WFMT_INT8,
+				   POLAR_CIM_XFMT_INT4, 46 + k, 96, 48, 2,
+				   avoid ? 0 : 1, 70 + k)) {
+		rep.failed = 1;
+		rep.first_status = -ENODEV;
+		goto out;
+	}
+	have_ring = !ring_init(&ring, 8);
+	if (write(outfd, &ready, 1) != 1)
+		_exit(2);
+	for (n = 0; ; n++) {
+		struct pollfd pfd = { .fd = stopfd, .events = POLLIN };
+		struct job j;
+		int st;
+
+		if (poll(&pfd, 1, 0) > 0)
+			break;
+		do
+			q = (q + 1) % e->queues;
+		while (q == avoid);
+		if (job_init(fd, e->sim, &e->fw, &ws, &j, q,
+			     10000 * (k + 1) + n)) {
+			rep.failed++;
+			break;
+		}
+		rep.submitted++;
+		if (have_ring && (n & 1)) {
+			st = uring_job(&ring, fd, &j);
+		} else {
+			st = submit(fd, q, &j.cmd, 1, &j.seqno);
+			if (!st)
+				st = wait_job(fd, j.seqno, NULL);
+		}
+		if (!st && job_exact(&j)) {
+			rep.verified++;
+		} else {
+			if (!rep.failed)
+				rep.first_status = st ? st : -EBADMSG;
+			rep.failed++;
+		}
+		job_fini(fd, &j);
+	}
+	bo_free(fd, &ws.w);
+out:
+	if (have_ring)
+		io_uring_queue_exit(&ring);
+	if (write(outfd, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(2);
+	_exit(rep.failed ? 1 : 0);
+}
+
+struct load {
+	pid_t pid[LOAD_PROCS];
+	int stop[2], out[LOAD_PROCS][2];
+	int started;
+};
+
+/* Starts the load processes and waits until their weights are loaded. */
+static int load_start(struct env *e, struct load *ld, uint32_t avoid)
+{
+	int k;
+	char c;
+
+	memset(ld, 0, sizeof(*ld));
+	if (pipe(ld->stop))
+		return -errno;
+	for (k = 0; k < LOAD_PROCS; k++) {
+		if (pipe(ld->out[k]))
+			return -errno;
+		ld->pid[k] = fork();
+		if (ld->pid[k] < 0)
+			return -errno;
+		if (!ld->pid[k]) {
+			close(ld->stop[1]);
+			close(ld->out[k][0]);
+			load_proc(e, k, avoid, ld->stop[0], ld->out[k][1]);
+		}
+		close(ld->out[k][1]);
+		ld->started++;
+		if (read(ld->out[k][0], &c, 1) != 1)
+			return -EIO;
+	}
+	close(ld->stop[0]);
+	return 0;
+}
+
+/* Stops the load: 0 when every load job completed and verified. */
+static int load_stop(struct load *ld, struct load_report *sum)
+{
+	int k, st, bad = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	close(ld->stop[1]);
+	for (k = 0; k < ld->started; k++) {
+		struct load_report r = { .failed = 1, .first_status = -EPIPE };
+
+		if (read(ld->out[k][0], &r, sizeof(r)) != sizeof(r))
+			bad = 1;
+		close(ld->out[k][0]);
+		if (waitpid(ld->pid[k], &st, 0) != ld->pid[k] ||
+		    !WIFEXITED(st) || WEXITSTATUS(st))
+			bad = 1;
+		sum->submitted += r.submitted;
+		sum->verified += r.verified;
+		sum->failed += r.failed;
+		if (r.failed && !sum->first_status)
+			sum->first_status = r.first_status;
+	}
+	return bad || sum->failed ? -1 : 0;
+}
+
 FIXTURE(fault) {
 	struct env e;
 };
@@ -281,6 +443,8 @@ FIXTURE(fault) {
  *	unless the first is 0, which means "must complete 0, bit-exact")
  * @reset: 1 a reset must happen, 0 none may happen, -1 either
  * @cmd_status: the guilty job's expected device status, or -1 for any
+ *	(checked on the ioctl path: a CQE carries only the errno)
+ * @uring: the faulted queue's jobs go through io_uring, not SUBMIT/WAIT
  */
 FIXTURE_VARIANT(fault) {
 	const char *mode;
@@ -289,50 +453,49 @@ FIXTURE_VARIANT(fault) {
 	int ok_status[3];
 	int reset;
 	int cmd_status;
+	bool uring;
 };
+
+/* Each fault through both submit paths: NAME (ioctl) and NAME_uring. */
+#define FAULT_VARIANT(name, ...) \
+	FIXTURE_VARIANT_ADD(fault, name) { __VA_ARGS__, .uring = false }; \
+	FIXTURE_VARIANT_ADD(fault, name##_uring) { __VA_ARGS__, .uring = true }
 
 /* A later completion on the queue can reveal the loss: no reset needed. */
-FIXTURE_VARIANT_ADD(fault, drop) {
+FAULT_VARIANT(drop,
 	.mode = "drop", .guilty = 2, .ok_status = { -ETIMEDOUT, -EIO },
-	.reset = -1, .cmd_status = -1,
-};
+	.reset = -1, .cmd_status = -1);
 
 /* The last job's completion lost: only the hang timer can find it. */
-FIXTURE_VARIANT_ADD(fault, drop_last) {
+FAULT_VARIANT(drop_last,
 	.mode = "drop", .guilty = 5, .ok_status = { -ETIMEDOUT, -EIO },
-	.reset = 1, .cmd_status = -1,
-};
+	.reset = 1, .cmd_status = -1);
 
-FIXTURE_VARIANT_ADD(fault, corrupt) {
+FAULT_VARIANT(corrupt,
 	.mode = "corrupt", .guilty = 2,
 	.ok_status = { -ETIMEDOUT, -EIO }, .reset = -1,
-	.cmd_status = -1,
-};
+	.cmd_status = -1);
 
-FIXTURE_VARIANT_ADD(fault, dma_error) {
+FAULT_VARIANT(dma_error,
 	.mode = "dma_error", .guilty = 2,
 	.ok_status = { -EIO }, .reset = -1,
-	.cmd_status = POLAR_CIM_ST_DMA_ERROR,
-};
+	.cmd_status = POLAR_CIM_ST_DMA_ERROR);
 
-FIXTURE_VARIANT_ADD(fault, error_irq) {
+FAULT_VARIANT(error_irq,
 	.mode = "error_irq", .guilty = 2,
 	.ok_status = { 0 }, .reset = -1,
-	.cmd_status = 0,
-};
+	.cmd_status = 0);
 
-FIXTURE_VARIANT_ADD(fault, fw_crash) {
+FAULT_VARIANT(fw_crash,
 	.mode = "fw_crash", .guilty = 2,
 	.ok_status = { -EIO, -ETIMEDOUT }, .reset = 1,
-	.cmd_status = -1,
-};
+	.cmd_status = -1);
 
 /* Shorter than job_timeout_ms: slow is not hung. */
-FIXTURE_VARIANT_ADD(fault, delay_shorter_than_timeout) {
+FAULT_VARIANT(delay_shorter_than_timeout,
 	.mode = "delay", .guilty = 2, .delay_us = 200000,
 	.ok_status = { 0 }, .reset = 0,
-	.cmd_status = 0,
-};
+	.cmd_status = 0);
 
 FIXTURE_SETUP(fault)
 {
@@ -352,10 +515,13 @@ TEST_F_TIMEOUT(fault, guilty_job_fails_innocent_jobs_complete, 120)
 	struct env *e = &self->e;
 	const uint32_t q = 1, o = 0;
 	struct job jobs[NQ_JOBS + NO_JOBS], fresh;
+	struct load_report load_sum;
 	uint64_t reset0, reset1;
+	struct io_uring ring;
+	struct load load;
 	struct wset wa, wb;
 	char arm[96];
-	int i, k, klog0;
+	int i, k, klog0, guilty;
 
 	klog0 = klog_problems();
 	reset0 = param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
@@ -372,27 +538,82 @@ TEST_F_TIMEOUT(fault, guilty_job_fails_innocent_jobs_complete, 120)
 		ASSERT_EQ(0, job_init(e->fd, e->sim, &e->fw, &wb,
 				      &jobs[NQ_JOBS + i], o, 300 + i));
 
+	/* Other processes keep every other queue busy meanwhile. */
+	ASSERT_EQ(0, load_start(e, &load, q));
+	if (variant->uring) {
+		ASSERT_EQ(0, ring_init(&ring, 2 * NQ_JOBS));
+	}
+
 	snprintf(arm, sizeof(arm), "%s %u %d %u", variant->mode, q, variant->guilty,
 		 variant->delay_us);
 	ASSERT_EQ(0, debugfs_write(e->fd, "fault", arm)) TH_LOG("%s", arm);
 
 	/* Interleaved: the other queue's jobs run while q goes wrong. */
 	for (i = 0, k = 0; i < NQ_JOBS; i++) {
-		ASSERT_EQ(0, submit(e->fd, q, &jobs[i].cmd, 1, &jobs[i].seqno));
+		if (variant->uring) {
+			ASSERT_EQ(0, uring_prep_job(&ring, e->fd, q,
+						    &jobs[i].cmd, 1, i));
+		} else {
+			ASSERT_EQ(0, submit(e->fd, q, &jobs[i].cmd, 1,
+					    &jobs[i].seqno));
+		}
 		if (k < NO_JOBS) {
 			struct job *j = &jobs[NQ_JOBS + k++];
 
 			ASSERT_EQ(0, submit(e->fd, o, &j->cmd, 1, &j->seqno));
 		}
 	}
-	for (i = 0; i < NQ_JOBS + NO_JOBS; i++)
+	if (variant->uring) {
+		ASSERT_EQ(NQ_JOBS, io_uring_submit(&ring));
+		for (i = 0; i < NQ_JOBS; i++) {
+			uint64_t ud = ~0ull;
+			int res = 0;
+
+			ASSERT_EQ(0, uring_reap(&ring, &res, &ud, 60));
+			ASSERT_GT(NQ_JOBS, ud);
+			jobs[ud].status = res;
+			jobs[ud].cmd_status = ~0u;
+		}
+		io_uring_queue_exit(&ring);
+	} else {
+		for (i = 0; i < NQ_JOBS; i++)
+			jobs[i].status = wait_job(e->fd, jobs[i].seqno,
+						  &jobs[i].cmd_status);
+	}
+	for (i = NQ_JOBS; i < NQ_JOBS + NO_JOBS; i++)
 		jobs[i].status = wait_job(e->fd, jobs[i].seqno,
 					  &jobs[i].cmd_status);
 
+	EXPECT_EQ(0, load_stop(&load, &load_sum))
+		TH_LOG("%s: load processes: %u of %u jobs failed (first: %s)",
+		       variant->mode, load_sum.failed, load_sum.submitted,
+		       errname(load_sum.first_status));
+	TH_LOG("%s via %s: load processes submitted %u, verified %u",
+	       variant->mode, variant->uring ? "io_uring" : "ioctl",
+	       load_sum.submitted, load_sum.verified);
+	EXPECT_LT(0, load_sum.verified);
+
+	/*
+	 * io_uring may issue the SQEs out of order (some from its worker
+	 * threads), so the fault's n-th command need not be the n-th SQE:
+	 * there the guilty job is the one that failed, if any.
+	 */
+	guilty = variant->guilty;
+	if (variant->uring) {
+		int failed = 0;
+
+		for (i = 0; i < NQ_JOBS; i++)
+			if (jobs[i].status) {
+				guilty = i;
+				failed++;
+			}
+		EXPECT_GE(1, failed) TH_LOG("%s: %d jobs failed on queue %u",
+					    variant->mode, failed, q);
+	}
 	for (i = 0; i < NQ_JOBS + NO_JOBS; i++) {
 		struct job *j = &jobs[i];
 
-		if (i == variant->guilty) {
+		if (i == guilty) {
 			bool ok = false;
 
 			TH_LOG("%s: guilty job status %s, cmd_status %u",
@@ -405,7 +626,7 @@ TEST_F_TIMEOUT(fault, guilty_job_fails_innocent_jobs_complete, 120)
 			EXPECT_TRUE(ok) TH_LOG("%s: guilty job ended %s",
 					       variant->mode,
 					       errname(j->status));
-			if (variant->cmd_status >= 0)
+			if (variant->cmd_status >= 0 && !variant->uring)
 				EXPECT_EQ(variant->cmd_status, j->cmd_status);
 			if (!variant->ok_status[0] && !j->status)
 				EXPECT_TRUE(job_exact(j))

@@ -26,6 +26,7 @@
 
 #include "kselftest_harness.h"
 #include "polar_selftest.h"
+#include "polar_selftest_uring.h"
 
 #include "drm/polar_accel.h"
 #include "polar/polar.h"
@@ -154,23 +155,6 @@ static int slot_prepare(struct cim_engine *sim, const struct cim_firmware *fw,
 	return 0;
 }
 
-static void uring_prep_job(struct io_uring *ring, int fd, uint32_t queue,
-			   struct drm_polar_accel_cmd *cmd, uint64_t ud)
-{
-	struct drm_polar_accel_uring_submit p = {
-		.queue = queue,
-		.num_cmds = 1,
-		.cmds = (uintptr_t)cmd,
-	};
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-	sqe->cmd_op = DRM_POLAR_ACCEL_URING_SUBMIT;
-	memset(sqe->cmd, 0, 80);
-	memcpy(sqe->cmd, &p, sizeof(p));
-	io_uring_sqe_set_data64(sqe, ud);
-}
-
 /* One process's share: NJOBS jobs in rounds of WINDOW. */
 static void worker(int p, bool uring, struct stats *st)
 {
@@ -227,7 +211,7 @@ static void worker(int p, bool uring, struct stats *st)
 				return;
 			}
 			if (via_uring) {
-				uring_prep_job(&ring, fd, q, &s->cmd, i);
+				uring_prep_job(&ring, fd, q, &s->cmd, 1, i);
 			} else if (submit(fd, q, &s->cmd, 1, &s->seqno)) {
 				s->done = true;
 				s->status = -EIO;

@@ -27,6 +27,7 @@
 
 #include "kselftest_harness.h"
 #include "polar_selftest.h"
+#include "polar_selftest_uring.h"
 
 #include "drm/polar_accel.h"
 #include "polar/polar.h"
@@ -37,59 +38,6 @@
 
 /* ---- io_uring ---------------------------------------------------------- */
 
-static int ring_init(struct io_uring *ring, unsigned int entries)
-{
-	return io_uring_queue_init(entries, ring, IORING_SETUP_SQE128);
-}
-
-/* Queues one URING_CMD SQE; -EBUSY when the SQ ring is full. */
-static int uring_prep(struct io_uring *ring, int fd,
-		      const struct drm_polar_accel_uring_submit *payload,
-		      uint64_t user_data)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-	sqe->cmd_op = DRM_POLAR_ACCEL_URING_SUBMIT;
-	memset(sqe->cmd, 0, 80);
-	memcpy(sqe->cmd, payload, sizeof(*payload));
-	io_uring_sqe_set_data64(sqe, user_data);
-	return 0;
-}
-
-static int uring_prep_job(struct io_uring *ring, int fd, uint32_t queue,
-			  struct drm_polar_accel_cmd *cmds, uint32_t n,
-			  uint64_t user_data)
-{
-	struct drm_polar_accel_uring_submit p = {
-		.queue = queue,
-		.num_cmds = n,
-		.cmds = (uintptr_t)cmds,
-	};
-
-	return uring_prep(ring, fd, &p, user_data);
-}
-
-/* Waits for one CQE (CQE_WAIT_S at most): 0 with res and user_data. */
-static int uring_reap(struct io_uring *ring, int *res, uint64_t *user_data)
-{
-	struct __kernel_timespec ts = { .tv_sec = CQE_WAIT_S };
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	do
-		ret = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
-	while (ret == -EINTR);
-	if (ret)
-		return ret;
-	*res = cqe->res;
-	*user_data = cqe->user_data;
-	io_uring_cqe_seen(ring, cqe);
-	return 0;
-}
-
 /* Submits one prepared SQE and waits for its CQE: its res, or -1000+err. */
 static int uring_run_one(struct io_uring *ring, uint64_t user_data)
 {
@@ -99,7 +47,7 @@ static int uring_run_one(struct io_uring *ring, uint64_t user_data)
 	ret = io_uring_submit(ring);
 	if (ret != 1)
 		return -1000 + (ret < 0 ? ret : -EIO);
-	ret = uring_reap(ring, &res, &ud);
+	ret = uring_reap(ring, &res, &ud, CQE_WAIT_S);
 	if (ret)
 		return -1000 + ret;
 	if (ud != user_data)
@@ -315,7 +263,7 @@ TEST_F(uring, matmul_matches_software_engine)
 		uint64_t ud = 0;
 		int r = 0;
 
-		ASSERT_EQ(0, uring_reap(&ring, &r, &ud));
+		ASSERT_EQ(0, uring_reap(&ring, &r, &ud, CQE_WAIT_S));
 		ASSERT_LE(1000, ud);
 		ASSERT_GT(1000 + N, ud);
 		EXPECT_FALSE(seen[ud - 1000]);
@@ -563,7 +511,7 @@ TEST_F(uring, ioctl_and_uring_interleaved)
 	for (k = 0; k < 16; k++)
 		EXPECT_EQ(0, wait_job(self->fd, seq[k], NULL));
 	for (k = 0; k < 16; k++) {
-		ASSERT_EQ(0, uring_reap(&ring, &res, &ud));
+		ASSERT_EQ(0, uring_reap(&ring, &res, &ud, CQE_WAIT_S));
 		EXPECT_EQ(0, res);
 	}
 	io_uring_queue_exit(&ring);
@@ -601,7 +549,7 @@ TEST_F_TIMEOUT(uring, fresh_bo_fast_jobs_via_worker, 90)
 		/* Odd rounds reap, even rounds close the ring at once. */
 		if (r % 2) {
 			for (i = 0; i < PER; i++) {
-				ASSERT_EQ(0, uring_reap(&ring, &res, &ud));
+				ASSERT_EQ(0, uring_reap(&ring, &res, &ud, CQE_WAIT_S));
 				if (res)
 					bad++;
 			}
