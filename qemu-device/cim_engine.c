@@ -24,6 +24,7 @@
 #include "cim_engine.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,7 @@ struct cim_engine {
 	uint32_t ngroups;       /* row groups of a full tile */
 	uint32_t L;             /* 2^b - 1 */
 	int has_dg, has_stuck, has_dyn;
+	uint32_t threads;       /* a MATMUL's batch is split over this many */
 	size_t col_words;       /* words per column in wpl: 8 * nw */
 	int8_t codebook[16];
 
@@ -276,6 +278,7 @@ int cim_engine_create(const struct cim_config *cfg, struct cim_engine **out)
 	if (!e)
 		return -ENOMEM;
 	e->cfg = c;
+	e->threads = 1;
 	e->nw = (c.rows + 63) / 64;
 	G = c.rows_per_conversion;
 	e->ngroups = (c.rows + G - 1) / G;
@@ -871,19 +874,195 @@ static int check_tiles(const struct cim_engine *e,
 	return 0;
 }
 
+/* Below this many plane-pair cell reads, starting threads costs more. */
+#define CIM_PARALLEL_MIN_WORK (1ull << 22)
+
+int cim_engine_set_threads(struct cim_engine *e, unsigned int threads)
+{
+	if (!e || !threads || threads > CIM_MAX_THREADS)
+		return -EINVAL;
+	e->threads = threads;
+	return 0;
+}
+
+/* What the items of one MATMUL share; each worker takes a batch range. */
+struct mm_shared {
+	const struct cim_engine *e;
+	const struct cim_matmul_args *a;
+	const struct pair_info *pairs;
+	uint32_t npairs, rtiles, ctiles, nx;
+	const uint64_t *xpl;
+	size_t xstride;
+	int64_t *acc;
+	const int64_t *recon;
+	tile_item_fn kern;
+};
+
+/*
+ * Items [b0, b1) through every tile of the MATMUL. Each item only writes
+ * its own accumulators, and the arithmetic is integer, so the result does
+ * not depend on how the batch is split.
+ */
+static int run_items(const struct mm_shared *sh, uint32_t b0, uint32_t b1)
+{
+	const struct cim_engine *e = sh->e;
+	const struct cim_matmul_args *a = sh->a;
+	const uint32_t C = e->cfg.cols, G = e->cfg.rows_per_conversion;
+	const uint32_t L = e->L, fs_q8 = a->adc_fs_q8 ? a->adc_fs_q8 : G * 256;
+	int64_t *M = xcalloc(C, sizeof(int64_t));
+	int64_t *off = xcalloc(C, sizeof(int64_t));
+	int32_t *lut = NULL;
+	uint32_t ct, rt, b;
+	int ret = 0;
+
+	if (!M || !off) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (ct = 0; ct < sh->ctiles; ct++) {
+		for (rt = 0; rt < sh->rtiles; rt++) {
+			uint32_t t = a->tile0 + ct * sh->rtiles + rt;
+			const struct tile_meta *m = &e->meta[t];
+			uint32_t ng = (m->rows_used + G - 1) / G;
+			uint64_t convs_per_item = (uint64_t)sh->npairs * ng;
+			struct job j;
+			uint32_t col;
+
+			for (col = 0; col < m->cols_used; col++) {
+				size_t ci = (size_t)t * C + col;
+
+				M[col] = (int64_t)(((uint64_t)e->gain_q16[ci] *
+						    L * 512 + fs_q8) /
+						   (2 * (uint64_t)fs_q8));
+				off[col] = (int64_t)e->offset_q8[ci] * 65536;
+			}
+			memset(&j, 0, sizeof(j));
+			j.e = e;
+			j.pairs = sh->pairs;
+			j.npairs = sh->npairs;
+			j.ngroups = ng;
+			j.cols = m->cols_used;
+			j.tile = t;
+			j.wpl = col_planes(e, e->wpl, t, 0);
+			j.dg = e->has_dg;
+			j.dgpl = e->has_dg ? e->dgpl + ((size_t)t * C) *
+				 e->col_words * 8 : NULL;
+			j.dyn = e->has_dyn;
+			j.M = M;
+			j.off24 = off;
+			j.recon = sh->recon;
+			/* memoise code(256 n) when S depends on n only and
+			 * the table is cheaper than the conversions */
+			if (!j.dg && !j.dyn &&
+			    (uint64_t)(b1 - b0) * convs_per_item > (uint64_t)G + 1) {
+				uint32_t n;
+
+				if (!lut) {
+					lut = xcalloc((size_t)C * (G + 1),
+						      sizeof(int32_t));
+					if (!lut) {
+						ret = -ENOMEM;
+						goto out;
+					}
+				}
+				for (col = 0; col < m->cols_used; col++)
+					for (n = 0; n <= G; n++)
+						lut[(size_t)col * (G + 1) + n] =
+							(int32_t)sh->recon[adc_code(
+							(int64_t)n * 256,
+							M[col], off[col], L)];
+				j.lut = lut;
+				j.lut_stride = G + 1;
+			}
+			for (b = b0; b < b1; b++) {
+				uint64_t mk = 0;
+
+				if (j.dyn)
+					mk = cim_mix64(cim_hash64(a->job_seed,
+						(uint64_t)CIM_DOM_JOB << 60 |
+						((uint64_t)a->item0 + b)));
+				sh->kern(&j, sh->xpl + (size_t)b * sh->xstride +
+					     (size_t)rt * sh->nx * e->nw,
+					 sh->acc + (size_t)b * a->out_dim +
+					     (size_t)ct * C, mk);
+			}
+		}
+	}
+out:
+	free(M);
+	free(off);
+	free(lut);
+	return ret;
+}
+
+struct mm_worker {
+	const struct mm_shared *sh;
+	uint32_t b0, b1;
+	int ret;
+	pthread_t tid;
+};
+
+static void *mm_worker_main(void *p)
+{
+	struct mm_worker *w = p;
+
+	w->ret = run_items(w->sh, w->b0, w->b1);
+	return NULL;
+}
+
+/*
+ * Splits the batch over e->threads threads (the caller's among them) when
+ * there is enough work to pay for starting them; falls back to fewer
+ * threads when one cannot be started.
+ */
+static int run_items_parallel(const struct mm_shared *sh)
+{
+	const struct cim_matmul_args *a = sh->a;
+	struct mm_worker w[CIM_MAX_THREADS];
+	uint64_t work = (uint64_t)a->batch * sh->npairs * a->in_dim *
+			a->out_dim;
+	uint32_t T = sh->e->threads, t, started = 0;
+	int ret;
+
+	if (T > a->batch)
+		T = a->batch;
+	if (T <= 1 || work < CIM_PARALLEL_MIN_WORK)
+		return run_items(sh, 0, a->batch);
+	for (t = 0; t < T; t++) {
+		w[t].sh = sh;
+		w[t].b0 = (uint32_t)((uint64_t)a->batch * t / T);
+		w[t].b1 = (uint32_t)((uint64_t)a->batch * (t + 1) / T);
+		w[t].ret = 0;
+	}
+	for (t = 1; t < T; t++) {
+		if (pthread_create(&w[t].tid, NULL, mm_worker_main, &w[t]))
+			break;
+		started++;
+	}
+	/* the caller takes its own share and any share left unstarted */
+	ret = run_items(sh, w[0].b0, w[0].b1);
+	for (t = started + 1; t < T && !ret; t++)
+		ret = run_items(sh, w[t].b0, w[t].b1);
+	for (t = 1; t <= started; t++) {
+		pthread_join(w[t].tid, NULL);
+		if (!ret)
+			ret = w[t].ret;
+	}
+	return ret;
+}
+
 int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 {
 	const struct cim_config *c;
 	struct pair_info pairs[64];
 	uint32_t npairs = 0, nx, nwp, rtiles, ctiles, rt, ct, b, i, k;
-	uint32_t R, C, G, L, fs_q8, F;
+	uint32_t R, G, L, fs_q8, F;
 	uint64_t used[64] = { 0 };
 	size_t xstride, nx_all;
 	uint64_t *xpl = NULL;
-	int64_t *acc = NULL, *recon = NULL, *M = NULL, *off = NULL;
-	int32_t *lut = NULL;
+	int64_t *acc = NULL, *recon = NULL;
 	uint8_t *codes = NULL;
-	tile_item_fn kern;
+	struct mm_shared sh;
 	struct cim_counters d = { 0 };
 	uint64_t max_tile_cycles = 0;
 	int ret;
@@ -893,7 +1072,6 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 		return -EINVAL;
 	c = &e->cfg;
 	R = c->rows;
-	C = c->cols;
 	G = c->rows_per_conversion;
 	L = e->L;
 	F = c->recon_frac_bits;
@@ -967,10 +1145,8 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	xpl = xcalloc(nx_all, sizeof(uint64_t));
 	acc = xcalloc((size_t)a->batch * a->out_dim, sizeof(int64_t));
 	recon = xcalloc((size_t)L + 1, sizeof(int64_t));
-	M = xcalloc(C, sizeof(int64_t));
-	off = xcalloc(C, sizeof(int64_t));
 	codes = xcalloc(R, 1);
-	if (!xpl || !acc || !recon || !M || !off || !codes) {
+	if (!xpl || !acc || !recon || !codes) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -995,75 +1171,30 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 		recon[k] = (int64_t)(((uint64_t)k * fs_q8 * (2u << F) +
 				      (uint64_t)L * 256) / ((uint64_t)L * 512));
 
-	kern = pick_kernel();
+	sh.e = e;
+	sh.a = a;
+	sh.pairs = pairs;
+	sh.npairs = npairs;
+	sh.rtiles = rtiles;
+	sh.ctiles = ctiles;
+	sh.nx = nx;
+	sh.xpl = xpl;
+	sh.xstride = xstride;
+	sh.acc = acc;
+	sh.recon = recon;
+	sh.kern = pick_kernel();
+	ret = run_items_parallel(&sh);
+	if (ret)
+		goto out;
+
+	/* counters: pure functions of the shape, not of who computed what */
 	for (ct = 0; ct < ctiles; ct++) {
 		for (rt = 0; rt < rtiles; rt++) {
-			uint32_t t = a->tile0 + ct * rtiles + rt;
-			const struct tile_meta *m = &e->meta[t];
-			uint32_t ng = (m->rows_used + G - 1) / G;
-			uint64_t convs_per_item = (uint64_t)npairs * ng;
-			struct job j;
+			const struct tile_meta *m =
+				&e->meta[a->tile0 + ct * rtiles + rt];
+			uint64_t convs_per_item = (uint64_t)npairs *
+				((m->rows_used + G - 1) / G);
 			uint64_t tc;
-			uint32_t col;
-
-			for (col = 0; col < m->cols_used; col++) {
-				size_t ci = (size_t)t * C + col;
-
-				M[col] = (int64_t)(((uint64_t)e->gain_q16[ci] *
-						    L * 512 + fs_q8) /
-						   (2 * (uint64_t)fs_q8));
-				off[col] = (int64_t)e->offset_q8[ci] * 65536;
-			}
-			memset(&j, 0, sizeof(j));
-			j.e = e;
-			j.pairs = pairs;
-			j.npairs = npairs;
-			j.ngroups = ng;
-			j.cols = m->cols_used;
-			j.tile = t;
-			j.wpl = col_planes(e, e->wpl, t, 0);
-			j.dg = e->has_dg;
-			j.dgpl = e->has_dg ? e->dgpl + ((size_t)t * C) *
-				 e->col_words * 8 : NULL;
-			j.dyn = e->has_dyn;
-			j.M = M;
-			j.off24 = off;
-			j.recon = recon;
-			/* memoise code(256 n) when S depends on n only and
-			 * the table is cheaper than the conversions */
-			if (!j.dg && !j.dyn &&
-			    (uint64_t)a->batch * convs_per_item > (uint64_t)G + 1) {
-				uint32_t n;
-
-				if (!lut) {
-					lut = xcalloc((size_t)C * (G + 1),
-						      sizeof(int32_t));
-					if (!lut) {
-						ret = -ENOMEM;
-						goto out;
-					}
-				}
-				for (col = 0; col < m->cols_used; col++)
-					for (n = 0; n <= G; n++)
-						lut[(size_t)col * (G + 1) + n] =
-							(int32_t)recon[adc_code(
-							(int64_t)n * 256,
-							M[col], off[col], L)];
-				j.lut = lut;
-				j.lut_stride = G + 1;
-			}
-			for (b = 0; b < a->batch; b++) {
-				uint64_t mk = 0;
-
-				if (j.dyn)
-					mk = cim_mix64(cim_hash64(a->job_seed,
-						(uint64_t)CIM_DOM_JOB << 60 |
-						((uint64_t)a->item0 + b)));
-				kern(&j, xpl + (size_t)b * xstride +
-					 (size_t)rt * nx * e->nw,
-				     acc + (size_t)b * a->out_dim +
-					 (size_t)ct * C, mk);
-			}
 
 			d.array_activations += a->batch * convs_per_item;
 			d.cell_reads += (uint64_t)a->batch * npairs *
@@ -1108,10 +1239,7 @@ out:
 	free(xpl);
 	free(acc);
 	free(recon);
-	free(M);
-	free(off);
 	free(codes);
-	free(lut);
 	return ret;
 }
 

@@ -14,6 +14,9 @@
  *
  * Thread-safety: an engine is used by one thread at a time (the device's
  * worker thread, or one library handle). Distinct engines are independent.
+ * Inside cim_engine_matmul() the engine may split the batch over helper
+ * threads of its own (cim_engine_set_threads); the result is the same
+ * for any number of threads.
  * The free functions (cim_mix64, cim_hash64, cim_gauss_q17, cim_cell_*,
  * cim_adc_static) are pure and thread-safe.
  *
@@ -217,6 +220,15 @@ struct cim_matmul_args {
  * On error @y is unspecified and counters are unchanged.
  */
 int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a);
+
+#define CIM_MAX_THREADS 16
+
+/*
+ * Lets cim_engine_matmul() split a large batch over @threads threads (1..
+ * CIM_MAX_THREADS; the default is 1). Items are independent and the
+ * arithmetic is integer, so results and counters do not change.
+ */
+int cim_engine_set_threads(struct cim_engine *e, unsigned int threads);
 
 void cim_engine_counters(const struct cim_engine *e, struct cim_counters *c);
 void cim_engine_reset_counters(struct cim_engine *e);

@@ -71,6 +71,7 @@ struct PolarCimState {
     uint32_t adc_gain_sigma;    /* Q16 */
     uint64_t seed;
     uint32_t cycle_ps;          /* modelled latency per cycle, 0 = none */
+    uint32_t engine_threads;    /* host threads one MATMUL may use */
 
     /* Registers and queues; guarded by lock. */
     QemuMutex lock;
@@ -412,6 +413,7 @@ static void polar_cim_engine_recreate(PolarCimState *s)
     struct cim_engine *fresh;
 
     if (cim_engine_create(&cfg, &fresh) == 0) {
+        cim_engine_set_threads(fresh, s->engine_threads);
         cim_engine_destroy(s->engine);
         s->engine = fresh;
     } else {
@@ -1079,6 +1081,11 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
                    "%" PRIu32, s->rows_per_conv, s->rows);
         return;
     }
+    if (s->engine_threads < 1 || s->engine_threads > CIM_MAX_THREADS) {
+        error_setg(errp, "polar-cim: threads %" PRIu32 " is not in 1..%d",
+                   s->engine_threads, CIM_MAX_THREADS);
+        return;
+    }
     ret = cim_engine_create(&cfg, &s->engine);
     if (ret) {
         error_setg(errp, "polar-cim: invalid chip configuration (rows %"
@@ -1088,6 +1095,8 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
         return;
     }
     s->rows_per_conv = cim_engine_config(s->engine)->rows_per_conversion;
+    /* The guest waits while a MATMUL runs: its host thread can help. */
+    cim_engine_set_threads(s->engine, s->engine_threads);
 
     pci_config_set_interrupt_pin(pdev->config, 1);
     memory_region_init_io(&s->mmio, OBJECT(s), &polar_cim_mmio_ops, s,
@@ -1153,6 +1162,7 @@ static const Property polar_cim_properties[] = {
     DEFINE_PROP_UINT32("adc-gain-sigma", PolarCimState, adc_gain_sigma, 0),
     DEFINE_PROP_UINT64("seed", PolarCimState, seed, 1),
     DEFINE_PROP_UINT32("cycle-ps", PolarCimState, cycle_ps, 1000),
+    DEFINE_PROP_UINT32("threads", PolarCimState, engine_threads, 2),
 };
 
 static const VMStateDescription polar_cim_vmstate = {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "drm/polar_accel.h"
 #include "polar_internal.h"
@@ -86,6 +87,7 @@ int polar_sim_open(struct polar_device *dev, const char *props)
 {
 	const struct cim_config *cfg;
 	struct cim_config want;
+	long cpus;
 	int ret;
 
 	ret = sim_parse_props(props, &want);
@@ -100,6 +102,11 @@ int polar_sim_open(struct polar_device *dev, const char *props)
 				  "cim_engine.h for the ranges)", props);
 	if (dev->fw.has_codebook)
 		cim_engine_set_codebook(dev->engine, dev->fw.codebook);
+	/* Results do not depend on it; a large MATMUL uses every CPU. */
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cim_engine_set_threads(dev->engine, cpus < 1 ? 1 :
+			       cpus > CIM_MAX_THREADS ? CIM_MAX_THREADS :
+			       (unsigned int)cpus);
 	cfg = cim_engine_config(dev->engine);
 	dev->ops = &polar_sim_ops;
 	dev->caps = (struct polar_caps){

@@ -512,6 +512,64 @@ static void test_determinism(void)
 	CHECK(memcmp(y1, y4, sizeof(y1)) != 0, "job seed ignored");
 }
 
+/*
+ * A batch split over helper threads gives the same outputs and counters,
+ * noise on, for every weight format, and bad thread counts are refused.
+ */
+static void test_threads(void)
+{
+	static const enum cim_fmt wfs[] = { CIM_FMT_INT8, CIM_FMT_INT4,
+					    CIM_FMT_NF4 };
+	enum { IN = 300, OUT = 150, BATCH = 67 };
+	static int8_t w[IN * OUT], x[BATCH * IN];
+	static int32_t y1[BATCH * OUT], y2[BATCH * OUT];
+	struct cim_counters c1, c2;
+	struct cim_config cfg;
+	struct cim_engine *e;
+	unsigned int f, t;
+
+	cim_config_default(&cfg);
+	cfg.sigma_static_q16 = 6554;
+	cfg.sigma_dynamic_q16 = 3277;
+	cfg.stuck_rate_ppm = 1000;
+	CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+	CHECK(cim_engine_set_threads(e, 0) == -EINVAL, "0 threads");
+	CHECK(cim_engine_set_threads(e, CIM_MAX_THREADS + 1) == -EINVAL,
+	      "too many threads");
+	fill_x(x, sizeof(x), CIM_FMT_INT4, 0);
+	for (f = 0; f < sizeof(wfs) / sizeof(wfs[0]); f++) {
+		struct cim_matmul_args a = { 0 };
+
+		fill_w(w, sizeof(w), wfs[f]);
+		CHECK(cim_engine_program(e, 0, IN, OUT, wfs[f], w) > 0, "prog");
+		a.in_dim = IN;
+		a.out_dim = OUT;
+		a.wfmt = wfs[f];
+		a.xfmt = CIM_FMT_INT4;
+		a.job_seed = 99 + f;
+		a.batch = BATCH;
+		a.x = x;
+		a.y = y1;
+		CHECK(cim_engine_set_threads(e, 1) == 0, "1 thread");
+		cim_engine_reset_counters(e);
+		CHECK(cim_engine_matmul(e, &a) == 0, "1 thread run");
+		cim_engine_counters(e, &c1);
+		for (t = 2; t <= 5; t += 3) {
+			memset(y2, 0, sizeof(y2));
+			a.y = y2;
+			CHECK(cim_engine_set_threads(e, t) == 0, "threads");
+			cim_engine_reset_counters(e);
+			CHECK(cim_engine_matmul(e, &a) == 0, "threaded run");
+			cim_engine_counters(e, &c2);
+			CHECK(memcmp(y1, y2, sizeof(y1)) == 0,
+			      "threaded result differs");
+			CHECK(memcmp(&c1, &c2, sizeof(c1)) == 0,
+			      "threaded counters differ");
+		}
+	}
+	cim_engine_destroy(e);
+}
+
 /* a job split into chunks with item0 gives the same result */
 static void test_chunking(void)
 {
@@ -753,6 +811,7 @@ int main(void)
 	test_gauss();
 	test_exact();
 	test_vs_naive();
+	test_threads();
 	test_dynamic_noise();
 	test_static_spread();
 	test_determinism();
