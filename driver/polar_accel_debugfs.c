@@ -76,6 +76,7 @@ static const char * const polar_fault_names[] = {
 	[POLAR_CIM_FAULT_ERROR_IRQ] = "error_irq",
 	[POLAR_CIM_FAULT_DMA_ERROR] = "dma_error",
 	[POLAR_CIM_FAULT_FW_CRASH] = "fw_crash",
+	[POLAR_CIM_FAULT_STRAY_DMA] = "stray_dma",
 };
 
 static ssize_t polar_fault_write(struct file *f, const char __user *ubuf,

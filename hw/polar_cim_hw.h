@@ -178,7 +178,15 @@ enum polar_cim_fault {
 	POLAR_CIM_FAULT_ERROR_IRQ = 4,	/* raise INT_ERROR after the command */
 	POLAR_CIM_FAULT_DMA_ERROR = 5,	/* the command's DMA fails */
 	POLAR_CIM_FAULT_FW_CRASH = 6,	/* sequencer stops until reset */
+	/* read POLAR_CIM_STRAY_DMA_ADDR, never given; complete DMA_ERROR */
+	POLAR_CIM_FAULT_STRAY_DMA = 7,
 };
+
+/*
+ * Where a STRAY_DMA fault reads: above any guest RAM and recognisable in
+ * an IOMMU's fault log, so tests can prove that stray DMA is caught.
+ */
+#define POLAR_CIM_STRAY_DMA_ADDR	0x00000dead0000000ull
 
 /* ---- queues ------------------------------------------------------------- */
 

@@ -12,8 +12,8 @@
  * Threading: MMIO handlers run on vCPU threads with the BQL held; they
  * only update registers and wake the worker. The worker thread fetches
  * commands, does all DMA and all engine work, and takes the BQL only to
- * raise interrupts. Lock order: BQL, then s->lock; the worker never holds
- * s->lock while it takes the BQL.
+ * raise interrupts and around each DMA (polar_cim_dma). Lock order: BQL,
+ * then s->lock; the worker never holds s->lock while it takes the BQL.
  */
 
 #include "qemu/osdep.h"
@@ -158,13 +158,35 @@ static void polar_cim_raise_from_worker(PolarCimState *s, uint32_t bits,
 /* ---- DMA through scatter-gather lists ----------------------------------- */
 
 /*
+ * Every DMA of the device. Behind an IOMMU a failed translation raises
+ * the IOMMU's fault interrupt, which needs the BQL: without it the first
+ * stray access would abort QEMU instead of being reported to the guest.
+ * Called without s->lock.
+ */
+static MemTxResult polar_cim_dma(PolarCimState *s, dma_addr_t addr, void *buf,
+                                 dma_addr_t len, DMADirection dir)
+{
+    bool had_bql = bql_locked();
+    MemTxResult r;
+
+    if (!had_bql) {
+        bql_lock();
+    }
+    r = pci_dma_rw(PCI_DEVICE(s), addr, buf, len, dir,
+                   MEMTXATTRS_UNSPECIFIED);
+    if (!had_bql) {
+        bql_unlock();
+    }
+    return r;
+}
+
+/*
  * Copies len bytes between buf and the memory an SG list describes. The
  * list must cover at least len bytes; its reserved fields must be zero.
  */
 static int polar_cim_sgl_xfer(PolarCimState *s, uint64_t sgl, uint32_t nsge,
                               uint8_t *buf, size_t len, bool to_device)
 {
-    PCIDevice *pdev = PCI_DEVICE(s);
     size_t done = 0;
     uint32_t i;
 
@@ -176,7 +198,8 @@ static int polar_cim_sgl_xfer(PolarCimState *s, uint64_t sgl, uint32_t nsge,
         uint64_t chunk;
         MemTxResult r;
 
-        if (pci_dma_read(pdev, sgl + i * sizeof(sge), &sge, sizeof(sge))) {
+        if (polar_cim_dma(s, sgl + i * sizeof(sge), &sge, sizeof(sge),
+                          DMA_DIRECTION_TO_DEVICE)) {
             return POLAR_CIM_ST_DMA_ERROR;
         }
         sge.addr = le64_to_cpu(sge.addr);
@@ -185,11 +208,9 @@ static int polar_cim_sgl_xfer(PolarCimState *s, uint64_t sgl, uint32_t nsge,
             return POLAR_CIM_ST_BAD_FIELD;
         }
         chunk = MIN((uint64_t)sge.len, len - done);
-        if (to_device) {
-            r = pci_dma_read(pdev, sge.addr, buf + done, chunk);
-        } else {
-            r = pci_dma_write(pdev, sge.addr, buf + done, chunk);
-        }
+        r = polar_cim_dma(s, sge.addr, buf + done, chunk,
+                          to_device ? DMA_DIRECTION_TO_DEVICE :
+                                      DMA_DIRECTION_FROM_DEVICE);
         if (r != MEMTX_OK) {
             qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: DMA %s 0x%" PRIx64
                           "+%" PRIu64 " failed\n",
@@ -376,7 +397,7 @@ static void polar_cim_boot_firmware(PolarCimState *s, uint64_t addr,
         status = POLAR_CIM_FW_ERR_SIZE;
     } else {
         image = g_malloc(size);
-        if (pci_dma_read(PCI_DEVICE(s), addr, image, size)) {
+        if (polar_cim_dma(s, addr, image, size, DMA_DIRECTION_TO_DEVICE)) {
             status = POLAR_CIM_FW_ERR_DMA;
         } else {
             struct cim_fw_diag diag;
@@ -488,7 +509,6 @@ static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
                                   unsigned qid, uint32_t generation)
 {
     uint32_t queue_generation;
-    PCIDevice *pdev = PCI_DEVICE(s);
     struct polar_cim_sqe e;
     struct polar_cim_cqe c;
     uint64_t sq_addr, cq_addr, cycles_before;
@@ -505,7 +525,7 @@ static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
     s->busy = true;
     qemu_mutex_unlock(&s->lock);
 
-    if (pci_dma_read(pdev, sq_addr, &e, sizeof(e))) {
+    if (polar_cim_dma(s, sq_addr, &e, sizeof(e), DMA_DIRECTION_TO_DEVICE)) {
         qemu_mutex_lock(&s->lock);
         queue->error = true;
         s->error_code = POLAR_CIM_ERROR_RING_DMA;
@@ -521,6 +541,17 @@ static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
     cim_engine_counters(s->engine, &counters);
     cycles_before = counters.cycles;
     if (fault == POLAR_CIM_FAULT_DMA_ERROR) {
+        status = POLAR_CIM_ST_DMA_ERROR;
+    } else if (fault == POLAR_CIM_FAULT_STRAY_DMA) {
+        uint8_t stray[64];
+
+        /* A real device bug: DMA to an address nobody mapped for it. */
+        if (polar_cim_dma(s, POLAR_CIM_STRAY_DMA_ADDR, stray, sizeof(stray),
+                          DMA_DIRECTION_TO_DEVICE)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: DMA read 0x%" PRIx64
+                          "+%zu failed (injected stray DMA)\n",
+                          (uint64_t)POLAR_CIM_STRAY_DMA_ADDR, sizeof(stray));
+        }
         status = POLAR_CIM_ST_DMA_ERROR;
     } else if (fault == POLAR_CIM_FAULT_FW_CRASH) {
         qemu_mutex_lock(&s->lock);
@@ -578,7 +609,7 @@ static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
     }
     qemu_mutex_unlock(&s->lock);
 
-    if (pci_dma_write(pdev, cq_addr, &c, sizeof(c))) {
+    if (polar_cim_dma(s, cq_addr, &c, sizeof(c), DMA_DIRECTION_FROM_DEVICE)) {
         qemu_mutex_lock(&s->lock);
         queue->error = true;
         s->error_code = POLAR_CIM_ERROR_RING_DMA;
@@ -1005,7 +1036,7 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
         }
         break;
     case POLAR_CIM_REG_FAULT_MODE:
-        if (val > POLAR_CIM_FAULT_FW_CRASH) {
+        if (val > POLAR_CIM_FAULT_STRAY_DMA) {
             qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: unknown fault mode %"
                           PRIu64 "\n", val);
             break;

@@ -84,13 +84,14 @@ echo "== VM kselftests under the IOMMU (DMA isolation)"
 # QEMU's intel-iommu with strict DMA remapping in the guest: the job, io_uring,
 # library, stress and fuzz tests again; any DMAR fault, failed device DMA or
 # device error fails the run (run-vm.sh). The fault-injection tests are left
-# out: their injected DMA errors are meant to be reported.
+# out: their injected DMA errors are meant to be reported. The DMA canary is
+# in: its one stray DMA must be caught by the IOMMU (run-vm.sh).
 POLAR_VM_IOMMU=1 \
-POLAR_VM_APPEND=polar_tests=polar_accel_fuzz_test,polar_accel_job_test,polar_accel_stress_test,polar_accel_uring_test,polar_lib_test \
+POLAR_VM_APPEND=polar_tests=polar_accel_dma_canary_test,polar_accel_fuzz_test,polar_accel_job_test,polar_accel_stress_test,polar_accel_uring_test,polar_lib_test \
 	tests/vm/run-vm.sh check-iommu "$BUILD/initramfs-check.cpio.gz" \
 	>"$BUILD/vm-check-iommu.out" 2>&1
 vm_rc=$?
-grep -E '^(ok|not ok) |^vm: (iommu|running|status|FAIL)|DMAR: \[DMA|polar-cim: DMA|device error|iommu_group type|fuzz ops=' \
+grep -E '^(ok|not ok) |^vm: (iommu|running|status|FAIL)|^dma canary|DMAR: \[DMA|polar-cim: DMA|device error|iommu_group type|fuzz ops=' \
 	"$BUILD/vm-check-iommu.out"
 count_tap "$BUILD/vm-check-iommu.log"
 if [ "$vm_rc" != 0 ] && [ "$notok" = 0 ]; then
