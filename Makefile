@@ -180,8 +180,9 @@ $(BUILD)/initramfs-bench-%.cpio.gz: $(BUILD)/bench/bench_% driver \
 # --- the two README commands ---------------------------------------------
 
 run: setup
-	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-run.cpio.gz
-	@tests/vm/run-vm.sh run $(BUILD)/initramfs-run.cpio.gz
+	@$(MAKE) --no-print-directory qemu driver $(POLAR_TOOL) $(GUEST_EXIT) \
+		$(FIRMWARE)
+	@scripts/run-main.sh
 
 bench-submit bench-overlap: bench-%: setup
 	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-bench-$*.cpio.gz

@@ -68,6 +68,16 @@ copy_libs "$root/usr/bin/polar"
 for so in "$BUILD"/lib/libpolar-accel.so*; do
 	cp -P "$so" "$root/usr/lib/"
 done
+# The main job (mode "run") evaluates the host-trained model on the
+# Fashion-MNIST files Debian installs, with the options in
+# POLAR_EVAL_ARGS.
+if [ "$mode" = run ]; then
+	mkdir -p "$root/data/fashion-mnist" "$root/models"
+	cp "${POLAR_DATA:-/usr/share/datasets/fashion-mnist}"/*-ubyte.gz \
+		"$root/data/fashion-mnist/"
+	cp "${POLAR_MODEL:-$BUILD/models/cnn.safetensors}" "$root/models/cnn.safetensors"
+	echo "${POLAR_EVAL_ARGS:-}" >"$root/etc/polar-eval-args"
+fi
 for t in "$@"; do
 	case $mode in
 	bench) cp "$t" "$root/usr/bin/" ;;	# run by /init, not as a test
