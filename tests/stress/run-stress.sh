@@ -50,10 +50,18 @@ sum() { # field: the sum of field=<n> over the soak and stress-test lines
 	grep -E '^soak |four_processes_thousand_jobs_each:submitted=' "$log1" |
 		grep -o "[ :]$1=[0-9]*" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }'
 }
-submitted=$(sum submitted)
-completed=$(sum completed)
-verified=$(sum verified)
-lost=$(sum lost)
+# And the fault matrix's load processes, whose jobs run on the other
+# queues while each fault is injected: every one must verify, so any
+# that did not counts as lost.
+load_submitted=$(sed -n 's/.*load processes submitted \([0-9]*\), verified.*/\1/p' "$log2" |
+	awk '{ s += $1 } END { print s + 0 }')
+load_verified=$(sed -n 's/.*load processes submitted [0-9]*, verified \([0-9]*\).*/\1/p' "$log2" |
+	awk '{ s += $1 } END { print s + 0 }')
+echo "fault matrix load: submitted=$load_submitted verified=$load_verified"
+submitted=$(( $(sum submitted) + load_submitted ))
+completed=$(( $(sum completed) + load_verified ))
+verified=$(( $(sum verified) + load_verified ))
+lost=$(( $(sum lost) + load_submitted - load_verified ))
 unverified=$(( $(sum failed) + $(sum mismatched) ))
 kpat='Oops|BUG:|WARNING:|Call Trace|general protection|KASAN|UBSAN|blocked for more than|Kernel panic'
 kernel_warnings=$(cat "$log1" "$log2" | grep -E -c "$kpat")
