@@ -140,15 +140,18 @@ static int die(const char *what)
 	return 1;
 }
 
-static int parse_u64(const char *opt, const char *s, uint64_t max,
-		     uint64_t *v)
+/* An unsigned option value in [min, max]; the error names option, value and range. */
+static int parse_u64(const char *opt, const char *s, uint64_t min,
+		     uint64_t max, uint64_t *v)
 {
 	char *end;
 
 	errno = 0;
 	*v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || *v > max) {
-		fprintf(stderr, "polar eval: %s: bad value '%s'\n", opt, s);
+	if (errno || end == s || *end || *s == '-' || *v < min || *v > max) {
+		fprintf(stderr, "polar eval: %s: bad value '%s' (%llu..%llu)\n",
+			opt, s, (unsigned long long)min,
+			(unsigned long long)max);
 		return -1;
 	}
 	return 0;
@@ -169,6 +172,22 @@ static int is_weighted(const struct polar_layer *l)
 	return l->type == POLAR_LAYER_CONV2D || l->type == POLAR_LAYER_LINEAR;
 }
 
+/*
+ * A layer's host-path rank: --rank, but never more than the layer has
+ * (a 10-output classifier holds at most rank 10), so a larger --rank
+ * applies where it can instead of failing on the smallest layer.
+ */
+static uint32_t layer_rank(const struct opts *o, const struct polar_layer *l)
+{
+	uint32_t r = o->rank;
+
+	if (r > l->rows)
+		r = l->rows;
+	if (r > l->cols)
+		r = l->cols;
+	return r;
+}
+
 /* ---- the device hook --------------------------------------------------------- */
 
 static int hook_matmul(void *p, const struct polar_model *m, unsigned int layer,
@@ -186,7 +205,7 @@ static int hook_matmul(void *p, const struct polar_model *m, unsigned int layer,
 	if (!ret && c->use_host) {
 		const float *bc = c->bc[c->cur][layer];
 
-		c->host_flops += (uint64_t)nrows * 2 * c->o->rank *
+		c->host_flops += (uint64_t)nrows * 2 * layer_rank(c->o, l) *
 				 (l->rows + l->cols);
 		if (bc) {
 			size_t k;
@@ -210,8 +229,9 @@ static int set_method(struct ctx *c, enum method me)
 		if (!c->ql[l])
 			continue;
 		if (me >= M_SVD)
-			ret = polar_qlayer_set_lowrank(c->ql[l], c->o->rank,
-						       c->A[me][l], c->B[me][l]);
+			ret = polar_qlayer_set_lowrank(c->ql[l],
+					layer_rank(c->o, &c->m->layers[l]),
+					c->A[me][l], c->B[me][l]);
 		else
 			ret = polar_qlayer_set_lowrank(c->ql[l], 0, NULL, NULL);
 		if (ret)
@@ -451,7 +471,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 	for (i = 0; i < m->nlayers && !ret; i++) {
 		const struct polar_layer *l = &m->layers[i];
 		size_t isz = polar_layer_in_size(l), total, S, Sfs, j;
-		uint32_t in = l->cols, out = l->rows, r = o->rank;
+		uint32_t in = l->cols, out = l->rows, r = layer_rank(o, l);
 		struct polar_qlayer_desc d = { 0 };
 		float *X = NULL, *Xp = NULL, *Yt = NULL, *Yd = NULL, *E = NULL,
 		      *s = NULL, *wf = NULL;
@@ -817,7 +837,8 @@ static void usage(FILE *f)
 		"  --model FILE       trained model (default build/models/cnn.safetensors)\n"
 		"  --device D         /dev/accel/accelN or sim[:props] (default sim)\n"
 		"  --chip-seed N      sim chip seed (default 7)\n"
-		"  --sigma-static Q16 sim static conductance sigma (default 6554)\n"
+		"  --sigma-static Q16 sim static conductance sigma (default 13107 = 0.2,\n"
+		"                     where the uncalibrated path loses >= 3 points)\n"
 		"  --adc-bits N       sim ADC bits (default 5)\n"
 		"  --wfmt nf4|int4|int8   weights (default nf4)\n"
 		"  --xfmt uint4|int4|int8|uint8 inputs (default uint4)\n"
@@ -849,7 +870,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->model = "build/models/cnn.safetensors";
 	o->device = "sim";
 	o->chip_seed = 7;
-	o->sigma_static = 6554;
+	o->sigma_static = 13107;
 	o->adc_bits = 5;
 	o->wfmt = POLAR_WFMT_NF4;
 	o->xfmt = POLAR_XFMT_UINT4;
@@ -914,31 +935,29 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			}
 			o->save_method = me;
 		} else if (!strcmp(a, "--chip-seed")) {
-			if (parse_u64(a, val, UINT64_MAX, &o->chip_seed))
+			if (parse_u64(a, val, 0, UINT64_MAX, &o->chip_seed))
 				return -1;
 			o->seed_set = 1;
 		} else if (!strcmp(a, "--sigma-static")) {
-			if (parse_u64(a, val, 4 * 65536, &v))
+			if (parse_u64(a, val, 0, 4 * 65536, &v))
 				return -1;
 			o->sigma_static = (uint32_t)v;
 			o->sigma_set = 1;
 		} else if (!strcmp(a, "--adc-bits")) {
-			if (parse_u64(a, val, 16, &v) || !v)
+			if (parse_u64(a, val, 1, 16, &v))
 				return -1;
 			o->adc_bits = (uint32_t)v;
 			o->adc_set = 1;
 		} else if (!strcmp(a, "--rank")) {
-			if (parse_u64(a, val, 64, &v) || !v)
+			if (parse_u64(a, val, 1, 64, &v))
 				return -1;
 			o->rank = (uint32_t)v;
 		} else if (!strcmp(a, "--calib")) {
-			if (parse_u64(a, val, 1024, &v) || !v) {
-				fprintf(stderr, "polar eval: --calib is 1..1024\n");
+			if (parse_u64(a, val, 1, 1024, &v))
 				return -1;
-			}
 			o->calib = (uint32_t)v;
 		} else if (!strcmp(a, "--test")) {
-			if (parse_u64(a, val, 10000, &v) || !v)
+			if (parse_u64(a, val, 1, 10000, &v))
 				return -1;
 			o->test = (uint32_t)v;
 		} else if (!strcmp(a, "--wfmt")) {
@@ -1462,7 +1481,8 @@ int polar_cmd_calibrate(int argc, char **argv)
 		goto out;
 	for (l = 0; l < m.nlayers; l++) {
 		const struct polar_layer *ly = &m.layers[l];
-		uint64_t sa[2] = { o.rank, ly->cols }, sb[2] = { ly->rows, o.rank };
+		uint64_t r = layer_rank(&o, ly);
+		uint64_t sa[2] = { r, ly->cols }, sb[2] = { ly->rows, r };
 		uint64_t one = 1;
 		int32_t fs = (int32_t)c.adc_fs[l];
 		char name[64];
