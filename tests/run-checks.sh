@@ -115,6 +115,15 @@ else
 	failed=$((failed + 1))
 fi
 
+echo "== the polar tool on the software backend (tests/tools.sh)"
+tests/tools.sh >"$BUILD/tools-test.log" 2>&1
+cat "$BUILD/tools-test.log"
+count_tap_plain "$BUILD/tools-test.log" "tools: "
+if [ "$(grep -E -c '^(ok|not ok) - tools: ' "$BUILD/tools-test.log")" = 0 ]; then
+	echo "not ok - tests/tools.sh reported nothing"
+	failed=$((failed + 1))
+fi
+
 echo "== lint (checkpatch --strict, sparse)"
 for l in checkpatch sparse; do
 	if make --no-print-directory "$l"; then

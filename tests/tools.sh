@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The polar tool as a user runs it, on the software backend: train a small
+# MLP (one epoch), evaluate every method, save calibrated factors (twice:
+# the files must be identical), and the one-line errors for bad input.
+# Prints one "ok - tools: ..." or "not ok - tools: ..." line per check.
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+polar=$BUILD/bin/polar
+dir=$BUILD/tests/tools
+rm -rf "$dir"
+mkdir -p "$dir"
+export LD_LIBRARY_PATH=$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export POLAR_FIRMWARE=${POLAR_FIRMWARE:-$BUILD/firmware/polar_cim.fw}
+model=$dir/mlp.safetensors
+
+check() { # description, then a command that must succeed
+	local what=$1
+	shift
+	if "$@"; then
+		echo "ok - tools: $what"
+	else
+		echo "not ok - tools: $what"
+	fi
+}
+
+# The safetensors header, without spaces, for grepping.
+header() {
+	local len
+	len=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+	tail -c +9 "$1" | head -c "$len" | tr -d ' \n'
+}
+
+# (grep -q on a pipe would end the pipe early: pipefail sees SIGPIPE)
+header_has() { # file, pattern
+	local h
+	h=$(header "$1")
+	grep -q -- "$2" <<<"$h"
+}
+
+has_tensor() { # file, name, shape as "a,b"
+	header_has "$1" "\"$2\":{[^}]*\"shape\":\[$3\]"
+}
+
+# A bad invocation must fail with exactly one line on stderr, naming $2.
+fails_naming() { # pattern, polar arguments...
+	local pattern=$1 err
+	shift
+	if "$polar" "$@" >"$dir/out" 2>"$dir/err"; then
+		echo "  polar $* succeeded" >&2
+		return 1
+	fi
+	err=$(cat "$dir/err")
+	if [ "$(wc -l <"$dir/err")" != 1 ] || ! grep -q -- "$pattern" "$dir/err"; then
+		echo "  polar $*: stderr '$err', wanted one line with '$pattern'" >&2
+		return 1
+	fi
+}
+
+train_ok() {
+	"$polar" train --arch mlp --epochs 1 --out "$model" >"$dir/train.log" 2>&1
+}
+check "train an MLP for one epoch" train_ok
+
+eval_ok() {
+	"$polar" eval --model "$model" --device sim --calib 128 --test 300 \
+		--report "$dir/report" >"$dir/eval.log" 2>&1 || return 1
+	local m v
+	for m in fp32 quant svd act act-device sensitivity; do
+		v=$(sed -n "s/^accuracy $m=\([0-9.]*\)$/\1/p" "$dir/eval.log")
+		[ -n "$v" ] || { echo "  no accuracy line for $m" >&2; return 1; }
+	done
+	# One epoch of the MLP reaches about 85 %: far above chance (10 %).
+	v=$(sed -n 's/^accuracy fp32=\([0-9]*\).*/\1/p' "$dir/eval.log")
+	[ "$v" -ge 75 ] || { echo "  fp32 accuracy $v %" >&2; return 1; }
+	[ -s "$dir/report/report.md" ] && [ -s "$dir/report/accuracy.svg" ]
+}
+check "eval on sim: every method's accuracy line and the report" eval_ok
+
+calibrate_ok() {
+	local f
+	for f in a b; do
+		"$polar" calibrate --model "$model" --device sim --calib 128 \
+			--rank 16 --out "$dir/$f.safetensors" >"$dir/calib-$f.log" 2>&1 ||
+			return 1
+	done
+	# rank 16 where the layer has it; the 10-output classifier holds 10
+	has_tensor "$dir/a.safetensors" fc1.lowrank_A 16,784 &&
+	has_tensor "$dir/a.safetensors" fc1.lowrank_B 256,16 &&
+	has_tensor "$dir/a.safetensors" fc3.lowrank_A 10,128 &&
+	has_tensor "$dir/a.safetensors" fc3.lowrank_B 10,10 &&
+	header_has "$dir/a.safetensors" '"method":"sensitivity"' &&
+	header_has "$dir/a.safetensors" '"chip_seed":"7"' &&
+	cmp -s "$dir/a.safetensors" "$dir/b.safetensors"
+}
+check "calibrate --rank 16: shapes, metadata, the same file twice" calibrate_ok
+
+head -c 300 "$model" >"$dir/truncated.safetensors"
+check "a truncated model is named" \
+	fails_naming "truncated.safetensors: header length" eval --device sim \
+	--model "$dir/truncated.safetensors"
+check "a missing data directory is named" \
+	fails_naming "/nonexistent/train-images-idx3-ubyte.gz" eval --device sim \
+	--model "$model" --data /nonexistent
+check "--rank 0 is refused with its range" \
+	fails_naming "--rank: bad value '0' (1..64)" eval --model "$model" --rank 0
+check "--calib beyond 1024 is refused" \
+	fails_naming "--calib: bad value '2000' (1..1024)" eval --model "$model" \
+	--calib 2000
+check "an unknown method is refused" \
+	fails_naming "unknown method 'bogus'" eval --model "$model" \
+	--methods fp32,bogus
+check "calibrate needs --out" \
+	fails_naming "--out FILE is required" calibrate --model "$model"
