@@ -53,10 +53,9 @@ sum() { # field: the sum of field=<n> over the soak and stress-test lines
 # And the fault matrix's load processes, whose jobs run on the other
 # queues while each fault is injected: every one must verify, so any
 # that did not counts as lost.
-load_submitted=$(sed -n 's/.*load processes submitted \([0-9]*\), verified.*/\1/p' "$log2" |
-	awk '{ s += $1 } END { print s + 0 }')
-load_verified=$(sed -n 's/.*load processes submitted [0-9]*, verified \([0-9]*\).*/\1/p' "$log2" |
-	awk '{ s += $1 } END { print s + 0 }')
+read -r load_submitted load_verified < <(
+	sed -n 's/.*load processes submitted \([0-9]*\), verified \([0-9]*\).*/\1 \2/p' "$log2" |
+	awk '{ s += $1; v += $2 } END { print s + 0, v + 0 }')
 echo "fault matrix load: submitted=$load_submitted verified=$load_verified"
 submitted=$(( $(sum submitted) + load_submitted ))
 completed=$(( $(sum completed) + load_verified ))
