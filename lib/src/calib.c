@@ -306,19 +306,117 @@ static void chol_solve(const double *L, uint32_t n, double *Y, uint32_t m)
 	}
 }
 
+/*
+ * Symmetric square root and inverse square root of the SPD out x out
+ * matrix W (row-major, not changed) into S and Si.
+ */
+static int spd_sqrt(const double *W, uint32_t out, double *S, double *Si)
+{
+	double *T = malloc(sizeof(double) * out * out);
+	double *V = malloc(sizeof(double) * out * out);
+	double *ev = malloc(sizeof(double) * out);
+	uint32_t a, b, k;
+	int ret;
+
+	if (!T || !V || !ev) {
+		ret = polar_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (a = 0; a < out; a++)
+		for (b = 0; b < out; b++)
+			T[a * out + b] = 0.5 * (W[a * out + b] + W[b * out + a]);
+	ret = polar_calib_symeig(T, out, ev, V);
+	if (ret)
+		goto out;
+	if (!(ev[out - 1] > 0) || !isfinite(ev[0])) {
+		ret = polar_fail(-EINVAL, "calib_rrr: the output metric is not "
+				 "positive definite (eigenvalue %g)", ev[out - 1]);
+		goto out;
+	}
+	for (a = 0; a < out; a++)
+		for (b = 0; b < out; b++) {
+			double sq = 0.0, isq = 0.0;
+
+			for (k = 0; k < out; k++) {
+				double p = V[(size_t)a * out + k] *
+					   V[(size_t)b * out + k];
+
+				sq += p * sqrt(ev[k]);
+				isq += p / sqrt(ev[k]);
+			}
+			S[a * out + b] = sq;
+			Si[a * out + b] = isq;
+		}
+out:
+	free(T);
+	free(V);
+	free(ev);
+	return ret;
+}
+
+static int rrr(const float *X, const float *R, size_t n, uint32_t in,
+	       uint32_t out, uint32_t rank, const double *metric,
+	       double lambda_rel, const float *A0, const float *B0,
+	       uint32_t rank0, float *A, float *B);
+
 int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
 		    uint32_t out, uint32_t rank, const float *out_weight,
 		    double lambda_rel, const float *A0, const float *B0,
 		    uint32_t rank0, float *A, float *B)
 {
+	double *metric = NULL;
+	uint32_t a;
+	int ret;
+
+	polar_clear_error();
+	if (out_weight) {
+		for (a = 0; a < out; a++)
+			if (!(out_weight[a] > 0) || !isfinite(out_weight[a]))
+				return polar_fail(-EINVAL, "calib_rrr: output "
+						  "weight %u is %g (must be > 0)",
+						  a, out_weight[a]);
+		metric = calloc((size_t)out * out, sizeof(double));
+		if (!metric)
+			return polar_fail(-ENOMEM, "out of memory");
+		for (a = 0; a < out; a++)
+			metric[(size_t)a * out + a] = out_weight[a];
+	}
+	ret = rrr(X, R, n, in, out, rank, metric, lambda_rel, A0, B0, rank0,
+		  A, B);
+	free(metric);
+	return ret;
+}
+
+int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
+			   uint32_t in, uint32_t out, uint32_t rank,
+			   const double *metric, double lambda_rel,
+			   const float *A0, const float *B0, uint32_t rank0,
+			   float *A, float *B)
+{
+	size_t r;
+
+	polar_clear_error();
+	if (metric)
+		for (r = 0; r < (size_t)out * out; r++)
+			if (!isfinite(metric[r]))
+				return polar_fail(-EINVAL, "calib_rrr: metric[%zu][%zu] "
+						  "is not finite", r / out, r % out);
+	return rrr(X, R, n, in, out, rank, metric, lambda_rel, A0, B0, rank0,
+		   A, B);
+}
+
+static int rrr(const float *X, const float *R, size_t n, uint32_t in,
+	       uint32_t out, uint32_t rank, const double *metric,
+	       double lambda_rel, const float *A0, const float *B0,
+	       uint32_t rank0, float *A, float *B)
+{
 	float *xtx = NULL, *xtr = NULL, *Mf = NULL, *F = NULL, *ftf = NULL;
 	double *L = NULL, *M = NULL, *G = NULL, *V = NULL, *ev = NULL;
-	double lambda, tr = 0.0, *sw = NULL;
+	double lambda, tr = 0.0, *Ws = NULL, *Wsi = NULL;
 	uint32_t i, a, b, k;
 	size_t r;
 	int ret;
 
-	polar_clear_error();
 	if (!X || !R || !A || !B)
 		return polar_fail(-EINVAL, "calib_rrr: NULL argument");
 	ret = check_rank("calib_rrr", out, in, rank);
@@ -333,12 +431,6 @@ int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
 			   rank0 > POLAR_LOWRANK_MAX_RANK))
 		return polar_fail(-EINVAL, "calib_rrr: initial factors need A0, "
 				  "B0 and rank0 1..%d", POLAR_LOWRANK_MAX_RANK);
-	if (out_weight)
-		for (a = 0; a < out; a++)
-			if (!(out_weight[a] > 0) || !isfinite(out_weight[a]))
-				return polar_fail(-EINVAL, "calib_rrr: output "
-						  "weight %u is %g (must be > 0)",
-						  a, out_weight[a]);
 	for (r = 0; r < n * in; r++)
 		if (!isfinite(X[r]))
 			return polar_fail(-EINVAL, "calib_rrr: X[%zu][%zu] is not "
@@ -358,11 +450,20 @@ int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
 	G = malloc(sizeof(double) * out * out);
 	V = malloc(sizeof(double) * out * out);
 	ev = malloc(sizeof(double) * out);
-	sw = malloc(sizeof(double) * out);
+	Ws = calloc((size_t)out * out, sizeof(double));
+	Wsi = calloc((size_t)out * out, sizeof(double));
 	if (!xtx || !xtr || !Mf || !F || !ftf || !L || !M || !G || !V || !ev ||
-	    !sw) {
+	    !Ws || !Wsi) {
 		ret = polar_fail(-ENOMEM, "out of memory");
 		goto out;
+	}
+	if (metric) {
+		ret = spd_sqrt(metric, out, Ws, Wsi);
+		if (ret)
+			goto out;
+	} else {
+		for (a = 0; a < out; a++)
+			Ws[a * out + a] = Wsi[a * out + a] = 1.0;
 	}
 	polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx, in);
 	polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr, out);
@@ -391,30 +492,63 @@ int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
 		goto out;
 	}
 	chol_solve(L, in, M, out);
-	for (a = 0; a < out; a++)
-		sw[a] = out_weight ? sqrt((double)out_weight[a]) : 1.0;
 	for (r = 0; r < (size_t)in * out; r++)
 		Mf[r] = (float)M[r];
-	/* F = X M, G = D^1/2 F^T F D^1/2 */
+	/* F = X M, G = W^1/2 F^T F W^1/2 */
 	polar_sgemm(0, 0, n, out, in, X, in, Mf, out, 0.0f, F, out);
 	polar_sgemm(1, 0, out, out, n, F, out, F, out, 0.0f, ftf, out);
 	for (a = 0; a < out; a++)
-		for (b = 0; b < out; b++)
-			G[a * out + b] = 0.5 * ((double)ftf[a * out + b] +
-						ftf[b * out + a]) * sw[a] * sw[b];
+		for (b = 0; b < out; b++) {
+			double acc = 0.0;
+
+			for (k = 0; k < out; k++)
+				acc += 0.5 * ((double)ftf[a * out + k] +
+					      ftf[k * out + a]) *
+				       Ws[(size_t)k * out + b];
+			V[(size_t)a * out + b] = acc;
+		}
+	for (a = 0; a < out; a++)
+		for (b = 0; b < out; b++) {
+			double acc = 0.0;
+
+			for (k = 0; k < out; k++)
+				acc += Ws[(size_t)a * out + k] *
+				       V[(size_t)k * out + b];
+			G[(size_t)a * out + b] = acc;
+		}
+	for (a = 0; a < out; a++)
+		for (b = 0; b < a; b++)
+			G[(size_t)a * out + b] = G[(size_t)b * out + a] =
+				0.5 * (G[(size_t)a * out + b] +
+				       G[(size_t)b * out + a]);
 	ret = polar_calib_symeig(G, out, ev, V);
 	if (ret)
 		goto out;
-	/* B = D^-1/2 V_r, A = V_r^T D^1/2 M^T */
+	/* B = W^-1/2 V_r, A = V_r^T W^1/2 M^T */
 	for (a = 0; a < out; a++)
-		for (k = 0; k < rank; k++)
-			B[a * rank + k] = (float)(V[(size_t)a * out + k] / sw[a]);
+		for (k = 0; k < rank; k++) {
+			double acc = 0.0;
+
+			for (b = 0; b < out; b++)
+				acc += Wsi[(size_t)a * out + b] *
+				       V[(size_t)b * out + k];
+			B[a * rank + k] = (float)acc;
+		}
+	for (a = 0; a < out; a++)
+		for (k = 0; k < rank; k++) {
+			double acc = 0.0;
+
+			for (b = 0; b < out; b++)
+				acc += V[(size_t)b * out + k] *
+				       Ws[(size_t)b * out + a];
+			G[(size_t)a * out + k] = acc;	/* (W^1/2 V_r)[a][k] */
+		}
 	for (k = 0; k < rank; k++)
 		for (i = 0; i < in; i++) {
 			double acc = 0.0;
 
 			for (a = 0; a < out; a++)
-				acc += V[(size_t)a * out + k] * sw[a] *
+				acc += G[(size_t)a * out + k] *
 				       M[(size_t)i * out + a];
 			A[(size_t)k * in + i] = (float)acc;
 		}
@@ -429,7 +563,8 @@ out:
 	free(G);
 	free(V);
 	free(ev);
-	free(sw);
+	free(Ws);
+	free(Wsi);
 	return ret;
 }
 
@@ -619,30 +754,30 @@ out:
 
 /* ---- loss sensitivity ------------------------------------------------------------ */
 
-int polar_calib_output_fisher(const struct polar_model *m, size_t n,
-			      const float *x, const uint8_t *labels,
-			      float *fisher[POLAR_MODEL_MAX_LAYERS])
+int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
+				   const float *x, const uint8_t *labels,
+				   double *gram[POLAR_MODEL_MAX_LAYERS])
 {
 	size_t in = (size_t)m->in_c * m->in_h * m->in_w, s;
-	double *acc[POLAR_MODEL_MAX_LAYERS] = { 0 };
 	unsigned int l;
 	float *grad;
 	int ret = 0;
-	uint32_t o;
+	uint32_t a, b;
 
 	polar_clear_error();
-	if (!m || !x || !labels || !fisher || !n)
+	if (!m || !x || !labels || !gram || !n)
 		return polar_fail(-EINVAL, "calib_output_fisher: %s",
 				  !n ? "no samples" : "NULL argument");
 	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
-		fisher[l] = NULL;
+		gram[l] = NULL;
 	grad = malloc(sizeof(float) * m->nparams);
 	if (!grad)
 		return polar_fail(-ENOMEM, "out of memory");
 	for (l = 0; l < m->nlayers; l++)
 		if (m->layers[l].rows) {
-			acc[l] = calloc(m->layers[l].rows, sizeof(double));
-			if (!acc[l]) {
+			gram[l] = calloc((size_t)m->layers[l].rows *
+					 m->layers[l].rows, sizeof(double));
+			if (!gram[l]) {
 				ret = polar_fail(-ENOMEM, "out of memory");
 				goto out;
 			}
@@ -651,33 +786,65 @@ int polar_calib_output_fisher(const struct polar_model *m, size_t n,
 		memset(grad, 0, sizeof(float) * m->nparams);
 		ret = polar_model_grad(m, 1, x + s * in, labels + s, 1.0f, grad,
 				       NULL, NULL);
-		for (l = 0; !ret && l < m->nlayers; l++)
-			if (acc[l])
-				for (o = 0; o < m->layers[l].rows; o++) {
-					double gv = grad[m->layers[l].bias_off + o];
+		for (l = 0; !ret && l < m->nlayers; l++) {
+			const float *g = grad + m->layers[l].bias_off;
+			uint32_t rows = m->layers[l].rows;
 
-					acc[l][o] += gv * gv;
-				}
-	}
-	for (l = 0; !ret && l < m->nlayers; l++) {
-		if (!acc[l])
-			continue;
-		fisher[l] = malloc(sizeof(float) * m->layers[l].rows);
-		if (!fisher[l]) {
-			ret = polar_fail(-ENOMEM, "out of memory");
-			break;
+			if (!gram[l])
+				continue;
+			for (a = 0; a < rows; a++)
+				for (b = 0; b < rows; b++)
+					gram[l][(size_t)a * rows + b] +=
+						(double)g[a] * g[b];
 		}
-		for (o = 0; o < m->layers[l].rows; o++)
-			fisher[l][o] = (float)(acc[l][o] / (double)n);
 	}
+	for (l = 0; !ret && l < m->nlayers; l++)
+		if (gram[l])
+			for (a = 0; a < m->layers[l].rows * m->layers[l].rows; a++)
+				gram[l][a] /= (double)n;
 out:
+	if (ret)
+		for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++) {
+			free(gram[l]);
+			gram[l] = NULL;
+		}
+	free(grad);
+	return ret;
+}
+
+int polar_calib_output_fisher(const struct polar_model *m, size_t n,
+			      const float *x, const uint8_t *labels,
+			      float *fisher[POLAR_MODEL_MAX_LAYERS])
+{
+	double *gram[POLAR_MODEL_MAX_LAYERS];
+	unsigned int l;
+	uint32_t o;
+	int ret;
+
+	if (!fisher)
+		return polar_fail(-EINVAL, "calib_output_fisher: NULL argument");
+	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
+		fisher[l] = NULL;
+	ret = polar_calib_output_fisher_full(m, n, x, labels, gram);
+	if (ret)
+		return ret;
+	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++) {
+		uint32_t rows;
+
+		if (!gram[l])
+			continue;
+		rows = m->layers[l].rows;
+		fisher[l] = ret ? NULL : malloc(sizeof(float) * rows);
+		if (!ret && !fisher[l])
+			ret = polar_fail(-ENOMEM, "out of memory");
+		for (o = 0; !ret && o < rows; o++)
+			fisher[l][o] = (float)gram[l][(size_t)o * rows + o];
+		free(gram[l]);
+	}
 	if (ret)
 		for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++) {
 			free(fisher[l]);
 			fisher[l] = NULL;
 		}
-	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
-		free(acc[l]);
-	free(grad);
 	return ret;
 }

@@ -2,7 +2,8 @@
 /*
  * Calibration fits on synthetic data: exact recovery of a known low-rank
  * error by svd, activation weighting beating plain svd in the weighted
- * norm, reduced-rank regression reducing the residual, the ADC full-scale
+ * norm, reduced-rank regression reducing the residual (also in a whole
+ * output metric), the ADC full-scale
  * statistics on a matrix whose sums are known, and argument errors.
  */
 #include <errno.h>
@@ -202,6 +203,106 @@ static void test_rrr(void)
 	free(Y);
 }
 
+/* sum over rows of e^T W e, e = R - B A x (W out x out). */
+static double metric_residual(const float *X, const float *R, const float *A,
+			      const float *B, size_t n, uint32_t in,
+			      uint32_t out, uint32_t r, const double *W)
+{
+	double acc = 0, z[8], e[16];
+	size_t k;
+	uint32_t o, p, i, j;
+
+	for (k = 0; k < n; k++) {
+		for (j = 0; j < r; j++) {
+			z[j] = 0;
+			for (i = 0; i < in; i++)
+				z[j] += (double)A[j * in + i] * X[k * in + i];
+		}
+		for (o = 0; o < out; o++) {
+			e[o] = R[k * out + o];
+			for (j = 0; j < r; j++)
+				e[o] -= (double)B[o * r + j] * z[j];
+		}
+		for (o = 0; o < out; o++)
+			for (p = 0; p < out; p++)
+				acc += e[o] * W[o * out + p] * e[p];
+	}
+	return acc;
+}
+
+/*
+ * A whole output metric: with a diagonal one it is the weighted fit; with
+ * one that only cares about a direction mixing every output, a rank-1 fit
+ * in that metric beats both the plain and the diagonally weighted fit.
+ */
+static void test_rrr_metric(void)
+{
+	enum { N = 600, IN = 30, OUT = 12, R = 3 };
+	float *X = malloc(sizeof(float) * N * IN), *Y = malloc(sizeof(float) * N * OUT);
+	float U[OUT * R], V[R * IN], A[8 * IN], B[OUT * 8], A2[8 * IN],
+	      B2[OUT * 8], w[OUT], u[OUT];
+	double W[OUT * OUT], r_plain, r_diag, r_full, un = 0;
+	size_t k;
+	uint32_t o, p, j, i;
+
+	fill(X, N * IN);
+	fill(U, OUT * R);
+	fill(V, R * IN);
+	for (k = 0; k < N; k++)
+		for (o = 0; o < OUT; o++) {
+			double v = 0.05 * frand();
+
+			for (j = 0; j < R; j++)
+				for (i = 0; i < IN; i++)
+					v += (double)U[o * R + j] * V[j * IN + i] *
+					     X[k * IN + i];
+			Y[k * OUT + o] = (float)v;
+		}
+	/* Diagonal metric = per-output weights. */
+	memset(W, 0, sizeof(W));
+	for (o = 0; o < OUT; o++) {
+		w[o] = 0.5f + (float)o;
+		W[o * OUT + o] = w[o];
+	}
+	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, 2, w, 1e-4, NULL, NULL, 0,
+			      A, B) == 0);
+	CHECK(polar_calib_rrr_metric(X, Y, N, IN, OUT, 2, W, 1e-4, NULL, NULL,
+				     0, A2, B2) == 0);
+	r_diag = metric_residual(X, Y, A, B, N, IN, OUT, 2, W);
+	r_full = metric_residual(X, Y, A2, B2, N, IN, OUT, 2, W);
+	CHECK(fabs(r_full - r_diag) <= 1e-4 * r_diag);
+
+	/* W = 1e-4 I + u u^T, u a unit direction across all outputs. */
+	fill(u, OUT);
+	for (o = 0; o < OUT; o++)
+		un += (double)u[o] * u[o];
+	for (o = 0; o < OUT; o++)
+		for (p = 0; p < OUT; p++)
+			W[o * OUT + p] = u[o] * u[p] / un + (o == p ? 1e-4 : 0);
+	for (o = 0; o < OUT; o++)
+		w[o] = (float)W[o * OUT + o];
+	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, 1, NULL, 1e-4, NULL, NULL, 0,
+			      A, B) == 0);
+	r_plain = metric_residual(X, Y, A, B, N, IN, OUT, 1, W);
+	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, 1, w, 1e-4, NULL, NULL, 0,
+			      A, B) == 0);
+	r_diag = metric_residual(X, Y, A, B, N, IN, OUT, 1, W);
+	CHECK(polar_calib_rrr_metric(X, Y, N, IN, OUT, 1, W, 1e-4, NULL, NULL,
+				     0, A, B) == 0);
+	r_full = metric_residual(X, Y, A, B, N, IN, OUT, 1, W);
+	CHECK(r_full < 0.5 * r_plain);
+	CHECK(r_full < 0.5 * r_diag);
+
+	/* Not positive definite: refused, saying so. */
+	for (o = 0; o < OUT; o++)
+		W[o * OUT + o] -= 2e-4;
+	CHECK(polar_calib_rrr_metric(X, Y, N, IN, OUT, 1, W, 1e-4, NULL, NULL,
+				     0, A, B) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "positive definite") != NULL);
+	free(X);
+	free(Y);
+}
+
 static void test_adc_fs(void)
 {
 	enum { OUT = 4, IN = 64 };
@@ -264,6 +365,7 @@ int main(void)
 	RUN(test_svd_exact);
 	RUN(test_act_weighting);
 	RUN(test_rrr);
+	RUN(test_rrr_metric);
 	RUN(test_adc_fs);
 	RUN(test_errors);
 	return unit_summary();

@@ -88,6 +88,24 @@ int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
 		    uint32_t rank0, float *A, float *B);
 
 /**
+ * polar_calib_rrr_metric() - polar_calib_rrr() with a whole output metric
+ * @metric: out x out symmetric positive definite W (row-major), or NULL
+ *	(identity): minimises sum over rows of (R - X M_r) W (R - X M_r)^T,
+ *	so errors along directions the loss is sensitive to (e.g. W the
+ *	output Fisher of polar_calib_output_fisher_full(), regularised)
+ *	cost more, whatever their basis. With W diagonal it is
+ *	polar_calib_rrr() with out_weight its diagonal.
+ *
+ * B = W^-1/2 V_r, A = V_r^T W^1/2 M^T with V_r the top-r eigenvectors of
+ * W^1/2 (X M)^T (X M) W^1/2.
+ */
+int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
+			   uint32_t in, uint32_t out, uint32_t rank,
+			   const double *metric, double lambda_rel,
+			   const float *A0, const float *B0, uint32_t rank0,
+			   float *A, float *B);
+
+/**
  * polar_calib_adc_fs() - ADC full scale from partial-sum statistics.
  * @q: the layer's quantized weights (INT4/INT8 one part over all inputs;
  *	NF4 one device matrix per scale block)
@@ -127,6 +145,17 @@ int polar_calib_adc_fs(const struct polar_qweights *q, const int8_t *xcodes,
 int polar_calib_output_fisher(const struct polar_model *m, size_t n,
 			      const float *x, const uint8_t *labels,
 			      float *fisher[POLAR_MODEL_MAX_LAYERS]);
+
+/**
+ * polar_calib_output_fisher_full() - the whole (empirical) Fisher of each
+ * layer's outputs: gram[layer] is rows x rows doubles, the mean over the n
+ * samples of g g^T with g = dL/d b (as above), so that an output error e
+ * costs about e^T gram e of loss. Its diagonal is polar_calib_output_fisher().
+ * Layers without weights get NULL; free each with free().
+ */
+int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
+				   const float *x, const uint8_t *labels,
+				   double *gram[POLAR_MODEL_MAX_LAYERS]);
 
 #ifdef __cplusplus
 }
