@@ -96,6 +96,16 @@ calibrate_ok() {
 }
 check "calibrate --rank 16: shapes, metadata, the same file twice" calibrate_ok
 
+fisher_full_ok() {
+	"$polar" calibrate --model "$model" --device sim --calib 128 --rank 16 \
+		--fisher full --out "$dir/c.safetensors" >"$dir/calib-c.log" 2>&1 ||
+		return 1
+	header_has "$dir/a.safetensors" '"fisher":"diag"' &&
+	header_has "$dir/c.safetensors" '"fisher":"full"' &&
+	! cmp -s "$dir/a.safetensors" "$dir/c.safetensors"
+}
+check "calibrate --fisher full: other factors, and says so" fisher_full_ok
+
 head -c 300 "$model" >"$dir/truncated.safetensors"
 check "a truncated model is named" \
 	fails_naming "truncated.safetensors: header length" eval --device sim \
@@ -108,6 +118,9 @@ check "--rank 0 is refused with its range" \
 check "--calib beyond 1024 is refused" \
 	fails_naming "--calib: bad value '2000' (1..1024)" eval --model "$model" \
 	--calib 2000
+check "an unknown --fisher is refused" \
+	fails_naming "--fisher bogus: diag or full" eval --model "$model" \
+	--fisher bogus
 check "an unknown method is refused" \
 	fails_naming "unknown method 'bogus'" eval --model "$model" \
 	--methods fp32,bogus

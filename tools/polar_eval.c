@@ -41,6 +41,7 @@ static const char *const method_names[NMETH] = {
 #define MAXL POLAR_MODEL_MAX_LAYERS
 #define MAX_FIT_ROWS 8192	/* im2col rows per conv layer for fitting */
 #define MAX_FS_ROWS 256		/* input rows for the ADC statistics */
+#define FISHER_RIDGE 0.1	/* x mean diagonal, added to the full Fisher */
 
 /*
  * Energy of one fp32 FLOP on the host CPU, joules. M. Horowitz, "Computing's
@@ -62,7 +63,7 @@ struct opts {
 	enum polar_wfmt wfmt;
 	enum polar_xfmt xfmt, first_xfmt;
 	uint32_t rank, calib, test;
-	int sweep, intercept;
+	int sweep, intercept, fisher_full;
 	double adc_pct, act_pct, lambda;
 	enum method save_method;
 };
@@ -430,7 +431,8 @@ static unsigned int first_weighted(const struct polar_model *m)
  *    whose earlier layers are already polarized with their sensitivity
  *    factors (device in the loop), R = fp32 model's layer output (its own
  *    fp32 input) - device(X), each output weighted by the diagonal Fisher
- *    of the loss at it (polar_calib_output_fisher()), ridge towards act.
+ *    of the loss at it (--fisher full: the error measured in the whole
+ *    output Fisher, polar_calib_output_fisher_full()), ridge towards act.
  */
 static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 {
@@ -439,7 +441,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 	size_t n = cal->count, insz = (size_t)m->in_c * m->in_h * m->in_w;
 	size_t maxact = insz;
 	float *fp_in = NULL, *fp_out = NULL, *pol_in = NULL, *pol_out = NULL;
-	float *fisher[MAXL] = { 0 };
+	double *fisher[MAXL] = { 0 };
 	struct polar_matmul_hook hook = { hook_matmul, c };
 	unsigned int i;
 	struct bar bar;
@@ -459,7 +461,8 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		goto out;
 	}
 	bar_start(&bar, "sensitivity (Fisher)");
-	ret = polar_calib_output_fisher(m, n, cal->images, cal->labels, fisher);
+	ret = polar_calib_output_fisher_full(m, n, cal->images, cal->labels,
+					     fisher);
 	bar_done(&bar, 1);
 	if (ret) {
 		die("fisher");
@@ -475,7 +478,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		struct polar_qlayer_desc d = { 0 };
 		float *X = NULL, *Xp = NULL, *Yt = NULL, *Yd = NULL, *E = NULL,
 		      *s = NULL, *wf = NULL;
-		double *mx = NULL, *mr = NULL;
+		double *mx = NULL, *mr = NULL, *metric = NULL;
 		int8_t *codes = NULL;
 		char label[64];
 		double fmean = 0;
@@ -500,6 +503,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		Yd = malloc(sizeof(float) * S * out);
 		E = malloc(sizeof(float) * (size_t)out * in);
 		s = malloc(sizeof(float) * in);
+		metric = malloc(sizeof(double) * out * out);
 		wf = malloc(sizeof(float) * out);
 		codes = malloc(S * in);
 		mx = malloc(sizeof(double) * in);
@@ -510,8 +514,8 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 			if (!c->A[me][i] || !c->B[me][i])
 				ret = -ENOMEM;
 		}
-		if (!X || !Xp || !Yt || !Yd || !E || !s || !wf || !codes || !mx ||
-		    !mr || ret) {
+		if (!X || !Xp || !Yt || !Yd || !E || !s || !metric || !wf ||
+		    !codes || !mx || !mr || ret) {
 			ret = -ENOMEM;
 			fprintf(stderr, "polar eval: out of memory\n");
 			goto layer_out;
@@ -623,13 +627,38 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 			center(Xp, S, in, mx);
 			center(Yd, S, out, mr);
 		}
-		for (j = 0; j < out; j++)
-			fmean += fisher[i][j] / out;
-		for (j = 0; j < out; j++)
-			wf[j] = fisher[i][j] + 0.01f * (float)fmean + 1e-30f;
-		ret = polar_calib_rrr(Xp, Yd, S, in, out, r, wf, o->lambda,
-				      c->A[M_ACT][i], c->B[M_ACT][i], r,
-				      c->A[M_SENS][i], c->B[M_SENS][i]);
+		/*
+		 * --fisher diag weights each output channel by its Fisher,
+		 * plus 1 % of their mean. --fisher full measures the error
+		 * in the whole output Fisher: the loss sees a layer's error
+		 * only through what follows (fc1's 128 outputs reach the 10
+		 * logits through fc2), so the directions that matter need
+		 * not be channels; its ridge is larger (FISHER_RIDGE of the
+		 * mean diagonal) because the off-diagonal entries of a few
+		 * hundred images' empirical Fisher are noisy.
+		 */
+		for (j = 0; j < out; j++) {
+			wf[j] = (float)fisher[i][j * out + j];
+			fmean += wf[j] / out;
+		}
+		for (j = 0; j < (size_t)out * out; j++)
+			metric[j] = fisher[i][j];
+		for (j = 0; j < out; j++) {
+			metric[j * out + j] += FISHER_RIDGE * fmean + 1e-30;
+			wf[j] += 0.01f * (float)fmean + 1e-30f;
+		}
+		if (o->fisher_full)
+			ret = polar_calib_rrr_metric(Xp, Yd, S, in, out, r,
+						     metric, o->lambda,
+						     c->A[M_ACT][i],
+						     c->B[M_ACT][i], r,
+						     c->A[M_SENS][i],
+						     c->B[M_SENS][i]);
+		else
+			ret = polar_calib_rrr(Xp, Yd, S, in, out, r, wf,
+					      o->lambda, c->A[M_ACT][i],
+					      c->B[M_ACT][i], r, c->A[M_SENS][i],
+					      c->B[M_SENS][i]);
 		if (!ret && o->intercept &&
 		    !(c->bc[M_SENS][i] = finish_intercept(mx, mr,
 				c->A[M_SENS][i], c->B[M_SENS][i], in, out, r)))
@@ -660,6 +689,7 @@ layer_out:
 		free(Yd);
 		free(E);
 		free(s);
+		free(metric);
 		free(wf);
 		free(codes);
 		free(mx);
@@ -856,6 +886,10 @@ static void usage(FILE *f)
 		"  --lambda L         ridge strength, relative (default 0.01)\n"
 		"  --no-intercept     act-device/sensitivity fit no bias "
 		"correction (default: they do)\n"
+		"  --fisher diag|full sensitivity weights outputs by the "
+		"diagonal Fisher, or\n"
+		"                     measures errors in the whole output "
+		"Fisher (default diag)\n"
 		"  --method M         calibrate: which factors to save "
 		"(default sensitivity)\n"
 		"  --data DIR         Fashion-MNIST directory\n");
@@ -952,6 +986,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (parse_u64(a, val, 1, 64, &v))
 				return -1;
 			o->rank = (uint32_t)v;
+		} else if (!strcmp(a, "--fisher")) {
+			if (strcmp(val, "diag") && strcmp(val, "full")) {
+				fprintf(stderr, "polar eval: --fisher %s: diag or "
+					"full\n", val);
+				return -1;
+			}
+			o->fisher_full = val[0] == 'f';
 		} else if (!strcmp(a, "--calib")) {
 			if (parse_u64(a, val, 1, 1024, &v))
 				return -1;
@@ -1534,6 +1575,9 @@ int polar_cmd_calibrate(int argc, char **argv)
 	ret |= polar_tensors_set_meta(&ts, "model", o.model);
 	snprintf(buf, sizeof(buf), "%u", o.calib);
 	ret |= polar_tensors_set_meta(&ts, "calib_images", buf);
+	if (o.save_method == M_SENS)
+		ret |= polar_tensors_set_meta(&ts, "fisher",
+					      o.fisher_full ? "full" : "diag");
 	if (ret || polar_tensors_save(&ts, o.out)) {
 		die("save");
 		ret = 1;
