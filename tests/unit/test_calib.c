@@ -148,28 +148,44 @@ static double residual(const float *X, const float *R, const float *A,
 	return acc;
 }
 
+/*
+ * n random inputs X (n x in) and Y = X (U V)^T + noise of amplitude 0.05,
+ * U V a random rank-r map (r <= 8).
+ */
+static void lowrank_data(float *X, float *Y, size_t n, uint32_t in,
+			 uint32_t out, uint32_t r)
+{
+	float *U = malloc(sizeof(float) * out * r);
+	float *V = malloc(sizeof(float) * r * in);
+	size_t k;
+	uint32_t o, j, i;
+
+	fill(X, n * in);
+	fill(U, (size_t)out * r);
+	fill(V, (size_t)r * in);
+	for (k = 0; k < n; k++)
+		for (o = 0; o < out; o++) {
+			double v = 0.05 * frand();
+
+			for (j = 0; j < r; j++)
+				for (i = 0; i < in; i++)
+					v += (double)U[o * r + j] * V[j * in + i] *
+					     X[k * in + i];
+			Y[k * out + o] = (float)v;
+		}
+	free(U);
+	free(V);
+}
+
 static void test_rrr(void)
 {
 	enum { N = 600, IN = 30, OUT = 12, R = 2 };
 	float *X = malloc(sizeof(float) * N * IN), *Y = malloc(sizeof(float) * N * OUT);
-	float U[OUT * R], V[R * IN], A[8 * IN], B[OUT * 8], w[OUT];
+	float A[8 * IN], B[OUT * 8], w[OUT];
 	double r0, r1, rw_u, rw_w;
-	size_t k;
-	uint32_t o, j, i;
+	uint32_t o;
 
-	fill(X, N * IN);
-	fill(U, OUT * R);
-	fill(V, R * IN);
-	for (k = 0; k < N; k++)
-		for (o = 0; o < OUT; o++) {
-			double v = 0.05 * frand();
-
-			for (j = 0; j < R; j++)
-				for (i = 0; i < IN; i++)
-					v += (double)U[o * R + j] * V[j * IN + i] *
-					     X[k * IN + i];
-			Y[k * OUT + o] = (float)v;
-		}
+	lowrank_data(X, Y, N, IN, OUT, R);
 	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, R, NULL, 1e-4, NULL, NULL, 0,
 			      A, B) == 0);
 	r0 = residual(X, Y, NULL, NULL, N, IN, OUT, R, NULL);
@@ -239,25 +255,11 @@ static void test_rrr_metric(void)
 {
 	enum { N = 600, IN = 30, OUT = 12, R = 3 };
 	float *X = malloc(sizeof(float) * N * IN), *Y = malloc(sizeof(float) * N * OUT);
-	float U[OUT * R], V[R * IN], A[8 * IN], B[OUT * 8], A2[8 * IN],
-	      B2[OUT * 8], w[OUT], u[OUT];
+	float A[8 * IN], B[OUT * 8], A2[8 * IN], B2[OUT * 8], w[OUT], u[OUT];
 	double W[OUT * OUT], r_plain, r_diag, r_full, un = 0;
-	size_t k;
-	uint32_t o, p, j, i;
+	uint32_t o, p;
 
-	fill(X, N * IN);
-	fill(U, OUT * R);
-	fill(V, R * IN);
-	for (k = 0; k < N; k++)
-		for (o = 0; o < OUT; o++) {
-			double v = 0.05 * frand();
-
-			for (j = 0; j < R; j++)
-				for (i = 0; i < IN; i++)
-					v += (double)U[o * R + j] * V[j * IN + i] *
-					     X[k * IN + i];
-			Y[k * OUT + o] = (float)v;
-		}
+	lowrank_data(X, Y, N, IN, OUT, R);
 	/* Diagonal metric = per-output weights. */
 	memset(W, 0, sizeof(W));
 	for (o = 0; o < OUT; o++) {
