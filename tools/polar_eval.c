@@ -477,7 +477,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		uint32_t in = l->cols, out = l->rows, r = layer_rank(o, l);
 		struct polar_qlayer_desc d = { 0 };
 		float *X = NULL, *Xp = NULL, *Yt = NULL, *Yd = NULL, *E = NULL,
-		      *s = NULL, *wf = NULL;
+		      *s = NULL;
 		double *mx = NULL, *mr = NULL, *metric = NULL;
 		int8_t *codes = NULL;
 		char label[64];
@@ -504,7 +504,6 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		E = malloc(sizeof(float) * (size_t)out * in);
 		s = malloc(sizeof(float) * in);
 		metric = malloc(sizeof(double) * out * out);
-		wf = malloc(sizeof(float) * out);
 		codes = malloc(S * in);
 		mx = malloc(sizeof(double) * in);
 		mr = malloc(sizeof(double) * out);
@@ -514,8 +513,8 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 			if (!c->A[me][i] || !c->B[me][i])
 				ret = -ENOMEM;
 		}
-		if (!X || !Xp || !Yt || !Yd || !E || !s || !metric || !wf ||
-		    !codes || !mx || !mr || ret) {
+		if (!X || !Xp || !Yt || !Yd || !E || !s || !metric || !codes ||
+		    !mx || !mr || ret) {
 			ret = -ENOMEM;
 			fprintf(stderr, "polar eval: out of memory\n");
 			goto layer_out;
@@ -628,8 +627,9 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 			center(Yd, S, out, mr);
 		}
 		/*
-		 * --fisher diag weights each output channel by its Fisher,
-		 * plus 1 % of their mean. --fisher full measures the error
+		 * --fisher diag: a diagonal metric, each output channel
+		 * weighted by its Fisher plus 1 % of their mean (in float, as
+		 * the weights always were). --fisher full measures the error
 		 * in the whole output Fisher: the loss sees a layer's error
 		 * only through what follows (fc1's 128 outputs reach the 10
 		 * logits through fc2), so the directions that matter need
@@ -637,28 +637,19 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		 * mean diagonal) because the off-diagonal entries of a few
 		 * hundred images' empirical Fisher are noisy.
 		 */
-		for (j = 0; j < out; j++) {
-			wf[j] = (float)fisher[i][j * out + j];
-			fmean += wf[j] / out;
-		}
+		for (j = 0; j < out; j++)
+			fmean += (float)fisher[i][j * out + j] / out;
 		for (j = 0; j < (size_t)out * out; j++)
-			metric[j] = fisher[i][j];
-		for (j = 0; j < out; j++) {
-			metric[j * out + j] += FISHER_RIDGE * fmean + 1e-30;
-			wf[j] += 0.01f * (float)fmean + 1e-30f;
-		}
-		if (o->fisher_full)
-			ret = polar_calib_rrr_metric(Xp, Yd, S, in, out, r,
-						     metric, o->lambda,
-						     c->A[M_ACT][i],
-						     c->B[M_ACT][i], r,
-						     c->A[M_SENS][i],
-						     c->B[M_SENS][i]);
-		else
-			ret = polar_calib_rrr(Xp, Yd, S, in, out, r, wf,
-					      o->lambda, c->A[M_ACT][i],
-					      c->B[M_ACT][i], r, c->A[M_SENS][i],
-					      c->B[M_SENS][i]);
+			metric[j] = o->fisher_full ? fisher[i][j] : 0.0;
+		for (j = 0; j < out; j++)
+			metric[j * out + j] = o->fisher_full ?
+				metric[j * out + j] + FISHER_RIDGE * fmean + 1e-30 :
+				(double)((float)fisher[i][j * out + j] +
+					 0.01f * (float)fmean + 1e-30f);
+		ret = polar_calib_rrr_metric(Xp, Yd, S, in, out, r, metric,
+					     o->lambda, c->A[M_ACT][i],
+					     c->B[M_ACT][i], r, c->A[M_SENS][i],
+					     c->B[M_SENS][i]);
 		if (!ret && o->intercept &&
 		    !(c->bc[M_SENS][i] = finish_intercept(mx, mr,
 				c->A[M_SENS][i], c->B[M_SENS][i], in, out, r)))
@@ -690,7 +681,6 @@ layer_out:
 		free(E);
 		free(s);
 		free(metric);
-		free(wf);
 		free(codes);
 		free(mx);
 		free(mr);
