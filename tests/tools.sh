@@ -106,6 +106,18 @@ fisher_full_ok() {
 }
 check "calibrate --fisher full: other factors, and says so" fisher_full_ok
 
+# Only fc3 on the device: only fc3 is quantized and given factors.
+device_layers_ok() {
+	"$polar" calibrate --model "$model" --device sim --calib 128 \
+		--device-layers fc3 --out "$dir/d.safetensors" \
+		>"$dir/calib-d.log" 2>&1 || return 1
+	has_tensor "$dir/d.safetensors" fc3.lowrank_A 8,128 &&
+	! header_has "$dir/d.safetensors" '"fc1.lowrank_A"' &&
+	! header_has "$dir/d.safetensors" '"fc2.lowrank_A"' &&
+	header_has "$dir/d.safetensors" '"device_layers":"fc3"'
+}
+check "calibrate --device-layers fc3: factors for fc3 alone" device_layers_ok
+
 head -c 300 "$model" >"$dir/truncated.safetensors"
 check "a truncated model is named" \
 	fails_naming "truncated.safetensors: header length" eval --device sim \
@@ -121,6 +133,9 @@ check "--calib beyond 1024 is refused" \
 check "an unknown --fisher is refused" \
 	fails_naming "--fisher bogus: diag or full" eval --model "$model" \
 	--fisher bogus
+check "an unknown --device-layers name is refused with the model's" \
+	fails_naming "no weighted layer 'conv1' (it has fc1, fc2, fc3)" eval \
+	--model "$model" --device sim --device-layers fc1,conv1
 check "an unknown method is refused" \
 	fails_naming "unknown method 'bogus'" eval --model "$model" \
 	--methods fp32,bogus

@@ -57,6 +57,8 @@ static const char *const method_names[NMETH] = {
 
 struct opts {
 	const char *model, *device, *data, *report, *out, *methods;
+	const char *device_layers;	/* NULL: every weighted layer */
+	uint8_t on_device[MAXL];	/* resolved against the model */
 	uint64_t chip_seed;
 	uint32_t sigma_static, adc_bits;
 	int seed_set, sigma_set, adc_set;
@@ -171,6 +173,53 @@ static int method_index(const char *s)
 static int is_weighted(const struct polar_layer *l)
 {
 	return l->type == POLAR_LAYER_CONV2D || l->type == POLAR_LAYER_LINEAR;
+}
+
+/*
+ * --device-layers: which weighted layers run on the device; the others
+ * stay in fp32 on the host, so one layer's share of the accuracy lost can
+ * be measured on its own.
+ */
+static int resolve_device_layers(struct opts *o, const struct polar_model *m)
+{
+	char names[256] = "", *list, *tok, *save = NULL;
+	unsigned int i;
+	int any = 0;
+
+	for (i = 0; i < m->nlayers; i++) {
+		o->on_device[i] = is_weighted(&m->layers[i]) && !o->device_layers;
+		if (is_weighted(&m->layers[i]))
+			snprintf(names + strlen(names), sizeof(names) - strlen(names),
+				 "%s%s", names[0] ? ", " : "", m->layers[i].name);
+	}
+	if (!o->device_layers)
+		return 0;
+	list = strdup(o->device_layers);
+	if (!list)
+		return -ENOMEM;
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < m->nlayers; i++)
+			if (is_weighted(&m->layers[i]) &&
+			    !strcmp(tok, m->layers[i].name))
+				break;
+		if (i == m->nlayers) {
+			fprintf(stderr, "polar eval: --device-layers: the model "
+				"has no weighted layer '%s' (it has %s)\n", tok,
+				names);
+			free(list);
+			return -EINVAL;
+		}
+		o->on_device[i] = 1;
+		any = 1;
+	}
+	free(list);
+	if (!any) {
+		fprintf(stderr, "polar eval: --device-layers: no layer named "
+			"(the model has %s)\n", names);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /*
@@ -486,7 +535,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		enum polar_xfmt xf = i == first_weighted(m) ? o->first_xfmt :
 				     o->xfmt;
 
-		if (!is_weighted(l)) {
+		if (!o->on_device[i]) {
 			ret = run_layer(c, i, n, fp_in, fp_out, NULL);
 			if (!ret)
 				ret = run_layer(c, i, n, pol_in, pol_out, NULL);
@@ -869,6 +918,8 @@ static void usage(FILE *f)
 		"(default 512, max 1024)\n"
 		"  --test N           test images (default 10000)\n"
 		"  --methods LIST     default fp32,quant,svd,act,act-device,sensitivity\n"
+		"  --device-layers L  weighted layers run on the device, e.g. conv1,fc2\n"
+		"                     (default all; the others stay fp32 on the host)\n"
 		"  --report DIR       write report.md and SVG plots there\n"
 		"  --sweep            sigma-static x adc-bits grid (sim only)\n"
 		"  --adc-pct P        ADC full-scale percentile (default 99.99)\n"
@@ -948,6 +999,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->out = val;
 		} else if (!strcmp(a, "--methods")) {
 			o->methods = val;
+		} else if (!strcmp(a, "--device-layers")) {
+			o->device_layers = val;
 		} else if (!strcmp(a, "--method")) {
 			int me = method_index(val);
 
@@ -1126,6 +1179,9 @@ static int run_point(const struct opts *o, struct polar_model *m,
 		c.caps.rows, c.caps.cols, c.caps.tiles, c.caps.adc_bits,
 		c.caps.rows_per_conv, c.caps.sigma_static,
 		(unsigned long long)c.caps.seed);
+	if (o->device_layers)
+		fprintf(stderr, "on the device: %s; the other weighted layers "
+			"in fp32 on the host\n", o->device_layers);
 	pt->sigma = c.caps.sigma_static;
 	pt->adc_bits = c.caps.adc_bits;
 	ret = calibrate(&c, cal);
@@ -1304,6 +1360,10 @@ static void write_report(const struct opts *o, const struct point *pt,
 		pt->sigma / 65536.0, pt->adc_bits, wfmt_name(o->wfmt),
 		xfmt_name(o->xfmt), xfmt_name(o->first_xfmt), o->rank,
 		o->calib, o->test);
+	if (o->device_layers)
+		fprintf(f, "Only %s run on the device (`--device-layers`); the "
+			"other weighted layers stay fp32 on the host.\n\n",
+			o->device_layers);
 	fprintf(f, "| method | accuracy %% | eval s | images/s |\n|---|---|---|---|\n");
 	for (me = 0; me < NMETH; me++)
 		if (want[me])
@@ -1372,12 +1432,14 @@ static void write_report(const struct opts *o, const struct point *pt,
 
 /* ---- commands ------------------------------------------------------------------------------ */
 
-static int load_all(const struct opts *o, struct polar_model *m,
+static int load_all(struct opts *o, struct polar_model *m,
 		    struct polar_dataset *train, struct polar_dataset *test,
 		    struct polar_dataset *cal)
 {
 	if (polar_model_load(m, o->model))
 		return die("model");
+	if (resolve_device_layers(o, m))
+		return 1;
 	if (polar_fashion_mnist_load(o->data, train, test))
 		return die("data");
 	if (calib_subset(train, o->calib, cal)) {
@@ -1565,6 +1627,9 @@ int polar_cmd_calibrate(int argc, char **argv)
 	ret |= polar_tensors_set_meta(&ts, "model", o.model);
 	snprintf(buf, sizeof(buf), "%u", o.calib);
 	ret |= polar_tensors_set_meta(&ts, "calib_images", buf);
+	if (o.device_layers)
+		ret |= polar_tensors_set_meta(&ts, "device_layers",
+					      o.device_layers);
 	if (o.save_method == M_SENS)
 		ret |= polar_tensors_set_meta(&ts, "fisher",
 					      o.fisher_full ? "full" : "diag");
