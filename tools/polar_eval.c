@@ -65,7 +65,7 @@ struct opts {
 	enum polar_wfmt wfmt;
 	enum polar_xfmt xfmt, first_xfmt;
 	uint32_t rank, calib, test;
-	int sweep, intercept, fisher_full;
+	int sweep, intercept, fisher_full, lambda_set;
 	double adc_pct, act_pct, lambda;
 	enum method save_method;
 };
@@ -78,6 +78,7 @@ struct ctx {
 	struct polar_qlayer *ql[MAXL];
 	struct polar_act_quant aq[MAXL];
 	uint32_t adc_fs[MAXL];
+	double lambda[NMETH][MAXL];	/* the ridge each fit used */
 	float *A[NMETH][MAXL], *B[NMETH][MAXL];
 	float *bc[NMETH][MAXL];	/* bias corrections (--intercept), or NULL */
 	enum method cur;
@@ -455,6 +456,47 @@ static float *finish_intercept(const double *mx, const double *mr,
 	return bc;
 }
 
+/*
+ * The device-fitted methods' ridge: --lambda if given, else chosen per
+ * layer on the calibration images held out by held_out_rows().
+ */
+static const double lambda_grid[] = { 0.001, 0.01, 0.1, 1.0, 10.0, 100.0 };
+
+static int fit(struct ctx *c, unsigned int i, enum method me, const float *X,
+	       const float *R, size_t S, const double *metric,
+	       const uint8_t *held_out)
+{
+	const struct polar_layer *l = &c->m->layers[i];
+	uint32_t r = layer_rank(c->o, l);
+
+	if (c->o->lambda_set) {
+		c->lambda[me][i] = c->o->lambda;
+		return polar_calib_rrr_metric(X, R, S, l->cols, l->rows, r,
+					      metric, c->o->lambda,
+					      c->A[M_ACT][i], c->B[M_ACT][i], r,
+					      c->A[me][i], c->B[me][i]);
+	}
+	return polar_calib_rrr_select(X, R, S, l->cols, l->rows, r, metric,
+				      held_out, lambda_grid,
+				      sizeof(lambda_grid) / sizeof(lambda_grid[0]),
+				      c->A[M_ACT][i], c->B[M_ACT][i], r,
+				      c->A[me][i], c->B[me][i],
+				      &c->lambda[me][i]);
+}
+
+/*
+ * Every fifth calibration image's rows (all of its positions, for a conv)
+ * are held out to choose the ridge.
+ */
+static void held_out_rows(const struct polar_layer *l, size_t n, size_t S,
+			  uint8_t *held_out)
+{
+	size_t total = layer_rows(l, n), per = total / n, j;
+
+	for (j = 0; j < S; j++)
+		held_out[j] = pick_row(j, S, total) / per % 5 == 4;
+}
+
 /* The layer that sees the image itself. */
 static unsigned int first_weighted(const struct polar_model *m)
 {
@@ -482,6 +524,9 @@ static unsigned int first_weighted(const struct polar_model *m)
  *    fp32 input) - device(X), each output weighted by the diagonal Fisher
  *    of the loss at it (--fisher full: the error measured in the whole
  *    output Fisher, polar_calib_output_fisher_full()), ridge towards act.
+ *  The ridge of both device fits is chosen per layer on every fifth
+ *  calibration image, held out (polar_calib_rrr_select()), unless
+ *  --lambda fixes it.
  */
 static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 {
@@ -529,6 +574,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		      *s = NULL;
 		double *mx = NULL, *mr = NULL, *metric = NULL;
 		int8_t *codes = NULL;
+		uint8_t *held_out = NULL;
 		char label[64];
 		double fmean = 0;
 		enum method me;
@@ -554,6 +600,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		s = malloc(sizeof(float) * in);
 		metric = malloc(sizeof(double) * out * out);
 		codes = malloc(S * in);
+		held_out = malloc(S);
 		mx = malloc(sizeof(double) * in);
 		mr = malloc(sizeof(double) * out);
 		for (me = M_SVD; me < NMETH; me++) {
@@ -563,7 +610,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 				ret = -ENOMEM;
 		}
 		if (!X || !Xp || !Yt || !Yd || !E || !s || !metric || !codes ||
-		    !mx || !mr || ret) {
+		    !held_out || !mx || !mr || ret) {
 			ret = -ENOMEM;
 			fprintf(stderr, "polar eval: out of memory\n");
 			goto layer_out;
@@ -647,9 +694,8 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 			center(X, S, in, mx);
 			center(Yd, S, out, mr);
 		}
-		ret = polar_calib_rrr(X, Yd, S, in, out, r, NULL, o->lambda,
-				      c->A[M_ACT][i], c->B[M_ACT][i], r,
-				      c->A[M_ACTDEV][i], c->B[M_ACTDEV][i]);
+		held_out_rows(l, n, S, held_out);
+		ret = fit(c, i, M_ACTDEV, X, Yd, S, NULL, held_out);
 		if (!ret && o->intercept &&
 		    !(c->bc[M_ACTDEV][i] = finish_intercept(mx, mr,
 				c->A[M_ACTDEV][i], c->B[M_ACTDEV][i], in, out, r)))
@@ -695,10 +741,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 				metric[j * out + j] + FISHER_RIDGE * fmean + 1e-30 :
 				(double)((float)fisher[i][j * out + j] +
 					 0.01f * (float)fmean + 1e-30f);
-		ret = polar_calib_rrr_metric(Xp, Yd, S, in, out, r, metric,
-					     o->lambda, c->A[M_ACT][i],
-					     c->B[M_ACT][i], r, c->A[M_SENS][i],
-					     c->B[M_SENS][i]);
+		ret = fit(c, i, M_SENS, Xp, Yd, S, metric, held_out);
 		if (!ret && o->intercept &&
 		    !(c->bc[M_SENS][i] = finish_intercept(mx, mr,
 				c->A[M_SENS][i], c->B[M_SENS][i], in, out, r)))
@@ -731,6 +774,7 @@ layer_out:
 		free(s);
 		free(metric);
 		free(codes);
+		free(held_out);
 		free(mx);
 		free(mr);
 next:
@@ -924,7 +968,8 @@ static void usage(FILE *f)
 		"  --sweep            sigma-static x adc-bits grid (sim only)\n"
 		"  --adc-pct P        ADC full-scale percentile (default 99.99)\n"
 		"  --act-pct P        activation clip percentile (default 99.9)\n"
-		"  --lambda L         ridge strength, relative (default 0.01)\n"
+		"  --lambda L         ridge of the device fits, relative (default: chosen\n"
+		"                     per layer from 0.001 ... 100 on held-out images)\n"
 		"  --no-intercept     act-device/sensitivity fit no bias "
 		"correction (default: they do)\n"
 		"  --fisher diag|full sensitivity weights outputs by the "
@@ -1088,8 +1133,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				o->adc_pct = x;
 			else if (!strcmp(a, "--act-pct"))
 				o->act_pct = x;
-			else
+			else {
 				o->lambda = x;
+				o->lambda_set = 1;
+			}
 		} else {
 			fprintf(stderr, "polar eval: unknown option %s\n", a);
 			usage(stderr);
@@ -1156,6 +1203,7 @@ struct point {
 	uint32_t sigma, adc_bits;
 	struct result r[NMETH];
 	uint32_t adc_fs[MAXL];
+	double lambda[NMETH][MAXL];
 	double calib_s;
 };
 
@@ -1187,6 +1235,7 @@ static int run_point(const struct opts *o, struct polar_model *m,
 	ret = calibrate(&c, cal);
 	pt->calib_s = c.calib_s;
 	memcpy(pt->adc_fs, c.adc_fs, sizeof(pt->adc_fs));
+	memcpy(pt->lambda, c.lambda, sizeof(pt->lambda));
 	for (me = 0; !ret && me < NMETH; me++)
 		if (want[me])
 			ret = evaluate(&c, me, test, &pt->r[me]) ? -EIO : 0;
@@ -1376,6 +1425,13 @@ static void write_report(const struct opts *o, const struct point *pt,
 	for (l = 0; l < m->nlayers; l++)
 		if (pt->adc_fs[l])
 			fprintf(f, " %s %u", m->layers[l].name, pt->adc_fs[l] / 256);
+	fprintf(f, ". Ridge (lambda) of the act-device / sensitivity fits per "
+		"layer (%s):", o->lambda_set ? "--lambda" :
+		"chosen on every fifth calibration image, held out");
+	for (l = 0; l < m->nlayers; l++)
+		if (pt->adc_fs[l])
+			fprintf(f, " %s %g / %g", m->layers[l].name,
+				pt->lambda[M_ACTDEV][l], pt->lambda[M_SENS][l]);
 	fprintf(f, ".\n\n## Energy\n\n");
 	for (me = M_QUANT; me < NMETH; me++)
 		if (want[me] && pt->r[me].have_energy) {
@@ -1484,6 +1540,11 @@ int polar_cmd_eval(int argc, char **argv)
 		if (pt.adc_fs[i])
 			fprintf(stderr, " %s %u", m.layers[i].name,
 				pt.adc_fs[i] / 256);
+	fprintf(stderr, "\nridge (act-device / sensitivity):");
+	for (i = 0; i < m.nlayers; i++)
+		if (pt.adc_fs[i])
+			fprintf(stderr, " %s %g / %g", m.layers[i].name,
+				pt.lambda[M_ACTDEV][i], pt.lambda[M_SENS][i]);
 	fprintf(stderr, "\n");
 	for (me = M_QUANT; me < NMETH; me++)
 		if (want[me] && (me == M_QUANT || me == M_SENS))

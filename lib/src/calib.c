@@ -568,6 +568,129 @@ out:
 	return ret;
 }
 
+/*
+ * Metric-weighted squared residual of the rank-r fit (A, B) on n rows:
+ * sum over rows of e W e^T, e = R - X A^T B^T (W NULL: identity).
+ */
+static double rrr_residual(const float *X, const float *R, size_t n,
+			   uint32_t in, uint32_t out, uint32_t rank,
+			   const double *metric, const float *A, const float *B)
+{
+	double total = 0.0, z[POLAR_LOWRANK_MAX_RANK], *e;
+	size_t k;
+	uint32_t i, a, b, q;
+
+	e = malloc(sizeof(double) * out);
+	if (!e)
+		return NAN;
+	for (k = 0; k < n; k++) {
+		const float *x = X + k * in;
+
+		for (q = 0; q < rank; q++) {
+			z[q] = 0.0;
+			for (i = 0; i < in; i++)
+				z[q] += (double)A[(size_t)q * in + i] * x[i];
+		}
+		for (a = 0; a < out; a++) {
+			e[a] = R[k * out + a];
+			for (q = 0; q < rank; q++)
+				e[a] -= (double)B[(size_t)a * rank + q] * z[q];
+		}
+		for (a = 0; a < out; a++) {
+			if (!metric) {
+				total += e[a] * e[a];
+				continue;
+			}
+			for (b = 0; b < out; b++)
+				total += e[a] * metric[(size_t)a * out + b] * e[b];
+		}
+	}
+	free(e);
+	return total;
+}
+
+int polar_calib_rrr_select(const float *X, const float *R, size_t n,
+			   uint32_t in, uint32_t out, uint32_t rank,
+			   const double *metric, const uint8_t *held_out,
+			   const double *lambdas, unsigned int nlambdas,
+			   const float *A0, const float *B0, uint32_t rank0,
+			   float *A, float *B, double *chosen)
+{
+	float *Xf = NULL, *Rf = NULL, *Xh = NULL, *Rh = NULL, *At = NULL,
+	      *Bt = NULL;
+	size_t k, nf = 0, nh = 0;
+	double best = INFINITY, best_lambda = 0.0;
+	unsigned int j;
+	int ret;
+
+	polar_clear_error();
+	if (!X || !R || !A || !B || !held_out || !lambdas || !chosen)
+		return polar_fail(-EINVAL, "calib_rrr_select: NULL argument");
+	ret = check_rank("calib_rrr_select", out, in, rank);
+	if (ret)
+		return ret;
+	if (!nlambdas)
+		return polar_fail(-EINVAL, "calib_rrr_select: no candidate "
+				  "lambdas");
+	for (k = 0; k < n; k++)
+		nh += held_out[k] != 0;
+	nf = n - nh;
+	if (!nf || !nh)
+		return polar_fail(-EINVAL, "calib_rrr_select: %zu of %zu rows "
+				  "held out; both parts need rows", nh, n);
+	Xf = malloc(sizeof(float) * nf * in);
+	Rf = malloc(sizeof(float) * nf * out);
+	Xh = malloc(sizeof(float) * nh * in);
+	Rh = malloc(sizeof(float) * nh * out);
+	At = malloc(sizeof(float) * rank * in);
+	Bt = malloc(sizeof(float) * out * rank);
+	if (!Xf || !Rf || !Xh || !Rh || !At || !Bt) {
+		ret = polar_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	nf = nh = 0;
+	for (k = 0; k < n; k++) {
+		int h = held_out[k] != 0;
+
+		memcpy((h ? Xh + nh * in : Xf + nf * in), X + k * in,
+		       sizeof(float) * in);
+		memcpy((h ? Rh + nh * out : Rf + nf * out), R + k * out,
+		       sizeof(float) * out);
+		if (h)
+			nh++;
+		else
+			nf++;
+	}
+	for (j = 0; j < nlambdas; j++) {
+		double res;
+
+		ret = polar_calib_rrr_metric(Xf, Rf, nf, in, out, rank, metric,
+					     lambdas[j], A0, B0, rank0, At, Bt);
+		if (ret)
+			goto out;
+		res = rrr_residual(Xh, Rh, nh, in, out, rank, metric, At, Bt);
+		if (isnan(res)) {
+			ret = polar_fail(-ENOMEM, "out of memory");
+			goto out;
+		}
+		if (res < best) {
+			best = res;
+			best_lambda = lambdas[j];
+		}
+	}
+	*chosen = best_lambda;
+	ret = polar_calib_rrr_metric(X, R, n, in, out, rank, metric, best_lambda,
+				     A0, B0, rank0, A, B);
+out:
+	free(Xf);
+	free(Rf);
+	free(Xh);
+	free(Rh);
+	free(At);
+	free(Bt);
+	return ret;
+}
+
 /* ---- ADC full scale ------------------------------------------------------------ */
 
 static int x_planes(enum polar_xfmt f, int *is_signed)

@@ -149,11 +149,11 @@ static double residual(const float *X, const float *R, const float *A,
 }
 
 /*
- * n random inputs X (n x in) and Y = X (U V)^T + noise of amplitude 0.05,
+ * n random inputs X (n x in) and Y = X (U V)^T + noise of amplitude noise,
  * U V a random rank-r map (r <= 8).
  */
 static void lowrank_data(float *X, float *Y, size_t n, uint32_t in,
-			 uint32_t out, uint32_t r)
+			 uint32_t out, uint32_t r, float noise)
 {
 	float *U = malloc(sizeof(float) * out * r);
 	float *V = malloc(sizeof(float) * r * in);
@@ -165,7 +165,7 @@ static void lowrank_data(float *X, float *Y, size_t n, uint32_t in,
 	fill(V, (size_t)r * in);
 	for (k = 0; k < n; k++)
 		for (o = 0; o < out; o++) {
-			double v = 0.05 * frand();
+			double v = noise * frand();
 
 			for (j = 0; j < r; j++)
 				for (i = 0; i < in; i++)
@@ -185,7 +185,7 @@ static void test_rrr(void)
 	double r0, r1, rw_u, rw_w;
 	uint32_t o;
 
-	lowrank_data(X, Y, N, IN, OUT, R);
+	lowrank_data(X, Y, N, IN, OUT, R, 0.05f);
 	CHECK(polar_calib_rrr(X, Y, N, IN, OUT, R, NULL, 1e-4, NULL, NULL, 0,
 			      A, B) == 0);
 	r0 = residual(X, Y, NULL, NULL, N, IN, OUT, R, NULL);
@@ -259,7 +259,7 @@ static void test_rrr_metric(void)
 	double W[OUT * OUT], r_plain, r_diag, r_full, un = 0;
 	uint32_t o, p;
 
-	lowrank_data(X, Y, N, IN, OUT, R);
+	lowrank_data(X, Y, N, IN, OUT, R, 0.05f);
 	/* Diagonal metric = per-output weights. */
 	memset(W, 0, sizeof(W));
 	for (o = 0; o < OUT; o++) {
@@ -301,6 +301,53 @@ static void test_rrr_metric(void)
 	CHECK(polar_calib_rrr_metric(X, Y, N, IN, OUT, 1, W, 1e-4, NULL, NULL,
 				     0, A, B) == -EINVAL);
 	CHECK(strstr(polar_errmsg(), "positive definite") != NULL);
+	free(X);
+	free(Y);
+}
+
+/*
+ * As many noisy rows as inputs: the smallest ridge fits the noise. The
+ * ridge chosen on held-out rows must predict fresh rows of the same map
+ * better, and the factors must be the fit on all rows with it.
+ */
+static void test_rrr_select(void)
+{
+	enum { N = 60, NEW = 400, IN = 60, OUT = 10, R = 2 };
+	static const double lambdas[] = { 1e-6, 1e-2, 1.0, 100.0 };
+	float *X = malloc(sizeof(float) * (N + NEW) * IN);
+	float *Y = malloc(sizeof(float) * (N + NEW) * OUT);
+	float A[8 * IN], B[OUT * 8], A2[8 * IN], B2[OUT * 8];
+	uint8_t held_out[N];
+	double chosen = -1, r_sel, r_small;
+	size_t k;
+
+	lowrank_data(X, Y, N + NEW, IN, OUT, R, 2.0f);
+	for (k = 0; k < N; k++)
+		held_out[k] = k % 5 == 4;
+	CHECK(polar_calib_rrr_select(X, Y, N, IN, OUT, R, NULL, held_out,
+				     lambdas, 4, NULL, NULL, 0, A, B,
+				     &chosen) == 0);
+	CHECK(chosen > lambdas[0]);
+	CHECK(polar_calib_rrr_metric(X, Y, N, IN, OUT, R, NULL, chosen, NULL,
+				     NULL, 0, A2, B2) == 0);
+	CHECK(!memcmp(A, A2, sizeof(float) * R * IN) &&
+	      !memcmp(B, B2, sizeof(float) * OUT * R));
+	r_sel = residual(X + N * IN, Y + N * OUT, A, B, NEW, IN, OUT, R, NULL);
+	CHECK(polar_calib_rrr_metric(X, Y, N, IN, OUT, R, NULL, lambdas[0],
+				     NULL, NULL, 0, A2, B2) == 0);
+	r_small = residual(X + N * IN, Y + N * OUT, A2, B2, NEW, IN, OUT, R,
+			   NULL);
+	CHECK(r_sel < 0.2 * r_small);
+
+	/* Nothing left to fit on, or nothing to choose from: refused. */
+	memset(held_out, 1, sizeof(held_out));
+	CHECK(polar_calib_rrr_select(X, Y, N, IN, OUT, R, NULL, held_out,
+				     lambdas, 4, NULL, NULL, 0, A, B,
+				     &chosen) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "held out") != NULL);
+	CHECK(polar_calib_rrr_select(X, Y, N, IN, OUT, R, NULL, held_out,
+				     lambdas, 0, NULL, NULL, 0, A, B,
+				     &chosen) == -EINVAL);
 	free(X);
 	free(Y);
 }
@@ -368,6 +415,7 @@ int main(void)
 	RUN(test_act_weighting);
 	RUN(test_rrr);
 	RUN(test_rrr_metric);
+	RUN(test_rrr_select);
 	RUN(test_adc_fs);
 	RUN(test_errors);
 	return unit_summary();

@@ -106,6 +106,29 @@ int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
 			   float *A, float *B);
 
 /**
+ * polar_calib_rrr_select() - polar_calib_rrr_metric() with the ridge
+ *	chosen on held-out rows
+ * @held_out: n flags; rows with a non-zero flag are held out (both parts
+ *	must have rows). Hold out whole samples (all the positions of an
+ *	image), or neighbouring rows make the check look better than it is.
+ * @lambdas: @nlambdas candidate lambda_rel values
+ * @chosen: written: the candidate used
+ *
+ * Fits on the other rows with each candidate, keeps the one whose fit has
+ * the smallest metric-weighted squared error on the held-out rows, and
+ * refits with it on all n rows. With a few hundred calibration samples
+ * and a wide layer (fc1: 1568 inputs from 512 images) a small ridge fits
+ * the sample's noise, and how much ridge a layer needs depends on the
+ * chip: a fixed value is too little on one and too much on another.
+ */
+int polar_calib_rrr_select(const float *X, const float *R, size_t n,
+			   uint32_t in, uint32_t out, uint32_t rank,
+			   const double *metric, const uint8_t *held_out,
+			   const double *lambdas, unsigned int nlambdas,
+			   const float *A0, const float *B0, uint32_t rank0,
+			   float *A, float *B, double *chosen);
+
+/**
  * polar_calib_adc_fs() - ADC full scale from partial-sum statistics.
  * @q: the layer's quantized weights (INT4/INT8 one part over all inputs;
  *	NF4 one device matrix per scale block)
