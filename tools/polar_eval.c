@@ -1691,6 +1691,18 @@ int polar_cmd_calibrate(int argc, char **argv)
 	if (o.device_layers)
 		ret |= polar_tensors_set_meta(&ts, "device_layers",
 					      o.device_layers);
+	if (o.save_method >= M_ACTDEV) {
+		/* the ridge each layer's fit used, "conv1=0.001,conv2=0.1" */
+		char ridge[256] = "";
+
+		for (l = 0; l < m.nlayers; l++)
+			if (c.ql[l])
+				snprintf(ridge + strlen(ridge),
+					 sizeof(ridge) - strlen(ridge), "%s%s=%g",
+					 ridge[0] ? "," : "", m.layers[l].name,
+					 c.lambda[o.save_method][l]);
+		ret |= polar_tensors_set_meta(&ts, "ridge", ridge);
+	}
 	if (o.save_method == M_SENS)
 		ret |= polar_tensors_set_meta(&ts, "fisher",
 					      o.fisher_full ? "full" : "diag");
