@@ -357,7 +357,19 @@ out:
 static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	       uint32_t out, uint32_t rank, const double *metric,
 	       double lambda_rel, const float *A0, const float *B0,
-	       uint32_t rank0, float *A, float *B);
+	       uint32_t rank0, float *A, float *B, const float *gram_xx,
+	       const float *gram_xr);
+
+static int check_metric(const double *metric, uint32_t out)
+{
+	size_t r;
+
+	for (r = 0; metric && r < (size_t)out * out; r++)
+		if (!isfinite(metric[r]))
+			return polar_fail(-EINVAL, "calib_rrr: metric[%zu][%zu] "
+					  "is not finite", r / out, r % out);
+	return 0;
+}
 
 int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
 		    uint32_t out, uint32_t rank, const float *out_weight,
@@ -382,7 +394,7 @@ int polar_calib_rrr(const float *X, const float *R, size_t n, uint32_t in,
 			metric[(size_t)a * out + a] = out_weight[a];
 	}
 	ret = rrr(X, R, n, in, out, rank, metric, lambda_rel, A0, B0, rank0,
-		  A, B);
+		  A, B, NULL, NULL);
 	free(metric);
 	return ret;
 }
@@ -393,24 +405,29 @@ int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
 			   const float *A0, const float *B0, uint32_t rank0,
 			   float *A, float *B)
 {
-	size_t r;
+	int ret;
 
 	polar_clear_error();
-	if (metric)
-		for (r = 0; r < (size_t)out * out; r++)
-			if (!isfinite(metric[r]))
-				return polar_fail(-EINVAL, "calib_rrr: metric[%zu][%zu] "
-						  "is not finite", r / out, r % out);
+	ret = check_metric(metric, out);
+	if (ret)
+		return ret;
 	return rrr(X, R, n, in, out, rank, metric, lambda_rel, A0, B0, rank0,
-		   A, B);
+		   A, B, NULL, NULL);
 }
 
+/*
+ * gram_xx, gram_xr: X^T X and X^T R when the caller has them (the same
+ * rows fitted with several ridges), NULL to compute them here.
+ */
 static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	       uint32_t out, uint32_t rank, const double *metric,
 	       double lambda_rel, const float *A0, const float *B0,
-	       uint32_t rank0, float *A, float *B)
+	       uint32_t rank0, float *A, float *B, const float *gram_xx,
+	       const float *gram_xr)
 {
-	float *xtx = NULL, *xtr = NULL, *Mf = NULL, *F = NULL, *ftf = NULL;
+	float *xtx_buf = NULL, *xtr_buf = NULL, *Mf = NULL, *F = NULL,
+	      *ftf = NULL;
+	const float *xtx = gram_xx, *xtr = gram_xr;
 	double *L = NULL, *M = NULL, *G = NULL, *V = NULL, *ev = NULL;
 	double lambda, tr = 0.0, *Ws = NULL, *Wsi = NULL;
 	uint32_t i, a, b, k;
@@ -440,8 +457,10 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 			return polar_fail(-EINVAL, "calib_rrr: R[%zu][%zu] is not "
 					  "finite", r / out, r % out);
 
-	xtx = malloc(sizeof(float) * in * in);
-	xtr = malloc(sizeof(float) * in * out);
+	if (!gram_xx) {
+		xtx = xtx_buf = malloc(sizeof(float) * in * in);
+		xtr = xtr_buf = malloc(sizeof(float) * in * out);
+	}
 	Mf = malloc(sizeof(float) * in * out);
 	F = malloc(sizeof(float) * n * out);
 	ftf = malloc(sizeof(float) * out * out);
@@ -452,8 +471,8 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	ev = malloc(sizeof(double) * out);
 	Ws = calloc((size_t)out * out, sizeof(double));
 	Wsi = calloc((size_t)out * out, sizeof(double));
-	if (!xtx || !xtr || !Mf || !F || !ftf || !L || !M || !G || !V || !ev ||
-	    !Ws || !Wsi) {
+	if (!xtx || !xtr || !Mf || !F || !ftf || !L || !M ||
+	    !G || !V || !ev || !Ws || !Wsi) {
 		ret = polar_fail(-ENOMEM, "out of memory");
 		goto out;
 	}
@@ -465,8 +484,10 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 		for (a = 0; a < out; a++)
 			Ws[a * out + a] = Wsi[a * out + a] = 1.0;
 	}
-	polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx, in);
-	polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr, out);
+	if (!gram_xx) {
+		polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx_buf, in);
+		polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr_buf, out);
+	}
 	for (i = 0; i < in; i++)
 		tr += xtx[(size_t)i * in + i];
 	lambda = lambda_rel * (tr > 0 ? tr / in : 1.0);
@@ -553,8 +574,8 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 			A[(size_t)k * in + i] = (float)acc;
 		}
 out:
-	free(xtx);
-	free(xtr);
+	free(xtx_buf);
+	free(xtr_buf);
 	free(Mf);
 	free(F);
 	free(ftf);
@@ -617,7 +638,7 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 			   float *A, float *B, double *chosen)
 {
 	float *Xf = NULL, *Rf = NULL, *Xh = NULL, *Rh = NULL, *At = NULL,
-	      *Bt = NULL;
+	      *Bt = NULL, *xtx = NULL, *xtr = NULL;
 	size_t k, nf = 0, nh = 0;
 	double best = INFINITY, best_lambda = 0.0;
 	unsigned int j;
@@ -632,6 +653,9 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	if (!nlambdas)
 		return polar_fail(-EINVAL, "calib_rrr_select: no candidate "
 				  "lambdas");
+	ret = check_metric(metric, out);
+	if (ret)
+		return ret;
 	for (k = 0; k < n; k++)
 		nh += held_out[k] != 0;
 	nf = n - nh;
@@ -644,7 +668,9 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	Rh = malloc(sizeof(float) * nh * out);
 	At = malloc(sizeof(float) * rank * in);
 	Bt = malloc(sizeof(float) * out * rank);
-	if (!Xf || !Rf || !Xh || !Rh || !At || !Bt) {
+	xtx = malloc(sizeof(float) * in * in);
+	xtr = malloc(sizeof(float) * in * out);
+	if (!Xf || !Rf || !Xh || !Rh || !At || !Bt || !xtx || !xtr) {
 		ret = polar_fail(-ENOMEM, "out of memory");
 		goto out;
 	}
@@ -661,11 +687,14 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 		else
 			nf++;
 	}
+	/* The fitted rows are the same for every candidate: one gram. */
+	polar_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, 0.0f, xtx, in);
+	polar_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, 0.0f, xtr, out);
 	for (j = 0; j < nlambdas; j++) {
 		double res;
 
-		ret = polar_calib_rrr_metric(Xf, Rf, nf, in, out, rank, metric,
-					     lambdas[j], A0, B0, rank0, At, Bt);
+		ret = rrr(Xf, Rf, nf, in, out, rank, metric, lambdas[j], A0, B0,
+			  rank0, At, Bt, xtx, xtr);
 		if (ret)
 			goto out;
 		res = rrr_residual(Xh, Rh, nh, in, out, rank, metric, At, Bt);
@@ -688,6 +717,8 @@ out:
 	free(Rh);
 	free(At);
 	free(Bt);
+	free(xtx);
+	free(xtr);
 	return ret;
 }
 
