@@ -28,6 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(CIM_NO_SIMD)
+#define CIM_HAVE_AVX2 1
+#include <immintrin.h>
+#endif
+
 #define GOLDEN 0x9E3779B97F4A7C15ull
 
 /* QLoRA NF4 (Dettmers et al. 2023, bitsandbytes) scaled by 127, rounded. */
@@ -40,6 +45,8 @@ struct tile_meta {
 	uint8_t programmed;
 	uint8_t fmt;
 	uint8_t static_ready; /* dg planes and stuck masks computed */
+	uint8_t cells_ready;  /* ucell[tile] holds the programmed bits, in
+			       * the layout of this many rows per block */
 	uint32_t rows_used;
 	uint32_t cols_used;
 };
@@ -67,6 +74,16 @@ struct cim_engine {
 	uint32_t *seg_word;
 	uint64_t *seg_mask;
 	uint32_t *sig_n;        /* isqrt(sigma_dyn^2 * n), n = 0..G */
+
+	/*
+	 * The dot-product kernels' view of the cells, u = stored bit ?
+	 * 128 + dg : 0 per cell (see "the dot-product kernels" below), per
+	 * tile; built on a tile's first MATMUL after it was programmed.
+	 */
+	enum cim_kernel kernel;
+	uint8_t **ucell;
+	uint32_t ncb, rpad;     /* column blocks; rows rounded up to 4 */
+	size_t u_plane;         /* bytes of one plane of one tile */
 
 	struct cim_counters cnt;
 };
@@ -312,6 +329,15 @@ int cim_engine_create(const struct cim_config *cfg, struct cim_engine **out)
 		if (!e->dgpl)
 			goto nomem;
 	}
+	e->kernel = CIM_KERNEL_AUTO;
+	e->ncb = (c.cols + 15) / 16;
+	e->rpad = (c.rows + 3) / 4 * 4;
+	e->u_plane = (size_t)e->ncb * e->rpad * 16;
+	if (e->has_dg) {
+		e->ucell = xcalloc(c.tiles, sizeof(*e->ucell));
+		if (!e->ucell)
+			goto nomem;
+	}
 	if (e->has_stuck) {
 		e->stuck0 = xcalloc(tw, sizeof(uint64_t));
 		e->stuck1 = xcalloc(tw, sizeof(uint64_t));
@@ -365,6 +391,13 @@ void cim_engine_destroy(struct cim_engine *e)
 	free(e->seg_word);
 	free(e->seg_mask);
 	free(e->sig_n);
+	if (e->ucell) {
+		uint32_t t;
+
+		for (t = 0; t < e->cfg.tiles; t++)
+			free(e->ucell[t]);
+		free(e->ucell);
+	}
 	free(e);
 }
 
@@ -579,6 +612,7 @@ int cim_engine_program(struct cim_engine *e, uint32_t tile0, uint32_t in_dim,
 					d[i] = (d[i] & ~s0[i]) | s1[i];
 			}
 			m->programmed = 1;
+			m->cells_ready = 0;
 			m->fmt = (uint8_t)fmt;
 			m->rows_used = rows;
 			m->cols_used = cols;
@@ -844,6 +878,406 @@ static tile_item_fn pick_kernel(void)
 	return tile_item_generic;
 }
 
+/* ------------------------------------------------------------------------ */
+/* the dot-product kernels (CIM_KERNEL_AVX2, CIM_KERNEL_AVX512)             */
+/*
+ * For a chip with static deviations and no read noise, one conversion's
+ * analog sum is S_q8 = 256 n + 2 sum(dg) over the active cells, i.e.
+ * S_q8 = 2 T with T = sum_r xbit_r * u_r and u_r = wbit_r ? 128 + dg_r : 0,
+ * an unsigned 8-bit value. T is an 8-bit dot product of the input plane
+ * (0/1 bytes) with a column's u, which the CPU's byte dot-product
+ * instructions compute for 16 columns at once: vpmaddubsw (AVX2) sums two
+ * rows per 16-bit lane, vpdpbusd (AVX-512 VNNI) four rows per 32-bit lane.
+ * A register block of 4 input planes x 2 (AVX2) or 4 (AVX-512) weight
+ * planes of one 16-column block stays in registers while a row group's
+ * rows pass. With 16-bit lanes a group is at most 128 rows, so
+ * T <= 255 G < 2^15 cannot wrap.
+ *
+ * The ADC and the reconstruction then run in double precision, where they
+ * are exact: code = floor((2 T M + off + 2^23) / 2^24) has an integer
+ * numerator below 2^52, and the column sum of coef * recon[code] is kept
+ * below 2^52 (both checked per call, else the portable kernel runs). So
+ * these kernels compute the same integers as the portable one.
+ *
+ * Cells are laid out per tile as [w_plane][column block of 16][row block
+ * of g rows][16 g bytes], g = 2 (AVX2) or 4 (AVX-512): byte g l + r % g
+ * of row block r / g is the cell of row r, column 16 cb + l. Both layouts
+ * take rpad * 16 bytes per plane and column block (rpad = rows rounded up
+ * to 4). Inputs are 0/1 bytes [item][row tile][x_plane][rpad].
+ */
+
+static int cpu_has_avx2(void)
+{
+#ifdef CIM_HAVE_AVX2
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+	return 0;
+#endif
+}
+
+static int cpu_has_avx512(void)
+{
+#ifdef CIM_HAVE_AVX2
+	__builtin_cpu_init();
+	return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+	       __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512dq") &&
+	       __builtin_cpu_supports("avx512vl") &&
+	       __builtin_cpu_supports("avx512vnni");
+#else
+	return 0;
+#endif
+}
+
+int cim_engine_set_kernel(struct cim_engine *e, enum cim_kernel k)
+{
+	if (!e || (k != CIM_KERNEL_AUTO && k != CIM_KERNEL_PORTABLE &&
+		   k != CIM_KERNEL_AVX2 && k != CIM_KERNEL_AVX512))
+		return -EINVAL;
+	if ((k == CIM_KERNEL_AVX2 && !cpu_has_avx2()) ||
+	    (k == CIM_KERNEL_AVX512 && !cpu_has_avx512()))
+		return -EOPNOTSUPP;
+	e->kernel = k;
+	return 0;
+}
+
+/*
+ * The kernel that runs this chip's MATMULs: the fastest one, up to the
+ * selected one, that covers the chip and that the CPU has.
+ */
+static enum cim_kernel kernel_for(const struct cim_engine *e)
+{
+	uint32_t G = e->cfg.rows_per_conversion;
+	enum cim_kernel k = e->kernel;
+
+	if (k == CIM_KERNEL_PORTABLE || !e->has_dg || e->has_dyn)
+		return CIM_KERNEL_PORTABLE;
+	if ((k == CIM_KERNEL_AUTO || k == CIM_KERNEL_AVX512) && G % 4 == 0 &&
+	    cpu_has_avx512())
+		return CIM_KERNEL_AVX512;
+	if (G % 2 == 0 && G <= 128 && cpu_has_avx2())
+		return CIM_KERNEL_AVX2;
+	return CIM_KERNEL_PORTABLE;
+}
+
+const char *cim_engine_kernel_name(const struct cim_engine *e)
+{
+	if (!e)
+		return "portable";
+	switch (kernel_for(e)) {
+	case CIM_KERNEL_AVX512:
+		return "avx512";
+	case CIM_KERNEL_AVX2:
+		return "avx2";
+	default:
+		return "portable";
+	}
+}
+
+/* u of every cell of tile t in the layout of g-row blocks */
+static int tile_cells_build(struct cim_engine *e, uint32_t t, uint32_t g)
+{
+	const uint32_t R = e->cfg.rows, C = e->cfg.cols, nw = e->nw;
+	const uint32_t np = (uint32_t)fmt_wplanes((enum cim_fmt)e->meta[t].fmt);
+	uint8_t *u = e->ucell[t];
+	uint32_t col, p, r, k;
+
+	if (!u) {
+		u = aligned_alloc(64, e->u_plane * CIM_MAX_PLANES);
+		if (!u)
+			return -ENOMEM;
+		e->ucell[t] = u;
+	}
+	memset(u, 0, e->u_plane * CIM_MAX_PLANES);
+	for (col = 0; col < C; col++) {
+		for (p = 0; p < np; p++) {
+			const uint64_t *wb = col_planes(e, e->wpl, t, col) +
+					     (size_t)p * nw;
+			const uint64_t *db = e->dgpl + ((size_t)t * C + col) *
+					     e->col_words * 8 + (size_t)p * 8 * nw;
+			uint8_t *dst = u + (size_t)p * e->u_plane +
+				       (size_t)(col / 16) * e->rpad * 16 +
+				       (size_t)g * (col % 16);
+
+			for (r = 0; r < R; r++) {
+				uint32_t w = r / 64, sh = r % 64;
+				uint32_t dg = 0;
+
+				if (!(wb[w] >> sh & 1))
+					continue;
+				for (k = 0; k < 8; k++)
+					dg |= (uint32_t)(db[(size_t)k * nw + w] >>
+							 sh & 1) << k;
+				dst[(size_t)(r / g) * 16 * g + r % g] =
+					(uint8_t)(128 + (int8_t)(uint8_t)dg);
+			}
+		}
+	}
+	e->meta[t].cells_ready = (uint8_t)g;
+	return 0;
+}
+
+/*
+ * What one (tile, item) pass of a dot-product kernel needs.
+ */
+struct dot_job {
+	const uint8_t *u;      /* the tile's cells, plane 0 */
+	size_t u_plane;
+	uint32_t rpad;         /* rows of a column block, and of xb's planes */
+	uint32_t rows_used;
+	uint32_t G;
+	uint32_t ncb;          /* column blocks holding used columns */
+	uint32_t nx, nwp;      /* planes of the operands */
+	const double *m2;      /* [16 ncb] 2 M_c / 2^24 */
+	const double *o2;      /* [16 ncb] (off_c + 2^23) / 2^24 */
+	const double *recon;   /* [L + 1] */
+	double L;
+	double coef[8][8];     /* +-2^(i+j), 0 = pair not scheduled */
+	/* recon[0..31], zero beyond L (for L < 32) */
+	double rtab[32] __attribute__((aligned(64)));
+};
+
+#ifdef CIM_HAVE_AVX2
+#define AVX2_FN __attribute__((target("avx2,fma")))
+#define AVX512_FN __attribute__((target("avx2,fma,avx512f,avx512bw," \
+	"avx512dq,avx512vl,avx512vnni")))
+#define INLINE_ALWAYS inline __attribute__((always_inline))
+
+/* ADC + reconstruction of 16 columns' sums T (16-bit), coef times the
+ * value added to ad[4] */
+static INLINE_ALWAYS AVX2_FN void dot_adc16(const struct dot_job *j, __m256i T,
+					    const double *m2, const double *o2,
+					    __m256d coef, __m256d ad[4])
+{
+	const __m256d zero = _mm256_setzero_pd(), L = _mm256_set1_pd(j->L);
+	__m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(T));
+	__m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(T, 1));
+	__m128i q[4];
+	int k;
+
+	q[0] = _mm256_castsi256_si128(lo);
+	q[1] = _mm256_extracti128_si256(lo, 1);
+	q[2] = _mm256_castsi256_si128(hi);
+	q[3] = _mm256_extracti128_si256(hi, 1);
+#pragma GCC unroll 4
+	for (k = 0; k < 4; k++) {
+		__m256d v = _mm256_fmadd_pd(_mm256_cvtepi32_pd(q[k]),
+					    _mm256_load_pd(m2 + 4 * k),
+					    _mm256_load_pd(o2 + 4 * k));
+		__m128i code;
+
+		v = _mm256_min_pd(_mm256_max_pd(_mm256_floor_pd(v), zero), L);
+		code = _mm256_cvttpd_epi32(v);
+		v = _mm256_i32gather_pd(j->recon, code, 8);
+		ad[k] = _mm256_fmadd_pd(v, coef, ad[k]);
+	}
+}
+
+/*
+ * AVX2: input planes [i0, i0 + 4) x weight planes [j0, j0 + JB) of
+ * column block cb, every row group's sums converted and added to sum[16].
+ */
+static INLINE_ALWAYS AVX2_FN void
+dot_block2(const struct dot_job *j, const uint8_t *xb, uint32_t cb,
+	   uint32_t i0, uint32_t j0, const int JB, double *sum)
+{
+	const uint32_t nrp = (j->rows_used + 1) / 2, grp = j->G / 2;
+	const uint8_t *ub[2];
+	uint32_t rp0, rp, ii;
+	int jb, k;
+
+	for (jb = 0; jb < JB; jb++)
+		ub[jb] = j->u + (size_t)(j0 + jb) * j->u_plane +
+			 (size_t)cb * j->rpad * 16;
+	for (rp0 = 0; rp0 < nrp; rp0 += grp) {
+		uint32_t rp1 = rp0 + grp < nrp ? rp0 + grp : nrp;
+		__m256i acc[4][2];
+		__m256d ad[4];
+
+		/* fully unrolled, so that acc and uv live in registers */
+#pragma GCC unroll 4
+		for (ii = 0; ii < 4; ii++)
+#pragma GCC unroll 2
+			for (jb = 0; jb < JB; jb++)
+				acc[ii][jb] = _mm256_setzero_si256();
+		for (rp = rp0; rp < rp1; rp++) {
+			__m256i uv[2];
+
+#pragma GCC unroll 2
+			for (jb = 0; jb < JB; jb++)
+				uv[jb] = _mm256_load_si256((const __m256i *)
+						(ub[jb] + (size_t)rp * 32));
+#pragma GCC unroll 4
+			for (ii = 0; ii < 4; ii++) {
+				uint16_t xp;
+				__m256i xv;
+
+				memcpy(&xp, xb + (size_t)(i0 + ii) * j->rpad +
+				       2 * rp, sizeof(xp));
+				xv = _mm256_set1_epi16((short)xp);
+#pragma GCC unroll 2
+				for (jb = 0; jb < JB; jb++)
+					acc[ii][jb] = _mm256_add_epi16(acc[ii][jb],
+						_mm256_maddubs_epi16(uv[jb], xv));
+			}
+		}
+		for (k = 0; k < 4; k++)
+			ad[k] = _mm256_load_pd(sum + 4 * k);
+		for (ii = 0; ii < 4; ii++)
+			for (jb = 0; jb < JB; jb++) {
+				double cf = j->coef[i0 + ii][j0 + jb];
+
+				if (cf != 0.0)
+					dot_adc16(j, acc[ii][jb], j->m2 + 16 * cb,
+						  j->o2 + 16 * cb,
+						  _mm256_set1_pd(cf), ad);
+			}
+		for (k = 0; k < 4; k++)
+			_mm256_store_pd(sum + 4 * k, ad[k]);
+	}
+}
+
+/* AVX2: one item through one tile, acc[col] += the column's sum */
+static AVX2_FN void dot_tile_item2(const struct dot_job *j, const uint8_t *xb,
+				   int64_t *acc, uint32_t cols)
+{
+	double sum[16] __attribute__((aligned(32)));
+	uint32_t cb, i0, j0, l;
+
+	for (cb = 0; cb < j->ncb; cb++) {
+		memset(sum, 0, sizeof(sum));
+		/* x planes come in 4 or 8, weight planes in 4 or 8 */
+		for (i0 = 0; i0 < j->nx; i0 += 4)
+			for (j0 = 0; j0 < j->nwp; j0 += 2)
+				dot_block2(j, xb, cb, i0, j0, 2, sum);
+		for (l = 0; l < 16 && cb * 16 + l < cols; l++)
+			acc[cb * 16 + l] += (int64_t)sum[l];
+	}
+}
+
+/* ADC + reconstruction of 16 columns' sums T (32-bit), into ad[2] */
+static INLINE_ALWAYS AVX512_FN void
+dot_adc16_512(const struct dot_job *j, __m512i T, const double *m2,
+	      const double *o2, __m512d coef, __m512d ad[2])
+{
+	const __m512i zero = _mm512_setzero_si512();
+	const __m512i L = _mm512_set1_epi64((long long)j->L);
+	int k;
+
+#pragma GCC unroll 2
+	for (k = 0; k < 2; k++) {
+		__m256i t = k ? _mm512_extracti64x4_epi64(T, 1) :
+				_mm512_castsi512_si256(T);
+		__m512d v = _mm512_fmadd_pd(_mm512_cvtepi32_pd(t),
+					    _mm512_load_pd(m2 + 8 * k),
+					    _mm512_load_pd(o2 + 8 * k));
+		/* floor, exact: v is a multiple of 2^-24 below 2^28 */
+		__m512i code = _mm512_cvt_roundpd_epi64(v, _MM_FROUND_TO_NEG_INF |
+							_MM_FROUND_NO_EXC);
+
+		code = _mm512_min_epi64(_mm512_max_epi64(code, zero), L);
+		if (j->L < 32) {
+			/* recon[0..31] in four registers: no gather */
+			__m512d lo = _mm512_permutex2var_pd(
+				_mm512_load_pd(j->rtab), code,
+				_mm512_load_pd(j->rtab + 8));
+			__m512d hi = _mm512_permutex2var_pd(
+				_mm512_load_pd(j->rtab + 16), code,
+				_mm512_load_pd(j->rtab + 24));
+
+			v = _mm512_mask_blend_pd(_mm512_test_epi64_mask(code,
+					_mm512_set1_epi64(16)), lo, hi);
+		} else {
+			v = _mm512_i64gather_pd(code, j->recon, 8);
+		}
+		ad[k] = _mm512_fmadd_pd(v, coef, ad[k]);
+	}
+}
+
+/*
+ * AVX-512 VNNI: input planes [i0, i0 + 4) x weight planes [j0, j0 + 4) of
+ * column block cb, every row group's sums converted and added to sum[16].
+ */
+static INLINE_ALWAYS AVX512_FN void
+dot_block4(const struct dot_job *j, const uint8_t *xb, uint32_t cb,
+	   uint32_t i0, uint32_t j0, double *sum)
+{
+	const uint32_t nrq = (j->rows_used + 3) / 4, grp = j->G / 4;
+	const uint8_t *ub[4];
+	uint32_t rq0, rq, ii, jb;
+	int k;
+
+	for (jb = 0; jb < 4; jb++)
+		ub[jb] = j->u + (size_t)(j0 + jb) * j->u_plane +
+			 (size_t)cb * j->rpad * 16;
+	for (rq0 = 0; rq0 < nrq; rq0 += grp) {
+		uint32_t rq1 = rq0 + grp < nrq ? rq0 + grp : nrq;
+		__m512i acc[4][4];
+		__m512d ad[2];
+
+#pragma GCC unroll 4
+		for (ii = 0; ii < 4; ii++)
+#pragma GCC unroll 4
+			for (jb = 0; jb < 4; jb++)
+				acc[ii][jb] = _mm512_setzero_si512();
+		for (rq = rq0; rq < rq1; rq++) {
+			__m512i uv[4];
+
+#pragma GCC unroll 4
+			for (jb = 0; jb < 4; jb++)
+				uv[jb] = _mm512_load_si512(ub[jb] +
+							   (size_t)rq * 64);
+#pragma GCC unroll 4
+			for (ii = 0; ii < 4; ii++) {
+				uint32_t xq;
+				__m512i xv;
+
+				memcpy(&xq, xb + (size_t)(i0 + ii) * j->rpad +
+				       4 * rq, sizeof(xq));
+				xv = _mm512_set1_epi32((int)xq);
+#pragma GCC unroll 4
+				for (jb = 0; jb < 4; jb++)
+					acc[ii][jb] = _mm512_dpbusd_epi32(
+						acc[ii][jb], uv[jb], xv);
+			}
+		}
+		for (k = 0; k < 2; k++)
+			ad[k] = _mm512_load_pd(sum + 8 * k);
+		for (ii = 0; ii < 4; ii++)
+			for (jb = 0; jb < 4; jb++) {
+				double cf = j->coef[i0 + ii][j0 + jb];
+
+				if (cf != 0.0)
+					dot_adc16_512(j, acc[ii][jb],
+						      j->m2 + 16 * cb,
+						      j->o2 + 16 * cb,
+						      _mm512_set1_pd(cf), ad);
+			}
+		for (k = 0; k < 2; k++)
+			_mm512_store_pd(sum + 8 * k, ad[k]);
+	}
+}
+
+/* AVX-512 VNNI: one item through one tile, acc[col] += the column's sum */
+static AVX512_FN void dot_tile_item4(const struct dot_job *j,
+				     const uint8_t *xb, int64_t *acc,
+				     uint32_t cols)
+{
+	double sum[16] __attribute__((aligned(64)));
+	uint32_t cb, i0, j0, l;
+
+	for (cb = 0; cb < j->ncb; cb++) {
+		memset(sum, 0, sizeof(sum));
+		for (i0 = 0; i0 < j->nx; i0 += 4)
+			for (j0 = 0; j0 < j->nwp; j0 += 4)
+				dot_block4(j, xb, cb, i0, j0, sum);
+		for (l = 0; l < 16 && cb * 16 + l < cols; l++)
+			acc[cb * 16 + l] += (int64_t)sum[l];
+	}
+}
+#endif /* CIM_HAVE_AVX2 */
+
 /* ADC transfer of one column for an analog sum S (Q8), noise-free path. */
 static inline int64_t adc_code(int64_t S, int64_t M, int64_t off, uint32_t L)
 {
@@ -896,6 +1330,12 @@ struct mm_shared {
 	int64_t *acc;
 	const int64_t *recon;
 	tile_item_fn kern;
+	/* the dot-product kernel that runs (CIM_KERNEL_AVX2 or _AVX512), or
+	 * 0; its inputs xb [item][row tile][x_plane][rpad] */
+	enum cim_kernel dot;
+	const uint8_t *xb;
+	const double *recon_d;
+	double coef[8][8];
 };
 
 /*
@@ -912,6 +1352,7 @@ static int run_items(const struct mm_shared *sh, uint32_t b0, uint32_t b1)
 	int64_t *M = xcalloc(C, sizeof(int64_t));
 	int64_t *off = xcalloc(C, sizeof(int64_t));
 	int32_t *lut = NULL;
+	double *m2 = NULL;
 	uint32_t ct, rt, b;
 	int ret = 0;
 
@@ -919,6 +1360,16 @@ static int run_items(const struct mm_shared *sh, uint32_t b0, uint32_t b1)
 		ret = -ENOMEM;
 		goto out;
 	}
+#ifdef CIM_HAVE_AVX2
+	if (sh->dot) {
+		/* m2 and o2, 16 lanes per column block, padding lanes 0 */
+		m2 = aligned_alloc(64, sizeof(double) * 32 * e->ncb);
+		if (!m2) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+#endif
 	for (ct = 0; ct < sh->ctiles; ct++) {
 		for (rt = 0; rt < sh->rtiles; rt++) {
 			uint32_t t = a->tile0 + ct * sh->rtiles + rt;
@@ -936,6 +1387,52 @@ static int run_items(const struct mm_shared *sh, uint32_t b0, uint32_t b1)
 						   (2 * (uint64_t)fs_q8));
 				off[col] = (int64_t)e->offset_q8[ci] * 65536;
 			}
+#ifdef CIM_HAVE_AVX2
+			if (sh->dot) {
+				struct dot_job dj;
+				double *o2 = m2 + 16 * e->ncb;
+
+				memset(m2, 0, sizeof(double) * 32 * e->ncb);
+				for (col = 0; col < m->cols_used; col++) {
+					m2[col] = (double)(2 * M[col]) / 16777216.0;
+					o2[col] = (double)(off[col] + (1 << 23)) /
+						  16777216.0;
+				}
+				dj.u = e->ucell[t];
+				dj.u_plane = e->u_plane;
+				dj.rpad = e->rpad;
+				dj.rows_used = m->rows_used;
+				dj.G = G;
+				dj.ncb = (m->cols_used + 15) / 16;
+				dj.nx = sh->nx;
+				dj.nwp = (uint32_t)fmt_wplanes(a->wfmt);
+				dj.m2 = m2;
+				dj.o2 = o2;
+				dj.recon = sh->recon_d;
+				dj.L = (double)L;
+				memcpy(dj.coef, sh->coef, sizeof(dj.coef));
+				memset(dj.rtab, 0, sizeof(dj.rtab));
+				if (L < 32)
+					memcpy(dj.rtab, sh->recon_d,
+					       sizeof(double) * (L + 1));
+				for (b = b0; b < b1; b++) {
+					const uint8_t *xb = sh->xb +
+						((size_t)b * sh->rtiles + rt) *
+						sh->nx * e->rpad;
+					int64_t *ab = sh->acc +
+						(size_t)b * a->out_dim +
+						(size_t)ct * C;
+
+					if (sh->dot == CIM_KERNEL_AVX512)
+						dot_tile_item4(&dj, xb, ab,
+							       m->cols_used);
+					else
+						dot_tile_item2(&dj, xb, ab,
+							       m->cols_used);
+				}
+				continue;
+			}
+#endif
 			memset(&j, 0, sizeof(j));
 			j.e = e;
 			j.pairs = sh->pairs;
@@ -992,6 +1489,7 @@ out:
 	free(M);
 	free(off);
 	free(lut);
+	free(m2);
 	return ret;
 }
 
@@ -1051,6 +1549,82 @@ static int run_items_parallel(const struct mm_shared *sh)
 	return ret;
 }
 
+/*
+ * Sets sh->dot and what the dot-product kernel needs when one covers this
+ * MATMUL: the tiles' cells in its layout, the inputs as 0/1 bytes and the
+ * reconstruction table in double. Leaves sh->dot 0 (the portable kernel
+ * runs) when an intermediate could leave the range where double is exact.
+ */
+static int dot_prepare(struct cim_engine *e, const struct cim_matmul_args *a,
+		       struct mm_shared *sh, const struct pair_info *pairs,
+		       uint32_t npairs, uint8_t **xb_out, double **recon_out)
+{
+	const uint32_t R = e->cfg.rows, G = e->cfg.rows_per_conversion;
+	const uint32_t L = e->L, nx = sh->nx, rpad = e->rpad;
+	const uint32_t fs = a->adc_fs_q8 ? a->adc_fs_q8 : G * 256;
+	uint32_t rows = a->in_dim < R ? a->in_dim : R, k, t, b, rt, i, r, g;
+	enum cim_kernel kern = kernel_for(e);
+	double maxcoef = 0, mmax;
+	uint8_t *xb;
+	double *rd;
+	int ret;
+
+	if (kern == CIM_KERNEL_PORTABLE)
+		return 0;
+	memset(sh->coef, 0, sizeof(sh->coef));
+	for (k = 0; k < npairs; k++) {
+		int64_t c = pairs[k].coef < 0 ? -pairs[k].coef : pairs[k].coef;
+
+		sh->coef[pairs[k].xi][pairs[k].wj] = (double)pairs[k].coef;
+		if ((double)c > maxcoef)
+			maxcoef = (double)c;
+	}
+	/* M for the largest gain (2.0); the ADC numerator 2 T M + off +
+	 * 2^23, |off| < 2^40, and the column sum must stay below 2^52 */
+	mmax = ((double)131072 * L * 512 + fs) / (2.0 * fs) + 1;
+	if (255.0 * G * 2 * mmax + 1099511627776.0 >= 4503599627370496.0 ||
+	    (double)npairs * ((rows + G - 1) / G) * maxcoef *
+	    (double)sh->recon[L] >= 4503599627370496.0)
+		return 0;
+	g = kern == CIM_KERNEL_AVX512 ? 4 : 2;
+	for (t = 0; t < sh->rtiles * sh->ctiles; t++)
+		if (e->meta[a->tile0 + t].cells_ready != g) {
+			ret = tile_cells_build(e, a->tile0 + t, g);
+			if (ret)
+				return ret;
+		}
+	xb = xcalloc((size_t)a->batch * sh->rtiles * nx * rpad, 1);
+	rd = xcalloc((size_t)L + 1, sizeof(*rd));
+	if (!xb || !rd) {
+		free(xb);
+		free(rd);
+		return -ENOMEM;
+	}
+	for (k = 0; k <= L; k++)
+		rd[k] = (double)sh->recon[k];
+	for (b = 0; b < a->batch; b++)
+		for (rt = 0; rt < sh->rtiles; rt++) {
+			uint32_t n = a->in_dim - rt * R > R ? R : a->in_dim - rt * R;
+			const uint8_t *src = (const uint8_t *)a->x +
+				(size_t)b * a->in_dim + (size_t)rt * R;
+			uint8_t *dst = xb + ((size_t)b * sh->rtiles + rt) *
+				       nx * rpad;
+
+			for (r = 0; r < n; r++) {
+				uint8_t v = src[r] & (nx == 4 ? 0x0F : 0xFF);
+
+				for (i = 0; i < nx; i++)
+					dst[(size_t)i * rpad + r] = v >> i & 1;
+			}
+		}
+	sh->dot = kern;
+	sh->xb = xb;
+	sh->recon_d = rd;
+	*xb_out = xb;
+	*recon_out = rd;
+	return 0;
+}
+
 int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 {
 	const struct cim_config *c;
@@ -1060,6 +1634,8 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	uint64_t used[64] = { 0 };
 	size_t xstride, nx_all;
 	uint64_t *xpl = NULL;
+	uint8_t *xb = NULL;
+	double *recon_d = NULL;
 	int64_t *acc = NULL, *recon = NULL;
 	uint8_t *codes = NULL;
 	struct mm_shared sh;
@@ -1142,29 +1718,13 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	/* allocate everything */
 	xstride = (size_t)rtiles * nx * e->nw;   /* words per item */
 	nx_all = (size_t)a->batch * xstride;
-	xpl = xcalloc(nx_all, sizeof(uint64_t));
 	acc = xcalloc((size_t)a->batch * a->out_dim, sizeof(int64_t));
 	recon = xcalloc((size_t)L + 1, sizeof(int64_t));
 	codes = xcalloc(R, 1);
-	if (!xpl || !acc || !recon || !codes) {
+	if (!acc || !recon || !codes) {
 		ret = -ENOMEM;
 		goto out;
 	}
-
-	/* transpose inputs into planes, once per item and row tile */
-	for (b = 0; b < a->batch; b++)
-		for (rt = 0; rt < rtiles; rt++) {
-			uint32_t rows = a->in_dim - rt * R > R ? R :
-					a->in_dim - rt * R;
-			const int8_t *src = a->x + (size_t)b * a->in_dim +
-					    (size_t)rt * R;
-
-			for (k = 0; k < rows; k++)
-				codes[k] = (uint8_t)src[k] & (nx == 4 ? 0x0F : 0xFF);
-			pack_planes(codes, rows, e->nw, nx,
-				    xpl + (size_t)b * xstride +
-				    (size_t)rt * nx * e->nw);
-		}
 
 	/* digital reconstruction: recon[k] = round(k fs 2^F / (256 L)) */
 	for (k = 0; k <= L; k++)
@@ -1178,11 +1738,38 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	sh.rtiles = rtiles;
 	sh.ctiles = ctiles;
 	sh.nx = nx;
-	sh.xpl = xpl;
 	sh.xstride = xstride;
 	sh.acc = acc;
 	sh.recon = recon;
 	sh.kern = pick_kernel();
+	sh.dot = CIM_KERNEL_AUTO; /* 0: the portable kernel */
+	ret = dot_prepare(e, a, &sh, pairs, npairs, &xb, &recon_d);
+	if (ret)
+		goto out;
+
+	/* the portable kernel's input planes, once per item and row tile */
+	if (!sh.dot) {
+		xpl = xcalloc(nx_all, sizeof(uint64_t));
+		if (!xpl) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (b = 0; b < a->batch; b++)
+			for (rt = 0; rt < rtiles; rt++) {
+				uint32_t rows = a->in_dim - rt * R > R ? R :
+						a->in_dim - rt * R;
+				const int8_t *src = a->x + (size_t)b * a->in_dim +
+						    (size_t)rt * R;
+
+				for (k = 0; k < rows; k++)
+					codes[k] = (uint8_t)src[k] &
+						   (nx == 4 ? 0x0F : 0xFF);
+				pack_planes(codes, rows, e->nw, nx,
+					    xpl + (size_t)b * xstride +
+					    (size_t)rt * nx * e->nw);
+			}
+	}
+	sh.xpl = xpl;
 	ret = run_items_parallel(&sh);
 	if (ret)
 		goto out;
@@ -1237,6 +1824,8 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	ret = 0;
 out:
 	free(xpl);
+	free(xb);
+	free(recon_d);
 	free(acc);
 	free(recon);
 	free(codes);

@@ -230,6 +230,41 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a);
  */
 int cim_engine_set_threads(struct cim_engine *e, unsigned int threads);
 
+/**
+ * enum cim_kernel - how cim_engine_matmul() evaluates conversions.
+ * @CIM_KERNEL_AUTO: the fastest kernel this CPU runs (the default).
+ * @CIM_KERNEL_PORTABLE: plain C, AND + popcount over bit-planes.
+ * @CIM_KERNEL_AVX2: for a chip with static deviations and no read noise,
+ *	each conversion's analog sum is an 8-bit dot product (cim_engine.md,
+ *	"Performance"): vpmaddubsw; needs AVX2 and FMA and an even
+ *	rows_per_conversion of at most 128.
+ * @CIM_KERNEL_AVX512: the same with AVX-512 VNNI's vpdpbusd; needs
+ *	AVX-512 F/BW/DQ/VL/VNNI and rows_per_conversion a multiple of 4.
+ * A selected kernel is the fastest one allowed: a chip or CPU it does not
+ * cover runs the next one down (AVX512, AVX2, PORTABLE). Every kernel
+ * computes the same function: results and counters do not depend on the
+ * choice, only the time does (tests compare them).
+ */
+enum cim_kernel {
+	CIM_KERNEL_AUTO = 0,
+	CIM_KERNEL_PORTABLE = 1,
+	CIM_KERNEL_AVX2 = 2,
+	CIM_KERNEL_AVX512 = 3,
+};
+
+/*
+ * Selects the kernel; -EINVAL for an unknown one, -EOPNOTSUPP when this
+ * CPU cannot run it.
+ */
+int cim_engine_set_kernel(struct cim_engine *e, enum cim_kernel k);
+/**
+ * cim_engine_kernel_name() - "avx512", "avx2" or "portable": the kernel a
+ * MATMUL on this engine's chip uses (a chip the dot-product kernels do not
+ * cover, such as one with read noise, says "portable" whatever was
+ * selected).
+ */
+const char *cim_engine_kernel_name(const struct cim_engine *e);
+
 void cim_engine_counters(const struct cim_engine *e, struct cim_counters *c);
 void cim_engine_reset_counters(struct cim_engine *e);
 

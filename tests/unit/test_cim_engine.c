@@ -295,6 +295,13 @@ static void test_vs_naive(void)
 		{ 40, 24, 0, 5, 0, 0, 0, 0, 16384, 1311, 100, 50, 30, 0 },   /* LUT */
 		{ 192, 16, 0, 5, 3, 0, 0, 3000, 40000, 4000, 192, 16, 30, 70 * 256 }, /* LUT, 3 words */
 		{ 128, 128, 0, 5, 0, 0, 0, 0, 0, 0, 128, 128, 30, 256 }, /* min FS */
+		/* static deviations without read noise: the dot-product
+		 * kernel where the CPU has it */
+		{ 128, 128, 0, 5, 0, 13107, 0, 1000, 16384, 1311, 300, 70, 3, 20 * 256 },
+		{ 64, 32, 16, 6, 4, 6554, 0, 20000, 65536, 6554, 150, 50, 3, 9 * 256 },
+		{ 200, 48, 100, 5, 8, 3277, 0, 0, 0, 0, 333, 49, 2, 60 * 256 },
+		{ 130, 17, 0, 4, 0, 26214, 0, 0, 0, 0, 131, 18, 2, 0 },
+		{ 33, 40, 2, 8, 2, 65536, 0, 500, 32768, 3277, 70, 41, 3, 3 * 256 },
 	};
 	enum cim_fmt wfs[] = { CIM_FMT_INT8, CIM_FMT_INT4, CIM_FMT_NF4 };
 	enum cim_fmt xfs[] = { CIM_FMT_INT8, CIM_FMT_INT4 };
@@ -806,11 +813,190 @@ static void test_validation(void)
 	cim_engine_destroy(NULL);
 }
 
+/*
+ * The dot-product kernel against the portable one, bit for bit, on chips
+ * it covers (static deviations, no read noise) and on the shapes around
+ * its edges: partial row pairs, column blocks and row groups, every
+ * operand format, schedules, ADC offsets and gains, stuck cells, fine
+ * ADCs, and a full scale that forces the exactness fallback.
+ */
+struct dk_case {
+	uint32_t rows, cols, G, bits, F, sst, stuck, aoff, again;
+	uint32_t in, out, batch, fs;
+};
+
+static int dot_vs_portable(const struct dk_case *c, enum cim_kernel kern,
+			   enum cim_fmt wf, enum cim_fmt xf, int sgn,
+			   const struct cim_plane_pair *sched, uint32_t nsched,
+			   int *used_dot)
+{
+	struct cim_config cfg;
+	struct cim_engine *e;
+	int8_t *w = malloc((size_t)c->in * c->out);
+	int8_t *x = malloc((size_t)c->batch * c->in);
+	int32_t *y = malloc(sizeof(int32_t) * c->batch * c->out);
+	int32_t *yp = malloc(sizeof(int32_t) * c->batch * c->out);
+	struct cim_matmul_args a = { 0 };
+	size_t q, bad = 0;
+	int r1, r2;
+
+	cim_config_default(&cfg);
+	cfg.rows = c->rows;
+	cfg.cols = c->cols;
+	cfg.tiles = 40;
+	cfg.rows_per_conversion = c->G;
+	cfg.adc_bits = c->bits;
+	cfg.recon_frac_bits = c->F;
+	cfg.sigma_static_q16 = c->sst;
+	cfg.stuck_rate_ppm = c->stuck;
+	cfg.adc_offset_sigma_q16 = c->aoff;
+	cfg.adc_gain_sigma_q16 = c->again;
+	cfg.adcs_per_tile = 0;
+	cfg.seed = rnd();
+	if (cim_engine_create(&cfg, &e))
+		return -1;
+	fill_w(w, (size_t)c->in * c->out, wf);
+	fill_x(x, (size_t)c->batch * c->in, xf, sgn);
+	a.tile0 = 1;
+	a.in_dim = c->in;
+	a.out_dim = c->out;
+	a.wfmt = wf;
+	a.xfmt = xf;
+	a.x_signed = sgn;
+	a.adc_fs_q8 = c->fs;
+	a.job_seed = rnd();
+	a.batch = c->batch;
+	a.item0 = (uint32_t)(rnd() % 1000);
+	a.x = x;
+	a.sched = sched;
+	a.n_sched = nsched;
+	r1 = cim_engine_program(e, 1, c->in, c->out, wf, w);
+	r1 = r1 < 0 ? r1 : cim_engine_set_kernel(e, kern);
+	*used_dot = strcmp(cim_engine_kernel_name(e), "portable") != 0;
+	a.y = y;
+	r1 = r1 < 0 ? r1 : cim_engine_matmul(e, &a);
+	r2 = cim_engine_set_kernel(e, CIM_KERNEL_PORTABLE);
+	a.y = yp;
+	r2 = r2 ? r2 : cim_engine_matmul(e, &a);
+	if (r1 || r2) {
+		printf("  errors %d %d\n", r1, r2);
+		bad = 1;
+	} else {
+		for (q = 0; q < (size_t)c->batch * c->out; q++)
+			if (y[q] != yp[q] && bad++ < 3)
+				printf("  [%zu] dot %d portable %d\n", q, y[q],
+				       yp[q]);
+	}
+	cim_engine_destroy(e);
+	free(w);
+	free(x);
+	free(y);
+	free(yp);
+	return (int)bad;
+}
+
+static void test_dot_kernel(void)
+{
+	static const struct dk_case cs[] = {
+		/* rows cols G bits F sst stuck aoff again in out batch fs */
+		{ 128, 128, 0, 5, 0, 13107, 0, 0, 0, 512, 300, 9, 20 * 256 },
+		{ 128, 128, 0, 5, 0, 13107, 0, 0, 0, 400, 32, 33, 0 },
+		{ 128, 128, 0, 5, 8, 13107, 2000, 32768, 3277, 257, 129, 5, 17 * 256 + 31 },
+		{ 128, 128, 32, 6, 3, 6554, 0, 16384, 1311, 200, 70, 4, 11 * 256 },
+		{ 128, 128, 2, 3, 0, 65536, 0, 0, 0, 129, 16, 3, 256 },
+		{ 128, 64, 64, 8, 5, 131072, 50000, 65536, 6554, 300, 65, 4, 40 * 256 },
+		{ 256, 128, 128, 5, 0, 13107, 0, 0, 0, 600, 100, 3, 0 },
+		{ 127, 15, 0, 5, 1, 13107, 0, 0, 0, 254, 31, 5, 0 },
+		{ 1, 1, 0, 5, 0, 13107, 0, 0, 0, 3, 2, 4, 0 },
+		{ 96, 48, 24, 12, 0, 13107, 100, 9830, 655, 191, 97, 3, 96 * 256 },
+		/* 16-bit ADC, largest FS and F: the largest values */
+		{ 128, 128, 0, 16, 8, 13107, 0, 0, 0, 256, 20, 2, 65535u * 256u },
+		/* groups above 128 rows: AVX-512 only */
+		{ 256, 32, 256, 7, 2, 13107, 0, 0, 0, 300, 40, 3, 100 * 256 },
+		/* 16-bit ADC at the smallest FS over 1024 rows: ADC products
+		 * beyond the range where double is exact, so the portable
+		 * kernel runs */
+		{ 1024, 16, 0, 16, 0, 13107, 0, 0, 0, 1100, 20, 2, 256 },
+	};
+	enum cim_fmt wfs[] = { CIM_FMT_INT8, CIM_FMT_INT4, CIM_FMT_NF4 };
+	enum cim_fmt xfs[] = { CIM_FMT_INT8, CIM_FMT_INT4 };
+	struct cim_plane_pair s1[] = { { 7, 7 }, { 6, 7 }, { 7, 6 }, { 0, 0 } };
+	struct cim_plane_pair s2[] = { { 3, 1 }, { 2, 3 }, { 0, 0 } };
+	static const struct {
+		enum cim_kernel k;
+		const char *name;
+	} kerns[] = {
+		{ CIM_KERNEL_AVX2, "avx2" }, { CIM_KERNEL_AVX512, "avx512" },
+	};
+	int wi, xi, sgn, bad, dot, has;
+	struct cim_config cfg;
+	struct cim_engine *e;
+	size_t k, q;
+
+	cim_config_default(&cfg);
+	cfg.sigma_static_q16 = 13107;
+	CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+	CHECK(cim_engine_set_kernel(e, (enum cim_kernel)7) == -EINVAL,
+	      "unknown kernel");
+	CHECK(cim_engine_set_kernel(e, CIM_KERNEL_PORTABLE) == 0 &&
+	      !strcmp(cim_engine_kernel_name(e), "portable"), "portable");
+	cim_engine_destroy(e);
+	cfg.sigma_dynamic_q16 = 655;
+	CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+	CHECK(!strcmp(cim_engine_kernel_name(e), "portable"),
+	      "read noise takes the portable kernel");
+	cim_engine_destroy(e);
+
+	for (q = 0; q < sizeof(kerns) / sizeof(kerns[0]); q++) {
+		int dots = 0;
+
+		cfg.sigma_dynamic_q16 = 0;
+		CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+		has = cim_engine_set_kernel(e, kerns[q].k) == 0;
+		CHECK(!has || !strcmp(cim_engine_kernel_name(e), kerns[q].name),
+		      "%s selected, %s runs", kerns[q].name,
+		      cim_engine_kernel_name(e));
+		cim_engine_destroy(e);
+		if (!has) {
+			printf("note: this CPU has no %s kernel; not tested\n",
+			       kerns[q].name);
+			continue;
+		}
+		for (k = 0; k < sizeof(cs) / sizeof(cs[0]); k++)
+			for (wi = 0; wi < 3; wi++)
+				for (xi = 0; xi < 2; xi++)
+					for (sgn = 0; sgn < 2; sgn++) {
+						bad = dot_vs_portable(&cs[k],
+							kerns[q].k, wfs[wi],
+							xfs[xi], sgn, NULL, 0,
+							&dot);
+						dots += dot;
+						CHECK(bad == 0, "%s case %zu w=%s "
+						      "x=%s%s: %d mismatches",
+						      kerns[q].name, k,
+						      fname(wfs[wi]),
+						      fname(xfs[xi]),
+						      sgn ? "s" : "u", bad);
+					}
+		bad = dot_vs_portable(&cs[0], kerns[q].k, CIM_FMT_INT8,
+				      CIM_FMT_INT8, 1, s1, 4, &dot);
+		CHECK(bad == 0, "%s schedule 1: %d", kerns[q].name, bad);
+		bad = dot_vs_portable(&cs[3], kerns[q].k, CIM_FMT_NF4,
+				      CIM_FMT_INT4, 0, s2, 3, &dot);
+		CHECK(bad == 0, "%s schedule 2: %d", kerns[q].name, bad);
+		/* the cases above really ran the kernel (all but the ones
+		 * it does not cover: the fallback case, odd G for AVX-512) */
+		CHECK(dots >= 108, "%s ran on %d of 156 cases", kerns[q].name,
+		      dots);
+	}
+}
+
 int main(void)
 {
 	test_gauss();
 	test_exact();
 	test_vs_naive();
+	test_dot_kernel();
 	test_threads();
 	test_dynamic_noise();
 	test_static_spread();
