@@ -1051,6 +1051,13 @@ struct dot_job {
 #define AVX512_FN __attribute__((target("avx2,fma,avx512f,avx512bw," \
 	"avx512dq,avx512vl,avx512vnni")))
 #define INLINE_ALWAYS inline __attribute__((always_inline))
+/*
+ * Without pressure-aware scheduling before register allocation, GCC 12
+ * spills the weight vectors of the inner loops to the stack although
+ * registers are free (the loops run 1.3x slower).
+ */
+#define SCHED_FN __attribute__((optimize("-fschedule-insns", \
+					 "-fsched-pressure")))
 
 /* ADC + reconstruction of 16 columns' sums T (16-bit), coef times the
  * value added to ad[4] */
@@ -1083,13 +1090,14 @@ static INLINE_ALWAYS AVX2_FN void dot_adc16(const struct dot_job *j, __m256i T,
 }
 
 /*
- * AVX2: input planes [i0, i0 + 4) x weight planes [j0, j0 + JB) of
+ * AVX2: input planes [i0, i0 + 4) x weight planes [j0, j0 + 2) of
  * column block cb, every row group's sums converted and added to sum[16].
  */
 static INLINE_ALWAYS AVX2_FN void
 dot_block2(const struct dot_job *j, const uint8_t *xb, uint32_t cb,
-	   uint32_t i0, uint32_t j0, const int JB, double *sum)
+	   uint32_t i0, uint32_t j0, double *sum)
 {
+	const int JB = 2;
 	const uint32_t nrp = (j->rows_used + 1) / 2, grp = j->G / 2;
 	const uint8_t *ub[2];
 	uint32_t rp0, rp, ii;
@@ -1100,36 +1108,37 @@ dot_block2(const struct dot_job *j, const uint8_t *xb, uint32_t cb,
 			 (size_t)cb * j->rpad * 16;
 	for (rp0 = 0; rp0 < nrp; rp0 += grp) {
 		uint32_t rp1 = rp0 + grp < nrp ? rp0 + grp : nrp;
+		const uint8_t *x0 = xb + (size_t)i0 * j->rpad;
+		const size_t xs = j->rpad;
 		__m256i acc[4][2];
+		/* named accumulators: GCC 12 keeps an array of them in memory */
+		__m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00;
+		__m256i a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
 		__m256d ad[4];
 
-		/* fully unrolled, so that acc and uv live in registers */
-#pragma GCC unroll 4
-		for (ii = 0; ii < 4; ii++)
-#pragma GCC unroll 2
-			for (jb = 0; jb < JB; jb++)
-				acc[ii][jb] = _mm256_setzero_si256();
 		for (rp = rp0; rp < rp1; rp++) {
-			__m256i uv[2];
+			__m256i u0 = _mm256_load_si256((const __m256i *)
+						       (ub[0] + (size_t)rp * 32));
+			__m256i u1 = _mm256_load_si256((const __m256i *)
+						       (ub[1] + (size_t)rp * 32));
+			uint16_t xp;
+			__m256i xv;
 
-#pragma GCC unroll 2
-			for (jb = 0; jb < JB; jb++)
-				uv[jb] = _mm256_load_si256((const __m256i *)
-						(ub[jb] + (size_t)rp * 32));
-#pragma GCC unroll 4
-			for (ii = 0; ii < 4; ii++) {
-				uint16_t xp;
-				__m256i xv;
-
-				memcpy(&xp, xb + (size_t)(i0 + ii) * j->rpad +
-				       2 * rp, sizeof(xp));
-				xv = _mm256_set1_epi16((short)xp);
-#pragma GCC unroll 2
-				for (jb = 0; jb < JB; jb++)
-					acc[ii][jb] = _mm256_add_epi16(acc[ii][jb],
-						_mm256_maddubs_epi16(uv[jb], xv));
-			}
+#define DOT_ROW2(ii, r0, r1)                                               \
+	do {                                                               \
+		memcpy(&xp, x0 + (ii) * xs + 2 * (size_t)rp, sizeof(xp));  \
+		xv = _mm256_set1_epi16((short)xp);                         \
+		r0 = _mm256_add_epi16(r0, _mm256_maddubs_epi16(u0, xv));   \
+		r1 = _mm256_add_epi16(r1, _mm256_maddubs_epi16(u1, xv));   \
+	} while (0)
+			DOT_ROW2(0, a00, a01);
+			DOT_ROW2(1, a10, a11);
+			DOT_ROW2(2, a20, a21);
+			DOT_ROW2(3, a30, a31);
+#undef DOT_ROW2
 		}
+		acc[0][0] = a00; acc[0][1] = a01; acc[1][0] = a10; acc[1][1] = a11;
+		acc[2][0] = a20; acc[2][1] = a21; acc[3][0] = a30; acc[3][1] = a31;
 		for (k = 0; k < 4; k++)
 			ad[k] = _mm256_load_pd(sum + 4 * k);
 		for (ii = 0; ii < 4; ii++)
@@ -1147,7 +1156,7 @@ dot_block2(const struct dot_job *j, const uint8_t *xb, uint32_t cb,
 }
 
 /* AVX2: one item through one tile, acc[col] += the column's sum */
-static AVX2_FN void dot_tile_item2(const struct dot_job *j, const uint8_t *xb,
+static AVX2_FN SCHED_FN void dot_tile_item2(const struct dot_job *j, const uint8_t *xb,
 				   int64_t *acc, uint32_t cols)
 {
 	double sum[16] __attribute__((aligned(32)));
@@ -1158,7 +1167,7 @@ static AVX2_FN void dot_tile_item2(const struct dot_job *j, const uint8_t *xb,
 		/* x planes come in 4 or 8, weight planes in 4 or 8 */
 		for (i0 = 0; i0 < j->nx; i0 += 4)
 			for (j0 = 0; j0 < j->nwp; j0 += 2)
-				dot_block2(j, xb, cb, i0, j0, 2, sum);
+				dot_block2(j, xb, cb, i0, j0, sum);
 		for (l = 0; l < 16 && cb * 16 + l < cols; l++)
 			acc[cb * 16 + l] += (int64_t)sum[l];
 	}
@@ -1221,35 +1230,44 @@ dot_block4(const struct dot_job *j, const uint8_t *xb, uint32_t cb,
 			 (size_t)cb * j->rpad * 16;
 	for (rq0 = 0; rq0 < nrq; rq0 += grp) {
 		uint32_t rq1 = rq0 + grp < nrq ? rq0 + grp : nrq;
+		const uint8_t *x0 = xb + (size_t)i0 * j->rpad;
+		const size_t xs = j->rpad;
 		__m512i acc[4][4];
+		/* named accumulators: GCC 12 keeps an array of them in memory */
+		__m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00;
+		__m512i a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+		__m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00;
+		__m512i a31 = a00, a32 = a00, a33 = a00;
 		__m512d ad[2];
 
-#pragma GCC unroll 4
-		for (ii = 0; ii < 4; ii++)
-#pragma GCC unroll 4
-			for (jb = 0; jb < 4; jb++)
-				acc[ii][jb] = _mm512_setzero_si512();
 		for (rq = rq0; rq < rq1; rq++) {
-			__m512i uv[4];
+			const size_t o = (size_t)rq * 64;
+			__m512i u0 = _mm512_load_si512(ub[0] + o);
+			__m512i u1 = _mm512_load_si512(ub[1] + o);
+			__m512i u2 = _mm512_load_si512(ub[2] + o);
+			__m512i u3 = _mm512_load_si512(ub[3] + o);
+			uint32_t xq;
+			__m512i xv;
 
-#pragma GCC unroll 4
-			for (jb = 0; jb < 4; jb++)
-				uv[jb] = _mm512_load_si512(ub[jb] +
-							   (size_t)rq * 64);
-#pragma GCC unroll 4
-			for (ii = 0; ii < 4; ii++) {
-				uint32_t xq;
-				__m512i xv;
-
-				memcpy(&xq, xb + (size_t)(i0 + ii) * j->rpad +
-				       4 * rq, sizeof(xq));
-				xv = _mm512_set1_epi32((int)xq);
-#pragma GCC unroll 4
-				for (jb = 0; jb < 4; jb++)
-					acc[ii][jb] = _mm512_dpbusd_epi32(
-						acc[ii][jb], uv[jb], xv);
-			}
+#define DOT_ROW(ii, r0, r1, r2, r3)                                        \
+	do {                                                               \
+		memcpy(&xq, x0 + (ii) * xs + 4 * (size_t)rq, sizeof(xq));  \
+		xv = _mm512_set1_epi32((int)xq);                           \
+		r0 = _mm512_dpbusd_epi32(r0, u0, xv);                      \
+		r1 = _mm512_dpbusd_epi32(r1, u1, xv);                      \
+		r2 = _mm512_dpbusd_epi32(r2, u2, xv);                      \
+		r3 = _mm512_dpbusd_epi32(r3, u3, xv);                      \
+	} while (0)
+			DOT_ROW(0, a00, a01, a02, a03);
+			DOT_ROW(1, a10, a11, a12, a13);
+			DOT_ROW(2, a20, a21, a22, a23);
+			DOT_ROW(3, a30, a31, a32, a33);
+#undef DOT_ROW
 		}
+		acc[0][0] = a00; acc[0][1] = a01; acc[0][2] = a02; acc[0][3] = a03;
+		acc[1][0] = a10; acc[1][1] = a11; acc[1][2] = a12; acc[1][3] = a13;
+		acc[2][0] = a20; acc[2][1] = a21; acc[2][2] = a22; acc[2][3] = a23;
+		acc[3][0] = a30; acc[3][1] = a31; acc[3][2] = a32; acc[3][3] = a33;
 		for (k = 0; k < 2; k++)
 			ad[k] = _mm512_load_pd(sum + 8 * k);
 		for (ii = 0; ii < 4; ii++)
@@ -1268,7 +1286,7 @@ dot_block4(const struct dot_job *j, const uint8_t *xb, uint32_t cb,
 }
 
 /* AVX-512 VNNI: one item through one tile, acc[col] += the column's sum */
-static AVX512_FN void dot_tile_item4(const struct dot_job *j,
+static AVX512_FN SCHED_FN void dot_tile_item4(const struct dot_job *j,
 				     const uint8_t *xb, int64_t *acc,
 				     uint32_t cols)
 {
