@@ -42,6 +42,10 @@
  * range of GFLOP/s lies wholly above (below) OpenBLAS's; else a tie. The
  * spread printed is the interquartile range over the median.
  *
+ * The peak and the L1..L3 bandwidths are sampled again before every case
+ * and at the end, and the best value seen anywhere in the run sets the
+ * rooflines, so the lines are printed at the end.
+ *
  * Output: two header lines (kernels, measured peak and bandwidths), one
  * line per case
  *   shape=<out>x<in> rank=<r> batch=<b> polar_gflops=<x>
@@ -266,16 +270,16 @@ static void read_scalar(const float *p, size_t n, long passes)
 }
 
 /*
- * Best of MEASURE_TRIES runs of the FMA loop, in GFLOP/s. Each run is
- * short (well under 1 ms at peak) so that some run on a shared machine
- * while no other task holds the core.
+ * Best of `tries` runs of the FMA loop, in GFLOP/s. Each run is short
+ * (well under 1 ms at peak) so that some run on a shared machine while no
+ * other task holds the core.
  */
-static double peak_gflops(enum vec_isa isa)
+static double peak_gflops(enum vec_isa isa, int tries)
 {
 	double best = 0, g;
 	int r;
 
-	for (r = 0; r < MEASURE_TRIES; r++) {
+	for (r = 0; r < tries; r++) {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 		if (isa == ISA_AVX512)
 			g = fma_flops_avx512(100000);
@@ -304,14 +308,13 @@ static void read_passes(enum vec_isa isa, const float *p, size_t n,
 }
 
 /*
- * Read bandwidth in GB/s over a buffer of `bytes`: passes over it, each
- * timed group of passes about 0.5 ms (one pass at least), best of
- * MEASURE_TRIES groups (5 for buffers whose pass alone takes longer).
+ * Read bandwidth in GB/s over n floats at p: passes over them, each timed
+ * group of passes about 0.5 ms (one pass at least), best of `tries` groups
+ * (at most 5 for buffers whose pass alone takes longer).
  */
-static double read_gbps(enum vec_isa isa, size_t bytes)
+static double read_gbps(enum vec_isa isa, const float *p, size_t n,
+			int tries)
 {
-	size_t n = bytes / sizeof(float) / 128 * 128;
-	float *p = falloc(n, 1);
 	double best = 0, t;
 	long passes = 1;
 	int r;
@@ -322,14 +325,13 @@ static double read_gbps(enum vec_isa isa, size_t bytes)
 	t = now() - t;
 	if (t < 5e-4)
 		passes = (long)(5e-4 / (t > 1e-9 ? t : 1e-9)) + 1;
-	for (r = 0; r < (t < 5e-3 ? MEASURE_TRIES : 5); r++) {
+	for (r = 0; r < (t < 5e-3 || tries < 5 ? tries : 5); r++) {
 		t = now();
 		read_passes(isa, p, n, passes);
 		t = now() - t;
 		if (4.0 * n * passes / t > best)
 			best = 4.0 * n * passes / t;
 	}
-	free(p);
 	return best * 1e-9;
 }
 
@@ -342,6 +344,7 @@ struct machine {
 	size_t cap[NLEVELS];		/* bytes a level holds (DRAM: max) */
 	size_t buf[NLEVELS];		/* bytes its bandwidth was read from */
 	double bw[NLEVELS];		/* GB/s */
+	float *data[LVL_DRAM];		/* the L1..L3 buffers, kept */
 };
 
 static size_t cache_size(int name, size_t fallback)
@@ -351,12 +354,33 @@ static size_t cache_size(int name, size_t fallback)
 	return v > 0 ? (size_t)v : fallback;
 }
 
-static void measure_machine(struct machine *m)
+static size_t floats_of(size_t bytes)
 {
+	return bytes / sizeof(float) / 128 * 128;
+}
+
+/* Peak and L1..L3 bandwidth again, `tries` each; keeps the best seen. */
+static void sample_machine(struct machine *m, int tries)
+{
+	double v = peak_gflops(m->isa, tries);
 	int l;
 
+	if (v > m->peak)
+		m->peak = v;
+	for (l = 0; l < LVL_DRAM; l++) {
+		v = read_gbps(m->isa, m->data[l], floats_of(m->buf[l]), tries);
+		if (v > m->bw[l])
+			m->bw[l] = v;
+	}
+}
+
+static void measure_machine(struct machine *m)
+{
+	float *dram;
+	int l;
+
+	memset(m, 0, sizeof(*m));
 	m->isa = vec_isa();
-	m->peak = peak_gflops(m->isa);
 	m->cap[LVL_L1] = cache_size(_SC_LEVEL1_DCACHE_SIZE, 32u << 10);
 	m->cap[LVL_L2] = cache_size(_SC_LEVEL2_CACHE_SIZE, 1u << 20);
 	m->cap[LVL_L3] = cache_size(_SC_LEVEL3_CACHE_SIZE, 32u << 20);
@@ -370,8 +394,13 @@ static void measure_machine(struct machine *m)
 	m->buf[LVL_L3] = 4 * m->cap[LVL_L2] < m->cap[LVL_L3] / 2 ?
 			 4 * m->cap[LVL_L2] : m->cap[LVL_L3] / 2;
 	m->buf[LVL_DRAM] = 2 * m->cap[LVL_L3];
-	for (l = 0; l < NLEVELS; l++)
-		m->bw[l] = read_gbps(m->isa, m->buf[l]);
+	for (l = 0; l < LVL_DRAM; l++)
+		m->data[l] = falloc(floats_of(m->buf[l]), 1);
+	dram = falloc(floats_of(m->buf[LVL_DRAM]), 1);
+	m->bw[LVL_DRAM] = read_gbps(m->isa, dram, floats_of(m->buf[LVL_DRAM]),
+				    5);
+	free(dram);
+	sample_machine(m, MEASURE_TRIES);
 }
 
 /* --- cases ----------------------------------------------------------- */
@@ -478,10 +507,39 @@ static void reset_y(float *y, size_t n)
 }
 
 struct case_result {
+	uint32_t out, in, rank, batch;
+	double flops, bytes;
+	size_t ws;		/* working set, bytes */
 	double polar, blas, roof, of_roof, spread_p, spread_b;
 	int level;		/* NLEVELS: bound by peak */
 	int verdict;		/* 1 win, 0 tie, -1 loss */
 };
+
+/* roof, level and of_roof of a measured case on machine m. */
+static void roofline(const struct machine *m, struct case_result *res)
+{
+	int l;
+
+	for (l = 0; l < LVL_DRAM && res->ws > m->cap[l]; l++)
+		;
+	/* The bytes the level above cannot hold come from level l, the
+	 * rest at best from the level above. */
+	if (l == LVL_L1) {
+		res->roof = m->bw[l] * res->flops / res->bytes;
+	} else {
+		double slow = 1.0 - (double)m->cap[l - 1] / (double)res->ws;
+
+		res->roof = res->flops /
+			    (res->bytes * ((1.0 - slow) / m->bw[l - 1] +
+					   slow / m->bw[l]));
+	}
+	res->level = l;
+	if (res->roof > m->peak) {
+		res->roof = m->peak;
+		res->level = NLEVELS;
+	}
+	res->of_roof = res->polar / res->roof;
+}
 
 /* Rates (GFLOP/s) from REPS sorted times: median and quartiles. */
 static void rates(const double *t, double flops, double *med, double *lo,
@@ -492,16 +550,15 @@ static void rates(const double *t, double flops, double *med, double *lo,
 	*hi = flops / t[REPS / 4] * 1e-9;	/* fast quartile */
 }
 
-static int run_case(const struct machine *m, struct lr_case *c,
-		    struct case_result *res)
+static int run_case(struct lr_case *c, struct case_result *res)
 {
-	size_t ny = (size_t)c->batch * c->out, ws;
+	size_t ny = (size_t)c->batch * c->out;
 	double tp[REPS], tb1[REPS], tb2[REPS], *tb, flops, bytes, e;
 	double pm, plo, phi, bm, blo, bhi;
 	float *yp;
 	long np, nb1, nb2;
 	uint32_t o, k;
-	int r, l, bad = 0;
+	int r, bad = 0;
 
 	c->A = falloc((size_t)c->rank * c->in, 1);
 	c->B = falloc((size_t)c->rank * c->out, 1);
@@ -551,31 +608,20 @@ static int run_case(const struct machine *m, struct lr_case *c,
 	flops = 2.0 * c->rank * c->batch * ((double)c->in + c->out);
 	bytes = 4.0 * ((double)c->rank * (c->in + c->out) +
 		       (double)c->batch * (c->in + 2.0 * c->out));
-	ws = sizeof(float) * (polar_lowrank_packed_size(c->rank, c->in) +
-			      polar_lowrank_packed_size(c->rank, c->out) +
-			      (size_t)c->batch * (c->in + c->rank + c->out));
-	for (l = 0; l < LVL_DRAM && ws > m->cap[l]; l++)
-		;
-	/* The bytes the level above cannot hold come from level l, the
-	 * rest at best from the level above. */
-	if (l == LVL_L1) {
-		res->roof = m->bw[l] * flops / bytes;
-	} else {
-		double slow = 1.0 - (double)m->cap[l - 1] / (double)ws;
-
-		res->roof = flops / (bytes * ((1.0 - slow) / m->bw[l - 1] +
-					      slow / m->bw[l]));
-	}
-	res->level = l;
-	if (res->roof > m->peak) {
-		res->roof = m->peak;
-		res->level = NLEVELS;
-	}
+	res->out = c->out;
+	res->in = c->in;
+	res->rank = c->rank;
+	res->batch = c->batch;
+	res->flops = flops;
+	res->bytes = bytes;
+	res->ws = sizeof(float) *
+		  (polar_lowrank_packed_size(c->rank, c->in) +
+		   polar_lowrank_packed_size(c->rank, c->out) +
+		   (size_t)c->batch * (c->in + c->rank + c->out));
 	rates(tp, flops, &pm, &plo, &phi);
 	rates(tb, flops, &bm, &blo, &bhi);
 	res->polar = pm;
 	res->blas = bm;
-	res->of_roof = pm / res->roof;
 	res->spread_p = (phi - plo) / pm;
 	res->spread_b = (bhi - blo) / bm;
 	res->verdict = plo > bhi ? 1 : phi < blo ? -1 : 0;
@@ -603,32 +649,28 @@ int main(void)
 	static const uint32_t ranks[] = { 8, 16, 32 };
 	static const uint32_t batches[] = { 1, 16, 256 };
 	enum { NCASES = N(shapes) * N(ranks) * N(batches) };
+	static struct case_result res[NCASES];
 	static double of_roof[NCASES], sp[NCASES], sb[NCASES];
 	const char *env = getenv("OPENBLAS_NUM_THREADS");
 	const char *ct = getenv("OPENBLAS_CORETYPE");
 	int threads = env && atoi(env) > 0 ? atoi(env) : 1;
-	unsigned int s, ri, bi, n = 0, bad = 0, above = 0;
+	unsigned int s, ri, bi, i, n = 0, bad = 0, above = 0;
 	unsigned int wins = 0, ties = 0, losses = 0;
 	double t0 = now(), worst = 1e9;
 	struct machine m;
 	int l;
 
 	openblas_set_num_threads(threads);
-	measure_machine(&m);
 	printf("# bench_lowrank: y += B (A x), fp32, batch-major; polar "
 	       "kernel %s, 1 thread; OpenBLAS %s, core %s (OPENBLAS_CORETYPE "
 	       "%s), %d thread%s, sgemv at batch 1, sgemm above, best of "
-	       "B / B^T layouts; median of %d x ~%.1f ms\n",
+	       "B / B^T layouts; median of %d x ~%.1f ms; %d cases, printed "
+	       "at the end\n",
 	       polar_lowrank_kernel_name(), openblas_get_config(),
 	       openblas_get_corename(), ct ? ct : "unset", threads,
-	       threads == 1 ? "" : "s", REPS, TARGET_S * 1e3);
-	printf("# roofline: peak %.1f GFLOP/s (%s FMA loop); read bandwidth "
-	       "(%s loads)", m.peak, isa_name[m.isa], isa_name[m.isa]);
-	for (l = 0; l < NLEVELS; l++)
-		printf(" %s %.1f GB/s (%zu KiB)", level_name[l], m.bw[l],
-		       m.buf[l] >> 10);
-	printf("\n");
+	       threads == 1 ? "" : "s", REPS, TARGET_S * 1e3, NCASES);
 	fflush(stdout);
+	measure_machine(&m);
 
 	for (s = 0; s < N(shapes); s++)
 		for (ri = 0; ri < N(ranks); ri++)
@@ -639,33 +681,43 @@ int main(void)
 					.rank = ranks[ri],
 					.batch = batches[bi],
 				};
-				struct case_result res;
 
-				bad += run_case(&m, &c, &res);
-				printf("shape=%ux%u rank=%u batch=%u "
-				       "polar_gflops=%.2f openblas_gflops=%.2f "
-				       "roofline_gflops=%.2f of_roofline=%.3f "
-				       "bound=%s polar_spread=%.1f%% "
-				       "openblas_spread=%.1f%% vs_openblas=%s"
-				       "\n", c.out, c.in, c.rank, c.batch,
-				       res.polar, res.blas, res.roof,
-				       res.of_roof, res.level == NLEVELS ?
-				       "peak" : level_name[res.level],
-				       100 * res.spread_p, 100 * res.spread_b,
-				       res.verdict > 0 ? "win" :
-				       res.verdict < 0 ? "loss" : "tie");
-				fflush(stdout);
-				of_roof[n] = res.of_roof;
-				sp[n] = 100 * res.spread_p;
-				sb[n] = 100 * res.spread_b;
-				if (res.of_roof < worst)
-					worst = res.of_roof;
-				above += res.of_roof > 1.0;
-				wins += res.verdict > 0;
-				ties += res.verdict == 0;
-				losses += res.verdict < 0;
-				n++;
+				/* The ceiling is the best the machine shows
+				 * at any time of the run. */
+				sample_machine(&m, 5);
+				bad += run_case(&c, &res[n++]);
 			}
+	sample_machine(&m, MEASURE_TRIES);
+
+	printf("# roofline: peak %.1f GFLOP/s (%s FMA loop); read bandwidth "
+	       "(%s loads)", m.peak, isa_name[m.isa], isa_name[m.isa]);
+	for (l = 0; l < NLEVELS; l++)
+		printf(" %s %.1f GB/s (%zu KiB)", level_name[l], m.bw[l],
+		       m.buf[l] >> 10);
+	printf("; best seen during the run\n");
+	for (i = 0; i < n; i++) {
+		struct case_result *r = &res[i];
+
+		roofline(&m, r);
+		printf("shape=%ux%u rank=%u batch=%u polar_gflops=%.2f "
+		       "openblas_gflops=%.2f roofline_gflops=%.2f "
+		       "of_roofline=%.3f bound=%s polar_spread=%.1f%% "
+		       "openblas_spread=%.1f%% vs_openblas=%s\n", r->out, r->in,
+		       r->rank, r->batch, r->polar, r->blas, r->roof,
+		       r->of_roof, r->level == NLEVELS ? "peak" :
+		       level_name[r->level], 100 * r->spread_p,
+		       100 * r->spread_b, r->verdict > 0 ? "win" :
+		       r->verdict < 0 ? "loss" : "tie");
+		of_roof[i] = r->of_roof;
+		sp[i] = 100 * r->spread_p;
+		sb[i] = 100 * r->spread_b;
+		if (r->of_roof < worst)
+			worst = r->of_roof;
+		above += r->of_roof > 1.0;
+		wins += r->verdict > 0;
+		ties += r->verdict == 0;
+		losses += r->verdict < 0;
+	}
 	printf("# %.1f s in all%s%s\n", now() - t0,
 	       bad ? "; RESULTS DISAGREE" : "",
 	       above ? "; A CASE IS ABOVE ITS ROOFLINE" : "");
@@ -674,5 +726,7 @@ int main(void)
 	       "losses=%u median_spread=%.1f%%/%.1f%%\n", n,
 	       median(of_roof, n), worst, above, wins, ties, losses,
 	       median(sp, n), median(sb, n));
+	for (l = 0; l < LVL_DRAM; l++)
+		free(m.data[l]);
 	return bad || above ? 1 : 0;
 }
