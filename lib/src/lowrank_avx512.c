@@ -21,8 +21,8 @@
  * are 4 pairs or fewer (8 chains hide the FMA latency); 4 batch rows x 4
  * pairs (16 accumulators, 8 loads per 16 FMAs) when batch > 1, in blocks
  * of AZ_KBLOCK floats of in_dim (8 rows of A: 16 KiB, kept in L1 while the
- * batch passes). At the end of a tile the 16 half-vectors of 4 pairs are
- * reduced to 8 sums with horizontal adds.
+ * batch passes). At the end of a tile 4 pair accumulators are reduced to
+ * 8 sums with lane shuffles and adds.
  *
  * y (+)= B z (polar_lowrank_bz_avx512): an accumulator per (batch row,
  * panel of 8 outputs) collects B-pair x [z[k] x 8, z[k+1] x 8]; the halves
@@ -88,23 +88,27 @@ POLAR_AVX512_INLINE __m512 bcast8_masked(const float *p, __mmask8 m)
 		_mm256_castps_pd(_mm256_maskz_loadu_ps(m, p))));
 }
 
-/* The 8 row sums of 4 pair accumulators, in row order. */
+/*
+ * The 8 row sums of 4 pair accumulators, in row order, in 12 instructions
+ * (128-bit blocks: a_m = [row 2m lo, row 2m hi, row 2m+1 lo, row 2m+1 hi]).
+ */
 POLAR_AVX512_INLINE __m256 hsum_pairs4(__m512 a0, __m512 a1, __m512 a2,
 				       __m512 a3)
 {
-	__m256 h0 = _mm256_hadd_ps(
-		_mm256_hadd_ps(_mm512_castps512_ps256(a0),
-			       _mm512_extractf32x8_ps(a0, 1)),
-		_mm256_hadd_ps(_mm512_castps512_ps256(a1),
-			       _mm512_extractf32x8_ps(a1, 1)));
-	__m256 h1 = _mm256_hadd_ps(
-		_mm256_hadd_ps(_mm512_castps512_ps256(a2),
-			       _mm512_extractf32x8_ps(a2, 1)),
-		_mm256_hadd_ps(_mm512_castps512_ps256(a3),
-			       _mm512_extractf32x8_ps(a3, 1)));
+	/* Blocks: 4 partial sums of rows 0..3 and of rows 4..7. */
+	__m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x88),
+				   _mm512_shuffle_f32x4(a0, a1, 0xDD));
+	__m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x88),
+				   _mm512_shuffle_f32x4(a2, a3, 0xDD));
+	/* Block b: [s01 b.0+b.2, s23 b.0+b.2, s01 b.1+b.3, s23 b.1+b.3]. */
+	__m512 w = _mm512_add_ps(_mm512_unpacklo_ps(s01, s23),
+				 _mm512_unpackhi_ps(s01, s23));
+	const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13,
+					      0, 0, 0, 0, 0, 0, 0, 0);
 
-	return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20),
-			     _mm256_permute2f128_ps(h0, h1, 0x31));
+	/* Block b, lane 0: row b; lane 1: row 4 + b. */
+	w = _mm512_add_ps(w, _mm512_permute_ps(w, 0x4E));
+	return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, w));
 }
 
 /*
