@@ -19,10 +19,13 @@
  * both halves). Tiles: 1 batch row x up to 8 pairs (16 rows) over all of
  * in_dim, with two sets of accumulators on alternate panels when there
  * are 4 pairs or fewer (8 chains hide the FMA latency); 4 batch rows x 4
- * pairs (16 accumulators, 8 loads per 16 FMAs) when batch > 1, in blocks
- * of AZ_KBLOCK floats of in_dim (8 rows of A: 16 KiB, kept in L1 while the
- * batch passes). At the end of a tile 4 pair accumulators are reduced to
- * 8 sums with lane shuffles and adds.
+ * pairs (16 accumulators, 8 loads per 16 FMAs) when batch > 1. Then in_dim
+ * is cut into blocks whose slice of A (all rows) is AZ_SLICE floats, and
+ * for each block and each group of 4 batch rows the tiles go over all
+ * rows of A: the 4 rows of x (8 KiB at rank 8, 2 KiB at 32) and the slice
+ * of A both stay in L1 (48 KiB here; a 32 KiB L1 keeps x and most of A),
+ * and x streams through once. At the end of a tile 4 pair accumulators are
+ * reduced to 8 sums with lane shuffles and adds.
  *
  * y (+)= B z (polar_lowrank_bz_avx512): an accumulator per (batch row,
  * panel of 8 outputs) collects B-pair x [z[k] x 8, z[k+1] x 8]; the halves
@@ -47,9 +50,8 @@
 	__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"),     \
 		       always_inline)) static inline
 
-/* Floats of in_dim per pass over the batch (8 rows of A: 16 KiB). */
-#define AZ_KBLOCK 512
-_Static_assert(AZ_KBLOCK % 8 == 0, "in-blocks must be whole panels");
+/* Floats of A per in-block (32 KiB): the block's slice of all rows. */
+#define AZ_SLICE 8192
 
 /* The most batch rows of a y tile; z pairs per batch row. */
 #define BZ_NB 6
@@ -258,7 +260,7 @@ POLAR_AVX512 void polar_lowrank_az_avx512(const float *Ap, uint32_t rank,
 					  size_t in_dim, size_t batch,
 					  const float *x, float *z)
 {
-	size_t ps = (size_t)8 * rank, i0, b, kb;
+	size_t ps = (size_t)8 * rank, i0, b, kb, kblk;
 	uint32_t k, nr;
 
 	if (batch == 1) {
@@ -268,18 +270,23 @@ POLAR_AVX512 void polar_lowrank_az_avx512(const float *Ap, uint32_t rank,
 				  rank - k < 16 ? rank - k : 16, 0);
 		return;
 	}
-	for (i0 = 0; i0 < in_dim; i0 += AZ_KBLOCK) {
-		size_t n = in_dim - i0 < AZ_KBLOCK ? in_dim - i0 : AZ_KBLOCK;
+	/* in-blocks of AZ_SLICE / rank floats: whole panels, 64 at least */
+	kblk = AZ_SLICE / rank / 8 * 8;
+	if (kblk < 64)
+		kblk = 64;
+	for (i0 = 0; i0 < in_dim; i0 += kblk) {
+		size_t n = in_dim - i0 < kblk ? in_dim - i0 : kblk;
 		const float *A0 = Ap + i0 / 8 * ps;
 		int add = i0 > 0;
 
-		for (k = 0; k < rank; k += 8) {
-			nr = rank - k < 8 ? rank - k : 8;
-			for (b = 0; b < batch; b += kb) {
-				const float *xb = x + b * in_dim + i0;
+		for (b = 0; b < batch; b += kb) {
+			const float *xb = x + b * in_dim + i0;
+
+			kb = batch - b < 4 ? batch - b : 4;
+			for (k = 0; k < rank; k += 8) {
 				float *zb = z + b * rank + k;
 
-				kb = batch - b < 4 ? batch - b : 4;
+				nr = rank - k < 8 ? rank - k : 8;
 				if (kb == 4)
 					az_tile_4(A0 + k * 8, ps, xb, in_dim,
 						  n, zb, rank, nr, add);
