@@ -35,12 +35,15 @@
  * pass; a case above it means the roofline is wrong and the bench exits 1.
  *
  * Timing: per case polar, OpenBLAS (B) and OpenBLAS (B^T) alternate REPS
- * times, each measurement about TARGET_S long after a warm-up; the median
- * counts. The measurements are short (0.5 ms, less than a scheduler time
- * slice) so that on a shared machine most of them run undisturbed and the
- * median is the kernel's speed, not its share of the CPU. Noise: a case is a win (or loss) only when polar's interquartile
- * range of GFLOP/s lies wholly above (below) OpenBLAS's; else a tie. The
- * spread printed is the interquartile range over the median.
+ * times, each measurement about TARGET_S long after a warm-up, and all
+ * cases are run in PASSES passes (seconds apart), so each contender has
+ * NSAMPLES samples; the median counts. The measurements are short (0.5 ms,
+ * less than a scheduler time slice) and spread over the run so that on a
+ * shared machine most of them run undisturbed and the median is the
+ * kernel's speed, not its share of the CPU. Noise: a case is a win (or
+ * loss) only when polar's interquartile range of GFLOP/s lies wholly above
+ * (below) OpenBLAS's; else a tie. The spread printed is the interquartile
+ * range over the median.
  *
  * The peak and the L1..L3 bandwidths are sampled again before every case
  * and at the end, and the best value seen anywhere in the run sets the
@@ -73,7 +76,9 @@
 #include "polar/lowrank.h"
 #include "polar/polar.h"
 
-#define REPS 31
+#define PASSES 3
+#define REPS 21
+#define NSAMPLES (PASSES * REPS)
 #define TARGET_S 0.0005
 #define MEASURE_TRIES 101
 
@@ -508,6 +513,7 @@ static void reset_y(float *y, size_t n)
 
 struct case_result {
 	uint32_t out, in, rank, batch;
+	double tp[NSAMPLES], tb1[NSAMPLES], tb2[NSAMPLES];	/* s/call */
 	double flops, bytes;
 	size_t ws;		/* working set, bytes */
 	double polar, blas, roof, of_roof, spread_p, spread_b;
@@ -541,20 +547,24 @@ static void roofline(const struct machine *m, struct case_result *res)
 	res->of_roof = res->polar / res->roof;
 }
 
-/* Rates (GFLOP/s) from REPS sorted times: median and quartiles. */
+/* Rates (GFLOP/s) from NSAMPLES sorted times: median and quartiles. */
 static void rates(const double *t, double flops, double *med, double *lo,
 		  double *hi)
 {
-	*med = flops / t[REPS / 2] * 1e-9;
-	*lo = flops / t[(3 * REPS) / 4] * 1e-9;	/* slow quartile */
-	*hi = flops / t[REPS / 4] * 1e-9;	/* fast quartile */
+	*med = flops / t[NSAMPLES / 2] * 1e-9;
+	*lo = flops / t[(3 * NSAMPLES) / 4] * 1e-9;	/* slow quartile */
+	*hi = flops / t[NSAMPLES / 4] * 1e-9;		/* fast quartile */
 }
 
-static int run_case(struct lr_case *c, struct case_result *res)
+/*
+ * One pass over a case: REPS samples of each contender into res, from
+ * sample pass * REPS on; pass 0 also checks the results and fills in the
+ * case. Returns 1 if polar and OpenBLAS disagree.
+ */
+static int run_case(struct lr_case *c, struct case_result *res, int pass)
 {
 	size_t ny = (size_t)c->batch * c->out;
-	double tp[REPS], tb1[REPS], tb2[REPS], *tb, flops, bytes, e;
-	double pm, plo, phi, bm, blo, bhi;
+	double e;
 	float *yp;
 	long np, nb1, nb2;
 	uint32_t o, k;
@@ -575,6 +585,18 @@ static int run_case(struct lr_case *c, struct case_result *res)
 				c->B[(size_t)o * c->rank + k];
 	polar_lowrank_pack(c->A, c->B, c->rank, c->in, c->out, c->Ap, c->Bp);
 
+	res->out = c->out;
+	res->in = c->in;
+	res->rank = c->rank;
+	res->batch = c->batch;
+	res->flops = 2.0 * c->rank * c->batch * ((double)c->in + c->out);
+	res->bytes = 4.0 * ((double)c->rank * (c->in + c->out) +
+			    (double)c->batch * (c->in + 2.0 * c->out));
+	res->ws = sizeof(float) *
+		  (polar_lowrank_packed_size(c->rank, c->in) +
+		   polar_lowrank_packed_size(c->rank, c->out) +
+		   (size_t)c->batch * (c->in + c->rank + c->out));
+
 	reset_y(c->y, ny);
 	run_polar(c);
 	memcpy(yp, c->y, ny * sizeof(float));
@@ -585,7 +607,7 @@ static int run_case(struct lr_case *c, struct case_result *res)
 	run_blas(c, 0);
 	if (max_err(yp, c->y, ny, c->in) > e)
 		e = max_err(yp, c->y, ny, c->in);
-	if (e > 1.0) {
+	if (pass == 0 && e > 1.0) {
 		fprintf(stderr, "bench_lowrank: %ux%u rank %u batch %u: polar "
 			"and openblas disagree (%.2f x tolerance)\n", c->out,
 			c->in, c->rank, c->batch, e);
@@ -595,40 +617,34 @@ static int run_case(struct lr_case *c, struct case_result *res)
 	np = calls_for(c, 0);
 	nb1 = calls_for(c, 1);
 	nb2 = calls_for(c, 2);
-	for (r = 0; r < REPS; r++) {
-		tp[r] = time_calls(c, 0, np);
-		tb1[r] = time_calls(c, 1, nb1);
-		tb2[r] = time_calls(c, 2, nb2);
+	for (r = pass * REPS; r < (pass + 1) * REPS; r++) {
+		res->tp[r] = time_calls(c, 0, np);
+		res->tb1[r] = time_calls(c, 1, nb1);
+		res->tb2[r] = time_calls(c, 2, nb2);
 	}
-	qsort(tp, REPS, sizeof(double), cmp_double);
-	qsort(tb1, REPS, sizeof(double), cmp_double);
-	qsort(tb2, REPS, sizeof(double), cmp_double);
-	tb = tb1[REPS / 2] < tb2[REPS / 2] ? tb1 : tb2;
 
-	flops = 2.0 * c->rank * c->batch * ((double)c->in + c->out);
-	bytes = 4.0 * ((double)c->rank * (c->in + c->out) +
-		       (double)c->batch * (c->in + 2.0 * c->out));
-	res->out = c->out;
-	res->in = c->in;
-	res->rank = c->rank;
-	res->batch = c->batch;
-	res->flops = flops;
-	res->bytes = bytes;
-	res->ws = sizeof(float) *
-		  (polar_lowrank_packed_size(c->rank, c->in) +
-		   polar_lowrank_packed_size(c->rank, c->out) +
-		   (size_t)c->batch * (c->in + c->rank + c->out));
-	rates(tp, flops, &pm, &plo, &phi);
-	rates(tb, flops, &bm, &blo, &bhi);
+	free(c->A); free(c->B); free(c->Bt); free(c->Ap); free(c->Bp);
+	free(c->x); free(c->z); free(c->y); free(yp);
+	return bad;
+}
+
+/* Medians, spreads and the verdict from all passes' samples. */
+static void finish_case(struct case_result *res)
+{
+	double *tb, pm, plo, phi, bm, blo, bhi;
+
+	qsort(res->tp, NSAMPLES, sizeof(double), cmp_double);
+	qsort(res->tb1, NSAMPLES, sizeof(double), cmp_double);
+	qsort(res->tb2, NSAMPLES, sizeof(double), cmp_double);
+	tb = res->tb1[NSAMPLES / 2] < res->tb2[NSAMPLES / 2] ? res->tb1 :
+							       res->tb2;
+	rates(res->tp, res->flops, &pm, &plo, &phi);
+	rates(tb, res->flops, &bm, &blo, &bhi);
 	res->polar = pm;
 	res->blas = bm;
 	res->spread_p = (phi - plo) / pm;
 	res->spread_b = (bhi - blo) / bm;
 	res->verdict = plo > bhi ? 1 : phi < blo ? -1 : 0;
-
-	free(c->A); free(c->B); free(c->Bt); free(c->Ap); free(c->Bp);
-	free(c->x); free(c->z); free(c->y); free(yp);
-	return bad;
 }
 
 static double median(double *v, size_t n)
@@ -654,40 +670,48 @@ int main(void)
 	const char *env = getenv("OPENBLAS_NUM_THREADS");
 	const char *ct = getenv("OPENBLAS_CORETYPE");
 	int threads = env && atoi(env) > 0 ? atoi(env) : 1;
-	unsigned int s, ri, bi, i, n = 0, bad = 0, above = 0;
+	unsigned int s, ri, bi, i, n, bad = 0, above = 0;
 	unsigned int wins = 0, ties = 0, losses = 0;
 	double t0 = now(), worst = 1e9;
 	struct machine m;
-	int l;
+	int l, pass;
 
 	openblas_set_num_threads(threads);
 	printf("# bench_lowrank: y += B (A x), fp32, batch-major; polar "
 	       "kernel %s, 1 thread; OpenBLAS %s, core %s (OPENBLAS_CORETYPE "
 	       "%s), %d thread%s, sgemv at batch 1, sgemm above, best of "
-	       "B / B^T layouts; median of %d x ~%.1f ms; %d cases, printed "
-	       "at the end\n",
+	       "B / B^T layouts; median of %d x ~%.1f ms in %d passes; %d "
+	       "cases, printed at the end\n",
 	       polar_lowrank_kernel_name(), openblas_get_config(),
 	       openblas_get_corename(), ct ? ct : "unset", threads,
-	       threads == 1 ? "" : "s", REPS, TARGET_S * 1e3, NCASES);
+	       threads == 1 ? "" : "s", NSAMPLES, TARGET_S * 1e3, PASSES,
+	       NCASES);
 	fflush(stdout);
 	measure_machine(&m);
 
-	for (s = 0; s < N(shapes); s++)
-		for (ri = 0; ri < N(ranks); ri++)
-			for (bi = 0; bi < N(batches); bi++) {
-				struct lr_case c = {
-					.out = shapes[s][0],
-					.in = shapes[s][1],
-					.rank = ranks[ri],
-					.batch = batches[bi],
-				};
+	/* Each case in PASSES passes some seconds apart, so a burst of
+	 * load from other tasks reaches only part of its samples. */
+	for (pass = 0; pass < PASSES; pass++) {
+		n = 0;
+		for (s = 0; s < N(shapes); s++)
+			for (ri = 0; ri < N(ranks); ri++)
+				for (bi = 0; bi < N(batches); bi++) {
+					struct lr_case c = {
+						.out = shapes[s][0],
+						.in = shapes[s][1],
+						.rank = ranks[ri],
+						.batch = batches[bi],
+					};
 
-				/* The ceiling is the best the machine shows
-				 * at any time of the run. */
-				sample_machine(&m, 5);
-				bad += run_case(&c, &res[n++]);
-			}
+					/* The ceiling is the best the machine
+					 * shows at any time of the run. */
+					sample_machine(&m, 5);
+					bad += run_case(&c, &res[n++], pass);
+				}
+	}
 	sample_machine(&m, MEASURE_TRIES);
+	for (i = 0; i < n; i++)
+		finish_case(&res[i]);
 
 	printf("# roofline: peak %.1f GFLOP/s (%s FMA loop); read bandwidth "
 	       "(%s loads)", m.peak, isa_name[m.isa], isa_name[m.isa]);
