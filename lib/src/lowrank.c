@@ -2,8 +2,8 @@
 /*
  * Host low-rank kernels (z = A x, y (+)= B z): argument checks, the
  * portable C11 kernels and the run-time choice of kernel. The AVX2+FMA
- * kernels live in lowrank_avx2.c. Layouts are described in
- * <polar/lowrank.h>.
+ * kernels live in lowrank_avx2.c, the AVX-512 ones in lowrank_avx512.c.
+ * Layouts are described in <polar/lowrank.h>.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -22,6 +22,12 @@ void polar_lowrank_az_avx2(const float *Ap, uint32_t rank, size_t in_dim,
 void polar_lowrank_bz_avx2(const float *Bp, uint32_t rank, size_t out_dim,
 			   size_t batch, const float *z, float *y,
 			   int accumulate);
+/* Defined in lowrank_avx512.c; the same again. */
+void polar_lowrank_az_avx512(const float *Ap, uint32_t rank, size_t in_dim,
+			     size_t batch, const float *x, float *z);
+void polar_lowrank_bz_avx512(const float *Bp, uint32_t rank, size_t out_dim,
+			     size_t batch, const float *z, float *y,
+			     int accumulate);
 #else
 #define LOWRANK_HAVE_AVX2 0
 #endif
@@ -30,31 +36,64 @@ enum lowrank_kernel {
 	LOWRANK_UNRESOLVED = 0,
 	LOWRANK_PORTABLE = 1,
 	LOWRANK_AVX2 = 2,
+	LOWRANK_AVX512 = 3,
 };
 
-/* The run-time choice, made once; the override, set by tests. */
+static const char *const lowrank_names[] = {
+	[LOWRANK_PORTABLE] = "portable",
+	[LOWRANK_AVX2] = "avx2-fma",
+	[LOWRANK_AVX512] = "avx512",
+};
+
+/* The run-time choice, made once; the override (a kernel or 0). */
 static atomic_int lowrank_choice = LOWRANK_UNRESOLVED;
 static atomic_int lowrank_forced;
 
-static int lowrank_kernel(void)
+/* The best kernel this CPU runs. */
+static int lowrank_cpu_best(void)
+{
+#if LOWRANK_HAVE_AVX2
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+		return LOWRANK_PORTABLE;
+	if (__builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512vl") &&
+	    __builtin_cpu_supports("avx512dq"))
+		return LOWRANK_AVX512;
+	return LOWRANK_AVX2;
+#else
+	return LOWRANK_PORTABLE;
+#endif
+}
+
+/* LOWRANK_* for a kernel name, 0 if there is none of that name. */
+static int lowrank_by_name(const char *name)
 {
 	int k;
+
+	for (k = LOWRANK_PORTABLE; k <= LOWRANK_AVX512; k++)
+		if (!strcmp(name, lowrank_names[k]))
+			return k;
+	return 0;
+}
+
+static int lowrank_kernel(void)
+{
+	int k, e;
 	const char *env;
 
-	if (atomic_load_explicit(&lowrank_forced, memory_order_relaxed))
-		return LOWRANK_PORTABLE;
+	k = atomic_load_explicit(&lowrank_forced, memory_order_relaxed);
+	if (k != LOWRANK_UNRESOLVED)
+		return k;
 	k = atomic_load_explicit(&lowrank_choice, memory_order_relaxed);
 	if (k != LOWRANK_UNRESOLVED)
 		return k;
-	k = LOWRANK_PORTABLE;
-#if LOWRANK_HAVE_AVX2
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		k = LOWRANK_AVX2;
-#endif
+	k = lowrank_cpu_best();
+	/* A named kernel caps the choice; it never goes past the CPU. */
 	env = getenv("POLAR_LOWRANK");
-	if (env && !strcmp(env, "portable"))
-		k = LOWRANK_PORTABLE;
+	e = env ? lowrank_by_name(env) : 0;
+	if (e && e < k)
+		k = e;
 	/* Every thread computes the same answer: a plain store is enough. */
 	atomic_store_explicit(&lowrank_choice, k, memory_order_relaxed);
 	return k;
@@ -62,12 +101,34 @@ static int lowrank_kernel(void)
 
 const char *polar_lowrank_kernel_name(void)
 {
-	return lowrank_kernel() == LOWRANK_AVX2 ? "avx2-fma" : "portable";
+	return lowrank_names[lowrank_kernel()];
+}
+
+int polar_lowrank_force_kernel(const char *name)
+{
+	int k;
+
+	if (!name) {
+		atomic_store_explicit(&lowrank_forced, LOWRANK_UNRESOLVED,
+				      memory_order_relaxed);
+		return 0;
+	}
+	k = lowrank_by_name(name);
+	if (!k)
+		return polar_fail(-EINVAL, "lowrank: no kernel named '%s' "
+				  "(portable, avx2-fma, avx512)", name);
+	if (k > lowrank_cpu_best())
+		return polar_fail(-ENOTSUP, "lowrank: this CPU cannot run the "
+				  "%s kernel", name);
+	atomic_store_explicit(&lowrank_forced, k, memory_order_relaxed);
+	return 0;
 }
 
 void polar_lowrank_force_portable(int force)
 {
-	atomic_store_explicit(&lowrank_forced, !!force, memory_order_relaxed);
+	atomic_store_explicit(&lowrank_forced,
+			      force ? LOWRANK_PORTABLE : LOWRANK_UNRESOLVED,
+			      memory_order_relaxed);
 }
 
 /* --- portable kernels ------------------------------------------------ */
@@ -175,7 +236,11 @@ int polar_lowrank_az(const float *Ap, uint32_t rank, uint32_t in_dim,
 		return polar_fail(-EINVAL, "lowrank: %s is 0",
 				  !in_dim ? "in_dim" : "batch");
 #if LOWRANK_HAVE_AVX2
-	if (lowrank_kernel() == LOWRANK_AVX2) {
+	switch (lowrank_kernel()) {
+	case LOWRANK_AVX512:
+		polar_lowrank_az_avx512(Ap, rank, in_dim, batch, x, z);
+		return 0;
+	case LOWRANK_AVX2:
 		polar_lowrank_az_avx2(Ap, rank, in_dim, batch, x, z);
 		return 0;
 	}
@@ -198,7 +263,12 @@ int polar_lowrank_bz(const float *Bp, uint32_t rank, uint32_t out_dim,
 		return polar_fail(-EINVAL, "lowrank: %s is 0",
 				  !out_dim ? "out_dim" : "batch");
 #if LOWRANK_HAVE_AVX2
-	if (lowrank_kernel() == LOWRANK_AVX2) {
+	switch (lowrank_kernel()) {
+	case LOWRANK_AVX512:
+		polar_lowrank_bz_avx512(Bp, rank, out_dim, batch, z, y,
+					accumulate);
+		return 0;
+	case LOWRANK_AVX2:
 		polar_lowrank_bz_avx2(Bp, rank, out_dim, batch, z, y,
 				      accumulate);
 		return 0;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Host low-rank kernels against a naive triple loop in double: both the
- * dispatched kernel (AVX2+FMA where the CPU has it) and the forced portable
- * one, odd sizes, ranks 1..64, accumulate on and off, and the errors.
+ * Host low-rank kernels against a naive triple loop in double: the
+ * dispatched kernel, each vector kernel the CPU can run (AVX-512, AVX2+FMA)
+ * and the portable one, odd sizes, ranks 1..64 (16 and 32 among them),
+ * accumulate on and off, and the errors.
  */
 #include <errno.h>
 #include <math.h>
@@ -113,7 +114,7 @@ out:
 static const uint32_t ins[] = { 1, 3, 17, 1000 };
 static const uint32_t outs[] = { 1, 5, 129 };
 static const uint32_t batches[] = { 1, 2, 7, 256 };
-static const uint32_t ranks[] = { 1, 3, 8, 13, 64 };
+static const uint32_t ranks[] = { 1, 3, 8, 13, 16, 32, 64 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -138,29 +139,62 @@ static void sweep(void)
 	bad += check_case(8, 1031, 64, 5, 1) != 0;
 	bad += check_case(4, 2048, 257, 6, 0) != 0;
 	bad += check_case(5, 8, 24, 1, 1) != 0;
+	/* Ranks 16 and 32 at shapes that are not multiples of 8 or 64, and
+	 * odd ranks around the 16-row and 8-row groups of the tiles. */
+	bad += check_case(16, 100, 300, 16, 1) != 0;
+	bad += check_case(32, 1555, 777, 5, 0) != 0;
+	bad += check_case(32, 300, 1000, 17, 1) != 0;
+	bad += check_case(16, 1000, 100, 1, 0) != 0;
+	bad += check_case(32, 777, 1555, 1, 1) != 0;
+	bad += check_case(15, 515, 23, 1, 0) != 0;
+	bad += check_case(17, 515, 23, 7, 1) != 0;
+	bad += check_case(33, 64, 9, 13, 1) != 0;
+	bad += check_case(9, 1031, 77, 11, 1) != 0;
 	CHECK(bad == 0);
 }
 
 static void test_dispatched(void)
 {
+	static const char *const vec[] = { "avx512", "avx2-fma" };
 	const char *name;
+	size_t v;
 
-	polar_lowrank_force_portable(0);
+	polar_lowrank_force_kernel(NULL);
 	name = polar_lowrank_kernel_name();
 	printf("# dispatched kernel: %s\n", name);
-	CHECK(!strcmp(name, "avx2-fma") || !strcmp(name, "portable"));
+	CHECK(!strcmp(name, "avx512") || !strcmp(name, "avx2-fma") ||
+	      !strcmp(name, "portable"));
 #if defined(__x86_64__) && defined(__GNUC__)
 	{
 		const char *env = getenv("POLAR_LOWRANK");
 
 		__builtin_cpu_init();
-		if (__builtin_cpu_supports("avx2") &&
-		    __builtin_cpu_supports("fma") &&
-		    !(env && !strcmp(env, "portable")))
+		if (!env && __builtin_cpu_supports("avx512f") &&
+		    __builtin_cpu_supports("avx512vl") &&
+		    __builtin_cpu_supports("avx512dq") &&
+		    __builtin_cpu_supports("avx2") &&
+		    __builtin_cpu_supports("fma"))
+			CHECK_STR(name, "avx512");
+		else if (!env && __builtin_cpu_supports("avx2") &&
+			 __builtin_cpu_supports("fma"))
 			CHECK_STR(name, "avx2-fma");
 	}
 #endif
 	sweep();
+	/* Every vector kernel this CPU runs, not only the best one. */
+	for (v = 0; v < N(vec); v++) {
+		int err = polar_lowrank_force_kernel(vec[v]);
+
+		if (err) {
+			CHECK(err == -ENOTSUP);
+			printf("# %s: not on this CPU\n", vec[v]);
+			continue;
+		}
+		CHECK_STR(polar_lowrank_kernel_name(), vec[v]);
+		printf("# forced kernel: %s\n", vec[v]);
+		sweep();
+	}
+	polar_lowrank_force_kernel(NULL);
 }
 
 static void test_portable(void)
@@ -277,6 +311,8 @@ static void test_errors(void)
 	CHECK(polar_lowrank_pack(A, NULL, 8, 1, 1, NULL, NULL) == -EINVAL);
 	CHECK(polar_lowrank_pack(NULL, A, 8, 1, 0, NULL, Bp) == -EINVAL);
 	CHECK(y[0] == 7);
+	CHECK(polar_lowrank_force_kernel("avx1024") == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "avx1024") != NULL);
 	/* The bounds themselves are valid (padded: 8 x rank floats). */
 	CHECK(polar_lowrank_apply(A, Bp, 1, 1, 1, 1, x, z, y, 0) == 0);
 	CHECK(polar_lowrank_apply(A, Bp, 64, 1, 1, 1, x, z, y, 0) == 0);

@@ -35,11 +35,14 @@
  * state between calls and are safe to call from several threads at once.
  * x, z and y must not overlap; Ap and Bp must not overlap y or z.
  *
- * Kernels: AVX2+FMA when the CPU has both (chosen at run time), else a
- * portable C11 path. POLAR_LOWRANK=portable in the environment (read at the
- * first call) or polar_lowrank_force_portable(1) selects the portable path.
- * Results of the two paths agree to float rounding (the order of the sums
- * differs), not bit for bit.
+ * Kernels: AVX-512 (F, VL, DQ) when the CPU has it, else AVX2+FMA when it
+ * has both, else a portable C11 path, chosen at run time (the AVX-512
+ * kernels read the same 8-wide panels, two rows to a vector).
+ * POLAR_LOWRANK=<kernel name> in the environment (read at the first call)
+ * caps the choice: avx2-fma or portable. polar_lowrank_force_kernel()
+ * selects a kernel for the process (tests, benchmarks). Results of the
+ * paths agree to float rounding (the order of the sums differs), not bit
+ * for bit.
  *
  * Errors are -EINVAL (rank out of 1..64, a NULL pointer, a zero dimension)
  * with a sentence in polar_errmsg().
@@ -94,12 +97,20 @@ int polar_lowrank_apply(const float *Ap, const float *Bp, uint32_t rank,
 			const float *x, float *z_scratch, float *y,
 			int accumulate);
 
-/* The kernel the next call will use: "avx2-fma" or "portable". */
+/* The kernel the next call will use: "avx512", "avx2-fma" or "portable". */
 const char *polar_lowrank_kernel_name(void);
 
 /*
- * force != 0 makes every later call of this process use the portable
- * kernels; 0 returns to the run-time choice (for tests and benchmarks).
+ * Makes every later call of this process use the kernel of that name
+ * ("avx512", "avx2-fma", "portable"); NULL returns to the run-time
+ * choice. Returns 0, -EINVAL (no such kernel) or -ENOTSUP (this CPU
+ * cannot run it), with a sentence in polar_errmsg().
+ */
+int polar_lowrank_force_kernel(const char *name);
+
+/*
+ * force != 0 is polar_lowrank_force_kernel("portable"); 0 returns to the
+ * run-time choice (for tests and benchmarks).
  */
 void polar_lowrank_force_portable(int force);
 

@@ -1,0 +1,471 @@
+// SPDX-License-Identifier: MIT
+/*
+ * AVX-512 low-rank kernels. Only lowrank.c calls them, and only after
+ * __builtin_cpu_supports() said the CPU has AVX-512 F, VL and DQ (and
+ * AVX2, FMA): every function here carries that target attribute, the rest
+ * of the library is built for the baseline ISA. Single-threaded, no
+ * allocation.
+ *
+ * The packed layout (<polar/lowrank.h>) has panels of 8 floats, rows of a
+ * panel 8 floats apart, so 16 contiguous floats are two rows of one panel:
+ * rows k and k+1 of A's panel p (A[k][8p..8p+8), A[k+1][8p..8p+8)), or
+ * columns k and k+1 of B's panel p. The kernels work on such row pairs;
+ * the lane halves of an accumulator belong to different rows and are
+ * added (or kept apart) once, at the end of a tile. An odd last row loads
+ * its pair with the upper half masked off (never past the array).
+ *
+ * z = A x (polar_lowrank_az_avx512): an accumulator per (batch row, row
+ * pair) collects A-pair x [x chunk, x chunk] (8 floats of x broadcast to
+ * both halves). Tiles: 1 batch row x up to 8 pairs (16 rows) over all of
+ * in_dim, with two sets of accumulators on alternate panels when there
+ * are 4 pairs or fewer (8 chains hide the FMA latency); 4 batch rows x 4
+ * pairs (16 accumulators, 8 loads per 16 FMAs) when batch > 1. Then in_dim
+ * is cut into blocks whose slice of A (all rows) is AZ_SLICE floats, and
+ * for each block and each group of 4 batch rows the tiles go over all
+ * rows of A: the 4 rows of x (8 KiB at rank 8, 2 KiB at 32) and the slice
+ * of A both stay in L1 (48 KiB here; a 32 KiB L1 keeps x and most of A),
+ * and x streams through once. At the end of a tile 4 pair accumulators are
+ * reduced to 8 sums with lane shuffles and adds.
+ *
+ * y (+)= B z (polar_lowrank_bz_avx512): an accumulator per (batch row,
+ * panel of 8 outputs) collects B-pair x [z[k] x 8, z[k+1] x 8]; the halves
+ * are added at the end and give 8 outputs, two panels at a time (two
+ * lane shuffles and one add per 16 outputs). The z pairs of a tile's batch
+ * rows are built once per tile into a small array on the stack (at most 6
+ * x 32 vectors, 12 KiB). Tiles: up to 6 batch rows x 4 panels (24
+ * accumulators, 4 B loads per 24 FMAs), 1 row x 8 panels at batch 1, then
+ * single panels and a masked tail panel.
+ */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "polar/lowrank.h"
+
+#define POLAR_AVX512 \
+	__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
+#define POLAR_AVX512_INLINE                                              \
+	__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"),     \
+		       always_inline)) static inline
+
+/* Floats of A per in-block (32 KiB): the block's slice of all rows. */
+#define AZ_SLICE 8192
+
+/* The most batch rows of a y tile; z pairs per batch row. */
+#define BZ_NB 6
+#define BZ_PAIRS ((POLAR_LOWRANK_MAX_RANK + 1) / 2)
+
+void polar_lowrank_az_avx512(const float *Ap, uint32_t rank, size_t in_dim,
+			     size_t batch, const float *x, float *z);
+void polar_lowrank_bz_avx512(const float *Bp, uint32_t rank, size_t out_dim,
+			     size_t batch, const float *z, float *y,
+			     int accumulate);
+
+/* The lower half (8 lanes) of a pair: an odd last row. */
+#define LO8 ((__mmask16)0x00FF)
+
+POLAR_AVX512_INLINE __mmask8 first_lanes(size_t n)
+{
+	return (__mmask8)((1u << n) - 1);
+}
+
+/* Row pair m at p (16 floats), the upper half masked when it is odd. */
+POLAR_AVX512_INLINE __m512 load_pair(const float *p, int odd)
+{
+	return odd ? _mm512_maskz_loadu_ps(LO8, p) : _mm512_loadu_ps(p);
+}
+
+/* 8 floats of x in both halves. */
+POLAR_AVX512_INLINE __m512 bcast8(const float *p)
+{
+	return _mm512_castpd_ps(_mm512_broadcast_f64x4(
+		_mm256_castps_pd(_mm256_loadu_ps(p))));
+}
+
+POLAR_AVX512_INLINE __m512 bcast8_masked(const float *p, __mmask8 m)
+{
+	return _mm512_castpd_ps(_mm512_broadcast_f64x4(
+		_mm256_castps_pd(_mm256_maskz_loadu_ps(m, p))));
+}
+
+/*
+ * The 8 row sums of 4 pair accumulators, in row order, in 12 instructions
+ * (128-bit blocks: a_m = [row 2m lo, row 2m hi, row 2m+1 lo, row 2m+1 hi]).
+ */
+POLAR_AVX512_INLINE __m256 hsum_pairs4(__m512 a0, __m512 a1, __m512 a2,
+				       __m512 a3)
+{
+	/* Blocks: 4 partial sums of rows 0..3 and of rows 4..7. */
+	__m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x88),
+				   _mm512_shuffle_f32x4(a0, a1, 0xDD));
+	__m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x88),
+				   _mm512_shuffle_f32x4(a2, a3, 0xDD));
+	/* Block b: [s01 b.0+b.2, s23 b.0+b.2, s01 b.1+b.3, s23 b.1+b.3]. */
+	__m512 w = _mm512_add_ps(_mm512_unpacklo_ps(s01, s23),
+				 _mm512_unpackhi_ps(s01, s23));
+	const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13,
+					      0, 0, 0, 0, 0, 0, 0, 0);
+
+	/* Block b, lane 0: row b; lane 1: row 4 + b. */
+	w = _mm512_add_ps(w, _mm512_permute_ps(w, 0x4E));
+	return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, w));
+}
+
+/*
+ * One z tile: z[j][k] (+)= A[k][0..n) . x[j][0..n) for j < NB and the
+ * 2 NP - ODD rows k of the tile. A points at the tile's first row in the
+ * first panel (panels ps floats apart), x at batch row 0 (rows ldx
+ * apart), z at z[0][k0] (rows ldz apart). U (1 or 2) sets of accumulators
+ * take alternate panels. NB, NP, U, ODD are constants after inlining.
+ */
+POLAR_AVX512_INLINE void az_tile(const float *A, size_t ps, const float *x,
+				 size_t ldx, size_t n, float *z, size_t ldz,
+				 int NB, int NP, int U, int ODD, int add)
+{
+	__m512 acc[2][4][8];
+	size_t q, nq = n / 8;
+	int u, j, m, g, rows = 2 * NP - ODD;
+
+#pragma GCC unroll 2
+	for (u = 0; u < U; u++)
+#pragma GCC unroll 4
+		for (j = 0; j < NB; j++)
+#pragma GCC unroll 8
+			for (m = 0; m < NP; m++)
+				acc[u][j][m] = _mm512_setzero_ps();
+
+	for (q = 0; q + U <= nq; q += U) {
+#pragma GCC unroll 2
+		for (u = 0; u < U; u++) {
+			const float *aq = A + (q + u) * ps;
+			__m512 xv[4];
+
+#pragma GCC unroll 4
+			for (j = 0; j < NB; j++)
+				xv[j] = bcast8(x + j * ldx + (q + u) * 8);
+#pragma GCC unroll 8
+			for (m = 0; m < NP; m++) {
+				__m512 a = load_pair(aq + 16 * m,
+						     ODD && m == NP - 1);
+
+#pragma GCC unroll 4
+				for (j = 0; j < NB; j++)
+					acc[u][j][m] = _mm512_fmadd_ps(
+						a, xv[j], acc[u][j][m]);
+			}
+		}
+	}
+	for (; q < nq; q++) {
+		const float *aq = A + q * ps;
+
+#pragma GCC unroll 8
+		for (m = 0; m < NP; m++) {
+			__m512 a = load_pair(aq + 16 * m, ODD && m == NP - 1);
+
+#pragma GCC unroll 4
+			for (j = 0; j < NB; j++)
+				acc[0][j][m] = _mm512_fmadd_ps(
+					a, bcast8(x + j * ldx + q * 8),
+					acc[0][j][m]);
+		}
+	}
+	if (nq * 8 < n) {
+		/* A's last panel is zero-padded: only x needs the mask. */
+		const float *aq = A + nq * ps;
+		__mmask8 xm = first_lanes(n - nq * 8);
+		__m512 xv[4];
+
+#pragma GCC unroll 4
+		for (j = 0; j < NB; j++)
+			xv[j] = bcast8_masked(x + j * ldx + nq * 8, xm);
+#pragma GCC unroll 8
+		for (m = 0; m < NP; m++) {
+			__m512 a = load_pair(aq + 16 * m, ODD && m == NP - 1);
+
+#pragma GCC unroll 4
+			for (j = 0; j < NB; j++)
+				acc[0][j][m] = _mm512_fmadd_ps(a, xv[j],
+							       acc[0][j][m]);
+		}
+	}
+	if (U == 2)
+#pragma GCC unroll 4
+		for (j = 0; j < NB; j++)
+#pragma GCC unroll 8
+			for (m = 0; m < NP; m++)
+				acc[0][j][m] = _mm512_add_ps(acc[0][j][m],
+							     acc[1][j][m]);
+
+#pragma GCC unroll 4
+	for (j = 0; j < NB; j++)
+#pragma GCC unroll 2
+		for (g = 0; g < (NP + 3) / 4; g++) {
+			__m512 zero = _mm512_setzero_ps();
+			float *zj = z + j * ldz + 8 * g;
+			int nr = rows - 8 * g < 8 ? rows - 8 * g : 8;
+			__mmask8 zm = first_lanes((size_t)nr);
+			__m256 s = hsum_pairs4(
+				acc[0][j][4 * g],
+				4 * g + 1 < NP ? acc[0][j][4 * g + 1] : zero,
+				4 * g + 2 < NP ? acc[0][j][4 * g + 2] : zero,
+				4 * g + 3 < NP ? acc[0][j][4 * g + 3] : zero);
+
+			if (add)
+				s = _mm256_add_ps(s,
+						  _mm256_maskz_loadu_ps(zm, zj));
+			_mm256_mask_storeu_ps(zj, zm, s);
+		}
+}
+
+#define AZ_TILE_ARGS const float *A, size_t ps, const float *x, size_t ldx, \
+	size_t n, float *z, size_t ldz, uint32_t nr, int add
+
+/* Instantiates az_tile for nr rows with NB constant. */
+#define AZ_CASE(nb, nrows, u)                                             \
+	case nrows:                                                       \
+		az_tile(A, ps, x, ldx, n, z, ldz, nb, ((nrows) + 1) / 2, u, \
+			(nrows) & 1, add);                                \
+		break
+
+/* One batch row, up to 16 rows of A. */
+POLAR_AVX512 static void az_tile_1(AZ_TILE_ARGS)
+{
+	switch (nr) {
+	AZ_CASE(1, 1, 2); AZ_CASE(1, 2, 2); AZ_CASE(1, 3, 2);
+	AZ_CASE(1, 4, 2); AZ_CASE(1, 5, 2); AZ_CASE(1, 6, 2);
+	AZ_CASE(1, 7, 2); AZ_CASE(1, 8, 2); AZ_CASE(1, 9, 1);
+	AZ_CASE(1, 10, 1); AZ_CASE(1, 11, 1); AZ_CASE(1, 12, 1);
+	AZ_CASE(1, 13, 1); AZ_CASE(1, 14, 1); AZ_CASE(1, 15, 1);
+	AZ_CASE(1, 16, 1);
+	}
+}
+
+#define AZ_TILE_N(nb)                                                     \
+	POLAR_AVX512 static void az_tile_##nb(AZ_TILE_ARGS)               \
+	{                                                                 \
+		switch (nr) {                                             \
+		AZ_CASE(nb, 1, 1); AZ_CASE(nb, 2, 1); AZ_CASE(nb, 3, 1);  \
+		AZ_CASE(nb, 4, 1); AZ_CASE(nb, 5, 1); AZ_CASE(nb, 6, 1);  \
+		AZ_CASE(nb, 7, 1); AZ_CASE(nb, 8, 1);                     \
+		}                                                         \
+	}
+
+AZ_TILE_N(2)
+AZ_TILE_N(3)
+AZ_TILE_N(4)
+
+POLAR_AVX512 void polar_lowrank_az_avx512(const float *Ap, uint32_t rank,
+					  size_t in_dim, size_t batch,
+					  const float *x, float *z)
+{
+	size_t ps = (size_t)8 * rank, i0, b, kb, kblk;
+	uint32_t k, nr;
+
+	if (batch == 1) {
+		/* No reuse of A: one pass, 16 rows at a time. */
+		for (k = 0; k < rank; k += 16)
+			az_tile_1(Ap + k * 8, ps, x, in_dim, in_dim, z + k, rank,
+				  rank - k < 16 ? rank - k : 16, 0);
+		return;
+	}
+	/* in-blocks of AZ_SLICE / rank floats: whole panels, 64 at least */
+	kblk = AZ_SLICE / rank / 8 * 8;
+	if (kblk < 64)
+		kblk = 64;
+	for (i0 = 0; i0 < in_dim; i0 += kblk) {
+		size_t n = in_dim - i0 < kblk ? in_dim - i0 : kblk;
+		const float *A0 = Ap + i0 / 8 * ps;
+		int add = i0 > 0;
+
+		for (b = 0; b < batch; b += kb) {
+			const float *xb = x + b * in_dim + i0;
+
+			kb = batch - b < 4 ? batch - b : 4;
+			for (k = 0; k < rank; k += 8) {
+				float *zb = z + b * rank + k;
+
+				nr = rank - k < 8 ? rank - k : 8;
+				if (kb == 4)
+					az_tile_4(A0 + k * 8, ps, xb, in_dim,
+						  n, zb, rank, nr, add);
+				else if (kb == 3)
+					az_tile_3(A0 + k * 8, ps, xb, in_dim,
+						  n, zb, rank, nr, add);
+				else if (kb == 2)
+					az_tile_2(A0 + k * 8, ps, xb, in_dim,
+						  n, zb, rank, nr, add);
+				else
+					az_tile_1(A0 + k * 8, ps, xb, in_dim,
+						  n, zb, rank, nr, add);
+			}
+		}
+	}
+}
+
+/*
+ * One y tile: y[j][c*8 .. c*8+8) (+)= sum_k z[j][k] B^T[k][c*8 ..) for
+ * j < NB, c < NC. B points at the tile's first panel (panels ps floats
+ * apart), zz at the z pairs of batch row 0 (rows BZ_PAIRS apart). With
+ * MASKED (NC 1) only the first `tail` outputs are read and written.
+ */
+POLAR_AVX512_INLINE void bz_tile(const float *B, size_t ps, uint32_t rank,
+				 const __m512 *zz, float *y, size_t ldy,
+				 int NB, int NC, int accumulate, int MASKED,
+				 size_t tail)
+{
+	__m512 acc[BZ_NB][8];
+	__mmask8 ym = MASKED ? first_lanes(tail) : (__mmask8)0xFF;
+	uint32_t mp, full = rank / 2;
+	int j, c;
+
+#pragma GCC unroll 6
+	for (j = 0; j < NB; j++)
+#pragma GCC unroll 8
+		for (c = 0; c < NC; c++) {
+			const float *yp = y + j * ldy + c * 8;
+
+			if (!accumulate)
+				acc[j][c] = _mm512_setzero_ps();
+			else if (MASKED)
+				acc[j][c] = _mm512_zextps256_ps512(
+					_mm256_maskz_loadu_ps(ym, yp));
+			else
+				acc[j][c] = _mm512_zextps256_ps512(
+					_mm256_loadu_ps(yp));
+		}
+	for (mp = 0; mp < full; mp++) {
+		__m512 bv[8];
+
+#pragma GCC unroll 8
+		for (c = 0; c < NC; c++)
+			bv[c] = _mm512_loadu_ps(B + c * ps + 16 * mp);
+#pragma GCC unroll 6
+		for (j = 0; j < NB; j++) {
+			__m512 zv = zz[j * BZ_PAIRS + mp];
+
+#pragma GCC unroll 8
+			for (c = 0; c < NC; c++)
+				acc[j][c] = _mm512_fmadd_ps(bv[c], zv,
+							    acc[j][c]);
+		}
+	}
+	if (rank & 1) {
+		__m512 bv[8];
+
+#pragma GCC unroll 8
+		for (c = 0; c < NC; c++)
+			bv[c] = _mm512_maskz_loadu_ps(LO8,
+						      B + c * ps + 16 * full);
+#pragma GCC unroll 6
+		for (j = 0; j < NB; j++) {
+			__m512 zv = zz[j * BZ_PAIRS + full];
+
+#pragma GCC unroll 8
+			for (c = 0; c < NC; c++)
+				acc[j][c] = _mm512_fmadd_ps(bv[c], zv,
+							    acc[j][c]);
+		}
+	}
+#pragma GCC unroll 6
+	for (j = 0; j < NB; j++) {
+		float *yj = y + j * ldy;
+
+		/* Two panels at once: [a_lo | b_lo] + [a_hi | b_hi] gives
+		 * their 16 outputs, which are contiguous in y. */
+#pragma GCC unroll 4
+		for (c = 0; c + 1 < NC; c += 2) {
+			__m512 a = acc[j][c], b = acc[j][c + 1];
+
+			_mm512_storeu_ps(yj + c * 8, _mm512_add_ps(
+				_mm512_shuffle_f32x4(a, b, 0x44),
+				_mm512_shuffle_f32x4(a, b, 0xEE)));
+		}
+		if (NC & 1) {
+			__m256 s = _mm256_add_ps(
+				_mm512_castps512_ps256(acc[j][NC - 1]),
+				_mm512_extractf32x8_ps(acc[j][NC - 1], 1));
+			float *yp = yj + (NC - 1) * 8;
+
+			if (MASKED)
+				_mm256_mask_storeu_ps(yp, ym, s);
+			else
+				_mm256_storeu_ps(yp, s);
+		}
+	}
+}
+
+/* y rows [0, NB) over all of out_dim, in tiles of NCMAX panels. */
+POLAR_AVX512_INLINE void bz_rows(const float *Bp, uint32_t rank, size_t out,
+				 const __m512 *zz, float *y, int NB,
+				 int NCMAX, int accumulate)
+{
+	size_t ps = (size_t)8 * rank, o = 0;
+
+	for (; o + 8 * (size_t)NCMAX <= out; o += 8 * (size_t)NCMAX)
+		bz_tile(Bp + o / 8 * ps, ps, rank, zz, y + o, out, NB, NCMAX,
+			accumulate, 0, 8);
+	for (; o + 8 <= out; o += 8)
+		bz_tile(Bp + o / 8 * ps, ps, rank, zz, y + o, out, NB, 1,
+			accumulate, 0, 8);
+	if (o < out)
+		bz_tile(Bp + o / 8 * ps, ps, rank, zz, y + o, out, NB, 1,
+			accumulate, 1, out - o);
+}
+
+#define BZ_ROWS_FN(nb, ncmax)                                             \
+	POLAR_AVX512 static void bz_rows_##nb(const float *Bp,            \
+					      uint32_t rank, size_t out,  \
+					      const __m512 *zz, float *y, \
+					      int accumulate)             \
+	{                                                                 \
+		if (accumulate)                                           \
+			bz_rows(Bp, rank, out, zz, y, nb, ncmax, 1);      \
+		else                                                      \
+			bz_rows(Bp, rank, out, zz, y, nb, ncmax, 0);      \
+	}
+
+BZ_ROWS_FN(1, 8)
+BZ_ROWS_FN(2, 4)
+BZ_ROWS_FN(3, 4)
+BZ_ROWS_FN(4, 4)
+BZ_ROWS_FN(5, 4)
+BZ_ROWS_FN(6, 4)
+
+POLAR_AVX512 void polar_lowrank_bz_avx512(const float *Bp, uint32_t rank,
+					  size_t out_dim, size_t batch,
+					  const float *z, float *y,
+					  int accumulate)
+{
+	__m512 zz[BZ_NB * BZ_PAIRS];
+	size_t b, nb, j;
+	uint32_t mp, np = (rank + 1) / 2;
+
+	for (b = 0; b < batch; b += nb) {
+		const float *zb = z + b * rank;
+		float *yb = y + b * out_dim;
+
+		nb = batch - b < BZ_NB ? batch - b : BZ_NB;
+		for (j = 0; j < nb; j++)
+			for (mp = 0; mp < np; mp++) {
+				float hi = 2 * mp + 1 < rank ?
+					   zb[j * rank + 2 * mp + 1] : 0.0f;
+
+				zz[j * BZ_PAIRS + mp] = _mm512_insertf32x8(
+					_mm512_set1_ps(zb[j * rank + 2 * mp]),
+					_mm256_set1_ps(hi), 1);
+			}
+		switch (nb) {
+		case 6: bz_rows_6(Bp, rank, out_dim, zz, yb, accumulate); break;
+		case 5: bz_rows_5(Bp, rank, out_dim, zz, yb, accumulate); break;
+		case 4: bz_rows_4(Bp, rank, out_dim, zz, yb, accumulate); break;
+		case 3: bz_rows_3(Bp, rank, out_dim, zz, yb, accumulate); break;
+		case 2: bz_rows_2(Bp, rank, out_dim, zz, yb, accumulate); break;
+		default:
+			bz_rows_1(Bp, rank, out_dim, zz, yb, accumulate);
+		}
+	}
+}
+
+#endif /* x86 && GNUC */
