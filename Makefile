@@ -135,7 +135,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/*.h $(LIB_A) $(FWASM_OBJ)
 	$(CC) $(USER_CFLAGS) -Itests/unit -Ifirmware $< -o $@ $(FWASM_OBJ) \
 		$(LIB_A) $(LIB_LIBS)
 
-$(BENCH_ENGINE): bench/bench_engine.c tests/unit/*.h $(LIB_A)
+$(BENCH_ENGINE): bench/bench_engine.c bench/openblas_core.h tests/unit/*.h $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Itests/unit $< -o $@ $(LIB_A) $(LIB_LIBS) \
 		$$(pkg-config --cflags --libs openblas)
@@ -168,7 +168,7 @@ $(BENCH_OVERLAP): bench/bench_overlap.c $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -static $< -o $@ $(LIB_A) $(LIB_LIBS)
 
-$(BENCH_LOWRANK): bench/bench_lowrank.c $(LIB_A) $(LIB_HDRS)
+$(BENCH_LOWRANK): bench/bench_lowrank.c bench/openblas_core.h $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $< -o $@ $(LIB_A) $(LIB_LIBS) \
 		$$(pkg-config --cflags --libs openblas)

@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +40,7 @@
 
 #include "cim_engine.h"
 #include "cim_naive.h"
+#include "openblas_core.h"
 
 #define BATCH   256
 #define RUNS    7        /* timed runs per measurement; median */
@@ -458,46 +458,6 @@ static int run_case(const struct bcase *bc, double *engine_out)
 	return bad_port || bad_naive || bad_sgemm ? 1 : 0;
 }
 
-/*
- * OpenBLAS 0.3.21 (Debian bookworm) does not recognise newer CPU models
- * and falls back to its generic SSE3 kernels, several times slower than
- * the sgemm this CPU can run: a baseline that flatters the engine. So
- * when OpenBLAS picked such a fallback, run again with the core its
- * kernels for this CPU's vector units were written for (the sgemm results
- * are checked below, so a core that computed wrongly would show).
- */
-static void openblas_best_core(char **argv)
-{
-	static const char *const fallback[] = {
-		"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
-		"Atom", "Sandybridge",
-	};
-	const char *got = openblas_get_corename(), *want = NULL;
-	size_t k;
-	int generic = 0;
-
-	if (getenv("OPENBLAS_CORETYPE") || !got)
-		return;
-	for (k = 0; k < sizeof(fallback) / sizeof(fallback[0]); k++)
-		generic |= !strcasecmp(got, fallback[k]);
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f") &&
-	    __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("avx512vl") &&
-	    __builtin_cpu_supports("avx512dq"))
-		want = "SkylakeX";
-	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		want = "Haswell";
-	if (!generic || !want)
-		return;
-	printf("OpenBLAS chose its %s kernels on this CPU; measuring sgemm "
-	       "with OPENBLAS_CORETYPE=%s\n", got, want);
-	fflush(stdout);
-	setenv("OPENBLAS_CORETYPE", want, 1);
-	execv("/proc/self/exe", argv);
-	perror("bench_engine: re-exec");
-}
-
 int main(int argc, char **argv)
 {
 	static const struct shape shapes[] = {
@@ -510,7 +470,7 @@ int main(int argc, char **argv)
 	int noisy, fmt, s, bad = 0;
 
 	(void)argc;
-	openblas_best_core(argv);
+	bench_openblas_best_core(argv);
 	n_threads = cpus < 1 ? 1 : cpus > CIM_MAX_THREADS ? CIM_MAX_THREADS :
 		    (unsigned)cpus;
 	openblas_set_num_threads(1);

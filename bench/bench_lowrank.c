@@ -8,8 +8,10 @@
  * OpenBLAS: at batch 1 two cblas_sgemv calls (z = A x; y += B z, the add
  * done by beta = 1), at batch > 1 two cblas_sgemm calls (z = x A^T;
  * y += z B^T). B is offered in both layouts (out x r as calibration makes
- * it, and r x out) and the faster counts. OPENBLAS_CORETYPE is left as the
- * environment sets it; the header names the core OpenBLAS chose.
+ * it, and r x out) and the faster counts. Where OpenBLAS falls back to
+ * its generic kernels on a CPU it does not know, the bench re-runs with
+ * the core of this CPU's vector units (openblas_core.h); the header names
+ * the core OpenBLAS runs.
  *
  * polar gets A and B packed by polar_lowrank_pack() (done once, outside
  * the timing, as calibration does).
@@ -72,6 +74,8 @@
 #include <unistd.h>
 
 #include <cblas.h>
+
+#include "openblas_core.h"
 
 #include "polar/lowrank.h"
 #include "polar/polar.h"
@@ -655,7 +659,7 @@ static double median(double *v, size_t n)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const uint32_t shapes[][2] = {	/* out, in */
 		{ 64, 64 }, { 100, 100 }, { 256, 256 }, { 300, 1000 },
@@ -676,6 +680,8 @@ int main(void)
 	struct machine m;
 	int l, pass;
 
+	(void)argc;
+	bench_openblas_best_core(argv);
 	openblas_set_num_threads(threads);
 	printf("# bench_lowrank: y += B (A x), fp32, batch-major; polar "
 	       "kernel %s, 1 thread; OpenBLAS %s, core %s (OPENBLAS_CORETYPE "
