@@ -89,7 +89,8 @@ uint16_t cim_command_matmul(struct cim_engine *e,
 	struct cim_plane_pair sched[CIM_FW_MAX_PAIRS];
 	const struct cim_fw_schedule *fs;
 	struct cim_matmul_args a = { 0 };
-	uint32_t b, i;
+	uint64_t macs_per_vector = (uint64_t)c->in_dim * c->out_dim, chunk;
+	uint32_t b, i, chunk_n;
 
 	a.tile0 = c->tile0;
 	a.in_dim = c->in_dim;
@@ -130,12 +131,14 @@ uint16_t cim_command_matmul(struct cim_engine *e,
 	 * noise of a vector depends on its index in the whole command, so
 	 * chunking does not change the result.
 	 */
-	for (b = 0; b < c->batch; b += CIM_COMMAND_BATCH_CHUNK) {
-		uint32_t n = c->batch - b < CIM_COMMAND_BATCH_CHUNK ?
-			     c->batch - b : CIM_COMMAND_BATCH_CHUNK;
+	chunk = macs_per_vector ? CIM_COMMAND_CHUNK_MACS / macs_per_vector : 0;
+	if (chunk < CIM_COMMAND_BATCH_CHUNK)
+		chunk = CIM_COMMAND_BATCH_CHUNK;
+	for (b = 0; b < c->batch; b += chunk_n) {
 		int ret;
 
-		a.batch = n;
+		chunk_n = c->batch - b < chunk ? c->batch - b : (uint32_t)chunk;
+		a.batch = chunk_n;
 		a.item0 = b;
 		a.x = x + (uint64_t)b * c->in_dim;
 		a.y = y + (uint64_t)b * c->out_dim;
@@ -143,7 +146,7 @@ uint16_t cim_command_matmul(struct cim_engine *e,
 		if (ret)
 			return errno_status(ret);
 		if (progress)
-			progress(opaque, n);
+			progress(opaque, chunk_n);
 	}
 	return POLAR_CIM_ST_OK;
 }

@@ -15,8 +15,15 @@
 #include "cim_firmware.h"
 #include "polar_cim_hw.h"
 
-/* Vectors the engine evaluates between two progress callbacks. */
+/*
+ * A MATMUL is evaluated in chunks of at least CIM_COMMAND_BATCH_CHUNK
+ * vectors and about CIM_COMMAND_CHUNK_MACS multiply-accumulates (a few
+ * milliseconds at most), with a progress callback after each: large enough
+ * that the engine's threads and per-call set-up pay, small enough that
+ * HEARTBEAT keeps moving.
+ */
 #define CIM_COMMAND_BATCH_CHUNK	16
+#define CIM_COMMAND_CHUNK_MACS	(1u << 21)
 
 /**
  * struct cim_command - the compute fields of a submission entry, in CPU
