@@ -1636,12 +1636,21 @@ static int dot_prepare(struct cim_engine *e, const struct cim_matmul_args *a,
 			uint8_t *dst = xb + ((size_t)b * sh->rtiles + rt) *
 				       nx * rpad;
 
-			for (r = 0; r < n; r++) {
-				uint8_t v = src[r] & (nx == 4 ? 0x0F : 0xFF);
+			/* 8 rows at a time: bit i of 8 codes as 8 bytes */
+			for (r = 0; r + 8 <= n; r += 8) {
+				uint64_t v;
 
-				for (i = 0; i < nx; i++)
-					dst[(size_t)i * rpad + r] = v >> i & 1;
+				memcpy(&v, src + r, sizeof(v));
+				for (i = 0; i < nx; i++) {
+					uint64_t bits = v >> i & 0x0101010101010101ull;
+
+					memcpy(dst + (size_t)i * rpad + r, &bits,
+					       sizeof(bits));
+				}
 			}
+			for (; r < n; r++)
+				for (i = 0; i < nx; i++)
+					dst[(size_t)i * rpad + r] = src[r] >> i & 1;
 		}
 	sh->dot = kern;
 	sh->xb = xb;
