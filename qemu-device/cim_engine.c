@@ -341,11 +341,9 @@ int cim_engine_create(const struct cim_config *cfg, struct cim_engine **out)
 	e->ncb = (c.cols + 15) / 16;
 	e->rpad = (c.rows + 3) / 4 * 4;
 	e->u_plane = (size_t)e->ncb * e->rpad * 16;
-	if (e->has_dg) {
-		e->ucell = xcalloc(c.tiles, sizeof(*e->ucell));
-		if (!e->ucell)
-			goto nomem;
-	}
+	e->ucell = xcalloc(c.tiles, sizeof(*e->ucell));
+	if (!e->ucell)
+		goto nomem;
 	if (e->has_stuck) {
 		e->stuck0 = xcalloc(tw, sizeof(uint64_t));
 		e->stuck1 = xcalloc(tw, sizeof(uint64_t));
@@ -889,8 +887,9 @@ static tile_item_fn pick_kernel(void)
 /* ------------------------------------------------------------------------ */
 /* the dot-product kernels (CIM_KERNEL_AVX2, CIM_KERNEL_AVX512)             */
 /*
- * For a chip with static deviations and no read noise, one conversion's
- * analog sum is S_q8 = 256 n + 2 sum(dg) over the active cells, i.e.
+ * For a chip without read noise (static deviations, stuck cells and ADC
+ * offsets and gains are fine), one conversion's analog sum is
+ * S_q8 = 256 n + 2 sum(dg) over the active cells, i.e.
  * S_q8 = 2 T with T = sum_r xbit_r * u_r and u_r = wbit_r ? 128 + dg_r : 0,
  * an unsigned 8-bit value. T is an 8-bit dot product of the input plane
  * (0/1 bytes) with a column's u, which the CPU's byte dot-product
@@ -959,7 +958,7 @@ static enum cim_kernel kernel_for(const struct cim_engine *e)
 	uint32_t G = e->cfg.rows_per_conversion;
 	enum cim_kernel k = e->kernel;
 
-	if (k == CIM_KERNEL_PORTABLE || !e->has_dg || e->has_dyn)
+	if (k == CIM_KERNEL_PORTABLE || e->has_dyn)
 		return CIM_KERNEL_PORTABLE;
 	if ((k == CIM_KERNEL_AUTO || k == CIM_KERNEL_AVX512) && G % 4 == 0 &&
 	    cpu_has_avx512())
@@ -1002,8 +1001,9 @@ static int tile_cells_build(struct cim_engine *e, uint32_t t, uint32_t g)
 		for (p = 0; p < np; p++) {
 			const uint64_t *wb = col_planes(e, e->wpl, t, col) +
 					     (size_t)p * nw;
-			const uint64_t *db = e->dgpl + ((size_t)t * C + col) *
-					     e->col_words * 8 + (size_t)p * 8 * nw;
+			const uint64_t *db = !e->dgpl ? NULL : e->dgpl +
+				((size_t)t * C + col) * e->col_words * 8 +
+				(size_t)p * 8 * nw;
 			uint8_t *dst = u + (size_t)p * e->u_plane +
 				       (size_t)(col / 16) * e->rpad * 16 +
 				       (size_t)g * (col % 16);
@@ -1014,7 +1014,7 @@ static int tile_cells_build(struct cim_engine *e, uint32_t t, uint32_t g)
 
 				if (!(wb[w] >> sh & 1))
 					continue;
-				for (k = 0; k < 8; k++)
+				for (k = 0; db && k < 8; k++)
 					dg |= (uint32_t)(db[(size_t)k * nw + w] >>
 							 sh & 1) << k;
 				dst[(size_t)(r / g) * 16 * g + r % g] =

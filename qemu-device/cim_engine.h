@@ -234,8 +234,9 @@ int cim_engine_set_threads(struct cim_engine *e, unsigned int threads);
  * enum cim_kernel - how cim_engine_matmul() evaluates conversions.
  * @CIM_KERNEL_AUTO: the fastest kernel this CPU runs (the default).
  * @CIM_KERNEL_PORTABLE: plain C, AND + popcount over bit-planes.
- * @CIM_KERNEL_AVX2: for a chip with static deviations and no read noise,
- *	each conversion's analog sum is an 8-bit dot product (cim_engine.md,
+ * @CIM_KERNEL_AVX2: for a chip without read noise (static deviations,
+ *	stuck cells, ADC offsets and gains are fine), each conversion's
+ *	analog sum is an 8-bit dot product (cim_engine.md,
  *	"Performance"): vpmaddubsw; needs AVX2 and FMA and an even
  *	rows_per_conversion of at most 128.
  * @CIM_KERNEL_AVX512: the same with AVX-512 VNNI's vpdpbusd; needs
