@@ -490,12 +490,19 @@ static void layer_gather(struct polar_qlayer *l, uint32_t batch, uint32_t k0,
 	}
 }
 
-static int layer_host_path(struct polar_qlayer *l, uint32_t batch,
+/*
+ * The host path of vectors [k0, k0 + n) into their rows of lowrank_y. The
+ * kernels compute each row on its own (<polar/lowrank.h>), so a batch done
+ * chunk by chunk gives the same bits as done at once.
+ */
+static int layer_host_path(struct polar_qlayer *l, uint32_t k0, uint32_t n,
 			   const float *x)
 {
 	return polar_lowrank_apply(l->A, l->B, l->d.rank, l->d.in_dim,
-				   l->d.out_dim, batch, x, l->lowrank_z,
-				   l->lowrank_y, 0);
+				   l->d.out_dim, n,
+				   x + (size_t)k0 * l->d.in_dim,
+				   l->lowrank_z + (size_t)k0 * l->d.rank,
+				   l->lowrank_y + (size_t)k0 * l->d.out_dim, 0);
 }
 
 int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
@@ -520,7 +527,7 @@ int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
 			memset(y, 0, sizeof(float) * batch * l->d.out_dim);
 			return 0;
 		}
-		ret = layer_host_path(l, batch, x);
+		ret = layer_host_path(l, 0, batch, x);
 		if (!ret)
 			memcpy(y, l->lowrank_y, sizeof(float) * batch * l->d.out_dim);
 		return ret;
@@ -545,21 +552,18 @@ int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
 		for (i = 0; !ret && i < l->ndevs; i++)
 			if (l->devs[i].dev)
 				ret = polar_flush(l->devs[i].dev);
-		/* The host path runs while the device works on the first chunk. */
-		if (!ret && host && k0 == 0 && !(flags & POLAR_FWD_SERIAL))
-			ret = layer_host_path(l, batch, x);
+		/* Each chunk's host path runs while the device computes it. */
+		if (!ret && host && !(flags & POLAR_FWD_SERIAL))
+			ret = layer_host_path(l, k0, m, x);
 		if (!ret)
 			ret = layer_reap(l, "MATMUL");
 		else
 			layer_reap(l, "MATMUL");
+		if (!ret && host && (flags & POLAR_FWD_SERIAL))
+			ret = layer_host_path(l, k0, m, x);
 		if (ret)
 			return ret;
 		layer_gather(l, batch, k0, m);
-	}
-	if (host && (flags & POLAR_FWD_SERIAL)) {
-		ret = layer_host_path(l, batch, x);
-		if (ret)
-			return ret;
 	}
 	if (host)
 		memcpy(y, l->lowrank_y, sizeof(float) * batch * l->d.out_dim);

@@ -34,6 +34,9 @@
  * (the other core runs the device in real use), allocate nothing, keep no
  * state between calls and are safe to call from several threads at once.
  * x, z and y must not overlap; Ap and Bp must not overlap y or z.
+ * Each batch row's result depends on that row alone, not on the batch size
+ * or the rows beside it: a batch done in pieces gives the same bits as done
+ * whole (polar_qlayer_forward() relies on it; test_qlayer checks it).
  *
  * Kernels: AVX-512 (F, VL, DQ) when the CPU has it, else AVX2+FMA when it
  * has both, else a portable C11 path, chosen at run time (the AVX-512
