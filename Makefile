@@ -191,7 +191,9 @@ run: setup
 bench-overlap: export POLAR_CIM_PROPS ?= threads=1
 bench-submit bench-overlap: bench-%: setup
 	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-bench-$*.cpio.gz
+	@echo "host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 	@tests/vm/run-vm.sh bench $(BUILD)/initramfs-bench-$*.cpio.gz
+	@echo "host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the run"
 
 bench-lowrank: setup
 	@$(MAKE) --no-print-directory $(BENCH_LOWRANK)

@@ -3,8 +3,9 @@
  * bench_overlap: does a polarized layer's host path (rank-r B(A x) on the
  * CPU) hide behind its device jobs? One layer on the first /dev/accel node
  * (or POLAR_DEVICE), one thread. Each round times one forward in each of
- * five modes, in an order that rotates from round to round so that drift
- * and cache state fall on every mode alike:
+ * five modes, in a random order drawn anew each round (fixed seed), so
+ * that drift, cache state and the mode run just before fall on every mode
+ * alike:
  *   overlapped   POLAR_FWD_OVERLAP
  *   serial       POLAR_FWD_SERIAL (each chunk's host path after its jobs)
  *   device       POLAR_FWD_DEVICE_ONLY
@@ -115,6 +116,26 @@ static double run_mode(struct bench *b, int m)
 	if (polar_qlayer_forward(b->l, b->batch, b->x, b->y[m], mode_flags[m]))
 		die(mode_name[m]);
 	return now_s() - t0;
+}
+
+/* A random order of the modes (Fisher-Yates, xorshift32 from *seed). */
+static void shuffle(int *order, uint32_t *seed)
+{
+	int i;
+
+	for (i = 0; i < NMODES; i++)
+		order[i] = i;
+	for (i = NMODES - 1; i > 0; i--) {
+		int j, tmp;
+
+		*seed ^= *seed << 13;
+		*seed ^= *seed >> 17;
+		*seed ^= *seed << 5;
+		j = (int)(*seed % (uint32_t)(i + 1));
+		tmp = order[i];
+		order[i] = order[j];
+		order[j] = tmp;
+	}
 }
 
 /* Median host-only / device-only time over a few alternating runs. */
@@ -231,7 +252,7 @@ int main(int argc, char **argv)
 	double t[NMODES][ROUNDS], med[NMODES], eff[ROUNDS], ctl[ROUNDS];
 	struct polar_qlayer_desc d = { 0 };
 	struct polar_caps caps;
-	uint32_t rank = 0, i;
+	uint32_t rank = 0, i, seed = 12345;
 	struct polar_device *dev;
 	float *w, *x, *A, *B;
 	double shorter;
@@ -285,8 +306,11 @@ int main(int argc, char **argv)
 	for (m = 0; m < NMODES; m++)
 		run_mode(&b, m);
 	for (r = 0; r < ROUNDS; r++) {
+		int order[NMODES];
+
+		shuffle(order, &seed);
 		for (i = 0; i < NMODES; i++) {
-			m = (r + i) % NMODES;
+			m = order[i];
 			t[m][r] = run_mode(&b, m);
 		}
 		check_outputs(&b, r);
