@@ -44,8 +44,8 @@
 #include "polar/qlayer.h"
 #include "polar/lowrank.h"
 
-#define ROUNDS 31
-#define PROBE_REPS 5
+#define ROUNDS 51
+#define PROBE_REPS 7
 #define MAX_RANK POLAR_LOWRANK_MAX_RANK
 /* Host path time / device time the rank is chosen for. */
 #define TARGET_RATIO 0.45
