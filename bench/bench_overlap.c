@@ -173,9 +173,10 @@ static void set_rank(struct bench *b, uint32_t rank, const float *A,
 }
 
 /*
- * The host path's time grows with the rank, though not in proportion (the
- * kernels' blocking changes with it): bisect 1..MAX_RANK for the smallest
- * rank whose host path takes TARGET_RATIO of the device's time.
+ * The host path's time grows with the rank: bisect 1..MAX_RANK for the
+ * smallest rank whose host path takes TARGET_RATIO of the device's time.
+ * Probes on a busy machine are noisy, so the ratio that counts is the one
+ * measured again in the timed rounds.
  */
 static uint32_t choose_rank(struct bench *b, const float *A, const float *B)
 {
