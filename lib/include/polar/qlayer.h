@@ -6,7 +6,9 @@
  * device tiles once, and then runs batches: the input is quantized with
  * the layer's activation scale, the device computes the quantized product
  * while the calling thread computes the rank-r term B(A x) on the CPU
- * (<polar/lowrank.h>), and the two meet in fp32 with the bias.
+ * (<polar/lowrank.h>), and the two meet in fp32 with the bias. A batch
+ * larger than the device's max_batch runs in chunks; the host path of
+ * each chunk runs while the device computes that chunk.
  *
  * Tiling. The weight matrix is cut into parts: one per NF4 scale block of
  * the input (INT formats: one for the whole input) and per column tile of
@@ -86,7 +88,8 @@ uint32_t polar_qlayer_tiles(const struct polar_qlayer *layer);
 /* What polar_qlayer_forward() runs: */
 enum polar_forward_flags {
 	POLAR_FWD_OVERLAP = 0,		/* device and host path at once */
-	POLAR_FWD_SERIAL = 1 << 0,	/* host path after the device's */
+	POLAR_FWD_SERIAL = 1 << 0,	/* each chunk's host path after its
+					 * device work (for measurements) */
 	POLAR_FWD_DEVICE_ONLY = 1 << 1,	/* no host path: deq(Q(W) q(x)) + b */
 	POLAR_FWD_HOST_ONLY = 1 << 2,	/* only B(A x), no device, no bias */
 };
