@@ -142,9 +142,9 @@ $(BENCH_ENGINE): bench/bench_engine.c tests/unit/*.h $(LIB_A)
 bench-engine: $(BENCH_ENGINE)
 	@$(BENCH_ENGINE)
 
-$(BENCH_SUBMIT): bench/bench_submit.c $(LIB_HDRS)
+$(BENCH_SUBMIT): bench/bench_submit.c $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -static $< -o $@ -luring -ldrm
+	$(CC) $(USER_CFLAGS) -static $< -o $@ $(LIB_A) $(LIB_LIBS)
 
 unit: $(UNIT_TESTS)
 
