@@ -6,10 +6,10 @@
  * small programmed layer, at queue depths 1, 8, 32 and 128.
  *
  * Both paths run the same loop: keep qd jobs in flight on queue 0, reap
- * with polar_reap(max qd, min_wait 1). Per kind and depth: one warm-up run
- * per path, then `reps` runs of each path, interleaved (ioctl, io_uring,
- * ioctl, ...) so that load on the machine falls on both alike; the
- * medians are compared. Every completion must be status 0 and every
+ * with polar_reap(max qd, min_wait 1); a run ends after `jobs` jobs or
+ * MAX_SECONDS. Per kind and depth: one warm-up run per path, then `reps`
+ * (9) runs of each path, interleaved (ioctl, io_uring, ioctl, ...) so that
+ * load on the machine falls on both alike; the medians are compared. Every completion must be status 0 and every
  * MATMUL output equal to the first (identical jobs), else the bench fails.
  * Prints per kind and depth:
  *   kind=<nop|matmul> qd=<n> ioctl_jobs_s=<a> uring_jobs_s=<b> ratio=<b/a>
@@ -28,7 +28,7 @@
 
 #define MAX_QD 128
 #define MAX_REPS 15
-#define MAX_SECONDS 0.5	/* a run stops early after this long */
+#define MAX_SECONDS 0.3	/* a run stops early after this long */
 
 /* The MATMUL layer: one tile's worth, INT4 weights and inputs. */
 #define MM_IN 128
@@ -188,8 +188,8 @@ int main(int argc, char **argv)
 {
 	static const unsigned int depths[] = { 1, 8, 32, 128 };
 	const char *path = argc > 1 && strcmp(argv[1], "-") ? argv[1] : NULL;
-	unsigned int jobs = argc > 2 ? strtoul(argv[2], NULL, 0) : 2000;
-	int reps = argc > 3 ? atoi(argv[3]) : 5;
+	unsigned int jobs = argc > 2 ? strtoul(argv[2], NULL, 0) : 20000;
+	int reps = argc > 3 ? atoi(argv[3]) : 9;
 	struct kind kinds[2] = {
 		{ .name = "nop", .cmd = { .opcode = POLAR_CIM_OP_NOP } },
 		{ .name = "matmul" },
