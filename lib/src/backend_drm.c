@@ -11,7 +11,8 @@
  * its fd registered, so that one io_uring_enter() hands over every queued
  * job and waits for completions. Jobs that the kernel did not take (a
  * short submit) stay queued in the SQ ring and are handed over by the next
- * flush or reap; a reap never waits for more jobs than the kernel holds.
+ * flush or reap; io_uring_enter() does not wait after a short submit, so
+ * a reap never waits for a job the kernel does not hold.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -453,18 +454,21 @@ static uint32_t drm_take_cqes(struct polar_device *dev,
 
 /*
  * Queued jobs go to the kernel and completions come back in one
- * io_uring_enter() per round. A round waits only for jobs the kernel
- * holds: after a short submit, the jobs still queued are offered again in
- * the next round instead of being waited for. Rounds go on until min_wait
- * completions are in and at least one round has entered the kernel, so
- * that the call flushes (and, on a DEFER_TASKRUN ring, gathers what has
- * completed).
+ * io_uring_enter() per round: it takes the queued SQEs and waits for the
+ * completions still missing. The wait covers queued jobs too, which is
+ * safe because the kernel waits only when it took every SQE offered;
+ * after a short submit it returns at once and the next round offers the
+ * rest again. When it takes none (-EAGAIN, -EBUSY) the round waits only
+ * for the jobs it holds. Rounds go on until min_wait completions are in
+ * and at least one round has entered the kernel, so that the call flushes
+ * (and, on a DEFER_TASKRUN ring, gathers what has completed).
  */
 static int drm_reap_uring(struct polar_device *dev,
 			  struct polar_completion *out, uint32_t max,
 			  uint32_t min_wait)
 {
-	uint32_t n = 0, queued, held, want;
+	uint32_t n = 0, queued = 0, held, want;
+	struct io_uring_cqe *cqe;
 	int entered = 0, ret;
 
 	ret = drm_ring_claim(dev);
@@ -474,34 +478,32 @@ static int drm_reap_uring(struct polar_device *dev,
 		n += drm_take_cqes(dev, out + n, max - n);
 		if (n == max || (n >= min_wait && entered))
 			return n;
-		queued = io_uring_sq_ready(dev->ring);
-		/* In the kernel, completion not yet taken. */
-		held = dev->inflight - n - queued;
+		/* polar_reap() checked min_wait <= inflight. */
 		want = n < min_wait ? min_wait - n : 0;
-		if (want > held)
-			want = held;
 		ret = drm_ring_enter(dev, want);
 		entered = 1;
 		if (ret == -EINTR)
 			continue;
-		if ((ret == -EAGAIN || ret == -EBUSY) && want) {
-			/* The kernel takes no job now: wait for those it has. */
-			struct io_uring_cqe *cqe;
-
-			ret = io_uring_wait_cqe_nr(dev->ring, &cqe, want);
-			if (ret == -EINTR)
-				continue;
+		if (ret == -EAGAIN || ret == -EBUSY) {
+			/* The kernel took no job: wait for those it has. */
+			queued = io_uring_sq_ready(dev->ring);
+			held = dev->inflight - n - queued;
+			if (want > held)
+				want = held;
+			if (want) {
+				ret = io_uring_wait_cqe_nr(dev->ring, &cqe, want);
+				if (ret == -EINTR)
+					continue;
+			} else if (n >= min_wait) {
+				ret = 0;	/* the jobs stay queued */
+			}
 		}
-		/* Nothing taken, nothing to wait for: no progress possible. */
-		if (ret == 0 && queued && !want && n < min_wait)
-			ret = -EAGAIN;
 		if (ret < 0) {
 			/* What was taken is returned; the error comes next time. */
 			if (n)
 				return n;
 			return polar_fail(ret, "%s: io_uring_enter (%u jobs "
-					  "queued, %u in the kernel): %s",
-					  dev->path, queued, held,
+					  "queued): %s", dev->path, queued,
 					  strerror(-ret));
 		}
 	}

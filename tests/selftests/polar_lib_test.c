@@ -481,7 +481,7 @@ TEST_F(lib, short_submit_is_offered_again)
 	ASSERT_EQ(8, polar_reap(self->dev, c, 8, 8)) TH_LOG("%s", polar_errmsg());
 	EXPECT_TRUE(nops_all_back(c, 8));
 
-	/* The kernel takes none: the jobs stay queued for the next call. */
+	/* polar_flush, the kernel taking none: the jobs stay queued. */
 	ASSERT_EQ(0, submit_nops(self->dev, 8));
 	short_take = 0;
 	short_done = 0;
@@ -489,6 +489,21 @@ TEST_F(lib, short_submit_is_offered_again)
 	EXPECT_EQ(1, short_done);
 	EXPECT_EQ(8, polar_inflight(self->dev));
 	ASSERT_EQ(8, polar_reap(self->dev, c, 8, 8)) TH_LOG("%s", polar_errmsg());
+	EXPECT_TRUE(nops_all_back(c, 8));
+	EXPECT_EQ(0, polar_inflight(self->dev));
+
+	/*
+	 * polar_reap, the kernel taking none of 4 queued jobs while it holds
+	 * 4 others: it waits for those 4, then hands over the rest.
+	 */
+	ASSERT_EQ(0, submit_nops(self->dev, 4));
+	ASSERT_EQ(0, polar_flush(self->dev));
+	for (int i = 4; i < 8; i++)
+		ASSERT_EQ(0, polar_submit(self->dev, 0, &nop, 1, i));
+	short_take = 0;
+	short_done = 0;
+	ASSERT_EQ(8, polar_reap(self->dev, c, 8, 8)) TH_LOG("%s", polar_errmsg());
+	EXPECT_EQ(1, short_done);
 	EXPECT_TRUE(nops_all_back(c, 8));
 	EXPECT_EQ(0, polar_inflight(self->dev));
 }
