@@ -144,17 +144,23 @@ bench-engine: setup
 	@$(MAKE) --no-print-directory $(BENCH_ENGINE)
 	@$(BENCH_ENGINE)
 
-$(BENCH_SUBMIT): bench/bench_submit.c $(LIB_HDRS)
+$(BENCH_SUBMIT): bench/bench_submit.c $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -static $< -o $@ -luring -ldrm
+	$(CC) $(USER_CFLAGS) -static $< -o $@ $(LIB_A) $(LIB_LIBS)
 
 unit: $(UNIT_TESTS)
 
 $(BUILD)/tests/selftests/%: tests/selftests/%.c $(LIB_A) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -Wno-sign-compare \
-		-I$(KSELFTEST_DIR) -static \
+		-I$(KSELFTEST_DIR) -static $(SELFTEST_LDFLAGS) \
 		$< -o $@ $(LIB_A) $(LIB_LIBS) -lpthread
+
+# polar_lib_test stands between the library and liburing to make the
+# kernel take only part of the queued jobs (a short submit).
+$(BUILD)/tests/selftests/polar_lib_test: SELFTEST_LDFLAGS = \
+	-Wl,--wrap=io_uring_submit,--wrap=io_uring_submit_and_wait \
+	-Wl,--wrap=io_uring_submit_and_get_events
 
 selftests: $(SELFTESTS)
 

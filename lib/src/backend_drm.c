@@ -4,6 +4,15 @@
  * jobs go to the driver through io_uring (IORING_OP_URING_CMD on a ring
  * with 128-byte SQEs, one ring per struct polar_device) or, as the
  * fallback and the benchmark baseline, through the SUBMIT and WAIT ioctls.
+ *
+ * The ring is set up for one thread that submits and reaps
+ * (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN: completions
+ * are posted when that thread asks for them, not by interrupting it), with
+ * its fd registered, so that one io_uring_enter() hands over every queued
+ * job and waits for completions. Jobs that the kernel did not take (a
+ * short submit) stay queued in the SQ ring and are handed over by the next
+ * flush or reap; io_uring_enter() does not wait after a short submit, so
+ * a reap never waits for a job the kernel does not hold.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,19 +28,27 @@
 #include "drm/polar_accel.h"
 #include "polar_internal.h"
 
-/* SQEs in the ring: jobs that can wait for a CQE at once. */
-#define POLAR_RING_ENTRIES 256
 /* Commands per job this library sends (the driver's MAX_CMDS is 64). */
 #define POLAR_JOB_CMDS 64
+/* Commands a job slot holds without an allocation. */
+#define POLAR_SLOT_CMDS 4
 
 /*
  * An io_uring job's commands must stay readable until its CQE: when the
  * driver cannot issue without blocking, io_uring issues again later from
- * a worker, which reads the commands then. The job rides in user_data.
+ * a worker, which reads the commands then. A job lives in one of
+ * POLAR_MAX_INFLIGHT slots, whose index rides in the SQE's user_data.
  */
 struct drm_uring_job {
 	uint64_t user_data;
-	struct drm_polar_accel_cmd cmds[];
+	struct drm_polar_accel_cmd *cmds;	/* inline, or allocated */
+	struct drm_polar_accel_cmd inline_cmds[POLAR_SLOT_CMDS];
+};
+
+struct polar_uring_jobs {
+	struct drm_uring_job slot[POLAR_MAX_INFLIGHT];
+	uint32_t free[POLAR_MAX_INFLIGHT];	/* a stack of free slots */
+	uint32_t nfree;
 };
 
 static uint64_t drm_param(struct polar_device *dev, uint32_t param)
@@ -66,10 +83,88 @@ static void drm_read_caps(struct polar_device *dev)
 	c->sim = 0;
 }
 
+/*
+ * Sets up dev's ring for the calling thread: the setup flags this pattern
+ * wants when the kernel has them (SINGLE_ISSUER 6.0, DEFER_TASKRUN 6.1,
+ * SUBMIT_ALL 5.18), else fewer; uring_cmd itself needs 5.19 and SQE128.
+ * Registering the ring fd saves a file lookup per system call; a kernel
+ * without it (before 5.18) still works through the plain fd.
+ */
+static int drm_ring_init(struct polar_device *dev)
+{
+	static const uint32_t tries[] = {
+		IORING_SETUP_SQE128 | IORING_SETUP_SUBMIT_ALL |
+			IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_SQE128 | IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_SQE128,
+	};
+	struct io_uring_params p;
+	struct polar_uring_jobs *uj;
+	size_t i;
+	int ret = -EINVAL;
+
+	if (!dev->ring)
+		dev->ring = calloc(1, sizeof(*dev->ring));
+	if (!dev->ujobs)
+		dev->ujobs = calloc(1, sizeof(*dev->ujobs));
+	if (!dev->ring || !dev->ujobs)
+		return -ENOMEM;
+	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		memset(&p, 0, sizeof(p));
+		p.flags = tries[i];
+		ret = io_uring_queue_init_params(POLAR_MAX_INFLIGHT, dev->ring, &p);
+		if (ret != -EINVAL)
+			break;
+	}
+	if (ret)
+		return ret;
+	if (p.sq_entries < POLAR_MAX_INFLIGHT ||
+	    p.cq_entries < POLAR_MAX_INFLIGHT) {
+		io_uring_queue_exit(dev->ring);
+		return -ENOSPC;
+	}
+	dev->ring_flags = p.flags;
+	dev->ring_owner = pthread_self();
+	io_uring_register_ring_fd(dev->ring);
+	uj = dev->ujobs;
+	for (i = 0; i < POLAR_MAX_INFLIGHT; i++)
+		uj->free[i] = POLAR_MAX_INFLIGHT - 1 - i;
+	uj->nfree = POLAR_MAX_INFLIGHT;
+	return 0;
+}
+
+/*
+ * A ring with a registered fd, SINGLE_ISSUER or DEFER_TASKRUN answers only
+ * the thread that set it up. A handle moves between threads (one at a
+ * time) while nothing is in flight: the new thread gets a ring of its own.
+ */
+static int drm_ring_claim(struct polar_device *dev)
+{
+	int ret;
+
+	if (pthread_equal(dev->ring_owner, pthread_self()))
+		return 0;
+	if (dev->inflight)
+		return polar_fail(-EBUSY, "%s: %u io_uring jobs in flight were "
+				  "submitted by another thread; reap them there",
+				  dev->path, dev->inflight);
+	io_uring_queue_exit(dev->ring);
+	ret = drm_ring_init(dev);
+	if (ret) {
+		free(dev->ring);
+		dev->ring = NULL;
+		dev->has_ring = 0;
+		dev->submit_path = POLAR_PATH_IOCTL;
+		return polar_fail(ret, "%s: io_uring setup for this thread: %s "
+				  "(now on the ioctl path)", dev->path,
+				  strerror(-ret));
+	}
+	return 0;
+}
+
 int polar_drm_open(struct polar_device *dev)
 {
 	drmVersionPtr ver;
-	int ret;
 
 	dev->fd = open(dev->path, O_RDWR | O_CLOEXEC);
 	if (dev->fd < 0)
@@ -93,18 +188,10 @@ int polar_drm_open(struct polar_device *dev)
 				  "(too old?)", dev->path);
 	}
 	dev->submit_path = POLAR_PATH_IOCTL;
-	if (dev->caps.features & DRM_POLAR_ACCEL_FEATURE_URING_CMD) {
-		dev->ring = calloc(1, sizeof(*dev->ring));
-		ret = dev->ring ? io_uring_queue_init(POLAR_RING_ENTRIES,
-						      dev->ring,
-						      IORING_SETUP_SQE128) : -1;
-		if (ret == 0) {
-			dev->has_ring = 1;
-			dev->submit_path = POLAR_PATH_URING;
-		} else {
-			free(dev->ring);
-			dev->ring = NULL;
-		}
+	if ((dev->caps.features & DRM_POLAR_ACCEL_FEATURE_URING_CMD) &&
+	    drm_ring_init(dev) == 0) {
+		dev->has_ring = 1;
+		dev->submit_path = POLAR_PATH_URING;
 	}
 	return 0;
 }
@@ -122,10 +209,10 @@ static void drm_close(struct polar_device *dev)
 			break;
 		dev->inflight -= n;
 	}
-	if (dev->has_ring) {
+	if (dev->has_ring)
 		io_uring_queue_exit(dev->ring);
-		free(dev->ring);
-	}
+	free(dev->ring);
+	free(dev->ujobs);
 	polar_fifo_free(&dev->ioctl_jobs);
 	close(dev->fd);
 }
@@ -211,21 +298,50 @@ static const char *drm_errno_hint(int err)
 	}
 }
 
-static int drm_flush(struct polar_device *dev)
+/*
+ * One io_uring_enter(): hands the kernel every queued SQE and, with
+ * wait_nr, waits until that many CQEs are in the ring (a DEFER_TASKRUN
+ * ring posts them during this call). Returns the SQEs the kernel took or
+ * -errno. After a short submit the kernel returns without waiting.
+ */
+static int drm_ring_enter(struct polar_device *dev, uint32_t wait_nr)
 {
-	int ret;
-
-	if (!dev->unsubmitted)
-		return 0;
-	ret = io_uring_submit(dev->ring);
-	if (ret < 0)
-		return polar_fail(ret, "%s: io_uring_submit: %s", dev->path,
-				  strerror(-ret));
-	dev->unsubmitted = 0;
-	return 0;
+	if (wait_nr)
+		return io_uring_submit_and_wait(dev->ring, wait_nr);
+	if (dev->ring_flags & IORING_SETUP_DEFER_TASKRUN)
+		return io_uring_submit_and_get_events(dev->ring);
+	return io_uring_submit(dev->ring);
 }
 
-/* One SQE per job; the kernel copies the payload during the call. */
+/*
+ * Hands every queued job to the kernel. A short submit is retried while
+ * the kernel takes some; when it takes none (-EAGAIN, -EBUSY: no memory
+ * for requests) the rest stay queued for a later flush or reap.
+ */
+static int drm_flush(struct polar_device *dev)
+{
+	uint32_t queued;
+	int ret;
+
+	if (dev->submit_path != POLAR_PATH_URING)
+		return 0;
+	ret = drm_ring_claim(dev);
+	while (!ret && (queued = io_uring_sq_ready(dev->ring))) {
+		ret = drm_ring_enter(dev, 0);
+		if (ret == -EINTR)
+			ret = 0;
+		else if (ret == 0)
+			ret = -EAGAIN;
+		if (ret < 0)
+			return polar_fail(ret, "%s: io_uring_enter took none of "
+					  "%u queued jobs: %s", dev->path, queued,
+					  strerror(-ret));
+		ret = 0;
+	}
+	return ret;
+}
+
+/* One SQE per job; the kernel copies the payload when it takes the SQE. */
 static int drm_submit_uring(struct polar_device *dev, uint32_t queue,
 			    const struct polar_cmd *cmds, uint32_t n,
 			    uint64_t user_data)
@@ -234,36 +350,50 @@ static int drm_submit_uring(struct polar_device *dev, uint32_t queue,
 		.queue = queue,
 		.num_cmds = n,
 	};
+	struct polar_uring_jobs *uj = dev->ujobs;
 	struct io_uring_sqe *sqe;
 	struct drm_uring_job *job;
+	uint32_t slot;
+	int ret;
 
-	job = malloc(sizeof(*job) + n * sizeof(job->cmds[0]));
-	if (!job)
-		return polar_fail(-ENOMEM, "out of memory");
+	ret = drm_ring_claim(dev);
+	if (ret)
+		return ret;
+	/*
+	 * polar_submit() keeps inflight below POLAR_MAX_INFLIGHT, so a slot
+	 * and an SQE are free: the SQ ring holds no more jobs than are in
+	 * flight.
+	 */
+	if (!uj->nfree)
+		return polar_fail(-EBUSY, "%s: %u io_uring jobs in flight",
+				  dev->path, dev->inflight);
+	slot = uj->free[uj->nfree - 1];
+	job = &uj->slot[slot];
+	job->cmds = job->inline_cmds;
+	if (n > POLAR_SLOT_CMDS) {
+		job->cmds = malloc(n * sizeof(job->cmds[0]));
+		if (!job->cmds)
+			return polar_fail(-ENOMEM, "out of memory");
+	}
+	sqe = io_uring_get_sqe(dev->ring);
+	if (!sqe) {
+		if (job->cmds != job->inline_cmds)
+			free(job->cmds);
+		return polar_fail(-EBUSY, "%s: io_uring submission ring full",
+				  dev->path);
+	}
+	uj->nfree--;
 	job->user_data = user_data;
 	drm_cmds(cmds, n, job->cmds);
 	p.cmds = (uintptr_t)job->cmds;
 
-	sqe = io_uring_get_sqe(dev->ring);
-	if (!sqe) {
-		/* Full: hand the queued SQEs to the kernel and retry. */
-		drm_flush(dev);
-		sqe = io_uring_get_sqe(dev->ring);
-		if (!sqe) {
-			free(job);
-			return polar_fail(-EBUSY, "%s: io_uring submission "
-					  "ring full", dev->path);
-		}
-	}
 	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, dev->fd, NULL, 0, 0);
 	sqe->cmd_op = DRM_POLAR_ACCEL_URING_SUBMIT;
 	memcpy(sqe->cmd, &p, sizeof(p));
-	io_uring_sqe_set_data(sqe, job);
+	io_uring_sqe_set_data64(sqe, slot);
 	/* Handed to the kernel in batches: at polar_flush() or polar_reap(). */
-	dev->unsubmitted++;
 	return 0;
 }
-
 
 static int drm_submit(struct polar_device *dev, uint32_t queue,
 		      const struct polar_cmd *cmds, uint32_t n,
@@ -293,43 +423,90 @@ static int drm_submit(struct polar_device *dev, uint32_t queue,
 	return 0;
 }
 
+/* Takes up to max CQEs already in the ring, without a system call. */
+static uint32_t drm_take_cqes(struct polar_device *dev,
+			      struct polar_completion *out, uint32_t max)
+{
+	struct polar_uring_jobs *uj = dev->ujobs;
+	struct io_uring_cqe *cqes[32];
+	uint32_t n = 0, got, i;
+
+	while (n < max) {
+		got = io_uring_peek_batch_cqe(dev->ring, cqes,
+					      max - n < 32 ? max - n : 32);
+		for (i = 0; i < got; i++, n++) {
+			uint64_t slot = io_uring_cqe_get_data64(cqes[i]);
+			struct drm_uring_job *job = &uj->slot[slot];
+
+			out[n].user_data = job->user_data;
+			out[n].status = cqes[i]->res;
+			out[n].cmd_status = 0;
+			if (job->cmds != job->inline_cmds)
+				free(job->cmds);
+			uj->free[uj->nfree++] = (uint32_t)slot;
+		}
+		io_uring_cq_advance(dev->ring, got);
+		if (got < 32)
+			break;
+	}
+	return n;
+}
+
+/*
+ * Queued jobs go to the kernel and completions come back in one
+ * io_uring_enter() per round: it takes the queued SQEs and waits for the
+ * completions still missing. The wait covers queued jobs too, which is
+ * safe because the kernel waits only when it took every SQE offered;
+ * after a short submit it returns at once and the next round offers the
+ * rest again. When it takes none (-EAGAIN, -EBUSY) the round waits only
+ * for the jobs it holds. Rounds go on until min_wait completions are in
+ * and at least one round has entered the kernel, so that the call flushes
+ * (and, on a DEFER_TASKRUN ring, gathers what has completed).
+ */
 static int drm_reap_uring(struct polar_device *dev,
 			  struct polar_completion *out, uint32_t max,
 			  uint32_t min_wait)
 {
+	uint32_t n = 0, queued = 0, held, want;
 	struct io_uring_cqe *cqe;
-	uint32_t n = 0;
-	int ret;
+	int entered = 0, ret;
 
-	ret = drm_flush(dev);
+	ret = drm_ring_claim(dev);
 	if (ret)
 		return ret;
-	while (n < max) {
-		if (n < min_wait)
-			ret = io_uring_wait_cqe(dev->ring, &cqe);
-		else
-			ret = io_uring_peek_cqe(dev->ring, &cqe);
-		if (ret == -EAGAIN)
-			break;
+	for (;;) {
+		n += drm_take_cqes(dev, out + n, max - n);
+		if (n == max || (n >= min_wait && entered))
+			return n;
+		/* polar_reap() checked min_wait <= inflight. */
+		want = n < min_wait ? min_wait - n : 0;
+		ret = drm_ring_enter(dev, want);
+		entered = 1;
 		if (ret == -EINTR)
 			continue;
+		if (ret == -EAGAIN || ret == -EBUSY) {
+			/* The kernel took no job: wait for those it has. */
+			queued = io_uring_sq_ready(dev->ring);
+			held = dev->inflight - n - queued;
+			if (want > held)
+				want = held;
+			if (want) {
+				ret = io_uring_wait_cqe_nr(dev->ring, &cqe, want);
+				if (ret == -EINTR)
+					continue;
+			} else if (n >= min_wait) {
+				ret = 0;	/* the jobs stay queued */
+			}
+		}
 		if (ret < 0) {
-			/* What was collected is returned; the error comes next time. */
+			/* What was taken is returned; the error comes next time. */
 			if (n)
-				break;
-			return polar_fail(ret, "%s: io_uring: %s", dev->path,
+				return n;
+			return polar_fail(ret, "%s: io_uring_enter (%u jobs "
+					  "queued): %s", dev->path, queued,
 					  strerror(-ret));
 		}
-		struct drm_uring_job *job = io_uring_cqe_get_data(cqe);
-
-		out[n].user_data = job->user_data;
-		out[n].status = cqe->res;
-		free(job);
-		out[n].cmd_status = 0;
-		io_uring_cqe_seen(dev->ring, cqe);
-		n++;
 	}
-	return n;
 }
 
 static int drm_reap_ioctl(struct polar_device *dev,

@@ -310,6 +310,10 @@ int polar_submit(struct polar_device *dev, uint32_t queue,
 						  r[b]->buf->size);
 		}
 	}
+	if (dev->inflight >= POLAR_MAX_INFLIGHT)
+		return polar_fail(-EBUSY, "%s: %u jobs in flight, the most a "
+				  "handle keeps; reap some first", dev->path,
+				  dev->inflight);
 	ret = dev->ops->submit(dev, queue, cmds, n, user_data);
 	if (!ret)
 		dev->inflight++;
@@ -345,6 +349,12 @@ int polar_flush(struct polar_device *dev)
 uint32_t polar_inflight(const struct polar_device *dev)
 {
 	return dev->inflight;
+}
+
+uint32_t polar_max_inflight(const struct polar_device *dev)
+{
+	(void)dev;
+	return POLAR_MAX_INFLIGHT;
 }
 
 /* ---- FIFOs ------------------------------------------------------------------ */

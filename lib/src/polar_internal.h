@@ -3,6 +3,7 @@
 #ifndef POLAR_INTERNAL_H
 #define POLAR_INTERNAL_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "polar/polar.h"
@@ -13,6 +14,13 @@
 #else
 #define POLAR_PRINTF(a, b)
 #endif
+
+/*
+ * Jobs a handle may have in flight (submitted, not reaped), on every path
+ * and backend: the io_uring ring has this many SQEs and twice as many
+ * CQEs, so a job always finds an SQE and its CQE never overflows the ring.
+ */
+#define POLAR_MAX_INFLIGHT 256
 
 /* Records the message for polar_errmsg() and returns err (a -errno). */
 int polar_fail(int err, const char *fmt, ...) POLAR_PRINTF(2, 3);
@@ -64,8 +72,10 @@ struct polar_device {
 	/* Device backend. */
 	int fd;
 	struct io_uring *ring;	/* NULL: the driver has no uring_cmd */
+	struct polar_uring_jobs *ujobs;	/* io_uring jobs' commands */
 	int has_ring;
-	uint32_t unsubmitted;	/* SQEs prepared, not yet given to the kernel */
+	uint32_t ring_flags;	/* the IORING_SETUP_* the kernel accepted */
+	pthread_t ring_owner;	/* the thread the ring was set up in */
 	struct polar_fifo ioctl_jobs;
 	/* The firmware the chip runs: its NF4 codebook shapes quantization. */
 	struct cim_firmware fw;

@@ -4,7 +4,9 @@
  * same INT32 sums on the device as on the software backend with the same
  * chip properties (both submit paths, one and two devices), and threads
  * that each own a handle submit and reap concurrently with every result
- * verified. GPL-2.0: includes the kselftest harness.
+ * verified; the io_uring path survives short submits, a handle keeps at
+ * most polar_max_inflight() jobs, and a handle moves between threads.
+ * GPL-2.0: includes the kselftest harness.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <liburing.h>
 
 #include "kselftest_harness.h"
 
@@ -362,6 +366,224 @@ TEST(threads_submit_and_reap)
 		verified += wk[i].verified;
 	}
 	TH_LOG("4 threads: %d of 1000 jobs verified", verified);
+}
+
+/* ---- short submits, the in-flight cap, thread hand-off ----------------- */
+
+/*
+ * Short submits on demand. This test is linked with -Wl,--wrap= for the
+ * liburing calls through which the library enters the kernel, so they
+ * come here. While short_take >= 0, the next one publishes the queued
+ * SQEs but lets the kernel take only short_take of them, and returns that
+ * count without waiting (-EAGAIN for none): what io_uring_enter() does
+ * when the kernel is short of memory for requests.
+ */
+static int short_take = -1;
+static int short_done;
+
+int __real_io_uring_submit(struct io_uring *ring);
+int __real_io_uring_submit_and_wait(struct io_uring *ring, unsigned int nr);
+int __real_io_uring_submit_and_get_events(struct io_uring *ring);
+int __wrap_io_uring_submit(struct io_uring *ring);
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned int nr);
+int __wrap_io_uring_submit_and_get_events(struct io_uring *ring);
+
+static int short_submit(struct io_uring *ring)
+{
+	unsigned int queued, take = short_take;
+
+	short_take = -1;
+	short_done++;
+	/* liburing's flush: the prepared SQEs become visible to the kernel. */
+	io_uring_smp_store_release(ring->sq.ktail, ring->sq.sqe_tail);
+	ring->sq.sqe_head = ring->sq.sqe_tail;
+	queued = ring->sq.sqe_tail - io_uring_smp_load_acquire(ring->sq.khead);
+	if (take > queued)
+		take = queued;
+	if (!take)
+		return -EAGAIN;
+	return io_uring_enter(ring->ring_fd, take, 0, 0, NULL);
+}
+
+int __wrap_io_uring_submit(struct io_uring *ring)
+{
+	return short_take >= 0 ? short_submit(ring) :
+	       __real_io_uring_submit(ring);
+}
+
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned int nr)
+{
+	return short_take >= 0 ? short_submit(ring) :
+	       __real_io_uring_submit_and_wait(ring, nr);
+}
+
+int __wrap_io_uring_submit_and_get_events(struct io_uring *ring)
+{
+	return short_take >= 0 ? short_submit(ring) :
+	       __real_io_uring_submit_and_get_events(ring);
+}
+
+static const struct polar_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+
+/* Submits n NOPs tagged 0..n-1. */
+static int submit_nops(struct polar_device *dev, int n)
+{
+	int i, ret;
+
+	for (i = 0; i < n; i++) {
+		ret = polar_submit(dev, 0, &nop, 1, i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The n completions are of the NOPs tagged 0..n-1, each once, all OK. */
+static int nops_all_back(const struct polar_completion *c, int n)
+{
+	uint64_t seen = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (c[i].status || c[i].user_data >= 64 ||
+		    (seen & 1ull << c[i].user_data))
+			return 0;
+		seen |= 1ull << c[i].user_data;
+	}
+	return seen == (n == 64 ? ~0ull : (1ull << n) - 1);
+}
+
+/*
+ * The kernel takes part of the queued jobs: the rest are offered again,
+ * never waited for (before, a reap waiting for all of them hung).
+ */
+TEST_F(lib, short_submit_is_offered_again)
+{
+	struct polar_completion c[8];
+
+	if (polar_set_submit_path(self->dev, POLAR_PATH_URING))
+		SKIP(return, "no io_uring path: %s", polar_errmsg());
+
+	/* polar_reap: the kernel takes 1 of 8 in the first round. */
+	ASSERT_EQ(0, submit_nops(self->dev, 8));
+	short_take = 1;
+	short_done = 0;
+	ASSERT_EQ(8, polar_reap(self->dev, c, 8, 8)) TH_LOG("%s", polar_errmsg());
+	EXPECT_EQ(1, short_done);
+	EXPECT_TRUE(nops_all_back(c, 8));
+
+	/* polar_flush: the kernel takes 3 of 8, then the rest. */
+	ASSERT_EQ(0, submit_nops(self->dev, 8));
+	short_take = 3;
+	short_done = 0;
+	EXPECT_EQ(0, polar_flush(self->dev)) TH_LOG("%s", polar_errmsg());
+	EXPECT_EQ(1, short_done);
+	ASSERT_EQ(8, polar_reap(self->dev, c, 8, 8)) TH_LOG("%s", polar_errmsg());
+	EXPECT_TRUE(nops_all_back(c, 8));
+
+	/* polar_flush, the kernel taking none: the jobs stay queued. */
+	ASSERT_EQ(0, submit_nops(self->dev, 8));
+	short_take = 0;
+	short_done = 0;
+	EXPECT_EQ(-EAGAIN, polar_flush(self->dev));
+	EXPECT_EQ(1, short_done);
+	EXPECT_EQ(8, polar_inflight(self->dev));
+	ASSERT_EQ(8, polar_reap(self->dev, c, 8, 8)) TH_LOG("%s", polar_errmsg());
+	EXPECT_TRUE(nops_all_back(c, 8));
+	EXPECT_EQ(0, polar_inflight(self->dev));
+
+	/*
+	 * polar_reap, the kernel taking none of 4 queued jobs while it holds
+	 * 4 others: it waits for those 4, then hands over the rest.
+	 */
+	ASSERT_EQ(0, submit_nops(self->dev, 4));
+	ASSERT_EQ(0, polar_flush(self->dev));
+	for (int i = 4; i < 8; i++)
+		ASSERT_EQ(0, polar_submit(self->dev, 0, &nop, 1, i));
+	short_take = 0;
+	short_done = 0;
+	ASSERT_EQ(8, polar_reap(self->dev, c, 8, 8)) TH_LOG("%s", polar_errmsg());
+	EXPECT_EQ(1, short_done);
+	EXPECT_TRUE(nops_all_back(c, 8));
+	EXPECT_EQ(0, polar_inflight(self->dev));
+}
+
+/* polar_max_inflight() jobs queue; one more is -EBUSY; all come back. */
+static void cap_on_path(struct __test_metadata *_metadata,
+			struct polar_device *dev)
+{
+	static struct polar_completion c[256];
+	uint32_t cap = polar_max_inflight(dev), i;
+
+	ASSERT_EQ(256, cap);
+	for (i = 0; i < cap; i++)
+		ASSERT_EQ(0, polar_submit(dev, 0, &nop, 1, i))
+			TH_LOG("job %u: %s", i, polar_errmsg());
+	EXPECT_EQ(-EBUSY, polar_submit(dev, 0, &nop, 1, cap));
+	EXPECT_EQ(cap, polar_inflight(dev));
+	ASSERT_EQ(256, polar_reap(dev, c, 256, 256)) TH_LOG("%s", polar_errmsg());
+	for (i = 0; i < cap; i++)
+		EXPECT_EQ(0, c[i].status);
+	EXPECT_EQ(0, polar_inflight(dev));
+}
+
+TEST_F(lib, inflight_capped_uring)
+{
+	if (polar_set_submit_path(self->dev, POLAR_PATH_URING))
+		SKIP(return, "no io_uring path: %s", polar_errmsg());
+	cap_on_path(_metadata, self->dev);
+}
+
+TEST_F(lib, inflight_capped_ioctl)
+{
+	ASSERT_EQ(0, polar_set_submit_path(self->dev, POLAR_PATH_IOCTL));
+	cap_on_path(_metadata, self->dev);
+}
+
+struct handoff {
+	struct polar_device *dev;
+	int submit, reap;
+	char err[256];
+};
+
+static void *handoff_main(void *arg)
+{
+	struct handoff *h = arg;
+	struct polar_completion c;
+
+	h->submit = polar_submit(h->dev, 0, &nop, 1, 5);
+	if (h->submit)
+		snprintf(h->err, sizeof(h->err), "%s", polar_errmsg());
+	h->reap = h->submit ? 0 : polar_reap(h->dev, &c, 1, 1);
+	return NULL;
+}
+
+/*
+ * The ring serves one thread (SINGLE_ISSUER): a handle opened in one
+ * thread works in another once nothing is in flight; jobs in flight stay
+ * with the thread that submitted them.
+ */
+TEST_F(lib, uring_handle_moves_between_threads)
+{
+	struct handoff h = { .dev = self->dev };
+	struct polar_completion c;
+	pthread_t t;
+
+	if (polar_set_submit_path(self->dev, POLAR_PATH_URING))
+		SKIP(return, "no io_uring path: %s", polar_errmsg());
+	ASSERT_EQ(0, pthread_create(&t, NULL, handoff_main, &h));
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, h.submit) TH_LOG("%s", h.err);
+	EXPECT_EQ(1, h.reap);
+	/* Back in this thread, with a job in flight from this thread. */
+	ASSERT_EQ(0, polar_submit(self->dev, 0, &nop, 1, 6));
+	memset(&h, 0, sizeof(h));
+	h.dev = self->dev;
+	ASSERT_EQ(0, pthread_create(&t, NULL, handoff_main, &h));
+	pthread_join(t, NULL);
+	EXPECT_EQ(-EBUSY, h.submit);
+	ASSERT_EQ(1, polar_reap(self->dev, &c, 1, 1)) TH_LOG("%s", polar_errmsg());
+	EXPECT_EQ(6, c.user_data);
 }
 
 TEST_HARNESS_MAIN

@@ -160,6 +160,33 @@ static void test_submit_errors_name_the_problem(void)
 	polar_close(dev);
 }
 
+/* A handle keeps at most polar_max_inflight() jobs; one more is -EBUSY. */
+static void test_inflight_is_capped(void)
+{
+	struct polar_device *dev = open_sim("sim");
+	struct polar_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+	struct polar_completion c[256];
+	uint32_t i, cap;
+
+	CHECK(dev != NULL);
+	if (!dev)
+		return;
+	cap = polar_max_inflight(dev);
+	CHECK(cap == 256);
+	for (i = 0; i < cap; i++)
+		if (polar_submit(dev, 0, &nop, 1, i))
+			break;
+	CHECK(i == cap);
+	CHECK(polar_submit(dev, 0, &nop, 1, cap) == -EBUSY);
+	CHECK(strstr(polar_errmsg(), "reap some first") != NULL);
+	CHECK(polar_inflight(dev) == cap);
+	CHECK(polar_reap(dev, c, 256, 256) == 256);
+	CHECK(c[0].user_data == 0 && c[255].user_data == 255);
+	CHECK(polar_submit(dev, 0, &nop, 1, 0) == 0);
+	CHECK(polar_reap(dev, c, 1, 1) == 1);
+	polar_close(dev);
+}
+
 int main(void)
 {
 	/* Tests run from the repository root after make firmware. */
@@ -168,5 +195,6 @@ int main(void)
 	RUN(test_bad_properties_are_named);
 	RUN(test_ideal_chip_is_exact);
 	RUN(test_submit_errors_name_the_problem);
+	RUN(test_inflight_is_capped);
 	return unit_summary();
 }

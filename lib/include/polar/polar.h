@@ -9,7 +9,10 @@
  * Thread-safety: a struct polar_device, and the buffers and layers made
  * from it, may be used by one thread at a time. Threads that submit
  * concurrently each open their own struct polar_device (each has its own
- * file and io_uring ring, so they share nothing but the hardware).
+ * file and io_uring ring, so they share nothing but the hardware). The
+ * io_uring ring serves one thread (IORING_SETUP_SINGLE_ISSUER): a handle
+ * passes to another thread with no jobs in flight (it then sets up a new
+ * ring), and jobs are reaped by the thread that submitted them.
  */
 #ifndef POLAR_POLAR_H
 #define POLAR_POLAR_H
@@ -152,23 +155,38 @@ enum polar_submit_path polar_submit_path(const struct polar_device *dev);
  * driver's own checks on the io_uring path arrive as the completion's
  * status. On the io_uring path jobs are handed to the kernel in batches:
  * at the latest by polar_flush() or polar_reap().
+ *
+ * A handle keeps at most polar_max_inflight() jobs in flight (submitted,
+ * not reaped), on every path: beyond that polar_submit() returns -EBUSY
+ * and queues nothing; reap, then submit again. (The cap keeps every
+ * job's completion within the io_uring completion ring.)
  */
 int polar_submit(struct polar_device *dev, uint32_t queue,
 		 const struct polar_cmd *cmds, uint32_t n, uint64_t user_data);
 
-/* Hands every queued job to the device now (one system call). */
+/*
+ * Hands every queued job to the device now (one system call, more only
+ * if the kernel takes part of them). When the kernel takes none
+ * (-EAGAIN or -EBUSY: it is short of memory) the jobs stay queued for a
+ * later polar_flush() or polar_reap().
+ */
 int polar_flush(struct polar_device *dev);
 
 /*
  * Collects up to max completions into out, waiting until at least
  * min_wait have arrived (0 = do not wait). Returns the number collected or
- * -errno.
+ * -errno. It first hands queued jobs to the kernel; on the io_uring path
+ * that and the wait are one system call, and jobs the kernel did not
+ * take are offered again rather than waited for.
  */
 int polar_reap(struct polar_device *dev, struct polar_completion *out,
 	       uint32_t max, uint32_t min_wait);
 
 /* Jobs submitted and not yet reaped. */
 uint32_t polar_inflight(const struct polar_device *dev);
+
+/* The most jobs a handle keeps in flight (256). */
+uint32_t polar_max_inflight(const struct polar_device *dev);
 
 /*
  * The calling thread's description of its last failed call, or "" when
