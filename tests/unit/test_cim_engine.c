@@ -206,6 +206,48 @@ struct nv_case {
 	uint32_t fs;
 };
 
+/* the chip of a case: its parameters, a random seed */
+static void case_config(const struct nv_case *c, uint32_t tiles,
+			struct cim_config *cfg)
+{
+	cim_config_default(cfg);
+	cfg->rows = c->rows;
+	cfg->cols = c->cols;
+	cfg->tiles = tiles;
+	cfg->rows_per_conversion = c->G;
+	cfg->adc_bits = c->bits;
+	cfg->recon_frac_bits = c->F;
+	cfg->sigma_static_q16 = c->sst;
+	cfg->sigma_dynamic_q16 = c->sdyn;
+	cfg->stuck_rate_ppm = c->stuck;
+	cfg->adc_offset_sigma_q16 = c->aoff;
+	cfg->adc_gain_sigma_q16 = c->again;
+	cfg->adcs_per_tile = 0;
+	cfg->seed = rnd();
+}
+
+/* the job of a case on tiles from tile0, random job seed and item0 */
+static void case_args(const struct nv_case *c, uint32_t tile0,
+		      enum cim_fmt wf, enum cim_fmt xf, int sgn,
+		      const int8_t *x, const struct cim_plane_pair *sched,
+		      uint32_t nsched, struct cim_matmul_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->tile0 = tile0;
+	a->in_dim = c->in;
+	a->out_dim = c->out;
+	a->wfmt = wf;
+	a->xfmt = xf;
+	a->x_signed = sgn;
+	a->adc_fs_q8 = c->fs;
+	a->job_seed = rnd();
+	a->batch = c->batch;
+	a->item0 = (uint32_t)(rnd() % 1000);
+	a->x = x;
+	a->sched = sched;
+	a->n_sched = nsched;
+}
+
 static int run_vs_naive(const struct nv_case *c, enum cim_fmt wf,
 			enum cim_fmt xf, int sgn,
 			const struct cim_plane_pair *sched, uint32_t nsched)
@@ -221,20 +263,7 @@ static int run_vs_naive(const struct nv_case *c, enum cim_fmt wf,
 	size_t q, bad = 0;
 	int r1, r2, ret = 0;
 
-	cim_config_default(&cfg);
-	cfg.rows = c->rows;
-	cfg.cols = c->cols;
-	cfg.tiles = 12;
-	cfg.rows_per_conversion = c->G;
-	cfg.adc_bits = c->bits;
-	cfg.recon_frac_bits = c->F;
-	cfg.sigma_static_q16 = c->sst;
-	cfg.sigma_dynamic_q16 = c->sdyn;
-	cfg.stuck_rate_ppm = c->stuck;
-	cfg.adc_offset_sigma_q16 = c->aoff;
-	cfg.adc_gain_sigma_q16 = c->again;
-	cfg.adcs_per_tile = 0;
-	cfg.seed = rnd();
+	case_config(c, 12, &cfg);
 	if (cim_engine_create(&cfg, &e))
 		return -1;
 	nv = naive_create(&cfg);
@@ -242,19 +271,7 @@ static int run_vs_naive(const struct nv_case *c, enum cim_fmt wf,
 	fill_x(x, (size_t)c->batch * c->in, xf, sgn);
 	r1 = cim_engine_program(e, 2, c->in, c->out, wf, w);
 	r2 = naive_program(nv, 2, c->in, c->out, wf, w);
-	a.tile0 = 2;
-	a.in_dim = c->in;
-	a.out_dim = c->out;
-	a.wfmt = wf;
-	a.xfmt = xf;
-	a.x_signed = sgn;
-	a.adc_fs_q8 = c->fs;
-	a.job_seed = rnd();
-	a.batch = c->batch;
-	a.item0 = (uint32_t)(rnd() % 1000);
-	a.x = x;
-	a.sched = sched;
-	a.n_sched = nsched;
+	case_args(c, 2, wf, xf, sgn, x, sched, nsched, &a);
 	a.y = y;
 	r1 = r1 < 0 ? r1 : cim_engine_matmul(e, &a);
 	a.y = yr;
@@ -820,12 +837,7 @@ static void test_validation(void)
  * operand format, schedules, ADC offsets and gains, stuck cells, fine
  * ADCs, and a full scale that forces the exactness fallback.
  */
-struct dk_case {
-	uint32_t rows, cols, G, bits, F, sst, stuck, aoff, again;
-	uint32_t in, out, batch, fs;
-};
-
-static int dot_vs_portable(const struct dk_case *c, enum cim_kernel kern,
+static int dot_vs_portable(const struct nv_case *c, enum cim_kernel kern,
 			   enum cim_fmt wf, enum cim_fmt xf, int sgn,
 			   const struct cim_plane_pair *sched, uint32_t nsched,
 			   int *used_dot)
@@ -840,36 +852,12 @@ static int dot_vs_portable(const struct dk_case *c, enum cim_kernel kern,
 	size_t q, bad = 0;
 	int r1, r2;
 
-	cim_config_default(&cfg);
-	cfg.rows = c->rows;
-	cfg.cols = c->cols;
-	cfg.tiles = 40;
-	cfg.rows_per_conversion = c->G;
-	cfg.adc_bits = c->bits;
-	cfg.recon_frac_bits = c->F;
-	cfg.sigma_static_q16 = c->sst;
-	cfg.stuck_rate_ppm = c->stuck;
-	cfg.adc_offset_sigma_q16 = c->aoff;
-	cfg.adc_gain_sigma_q16 = c->again;
-	cfg.adcs_per_tile = 0;
-	cfg.seed = rnd();
+	case_config(c, 40, &cfg);
 	if (cim_engine_create(&cfg, &e))
 		return -1;
 	fill_w(w, (size_t)c->in * c->out, wf);
 	fill_x(x, (size_t)c->batch * c->in, xf, sgn);
-	a.tile0 = 1;
-	a.in_dim = c->in;
-	a.out_dim = c->out;
-	a.wfmt = wf;
-	a.xfmt = xf;
-	a.x_signed = sgn;
-	a.adc_fs_q8 = c->fs;
-	a.job_seed = rnd();
-	a.batch = c->batch;
-	a.item0 = (uint32_t)(rnd() % 1000);
-	a.x = x;
-	a.sched = sched;
-	a.n_sched = nsched;
+	case_args(c, 1, wf, xf, sgn, x, sched, nsched, &a);
 	r1 = cim_engine_program(e, 1, c->in, c->out, wf, w);
 	r1 = r1 < 0 ? r1 : cim_engine_set_kernel(e, kern);
 	*used_dot = strcmp(cim_engine_kernel_name(e), "portable") != 0;
@@ -897,30 +885,30 @@ static int dot_vs_portable(const struct dk_case *c, enum cim_kernel kern,
 
 static void test_dot_kernel(void)
 {
-	static const struct dk_case cs[] = {
-		/* rows cols G bits F sst stuck aoff again in out batch fs */
-		{ 128, 128, 0, 5, 0, 13107, 0, 0, 0, 512, 300, 9, 20 * 256 },
-		{ 128, 128, 0, 5, 0, 13107, 0, 0, 0, 400, 32, 33, 0 },
-		{ 128, 128, 0, 5, 8, 13107, 2000, 32768, 3277, 257, 129, 5, 17 * 256 + 31 },
-		{ 128, 128, 32, 6, 3, 6554, 0, 16384, 1311, 200, 70, 4, 11 * 256 },
-		{ 128, 128, 2, 3, 0, 65536, 0, 0, 0, 129, 16, 3, 256 },
-		{ 128, 64, 64, 8, 5, 131072, 50000, 65536, 6554, 300, 65, 4, 40 * 256 },
-		{ 256, 128, 128, 5, 0, 13107, 0, 0, 0, 600, 100, 3, 0 },
-		{ 127, 15, 0, 5, 1, 13107, 0, 0, 0, 254, 31, 5, 0 },
-		{ 1, 1, 0, 5, 0, 13107, 0, 0, 0, 3, 2, 4, 0 },
-		{ 96, 48, 24, 12, 0, 13107, 100, 9830, 655, 191, 97, 3, 96 * 256 },
+	static const struct nv_case cs[] = {
+		/* rows cols G bits F sst sdyn stuck aoff again in out batch fs */
+		{ 128, 128, 0, 5, 0, 13107, 0, 0, 0, 0, 512, 300, 9, 20 * 256 },
+		{ 128, 128, 0, 5, 0, 13107, 0, 0, 0, 0, 400, 32, 33, 0 },
+		{ 128, 128, 0, 5, 8, 13107, 0, 2000, 32768, 3277, 257, 129, 5, 17 * 256 + 31 },
+		{ 128, 128, 32, 6, 3, 6554, 0, 0, 16384, 1311, 200, 70, 4, 11 * 256 },
+		{ 128, 128, 2, 3, 0, 65536, 0, 0, 0, 0, 129, 16, 3, 256 },
+		{ 128, 64, 64, 8, 5, 131072, 0, 50000, 65536, 6554, 300, 65, 4, 40 * 256 },
+		{ 256, 128, 128, 5, 0, 13107, 0, 0, 0, 0, 600, 100, 3, 0 },
+		{ 127, 15, 0, 5, 1, 13107, 0, 0, 0, 0, 254, 31, 5, 0 },
+		{ 1, 1, 0, 5, 0, 13107, 0, 0, 0, 0, 3, 2, 4, 0 },
+		{ 96, 48, 24, 12, 0, 13107, 0, 100, 9830, 655, 191, 97, 3, 96 * 256 },
 		/* no static deviations: the ideal chip, and stuck cells
 		 * with ADC offsets and gains */
-		{ 128, 128, 0, 5, 0, 0, 0, 0, 0, 512, 300, 9, 20 * 256 },
-		{ 40, 24, 0, 5, 0, 0, 3000, 40000, 4000, 100, 50, 30, 0 },
+		{ 128, 128, 0, 5, 0, 0, 0, 0, 0, 0, 512, 300, 9, 20 * 256 },
+		{ 40, 24, 0, 5, 0, 0, 0, 3000, 40000, 4000, 100, 50, 30, 0 },
 		/* 16-bit ADC, largest FS and F: the largest values */
-		{ 128, 128, 0, 16, 8, 13107, 0, 0, 0, 256, 20, 2, 65535u * 256u },
+		{ 128, 128, 0, 16, 8, 13107, 0, 0, 0, 0, 256, 20, 2, 65535u * 256u },
 		/* groups above 128 rows: AVX-512 only */
-		{ 256, 32, 256, 7, 2, 13107, 0, 0, 0, 300, 40, 3, 100 * 256 },
+		{ 256, 32, 256, 7, 2, 13107, 0, 0, 0, 0, 300, 40, 3, 100 * 256 },
 		/* 16-bit ADC at the smallest FS over 1024 rows: ADC products
 		 * beyond the range where double is exact, so the portable
 		 * kernel runs */
-		{ 1024, 16, 0, 16, 0, 13107, 0, 0, 0, 1100, 20, 2, 256 },
+		{ 1024, 16, 0, 16, 0, 13107, 0, 0, 0, 0, 1100, 20, 2, 256 },
 	};
 	enum cim_fmt wfs[] = { CIM_FMT_INT8, CIM_FMT_INT4, CIM_FMT_NF4 };
 	enum cim_fmt xfs[] = { CIM_FMT_INT8, CIM_FMT_INT4 };
