@@ -419,83 +419,6 @@ int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
  * gram_xx, gram_xr: X^T X and X^T R when the caller has them (the same
  * rows fitted with several ridges), NULL to compute them here.
  */
-/*
- * The ridge solution M = argmin |X M - R|^2 + lambda |M - M0|^2 (in x out,
- * M0 = (B0 A0)^T or 0, lambda = lambda_rel tr(X^T X) / in) through the
- * n x n system, for fewer rows than inputs:
- *	M = M0 + X^T (X X^T + lambda I)^-1 (R - X M0),
- * the same solution as (X^T X + lambda I)^-1 (X^T R + lambda M0) at n^3/6
- * instead of in^3/6 for the factorisation (fc1 of the CNN: 410 rows of
- * 1568 inputs, 55x less).
- */
-static int ridge_dual(const float *X, const float *R, size_t n, uint32_t in,
-		      uint32_t out, double lambda_rel, const float *A0,
-		      const float *B0, uint32_t rank0, double *M)
-{
-	float *K = malloc(sizeof(float) * n * n);
-	float *Yf = malloc(sizeof(float) * n * out);
-	float *XtY = malloc(sizeof(float) * in * out);
-	double *L = malloc(sizeof(double) * n * n);
-	double *Y = malloc(sizeof(double) * n * out);
-	double tr = 0.0, lambda;
-	size_t i, k, a, q;
-	int ret = 0;
-
-	if (!K || !Yf || !XtY || !L || !Y) {
-		ret = polar_fail(-ENOMEM, "out of memory");
-		goto out;
-	}
-	polar_sgemm(0, 1, n, n, in, X, in, X, in, 0.0f, K, n);
-	for (k = 0; k < n; k++)
-		tr += K[k * n + k];
-	lambda = lambda_rel * (tr > 0 ? tr / in : 1.0);
-	for (i = 0; i < n; i++)
-		for (k = 0; k <= i; k++)
-			L[i * n + k] = 0.5 * ((double)K[i * n + k] + K[k * n + i]) +
-				       (i == k ? lambda : 0.0);
-	/* Y = R - X M0, M0[i][a] = sum_q B0[a][q] A0[q][i] */
-	for (k = 0; k < n; k++) {
-		double z[POLAR_LOWRANK_MAX_RANK];
-
-		for (q = 0; A0 && q < rank0; q++) {
-			z[q] = 0.0;
-			for (i = 0; i < in; i++)
-				z[q] += (double)A0[q * in + i] * X[k * in + i];
-		}
-		for (a = 0; a < out; a++) {
-			double v = R[k * out + a];
-
-			for (q = 0; A0 && q < rank0; q++)
-				v -= (double)B0[a * rank0 + q] * z[q];
-			Y[k * out + a] = v;
-		}
-	}
-	if (cholesky(L, (uint32_t)n)) {
-		ret = polar_fail(-EINVAL, "calib_rrr: X X^T + lambda I is not "
-				 "positive definite (lambda %g)", lambda);
-		goto out;
-	}
-	chol_solve(L, (uint32_t)n, Y, out);
-	for (k = 0; k < n * out; k++)
-		Yf[k] = (float)Y[k];
-	polar_sgemm(1, 0, in, out, n, X, in, Yf, out, 0.0f, XtY, out);
-	for (i = 0; i < in; i++)
-		for (a = 0; a < out; a++) {
-			double m0 = 0.0;
-
-			for (q = 0; A0 && q < rank0; q++)
-				m0 += (double)B0[a * rank0 + q] * A0[q * in + i];
-			M[i * out + a] = m0 + XtY[i * out + a];
-		}
-out:
-	free(K);
-	free(Yf);
-	free(XtY);
-	free(L);
-	free(Y);
-	return ret;
-}
-
 static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	       uint32_t out, uint32_t rank, const double *metric,
 	       double lambda_rel, const float *A0, const float *B0,
@@ -534,21 +457,21 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 			return polar_fail(-EINVAL, "calib_rrr: R[%zu][%zu] is not "
 					  "finite", r / out, r % out);
 
-	if (!gram_xx && n >= in) {
+	if (!gram_xx) {
 		xtx = xtx_buf = malloc(sizeof(float) * in * in);
 		xtr = xtr_buf = malloc(sizeof(float) * in * out);
 	}
 	Mf = malloc(sizeof(float) * in * out);
 	F = malloc(sizeof(float) * n * out);
 	ftf = malloc(sizeof(float) * out * out);
-	L = n >= in ? malloc(sizeof(double) * in * in) : NULL;
+	L = malloc(sizeof(double) * in * in);
 	M = malloc(sizeof(double) * in * out);
 	G = malloc(sizeof(double) * out * out);
 	V = malloc(sizeof(double) * out * out);
 	ev = malloc(sizeof(double) * out);
 	Ws = calloc((size_t)out * out, sizeof(double));
 	Wsi = calloc((size_t)out * out, sizeof(double));
-	if ((n >= in && (!xtx || !xtr || !L)) || !Mf || !F || !ftf || !M ||
+	if (!xtx || !xtr || !Mf || !F || !ftf || !L || !M ||
 	    !G || !V || !ev || !Ws || !Wsi) {
 		ret = polar_fail(-ENOMEM, "out of memory");
 		goto out;
@@ -561,46 +484,35 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 		for (a = 0; a < out; a++)
 			Ws[a * out + a] = Wsi[a * out + a] = 1.0;
 	}
-	if (n < in) {
-		/* fewer rows than inputs: the n x n system */
-		ret = ridge_dual(X, R, n, in, out, lambda_rel, A0, B0, rank0, M);
-		if (ret)
-			goto out;
-	} else {
-		if (!gram_xx) {
-			polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f,
-				    xtx_buf, in);
-			polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f,
-				    xtr_buf, out);
-		}
-		for (i = 0; i < in; i++)
-			tr += xtx[(size_t)i * in + i];
-		lambda = lambda_rel * (tr > 0 ? tr / in : 1.0);
-		for (i = 0; i < in; i++)
-			for (k = 0; k <= i; k++)
-				L[(size_t)i * in + k] =
-					0.5 * ((double)xtx[(size_t)i * in + k] +
-					       xtx[(size_t)k * in + i]) +
-					(i == k ? lambda : 0.0);
-		for (i = 0; i < in; i++)
-			for (a = 0; a < out; a++) {
-				double m0 = 0.0;
-
-				if (A0)
-					for (k = 0; k < rank0; k++)
-						m0 += (double)B0[a * rank0 + k] *
-						      A0[(size_t)k * in + i];
-				M[(size_t)i * out + a] = xtr[(size_t)i * out + a] +
-							 lambda * m0;
-			}
-		if (cholesky(L, in)) {
-			ret = polar_fail(-EINVAL, "calib_rrr: X^T X + lambda I is "
-					 "not positive definite (lambda %g)",
-					 lambda);
-			goto out;
-		}
-		chol_solve(L, in, M, out);
+	if (!gram_xx) {
+		polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx_buf, in);
+		polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr_buf, out);
 	}
+	for (i = 0; i < in; i++)
+		tr += xtx[(size_t)i * in + i];
+	lambda = lambda_rel * (tr > 0 ? tr / in : 1.0);
+	for (i = 0; i < in; i++)
+		for (k = 0; k <= i; k++)
+			L[(size_t)i * in + k] = 0.5 * ((double)xtx[(size_t)i * in + k] +
+						       xtx[(size_t)k * in + i]) +
+						(i == k ? lambda : 0.0);
+	for (i = 0; i < in; i++)
+		for (a = 0; a < out; a++) {
+			double m0 = 0.0;
+
+			if (A0)
+				for (k = 0; k < rank0; k++)
+					m0 += (double)B0[a * rank0 + k] *
+					      A0[(size_t)k * in + i];
+			M[(size_t)i * out + a] = xtr[(size_t)i * out + a] +
+						 lambda * m0;
+		}
+	if (cholesky(L, in)) {
+		ret = polar_fail(-EINVAL, "calib_rrr: X^T X + lambda I is not "
+				 "positive definite (lambda %g)", lambda);
+		goto out;
+	}
+	chol_solve(L, in, M, out);
 	for (r = 0; r < (size_t)in * out; r++)
 		Mf[r] = (float)M[r];
 	/* F = X M, G = W^1/2 F^T F W^1/2 */
@@ -775,18 +687,14 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 		else
 			nf++;
 	}
-	/* The fitted rows are the same for every candidate: one gram (the
-	 * n x n one, for fewer rows than inputs, is rrr's own). */
-	if (nf >= in) {
-		polar_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, 0.0f, xtx, in);
-		polar_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, 0.0f, xtr, out);
-	}
+	/* The fitted rows are the same for every candidate: one gram. */
+	polar_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, 0.0f, xtx, in);
+	polar_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, 0.0f, xtr, out);
 	for (j = 0; j < nlambdas; j++) {
 		double res;
 
 		ret = rrr(Xf, Rf, nf, in, out, rank, metric, lambdas[j], A0, B0,
-			  rank0, At, Bt, nf >= in ? xtx : NULL,
-			  nf >= in ? xtr : NULL);
+			  rank0, At, Bt, xtx, xtr);
 		if (ret)
 			goto out;
 		res = rrr_residual(Xh, Rh, nh, in, out, rank, metric, At, Bt);

@@ -219,76 +219,6 @@ static void test_rrr(void)
 	free(Y);
 }
 
-/*
- * The ridge solution that rrr truncates, at full rank: (B A)^T = M must
- * solve (X^T X + lambda I) M = X^T R + lambda M0, lambda = lambda_rel
- * tr(X^T X) / in, whether rrr takes the in x in system (more rows than
- * inputs) or the n x n one (fewer rows, the dual form).
- */
-static double ridge_equation_error(size_t n)
-{
-	enum { IN = 100, OUT = 6, R0 = 2 };
-	float *X = malloc(sizeof(float) * n * IN);
-	float *Y = malloc(sizeof(float) * n * OUT);
-	float A[OUT * IN], B[OUT * OUT], A0[R0 * IN], B0[OUT * R0];
-	double M[IN][OUT], M0[IN][OUT], tr = 0, lambda, err = 0, norm = 0;
-	const double lambda_rel = 0.3;
-	uint32_t i, j, a, q;
-	size_t k;
-
-	fill(X, n * IN);
-	fill(Y, n * OUT);
-	fill(A0, sizeof(A0) / sizeof(A0[0]));
-	fill(B0, sizeof(B0) / sizeof(B0[0]));
-	if (polar_calib_rrr(X, Y, n, IN, OUT, OUT, NULL, lambda_rel, A0, B0, R0,
-			    A, B)) {
-		free(X);
-		free(Y);
-		return INFINITY;
-	}
-	for (i = 0; i < IN; i++)
-		for (a = 0; a < OUT; a++) {
-			M[i][a] = M0[i][a] = 0;
-			for (q = 0; q < OUT; q++)
-				M[i][a] += (double)B[a * OUT + q] * A[q * IN + i];
-			for (q = 0; q < R0; q++)
-				M0[i][a] += (double)B0[a * R0 + q] * A0[q * IN + i];
-		}
-	for (k = 0; k < n * IN; k++)
-		tr += (double)X[k] * X[k];
-	lambda = lambda_rel * tr / IN;
-	for (i = 0; i < IN; i++)
-		for (a = 0; a < OUT; a++) {
-			double lhs = lambda * M[i][a], rhs = lambda * M0[i][a];
-
-			for (k = 0; k < n; k++) {
-				double xm = 0;
-
-				for (j = 0; j < IN; j++)
-					xm += (double)X[k * IN + j] * M[j][a];
-				lhs += X[k * IN + i] * xm;
-				rhs += (double)X[k * IN + i] * Y[k * OUT + a];
-			}
-			err += (lhs - rhs) * (lhs - rhs);
-			norm += rhs * rhs;
-		}
-	free(X);
-	free(Y);
-	return sqrt(err / norm);
-}
-
-static void test_rrr_ridge_forms(void)
-{
-	double wide = ridge_equation_error(40);   /* 40 rows, 100 inputs */
-	double tall = ridge_equation_error(300);  /* 300 rows */
-
-	/* float data and grams: about 1e-6 relative */
-	CHECK(wide < 1e-4);
-	CHECK(tall < 1e-4);
-	if (!(wide < 1e-4) || !(tall < 1e-4))
-		printf("ridge equation error: wide %g tall %g\n", wide, tall);
-}
-
 /* sum over rows of e^T W e, e = R - B A x (W out x out). */
 static double metric_residual(const float *X, const float *R, const float *A,
 			      const float *B, size_t n, uint32_t in,
@@ -484,7 +414,6 @@ int main(void)
 	RUN(test_svd_exact);
 	RUN(test_act_weighting);
 	RUN(test_rrr);
-	RUN(test_rrr_ridge_forms);
 	RUN(test_rrr_metric);
 	RUN(test_rrr_select);
 	RUN(test_adc_fs);
