@@ -416,8 +416,92 @@ int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
 }
 
 /*
+ * The ridge solution M = (X^T X + l I)^-1 (X^T R + l M0) (in x out) when
+ * there are fewer rows than inputs (fc1: 1568 inputs, 512 calibration
+ * images), through the n x n system instead of the in x in one:
+ * (X^T X + l I)^-1 X^T = X^T (X X^T + l I)^-1, so
+ * M = M0 + X^T (X X^T + l I)^-1 (R - X M0): a Cholesky of n rows instead
+ * of in, (in/n)^3 times less work. gram is X X^T (float, n x n); lambda
+ * absolute. M is written.
+ */
+static int ridge_dual(const float *X, const float *R, size_t n, uint32_t in,
+		      uint32_t out, const float *gram, double lambda,
+		      const float *A0, const float *B0, uint32_t rank0,
+		      double *M)
+{
+	double *L = malloc(sizeof(double) * n * n);
+	double *Y = malloc(sizeof(double) * n * out);
+	double z[POLAR_LOWRANK_MAX_RANK];
+	size_t k, j;
+	uint32_t i, a, q;
+	int ret = 0;
+
+	if (!L || !Y) {
+		ret = polar_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (k = 0; k < n; k++)
+		for (j = 0; j <= k; j++)
+			L[k * n + j] = 0.5 * ((double)gram[k * n + j] +
+					      gram[j * n + k]) +
+				       (k == j ? lambda : 0.0);
+	/* M0 = (B0 A0)^T, and Y = R - X M0 = R - (X A0^T) B0^T */
+	for (i = 0; i < in; i++)
+		for (a = 0; a < out; a++) {
+			double m0 = 0.0;
+
+			if (A0)
+				for (q = 0; q < rank0; q++)
+					m0 += (double)B0[a * rank0 + q] *
+					      A0[(size_t)q * in + i];
+			M[(size_t)i * out + a] = m0;
+		}
+	for (k = 0; k < n; k++) {
+		const float *x = X + k * in;
+
+		for (q = 0; A0 && q < rank0; q++) {
+			z[q] = 0.0;
+			for (i = 0; i < in; i++)
+				z[q] += (double)A0[(size_t)q * in + i] * x[i];
+		}
+		for (a = 0; a < out; a++) {
+			double v = R[k * out + a];
+
+			for (q = 0; A0 && q < rank0; q++)
+				v -= (double)B0[a * rank0 + q] * z[q];
+			Y[k * out + a] = v;
+		}
+	}
+	if (cholesky(L, (uint32_t)n)) {
+		ret = polar_fail(-EINVAL, "calib_rrr: X X^T + lambda I is not "
+				 "positive definite (lambda %g)", lambda);
+		goto out;
+	}
+	chol_solve(L, (uint32_t)n, Y, out);
+	/* M += X^T Y */
+	for (k = 0; k < n; k++) {
+		const float *x = X + k * in;
+		const double *y = Y + k * out;
+
+		for (i = 0; i < in; i++) {
+			double xi = x[i];
+			double *m = M + (size_t)i * out;
+
+			for (a = 0; a < out; a++)
+				m[a] += xi * y[a];
+		}
+	}
+out:
+	free(L);
+	free(Y);
+	return ret;
+}
+
+/*
  * gram_xx, gram_xr: X^T X and X^T R when the caller has them (the same
- * rows fitted with several ridges), NULL to compute them here.
+ * rows fitted with several ridges), NULL to compute them here; with fewer
+ * rows than inputs (n < in) gram_xx is X X^T instead and gram_xr unused
+ * (ridge_dual()).
  */
 static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	       uint32_t out, uint32_t rank, const double *metric,
@@ -432,7 +516,7 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	double lambda, tr = 0.0, *Ws = NULL, *Wsi = NULL;
 	uint32_t i, a, b, k;
 	size_t r;
-	int ret;
+	int dual = n < in, ret;
 
 	if (!X || !R || !A || !B)
 		return polar_fail(-EINVAL, "calib_rrr: NULL argument");
@@ -458,20 +542,21 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 					  "finite", r / out, r % out);
 
 	if (!gram_xx) {
-		xtx = xtx_buf = malloc(sizeof(float) * in * in);
-		xtr = xtr_buf = malloc(sizeof(float) * in * out);
+		xtx = xtx_buf = malloc(sizeof(float) * (dual ? n * n :
+							(size_t)in * in));
+		xtr = xtr_buf = dual ? NULL : malloc(sizeof(float) * in * out);
 	}
 	Mf = malloc(sizeof(float) * in * out);
 	F = malloc(sizeof(float) * n * out);
 	ftf = malloc(sizeof(float) * out * out);
-	L = malloc(sizeof(double) * in * in);
+	L = dual ? NULL : malloc(sizeof(double) * in * in);
 	M = malloc(sizeof(double) * in * out);
 	G = malloc(sizeof(double) * out * out);
 	V = malloc(sizeof(double) * out * out);
 	ev = malloc(sizeof(double) * out);
 	Ws = calloc((size_t)out * out, sizeof(double));
 	Wsi = calloc((size_t)out * out, sizeof(double));
-	if (!xtx || !xtr || !Mf || !F || !ftf || !L || !M ||
+	if (!xtx || (!dual && (!xtr || !L)) || !Mf || !F || !ftf || !M ||
 	    !G || !V || !ev || !Ws || !Wsi) {
 		ret = polar_fail(-ENOMEM, "out of memory");
 		goto out;
@@ -484,13 +569,22 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 		for (a = 0; a < out; a++)
 			Ws[a * out + a] = Wsi[a * out + a] = 1.0;
 	}
-	if (!gram_xx) {
+	if (!gram_xx && dual)
+		polar_sgemm(0, 1, n, n, in, X, in, X, in, 0.0f, xtx_buf, n);
+	else if (!gram_xx) {
 		polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx_buf, in);
 		polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr_buf, out);
 	}
-	for (i = 0; i < in; i++)
-		tr += xtx[(size_t)i * in + i];
+	/* trace(X^T X) = trace(X X^T) */
+	for (r = 0; r < (dual ? n : in); r++)
+		tr += xtx[r * (dual ? n : in) + r];
 	lambda = lambda_rel * (tr > 0 ? tr / in : 1.0);
+	if (dual) {
+		ret = ridge_dual(X, R, n, in, out, xtx, lambda, A0, B0, rank0, M);
+		if (ret)
+			goto out;
+		goto solved;
+	}
 	for (i = 0; i < in; i++)
 		for (k = 0; k <= i; k++)
 			L[(size_t)i * in + k] = 0.5 * ((double)xtx[(size_t)i * in + k] +
@@ -513,6 +607,7 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 		goto out;
 	}
 	chol_solve(L, in, M, out);
+solved:
 	for (r = 0; r < (size_t)in * out; r++)
 		Mf[r] = (float)M[r];
 	/* F = X M, G = W^1/2 F^T F W^1/2 */
@@ -668,7 +763,7 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	Rh = malloc(sizeof(float) * nh * out);
 	At = malloc(sizeof(float) * rank * in);
 	Bt = malloc(sizeof(float) * out * rank);
-	xtx = malloc(sizeof(float) * in * in);
+	xtx = malloc(sizeof(float) * (nf < in ? nf * nf : (size_t)in * in));
 	xtr = malloc(sizeof(float) * in * out);
 	if (!Xf || !Rf || !Xh || !Rh || !At || !Bt || !xtx || !xtr) {
 		ret = polar_fail(-ENOMEM, "out of memory");
@@ -688,8 +783,12 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 			nf++;
 	}
 	/* The fitted rows are the same for every candidate: one gram. */
-	polar_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, 0.0f, xtx, in);
-	polar_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, 0.0f, xtr, out);
+	if (nf < in) {
+		polar_sgemm(0, 1, nf, nf, in, Xf, in, Xf, in, 0.0f, xtx, nf);
+	} else {
+		polar_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, 0.0f, xtx, in);
+		polar_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, 0.0f, xtr, out);
+	}
 	for (j = 0; j < nlambdas; j++) {
 		double res;
 
