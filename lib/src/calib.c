@@ -7,8 +7,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "polar/calib.h"
 #include "polar/lowrank.h"
@@ -1007,13 +1010,60 @@ out:
 
 /* ---- loss sensitivity ------------------------------------------------------------ */
 
+/*
+ * The per-sample output gradients (each layer's bias gradient) of samples
+ * t, t + T, t + 2T, ... on thread t of T; the grams are then summed in
+ * sample order on one thread, so the threads change nothing but speed.
+ */
+#define FISHER_MAX_THREADS 16
+
+struct fisher_job {
+	const struct polar_model *m;
+	size_t n, stride;		/* samples; floats of g per sample */
+	const float *x;
+	const uint8_t *labels;
+	float *g;			/* n x stride */
+	unsigned int t, threads;
+	int ret;
+	char err[256];
+};
+
+static void *fisher_thread(void *p)
+{
+	struct fisher_job *j = p;
+	const struct polar_model *m = j->m;
+	size_t in = (size_t)m->in_c * m->in_h * m->in_w, s, off;
+	float *grad = malloc(sizeof(float) * m->nparams);
+	unsigned int l;
+
+	j->ret = grad ? 0 : polar_fail(-ENOMEM, "out of memory");
+	for (s = j->t; s < j->n && !j->ret; s += j->threads) {
+		memset(grad, 0, sizeof(float) * m->nparams);
+		j->ret = polar_model_grad(m, 1, j->x + s * in, j->labels + s,
+					  1.0f, grad, NULL, NULL);
+		for (l = 0, off = 0; !j->ret && l < m->nlayers; l++) {
+			memcpy(j->g + s * j->stride + off,
+			       grad + m->layers[l].bias_off,
+			       sizeof(float) * m->layers[l].rows);
+			off += m->layers[l].rows;
+		}
+	}
+	if (j->ret)
+		snprintf(j->err, sizeof(j->err), "%s", polar_errmsg());
+	free(grad);
+	return NULL;
+}
+
 int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				   const float *x, const uint8_t *labels,
 				   double *gram[POLAR_MODEL_MAX_LAYERS])
 {
-	size_t in = (size_t)m->in_c * m->in_h * m->in_w, s;
-	unsigned int l;
-	float *grad;
+	struct fisher_job job[FISHER_MAX_THREADS];
+	pthread_t th[FISHER_MAX_THREADS];
+	size_t s, stride = 0, off;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int l, t, threads, started;
+	float *g = NULL;
 	int ret = 0;
 	uint32_t a, b;
 
@@ -1023,8 +1073,10 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				  !n ? "no samples" : "NULL argument");
 	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
 		gram[l] = NULL;
-	grad = malloc(sizeof(float) * m->nparams);
-	if (!grad)
+	for (l = 0; l < m->nlayers; l++)
+		stride += m->layers[l].rows;
+	g = malloc(sizeof(float) * n * (stride ? stride : 1));
+	if (!g)
 		return polar_fail(-ENOMEM, "out of memory");
 	for (l = 0; l < m->nlayers; l++)
 		if (m->layers[l].rows) {
@@ -1035,20 +1087,39 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				goto out;
 			}
 		}
+	threads = ncpu < 1 ? 1 : ncpu > FISHER_MAX_THREADS ?
+		  FISHER_MAX_THREADS : (unsigned int)ncpu;
+	if (threads > n)
+		threads = (unsigned int)n;
+	for (t = 0; t < threads; t++)
+		job[t] = (struct fisher_job){ .m = m, .n = n, .stride = stride,
+			.x = x, .labels = labels, .g = g, .t = t,
+			.threads = threads };
+	for (started = 1; started < threads; started++)
+		if (pthread_create(&th[started], NULL, fisher_thread,
+				   &job[started]))
+			break;
+	/* Thread 0's samples, and those of threads that did not start, here. */
+	fisher_thread(&job[0]);
+	for (t = started; t < threads; t++)
+		fisher_thread(&job[t]);
+	for (t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
+	for (t = 0; t < threads && !ret; t++)
+		if (job[t].ret)
+			ret = polar_fail(job[t].ret, "%s", job[t].err);
 	for (s = 0; s < n && !ret; s++) {
-		memset(grad, 0, sizeof(float) * m->nparams);
-		ret = polar_model_grad(m, 1, x + s * in, labels + s, 1.0f, grad,
-				       NULL, NULL);
-		for (l = 0; !ret && l < m->nlayers; l++) {
-			const float *g = grad + m->layers[l].bias_off;
+		for (l = 0, off = 0; l < m->nlayers; l++) {
+			const float *gs = g + s * stride + off;
 			uint32_t rows = m->layers[l].rows;
 
+			off += rows;
 			if (!gram[l])
 				continue;
 			for (a = 0; a < rows; a++)
 				for (b = 0; b < rows; b++)
 					gram[l][(size_t)a * rows + b] +=
-						(double)g[a] * g[b];
+						(double)gs[a] * gs[b];
 		}
 	}
 	for (l = 0; !ret && l < m->nlayers; l++)
@@ -1061,7 +1132,7 @@ out:
 			free(gram[l]);
 			gram[l] = NULL;
 		}
-	free(grad);
+	free(g);
 	return ret;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "polar/calib.h"
+#include "polar/nn.h"
 #include "polar/polar.h"
 #include "unit.h"
 
@@ -282,6 +283,59 @@ static void test_rrr_ridge_solution(void)
 	CHECK(ridge_equation_error(300) < 1e-4);	/* n > in: primal */
 }
 
+/*
+ * The output Fisher is computed on a thread per CPU and summed in sample
+ * order: it must equal the plain sequential sum of the per-sample bias
+ * gradients' outer products bit for bit.
+ */
+static void test_fisher_threads(void)
+{
+	enum { N = 9 };
+	struct polar_model m;
+	double *gram[POLAR_MODEL_MAX_LAYERS], *ref;
+	float *x, *grad;
+	uint8_t labels[N];
+	size_t in, s;
+	unsigned int l, k;
+	uint32_t a, b;
+	int same = 1;
+
+	CHECK(polar_model_create(&m, "mlp", 5) == 0);
+	in = (size_t)m.in_c * m.in_h * m.in_w;
+	x = malloc(sizeof(float) * N * in);
+	grad = malloc(sizeof(float) * m.nparams);
+	fill(x, N * in);
+	for (s = 0; s < N; s++)
+		labels[s] = (uint8_t)(s % m.classes);
+	CHECK(polar_calib_output_fisher_full(&m, N, x, labels, gram) == 0);
+	for (l = 0; l < m.nlayers; l++) {
+		uint32_t rows = m.layers[l].rows;
+
+		if (!rows)
+			continue;
+		ref = calloc((size_t)rows * rows, sizeof(double));
+		for (s = 0; s < N; s++) {
+			const float *g = grad + m.layers[l].bias_off;
+
+			memset(grad, 0, sizeof(float) * m.nparams);
+			CHECK(polar_model_grad(&m, 1, x + s * in, labels + s, 1.0f,
+					       grad, NULL, NULL) == 0);
+			for (a = 0; a < rows; a++)
+				for (b = 0; b < rows; b++)
+					ref[(size_t)a * rows + b] +=
+						(double)g[a] * g[b];
+		}
+		for (k = 0; k < rows * rows; k++)
+			same &= ref[k] / N == gram[l][k];
+		free(ref);
+		free(gram[l]);
+	}
+	CHECK(same);
+	free(x);
+	free(grad);
+	polar_model_free(&m);
+}
+
 /* sum over rows of e^T W e, e = R - B A x (W out x out). */
 static double metric_residual(const float *X, const float *R, const float *A,
 			      const float *B, size_t n, uint32_t in,
@@ -478,9 +532,11 @@ int main(void)
 	RUN(test_act_weighting);
 	RUN(test_rrr);
 	RUN(test_rrr_metric);
-	RUN(test_rrr_ridge_solution);
 	RUN(test_rrr_select);
 	RUN(test_adc_fs);
 	RUN(test_errors);
+	/* Last: they draw from frand(), and the others' data stay as they were. */
+	RUN(test_rrr_ridge_solution);
+	RUN(test_fisher_threads);
 	return unit_summary();
 }
