@@ -256,6 +256,70 @@ int polar_calib_act_scales(const float *X, size_t n, uint32_t in, float *s)
 
 /* ---- reduced-rank ridge regression ------------------------------------------ */
 
+/* Online CPUs, 1..max. */
+static unsigned int calib_threads(unsigned int max)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > (long)max ? max : (unsigned int)n;
+}
+
+#define GRAM_MAX_THREADS 16
+
+struct gram_part {
+	int ta, tb;
+	size_t m, n, k, lda, ldb, ldc;
+	const float *a, *b;
+	float *c;
+};
+
+static void *gram_part_run(void *p)
+{
+	struct gram_part *g = p;
+
+	polar_sgemm(g->ta, g->tb, g->m, g->n, g->k, g->a, g->lda, g->b, g->ldb,
+		    0.0f, g->c, g->ldc);
+	return NULL;
+}
+
+/*
+ * C = op(A) op(B) (beta 0) for the grams of the fits, its columns split
+ * over a thread per CPU. polar_sgemm() computes each element of C the
+ * same way whatever columns it is given, so the result does not depend
+ * on the split.
+ */
+static void gram_sgemm(int ta, int tb, size_t m, size_t n, size_t k,
+		       const float *a, size_t lda, const float *b, size_t ldb,
+		       float *c, size_t ldc)
+{
+	struct gram_part part[GRAM_MAX_THREADS];
+	pthread_t th[GRAM_MAX_THREADS];
+	unsigned int t, threads = calib_threads(GRAM_MAX_THREADS), started;
+	size_t per, j0;
+
+	/* Small products, or too few columns to share: one call. */
+	if ((double)m * n * k < 1e7 || n < 32 * (size_t)threads)
+		threads = 1;
+	per = (n / threads + 15) / 16 * 16;
+	for (t = 0, j0 = 0; t < threads && j0 < n; t++, j0 += per) {
+		size_t w = n - j0 < per ? n - j0 : per;
+
+		part[t] = (struct gram_part){ .ta = ta, .tb = tb, .m = m,
+			.n = w, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+			.a = a, .b = tb ? b + j0 * ldb : b + j0, .c = c + j0 };
+	}
+	threads = t;
+	for (started = 1; started < threads; started++)
+		if (pthread_create(&th[started], NULL, gram_part_run,
+				   &part[started]))
+			break;
+	gram_part_run(&part[0]);
+	for (t = started; t < threads; t++)
+		gram_part_run(&part[t]);
+	for (t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
+}
+
 /* In-place Cholesky of the n x n SPD matrix (lower triangle used). */
 static int cholesky(double *L, uint32_t n)
 {
@@ -573,10 +637,10 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 			Ws[a * out + a] = Wsi[a * out + a] = 1.0;
 	}
 	if (!gram_xx && dual)
-		polar_sgemm(0, 1, n, n, in, X, in, X, in, 0.0f, xtx_buf, n);
+		gram_sgemm(0, 1, n, n, in, X, in, X, in, xtx_buf, n);
 	else if (!gram_xx) {
-		polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx_buf, in);
-		polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr_buf, out);
+		gram_sgemm(1, 0, in, in, n, X, in, X, in, xtx_buf, in);
+		gram_sgemm(1, 0, in, out, n, X, in, R, out, xtr_buf, out);
 	}
 	/* trace(X^T X) = trace(X X^T) */
 	for (r = 0; r < (dual ? n : in); r++)
@@ -787,10 +851,10 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	}
 	/* The fitted rows are the same for every candidate: one gram. */
 	if (nf < in) {
-		polar_sgemm(0, 1, nf, nf, in, Xf, in, Xf, in, 0.0f, xtx, nf);
+		gram_sgemm(0, 1, nf, nf, in, Xf, in, Xf, in, xtx, nf);
 	} else {
-		polar_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, 0.0f, xtx, in);
-		polar_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, 0.0f, xtr, out);
+		gram_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, xtx, in);
+		gram_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, xtr, out);
 	}
 	for (j = 0; j < nlambdas; j++) {
 		double res;
@@ -1061,8 +1125,7 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 	struct fisher_job job[FISHER_MAX_THREADS];
 	pthread_t th[FISHER_MAX_THREADS];
 	size_t s, stride = 0, off;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned int l, t, threads, started;
+	unsigned int l, t, threads = calib_threads(FISHER_MAX_THREADS), started;
 	float *g = NULL;
 	int ret = 0;
 	uint32_t a, b;
@@ -1087,8 +1150,6 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				goto out;
 			}
 		}
-	threads = ncpu < 1 ? 1 : ncpu > FISHER_MAX_THREADS ?
-		  FISHER_MAX_THREADS : (unsigned int)ncpu;
 	if (threads > n)
 		threads = (unsigned int)n;
 	for (t = 0; t < threads; t++)
