@@ -78,6 +78,24 @@ eval_ok() {
 }
 check "eval on sim: every method's accuracy line and the report" eval_ok
 
+# Two evaluation threads take alternate batches of 250 test images: the
+# accuracy and energy lines must be those of one thread, and the phases
+# line must be there.
+eval_threads_ok() {
+	"$polar" eval --model "$model" --device sim --calib 128 --test 300 \
+		--threads 1 >"$dir/eval-t1.log" 2>&1 &&
+	"$polar" eval --model "$model" --device sim --calib 128 --test 300 \
+		--threads 2 >"$dir/eval-t2.log" 2>&1 || return 1
+	grep -q '^phases: load .*, eval sensitivity .*, total [0-9.]* s$' \
+		"$dir/eval-t2.log" || { echo "  no phases line" >&2; return 1; }
+	diff <(grep -E '^(accuracy|quant energy|sensitivity energy)' \
+		"$dir/eval-t1.log" | sed 's/; [0-9]* images\/s$//') \
+		<(grep -E '^(accuracy|quant energy|sensitivity energy)' \
+		"$dir/eval-t2.log" | sed 's/; [0-9]* images\/s$//') >&2
+}
+check "eval --threads 2: the results of one thread, and the phases line" \
+	eval_threads_ok
+
 calibrate_ok() {
 	local f
 	for f in a b; do

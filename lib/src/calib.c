@@ -7,8 +7,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "polar/calib.h"
 #include "polar/lowrank.h"
@@ -253,6 +256,70 @@ int polar_calib_act_scales(const float *X, size_t n, uint32_t in, float *s)
 
 /* ---- reduced-rank ridge regression ------------------------------------------ */
 
+/* Online CPUs, 1..max. */
+static unsigned int calib_threads(unsigned int max)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > (long)max ? max : (unsigned int)n;
+}
+
+#define GRAM_MAX_THREADS 16
+
+struct gram_part {
+	int ta, tb;
+	size_t m, n, k, lda, ldb, ldc;
+	const float *a, *b;
+	float *c;
+};
+
+static void *gram_part_run(void *p)
+{
+	struct gram_part *g = p;
+
+	polar_sgemm(g->ta, g->tb, g->m, g->n, g->k, g->a, g->lda, g->b, g->ldb,
+		    0.0f, g->c, g->ldc);
+	return NULL;
+}
+
+/*
+ * C = op(A) op(B) (beta 0) for the grams of the fits, its columns split
+ * over a thread per CPU. polar_sgemm() computes each element of C the
+ * same way whatever columns it is given, so the result does not depend
+ * on the split.
+ */
+static void gram_sgemm(int ta, int tb, size_t m, size_t n, size_t k,
+		       const float *a, size_t lda, const float *b, size_t ldb,
+		       float *c, size_t ldc)
+{
+	struct gram_part part[GRAM_MAX_THREADS];
+	pthread_t th[GRAM_MAX_THREADS];
+	unsigned int t, threads = calib_threads(GRAM_MAX_THREADS), started;
+	size_t per, j0;
+
+	/* Small products, or too few columns to share: one call. */
+	if ((double)m * n * k < 1e7 || n < 32 * (size_t)threads)
+		threads = 1;
+	per = (n / threads + 15) / 16 * 16;
+	for (t = 0, j0 = 0; t < threads && j0 < n; t++, j0 += per) {
+		size_t w = n - j0 < per ? n - j0 : per;
+
+		part[t] = (struct gram_part){ .ta = ta, .tb = tb, .m = m,
+			.n = w, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+			.a = a, .b = tb ? b + j0 * ldb : b + j0, .c = c + j0 };
+	}
+	threads = t;
+	for (started = 1; started < threads; started++)
+		if (pthread_create(&th[started], NULL, gram_part_run,
+				   &part[started]))
+			break;
+	gram_part_run(&part[0]);
+	for (t = started; t < threads; t++)
+		gram_part_run(&part[t]);
+	for (t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
+}
+
 /* In-place Cholesky of the n x n SPD matrix (lower triangle used). */
 static int cholesky(double *L, uint32_t n)
 {
@@ -416,8 +483,92 @@ int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
 }
 
 /*
+ * The ridge solution M = (X^T X + l I)^-1 (X^T R + l M0) (in x out) when
+ * there are fewer rows than inputs (fc1: 1568 inputs, 512 calibration
+ * images), through the n x n system instead of the in x in one:
+ * (X^T X + l I)^-1 X^T = X^T (X X^T + l I)^-1, so
+ * M = M0 + X^T (X X^T + l I)^-1 (R - X M0): a Cholesky of n rows instead
+ * of in, (in/n)^3 times less work. gram is X X^T (float, n x n); lambda
+ * absolute. M is written.
+ */
+static int ridge_dual(const float *X, const float *R, size_t n, uint32_t in,
+		      uint32_t out, const float *gram, double lambda,
+		      const float *A0, const float *B0, uint32_t rank0,
+		      double *M)
+{
+	double *L = malloc(sizeof(double) * n * n);
+	double *Y = malloc(sizeof(double) * n * out);
+	double z[POLAR_LOWRANK_MAX_RANK];
+	size_t k, j;
+	uint32_t i, a, q;
+	int ret = 0;
+
+	if (!L || !Y) {
+		ret = polar_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (k = 0; k < n; k++)
+		for (j = 0; j <= k; j++)
+			L[k * n + j] = 0.5 * ((double)gram[k * n + j] +
+					      gram[j * n + k]) +
+				       (k == j ? lambda : 0.0);
+	/* M0 = (B0 A0)^T, and Y = R - X M0 = R - (X A0^T) B0^T */
+	for (i = 0; i < in; i++)
+		for (a = 0; a < out; a++) {
+			double m0 = 0.0;
+
+			if (A0)
+				for (q = 0; q < rank0; q++)
+					m0 += (double)B0[a * rank0 + q] *
+					      A0[(size_t)q * in + i];
+			M[(size_t)i * out + a] = m0;
+		}
+	for (k = 0; k < n; k++) {
+		const float *x = X + k * in;
+
+		for (q = 0; A0 && q < rank0; q++) {
+			z[q] = 0.0;
+			for (i = 0; i < in; i++)
+				z[q] += (double)A0[(size_t)q * in + i] * x[i];
+		}
+		for (a = 0; a < out; a++) {
+			double v = R[k * out + a];
+
+			for (q = 0; A0 && q < rank0; q++)
+				v -= (double)B0[a * rank0 + q] * z[q];
+			Y[k * out + a] = v;
+		}
+	}
+	if (cholesky(L, (uint32_t)n)) {
+		ret = polar_fail(-EINVAL, "calib_rrr: X X^T + lambda I is not "
+				 "positive definite (lambda %g)", lambda);
+		goto out;
+	}
+	chol_solve(L, (uint32_t)n, Y, out);
+	/* M += X^T Y */
+	for (k = 0; k < n; k++) {
+		const float *x = X + k * in;
+		const double *y = Y + k * out;
+
+		for (i = 0; i < in; i++) {
+			double xi = x[i];
+			double *m = M + (size_t)i * out;
+
+			for (a = 0; a < out; a++)
+				m[a] += xi * y[a];
+		}
+	}
+out:
+	free(L);
+	free(Y);
+	return ret;
+}
+
+/*
  * gram_xx, gram_xr: X^T X and X^T R when the caller has them (the same
- * rows fitted with several ridges), NULL to compute them here.
+ * rows fitted with several ridges), NULL to compute them here; with fewer
+ * rows than inputs (n < in) gram_xx is X X^T instead and gram_xr unused
+ * (ridge_dual()).
  */
 static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	       uint32_t out, uint32_t rank, const double *metric,
@@ -432,7 +583,7 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	double lambda, tr = 0.0, *Ws = NULL, *Wsi = NULL;
 	uint32_t i, a, b, k;
 	size_t r;
-	int ret;
+	int dual = n < in, ret;
 
 	if (!X || !R || !A || !B)
 		return polar_fail(-EINVAL, "calib_rrr: NULL argument");
@@ -458,20 +609,21 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 					  "finite", r / out, r % out);
 
 	if (!gram_xx) {
-		xtx = xtx_buf = malloc(sizeof(float) * in * in);
-		xtr = xtr_buf = malloc(sizeof(float) * in * out);
+		xtx = xtx_buf = malloc(sizeof(float) * (dual ? n * n :
+							(size_t)in * in));
+		xtr = xtr_buf = dual ? NULL : malloc(sizeof(float) * in * out);
 	}
 	Mf = malloc(sizeof(float) * in * out);
 	F = malloc(sizeof(float) * n * out);
 	ftf = malloc(sizeof(float) * out * out);
-	L = malloc(sizeof(double) * in * in);
+	L = dual ? NULL : malloc(sizeof(double) * in * in);
 	M = malloc(sizeof(double) * in * out);
 	G = malloc(sizeof(double) * out * out);
 	V = malloc(sizeof(double) * out * out);
 	ev = malloc(sizeof(double) * out);
 	Ws = calloc((size_t)out * out, sizeof(double));
 	Wsi = calloc((size_t)out * out, sizeof(double));
-	if (!xtx || !xtr || !Mf || !F || !ftf || !L || !M ||
+	if (!xtx || (!dual && (!xtr || !L)) || !Mf || !F || !ftf || !M ||
 	    !G || !V || !ev || !Ws || !Wsi) {
 		ret = polar_fail(-ENOMEM, "out of memory");
 		goto out;
@@ -484,13 +636,22 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 		for (a = 0; a < out; a++)
 			Ws[a * out + a] = Wsi[a * out + a] = 1.0;
 	}
-	if (!gram_xx) {
-		polar_sgemm(1, 0, in, in, n, X, in, X, in, 0.0f, xtx_buf, in);
-		polar_sgemm(1, 0, in, out, n, X, in, R, out, 0.0f, xtr_buf, out);
+	if (!gram_xx && dual)
+		gram_sgemm(0, 1, n, n, in, X, in, X, in, xtx_buf, n);
+	else if (!gram_xx) {
+		gram_sgemm(1, 0, in, in, n, X, in, X, in, xtx_buf, in);
+		gram_sgemm(1, 0, in, out, n, X, in, R, out, xtr_buf, out);
 	}
-	for (i = 0; i < in; i++)
-		tr += xtx[(size_t)i * in + i];
+	/* trace(X^T X) = trace(X X^T) */
+	for (r = 0; r < (dual ? n : in); r++)
+		tr += xtx[r * (dual ? n : in) + r];
 	lambda = lambda_rel * (tr > 0 ? tr / in : 1.0);
+	if (dual) {
+		ret = ridge_dual(X, R, n, in, out, xtx, lambda, A0, B0, rank0, M);
+		if (ret)
+			goto out;
+		goto solved;
+	}
 	for (i = 0; i < in; i++)
 		for (k = 0; k <= i; k++)
 			L[(size_t)i * in + k] = 0.5 * ((double)xtx[(size_t)i * in + k] +
@@ -513,6 +674,7 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 		goto out;
 	}
 	chol_solve(L, in, M, out);
+solved:
 	for (r = 0; r < (size_t)in * out; r++)
 		Mf[r] = (float)M[r];
 	/* F = X M, G = W^1/2 F^T F W^1/2 */
@@ -668,7 +830,7 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	Rh = malloc(sizeof(float) * nh * out);
 	At = malloc(sizeof(float) * rank * in);
 	Bt = malloc(sizeof(float) * out * rank);
-	xtx = malloc(sizeof(float) * in * in);
+	xtx = malloc(sizeof(float) * (nf < in ? nf * nf : (size_t)in * in));
 	xtr = malloc(sizeof(float) * in * out);
 	if (!Xf || !Rf || !Xh || !Rh || !At || !Bt || !xtx || !xtr) {
 		ret = polar_fail(-ENOMEM, "out of memory");
@@ -688,8 +850,12 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 			nf++;
 	}
 	/* The fitted rows are the same for every candidate: one gram. */
-	polar_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, 0.0f, xtx, in);
-	polar_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, 0.0f, xtr, out);
+	if (nf < in) {
+		gram_sgemm(0, 1, nf, nf, in, Xf, in, Xf, in, xtx, nf);
+	} else {
+		gram_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, xtx, in);
+		gram_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, xtr, out);
+	}
 	for (j = 0; j < nlambdas; j++) {
 		double res;
 
@@ -908,13 +1074,59 @@ out:
 
 /* ---- loss sensitivity ------------------------------------------------------------ */
 
+/*
+ * The per-sample output gradients (each layer's bias gradient) of samples
+ * t, t + T, t + 2T, ... on thread t of T; the grams are then summed in
+ * sample order on one thread, so the threads change nothing but speed.
+ */
+#define FISHER_MAX_THREADS 16
+
+struct fisher_job {
+	const struct polar_model *m;
+	size_t n, stride;		/* samples; floats of g per sample */
+	const float *x;
+	const uint8_t *labels;
+	float *g;			/* n x stride */
+	unsigned int t, threads;
+	int ret;
+	char err[256];
+};
+
+static void *fisher_thread(void *p)
+{
+	struct fisher_job *j = p;
+	const struct polar_model *m = j->m;
+	size_t in = (size_t)m->in_c * m->in_h * m->in_w, s, off;
+	float *grad = malloc(sizeof(float) * m->nparams);
+	unsigned int l;
+
+	j->ret = grad ? 0 : polar_fail(-ENOMEM, "out of memory");
+	for (s = j->t; s < j->n && !j->ret; s += j->threads) {
+		memset(grad, 0, sizeof(float) * m->nparams);
+		j->ret = polar_model_grad(m, 1, j->x + s * in, j->labels + s,
+					  1.0f, grad, NULL, NULL);
+		for (l = 0, off = 0; !j->ret && l < m->nlayers; l++) {
+			memcpy(j->g + s * j->stride + off,
+			       grad + m->layers[l].bias_off,
+			       sizeof(float) * m->layers[l].rows);
+			off += m->layers[l].rows;
+		}
+	}
+	if (j->ret)
+		snprintf(j->err, sizeof(j->err), "%s", polar_errmsg());
+	free(grad);
+	return NULL;
+}
+
 int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				   const float *x, const uint8_t *labels,
 				   double *gram[POLAR_MODEL_MAX_LAYERS])
 {
-	size_t in = (size_t)m->in_c * m->in_h * m->in_w, s;
-	unsigned int l;
-	float *grad;
+	struct fisher_job job[FISHER_MAX_THREADS];
+	pthread_t th[FISHER_MAX_THREADS];
+	size_t s, stride = 0, off;
+	unsigned int l, t, threads = calib_threads(FISHER_MAX_THREADS), started;
+	float *g = NULL;
 	int ret = 0;
 	uint32_t a, b;
 
@@ -924,8 +1136,10 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				  !n ? "no samples" : "NULL argument");
 	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
 		gram[l] = NULL;
-	grad = malloc(sizeof(float) * m->nparams);
-	if (!grad)
+	for (l = 0; l < m->nlayers; l++)
+		stride += m->layers[l].rows;
+	g = malloc(sizeof(float) * n * (stride ? stride : 1));
+	if (!g)
 		return polar_fail(-ENOMEM, "out of memory");
 	for (l = 0; l < m->nlayers; l++)
 		if (m->layers[l].rows) {
@@ -936,20 +1150,37 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				goto out;
 			}
 		}
+	if (threads > n)
+		threads = (unsigned int)n;
+	for (t = 0; t < threads; t++)
+		job[t] = (struct fisher_job){ .m = m, .n = n, .stride = stride,
+			.x = x, .labels = labels, .g = g, .t = t,
+			.threads = threads };
+	for (started = 1; started < threads; started++)
+		if (pthread_create(&th[started], NULL, fisher_thread,
+				   &job[started]))
+			break;
+	/* Thread 0's samples, and those of threads that did not start, here. */
+	fisher_thread(&job[0]);
+	for (t = started; t < threads; t++)
+		fisher_thread(&job[t]);
+	for (t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
+	for (t = 0; t < threads && !ret; t++)
+		if (job[t].ret)
+			ret = polar_fail(job[t].ret, "%s", job[t].err);
 	for (s = 0; s < n && !ret; s++) {
-		memset(grad, 0, sizeof(float) * m->nparams);
-		ret = polar_model_grad(m, 1, x + s * in, labels + s, 1.0f, grad,
-				       NULL, NULL);
-		for (l = 0; !ret && l < m->nlayers; l++) {
-			const float *g = grad + m->layers[l].bias_off;
+		for (l = 0, off = 0; l < m->nlayers; l++) {
+			const float *gs = g + s * stride + off;
 			uint32_t rows = m->layers[l].rows;
 
+			off += rows;
 			if (!gram[l])
 				continue;
 			for (a = 0; a < rows; a++)
 				for (b = 0; b < rows; b++)
 					gram[l][(size_t)a * rows + b] +=
-						(double)g[a] * g[b];
+						(double)gs[a] * gs[b];
 		}
 	}
 	for (l = 0; !ret && l < m->nlayers; l++)
@@ -962,7 +1193,7 @@ out:
 			free(gram[l]);
 			gram[l] = NULL;
 		}
-	free(grad);
+	free(g);
 	return ret;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "polar/calib.h"
+#include "polar/nn.h"
 #include "polar/polar.h"
 #include "unit.h"
 
@@ -219,6 +220,122 @@ static void test_rrr(void)
 	free(Y);
 }
 
+/*
+ * The ridge solution itself, with fewer rows than inputs (the n x n dual
+ * system) and with more (the in x in one): at full rank B A = M^T, which
+ * must satisfy (X^T X + l I) M = X^T R + l M0, M0 = (B0 A0)^T,
+ * l = lambda_rel * trace(X^T X) / in.
+ */
+static double ridge_equation_error(size_t n)
+{
+	enum { IN = 100, OUT = 4, R0 = 2 };
+	float *X = malloc(sizeof(float) * n * IN);
+	float *Y = malloc(sizeof(float) * n * OUT);
+	float A[OUT * IN], B[OUT * OUT], A0[R0 * IN], B0[OUT * R0];
+	double M[IN * OUT], lambda = 0, err = 0, norm = 0;
+	const double lambda_rel = 0.1;
+	uint32_t i, j, a, k;
+	size_t r;
+
+	fill(X, n * IN);
+	fill(Y, n * OUT);
+	fill(A0, R0 * IN);
+	fill(B0, OUT * R0);
+	CHECK(polar_calib_rrr(X, Y, n, IN, OUT, OUT, NULL, lambda_rel, A0, B0,
+			      R0, A, B) == 0);
+	for (r = 0; r < n * IN; r++)
+		lambda += (double)X[r] * X[r];
+	lambda *= lambda_rel / IN;
+	for (i = 0; i < IN; i++)
+		for (a = 0; a < OUT; a++) {
+			M[i * OUT + a] = 0;
+			for (k = 0; k < OUT; k++)
+				M[i * OUT + a] += (double)B[a * OUT + k] *
+						  A[k * IN + i];
+		}
+	for (i = 0; i < IN; i++)
+		for (a = 0; a < OUT; a++) {
+			double lhs = lambda * M[i * OUT + a], rhs = 0, m0 = 0;
+
+			for (j = 0; j < IN; j++) {
+				double g = 0;
+
+				for (r = 0; r < n; r++)
+					g += (double)X[r * IN + i] * X[r * IN + j];
+				lhs += g * M[j * OUT + a];
+			}
+			for (r = 0; r < n; r++)
+				rhs += (double)X[r * IN + i] * Y[r * OUT + a];
+			for (k = 0; k < R0; k++)
+				m0 += (double)B0[a * R0 + k] * A0[k * IN + i];
+			rhs += lambda * m0;
+			err += (lhs - rhs) * (lhs - rhs);
+			norm += rhs * rhs;
+		}
+	free(X);
+	free(Y);
+	return sqrt(err / norm);
+}
+
+static void test_rrr_ridge_solution(void)
+{
+	CHECK(ridge_equation_error(40) < 1e-4);		/* n < in: dual */
+	CHECK(ridge_equation_error(300) < 1e-4);	/* n > in: primal */
+}
+
+/*
+ * The output Fisher is computed on a thread per CPU and summed in sample
+ * order: it must equal the plain sequential sum of the per-sample bias
+ * gradients' outer products bit for bit.
+ */
+static void test_fisher_threads(void)
+{
+	enum { N = 9 };
+	struct polar_model m;
+	double *gram[POLAR_MODEL_MAX_LAYERS], *ref;
+	float *x, *grad;
+	uint8_t labels[N];
+	size_t in, s;
+	unsigned int l, k;
+	uint32_t a, b;
+	int same = 1;
+
+	CHECK(polar_model_create(&m, "mlp", 5) == 0);
+	in = (size_t)m.in_c * m.in_h * m.in_w;
+	x = malloc(sizeof(float) * N * in);
+	grad = malloc(sizeof(float) * m.nparams);
+	fill(x, N * in);
+	for (s = 0; s < N; s++)
+		labels[s] = (uint8_t)(s % m.classes);
+	CHECK(polar_calib_output_fisher_full(&m, N, x, labels, gram) == 0);
+	for (l = 0; l < m.nlayers; l++) {
+		uint32_t rows = m.layers[l].rows;
+
+		if (!rows)
+			continue;
+		ref = calloc((size_t)rows * rows, sizeof(double));
+		for (s = 0; s < N; s++) {
+			const float *g = grad + m.layers[l].bias_off;
+
+			memset(grad, 0, sizeof(float) * m.nparams);
+			CHECK(polar_model_grad(&m, 1, x + s * in, labels + s, 1.0f,
+					       grad, NULL, NULL) == 0);
+			for (a = 0; a < rows; a++)
+				for (b = 0; b < rows; b++)
+					ref[(size_t)a * rows + b] +=
+						(double)g[a] * g[b];
+		}
+		for (k = 0; k < rows * rows; k++)
+			same &= ref[k] / N == gram[l][k];
+		free(ref);
+		free(gram[l]);
+	}
+	CHECK(same);
+	free(x);
+	free(grad);
+	polar_model_free(&m);
+}
+
 /* sum over rows of e^T W e, e = R - B A x (W out x out). */
 static double metric_residual(const float *X, const float *R, const float *A,
 			      const float *B, size_t n, uint32_t in,
@@ -418,5 +535,8 @@ int main(void)
 	RUN(test_rrr_select);
 	RUN(test_adc_fs);
 	RUN(test_errors);
+	/* Last: they draw from frand(), and the others' data stay as they were. */
+	RUN(test_rrr_ridge_solution);
+	RUN(test_fisher_threads);
 	return unit_summary();
 }

@@ -15,6 +15,16 @@ timeout_s=${POLAR_VM_TIMEOUT:-600}
 . "$BUILD/kernel/env"
 qemu=$BUILD/qemu-build/qemu-system-x86_64
 
+# POLAR_VM_SMP vCPUs (default 1); more than one run in parallel under
+# multi-threaded TCG, one host thread each. POLAR_VM_CPU the guest CPU
+# model (default QEMU's qemu64; "max" is everything TCG emulates, AVX2
+# and FMA included).
+smp=${POLAR_VM_SMP:-1}
+cpu=()
+if [ -n "${POLAR_VM_CPU:-}" ]; then
+	cpu=(-cpu "$POLAR_VM_CPU")
+fi
+
 # Extra -device options (e.g. a second polar-cim) come from POLAR_VM_DEVICES.
 devices=(-device "polar-cim${POLAR_CIM_PROPS:+,$POLAR_CIM_PROPS}")
 for extra in ${POLAR_VM_DEVICES:-}; do
@@ -42,10 +52,11 @@ fi
 
 # iomem=relaxed lets the tests map BAR0 through sysfs while the driver owns
 # it, to compare what the driver reports with the registers themselves.
-echo "vm: booting $KREL in QEMU (TCG) with ${devices[*]}"
+echo "vm: booting $KREL in QEMU (TCG, $smp vCPU${cpu[*]:+, ${cpu[*]}}) with ${devices[*]}"
 timeout -k 10 "$timeout_s" "$qemu" \
 	-L /usr/share/seabios -L /usr/share/qemu \
-	-accel tcg -M "$machine" -m 1024 -smp 1 "${iommu[@]}" \
+	-accel tcg,thread=multi -M "$machine" -m 1024 -smp "$smp" "${cpu[@]}" \
+	"${iommu[@]}" \
 	-display none -nodefaults -no-reboot -serial stdio \
 	-kernel "$VMLINUZ" -initrd "$initramfs" \
 	-append "console=ttyS0 loglevel=5 panic=-1 iomem=relaxed rdinit=/init $append_extra" \
