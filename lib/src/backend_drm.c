@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,23 @@ static void drm_read_caps(struct polar_device *dev)
 }
 
 /*
+ * A number that names the calling thread and no other thread of the
+ * process, ever. pthread_t values and tids are reused once a thread ends
+ * (glibc hands a joined thread's stack, and with it its pthread_t, to the
+ * next thread it creates), and a ring set up by an ended thread answers
+ * no other thread: its registered fd exists only in the ended task.
+ */
+static uint64_t thread_token(void)
+{
+	static _Atomic uint64_t last;
+	static _Thread_local uint64_t token;
+
+	if (!token)
+		token = atomic_fetch_add(&last, 1) + 1;
+	return token;
+}
+
+/*
  * Sets up dev's ring for the calling thread: the setup flags this pattern
  * wants when the kernel has them (SINGLE_ISSUER 6.0, DEFER_TASKRUN 6.1,
  * SUBMIT_ALL 5.18), else fewer; uring_cmd itself needs 5.19 and SQE128.
@@ -124,7 +142,7 @@ static int drm_ring_init(struct polar_device *dev)
 		return -ENOSPC;
 	}
 	dev->ring_flags = p.flags;
-	dev->ring_owner = pthread_self();
+	dev->ring_owner = thread_token();
 	io_uring_register_ring_fd(dev->ring);
 	uj = dev->ujobs;
 	for (i = 0; i < POLAR_MAX_INFLIGHT; i++)
@@ -142,7 +160,7 @@ static int drm_ring_claim(struct polar_device *dev)
 {
 	int ret;
 
-	if (pthread_equal(dev->ring_owner, pthread_self()))
+	if (dev->ring_owner == thread_token())
 		return 0;
 	if (dev->inflight)
 		return polar_fail(-EBUSY, "%s: %u io_uring jobs in flight were "

@@ -75,7 +75,7 @@ struct polar_device {
 	struct polar_uring_jobs *ujobs;	/* io_uring jobs' commands */
 	int has_ring;
 	uint32_t ring_flags;	/* the IORING_SETUP_* the kernel accepted */
-	pthread_t ring_owner;	/* the thread the ring was set up in */
+	uint64_t ring_owner;	/* polar_thread_token() of the ring's thread */
 	struct polar_fifo ioctl_jobs;
 	/* The firmware the chip runs: its NF4 codebook shapes quantization. */
 	struct cim_firmware fw;

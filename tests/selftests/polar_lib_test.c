@@ -555,6 +555,8 @@ static void *handoff_main(void *arg)
 	if (h->submit)
 		snprintf(h->err, sizeof(h->err), "%s", polar_errmsg());
 	h->reap = h->submit ? 0 : polar_reap(h->dev, &c, 1, 1);
+	if (!h->submit && h->reap != 1)
+		snprintf(h->err, sizeof(h->err), "%s", polar_errmsg());
 	return NULL;
 }
 
@@ -584,6 +586,35 @@ TEST_F(lib, uring_handle_moves_between_threads)
 	EXPECT_EQ(-EBUSY, h.submit);
 	ASSERT_EQ(1, polar_reap(self->dev, &c, 1, 1)) TH_LOG("%s", polar_errmsg());
 	EXPECT_EQ(6, c.user_data);
+}
+
+/*
+ * A thread that ends leaves its ring behind, and glibc gives the next
+ * thread it creates the ended one's stack and pthread_t: that thread must
+ * get a ring of its own, not the ended thread's, whose registered fd it
+ * cannot use (io_uring_enter() fails with -EINVAL). polar eval starts its
+ * workers anew for every method, so this is every method after the first.
+ */
+TEST_F(lib, uring_handle_moves_to_a_thread_that_reuses_an_ended_ones_id)
+{
+	pthread_t first, t;
+	int round, reused = 0;
+
+	if (polar_set_submit_path(self->dev, POLAR_PATH_URING))
+		SKIP(return, "no io_uring path: %s", polar_errmsg());
+	for (round = 0; round < 4; round++) {
+		struct handoff h = { .dev = self->dev };
+
+		ASSERT_EQ(0, pthread_create(&t, NULL, handoff_main, &h));
+		pthread_join(t, NULL);
+		if (!round)
+			first = t;
+		else if (pthread_equal(first, t))
+			reused++;
+		EXPECT_EQ(0, h.submit) TH_LOG("round %d: %s", round, h.err);
+		EXPECT_EQ(1, h.reap) TH_LOG("round %d: %s", round, h.err);
+	}
+	TH_LOG("%d of 3 later threads had the first one's pthread_t", reused);
 }
 
 TEST_HARNESS_MAIN
