@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # make install into a staging tree, then build lib/examples/layer_demo the
-# way a user would, with pkg-config against the installed files and the
-# shared library, and run it on the software backend.
+# way a user would, with pkg-config against the installed files: once
+# against the shared library and once fully static with
+# `pkg-config --static`, which fails to link if polar-accel.pc leaves out a
+# library that libpolar-accel.a needs. Both run on the software backend.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
@@ -11,9 +13,26 @@ rm -rf "$stage"
 make -s -C "$TOP" install DESTDIR="$stage" PREFIX=/usr >/dev/null
 export PKG_CONFIG_SYSROOT_DIR=$stage
 export PKG_CONFIG_PATH=$stage/usr/lib/pkgconfig
-cc -std=c11 -Wall -Wextra -Werror "$TOP/lib/examples/layer_demo.c" \
+demo=$TOP/lib/examples/layer_demo.c
+export POLAR_FIRMWARE=$stage/lib/firmware/polar_cim.fw
+
+cc -std=c11 -Wall -Wextra -Werror "$demo" \
 	$(pkg-config --cflags --libs polar-accel) -lm -o "$BUILD/layer_demo"
 soname=$(readelf -d "$stage/usr/lib/libpolar-accel.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = libpolar-accel.so.0 ] || { echo "SONAME is '$soname'"; exit 1; }
-LD_LIBRARY_PATH=$stage/usr/lib POLAR_FIRMWARE=$stage/lib/firmware/polar_cim.fw \
-	"$BUILD/layer_demo" sim
+LD_LIBRARY_PATH=$stage/usr/lib "$BUILD/layer_demo" sim
+
+cc -static -std=c11 -Wall -Wextra -Werror "$demo" \
+	$(pkg-config --static --cflags --libs polar-accel) -lm \
+	-o "$BUILD/layer_demo-static"
+if readelf -l "$BUILD/layer_demo-static" | grep -q INTERP; then
+	echo "layer_demo-static is dynamically linked"
+	exit 1
+fi
+"$BUILD/layer_demo-static" sim
+
+# Every page in lib/man is installed.
+for page in "$TOP"/lib/man/*.3; do
+	[ -f "$stage/usr/share/man/man3/$(basename "$page")" ] || {
+		echo "man page $(basename "$page") not installed"; exit 1; }
+done
