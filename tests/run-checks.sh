@@ -115,6 +115,18 @@ else
 	failed=$((failed + 1))
 fi
 
+echo "== man pages against the exports and the headers (tests/check-man.py)"
+if tests/check-man.py "$BUILD/lib/libpolar-accel.so" lib/src/libpolar-accel.map \
+	lib/include/polar lib/man >"$BUILD/check-man.log" 2>&1; then
+	tail -1 "$BUILD/check-man.log"
+	echo "ok - man pages"
+	passed=$((passed + 1))
+else
+	grep -v '^ok ' "$BUILD/check-man.log"
+	echo "not ok - man pages"
+	failed=$((failed + 1))
+fi
+
 echo "== the polar tool on the software backend (tests/tools.sh)"
 tests/tools.sh >"$BUILD/tools-test.log" 2>&1
 cat "$BUILD/tools-test.log"
