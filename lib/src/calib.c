@@ -26,8 +26,12 @@ int polar_calib_symeig(double *S, uint32_t n, double *evals, double *evecs)
 	uint32_t *order;
 	double *tmp;
 
-	if (!S || !evals || !evecs || !n || n > 4096)
-		return polar_fail(-EINVAL, "calib: symeig of size %u", n);
+	POLAR_NONNULL("calib_symeig", S);
+	POLAR_NONNULL("calib_symeig", evals);
+	POLAR_NONNULL("calib_symeig", evecs);
+	if (!n || n > 4096)
+		return polar_fail(-EINVAL, "calib_symeig: n is %u, allowed "
+				  "1..4096", n);
 	for (i = 0; i < n; i++)
 		for (j = 0; j < n; j++)
 			V[(size_t)i * n + j] = i == j;
@@ -192,8 +196,9 @@ static int act_fit(const char *fn, const float *E, uint32_t out, uint32_t in,
 	int ret;
 
 	polar_clear_error();
-	if (!E || !A || !B)
-		return polar_fail(-EINVAL, "%s: NULL argument", fn);
+	POLAR_NONNULL(fn, E);
+	POLAR_NONNULL(fn, A);
+	POLAR_NONNULL(fn, B);
 	ret = check_rank(fn, out, in, rank);
 	if (ret)
 		return ret;
@@ -227,7 +232,7 @@ int polar_calib_act(const float *E, uint32_t out, uint32_t in, const float *s,
 {
 	if (!s) {
 		polar_clear_error();
-		return polar_fail(-EINVAL, "calib_act: NULL scales");
+		return polar_null_arg("calib_act", "s");
 	}
 	return act_fit("calib_act", E, out, in, s, rank, A, B);
 }
@@ -239,9 +244,11 @@ int polar_calib_act_scales(const float *X, size_t n, uint32_t in, float *s)
 	uint32_t i;
 
 	polar_clear_error();
-	if (!X || !s || !n || !in)
-		return polar_fail(-EINVAL, "calib_act_scales: %s",
-				  !X || !s ? "NULL argument" : "empty input");
+	POLAR_NONNULL("calib_act_scales", X);
+	POLAR_NONNULL("calib_act_scales", s);
+	if (!n || !in)
+		return polar_fail(-EINVAL, "calib_act_scales: %s is 0 (empty "
+				  "input)", !n ? "n" : "in");
 	acc = calloc(in, sizeof(double));
 	if (!acc)
 		return polar_fail(-ENOMEM, "out of memory");
@@ -585,13 +592,16 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 	size_t r;
 	int dual = n < in, ret;
 
-	if (!X || !R || !A || !B)
-		return polar_fail(-EINVAL, "calib_rrr: NULL argument");
+	POLAR_NONNULL("calib_rrr", X);
+	POLAR_NONNULL("calib_rrr", R);
+	POLAR_NONNULL("calib_rrr", A);
+	POLAR_NONNULL("calib_rrr", B);
 	ret = check_rank("calib_rrr", out, in, rank);
 	if (ret)
 		return ret;
 	if (!n)
-		return polar_fail(-EINVAL, "calib_rrr: no calibration rows");
+		return polar_fail(-EINVAL, "calib_rrr: n is 0 (no calibration "
+				  "rows)");
 	if (!(lambda_rel > 0) || !isfinite(lambda_rel))
 		return polar_fail(-EINVAL, "calib_rrr: lambda %g, must be > 0",
 				  lambda_rel);
@@ -807,14 +817,19 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	int ret;
 
 	polar_clear_error();
-	if (!X || !R || !A || !B || !held_out || !lambdas || !chosen)
-		return polar_fail(-EINVAL, "calib_rrr_select: NULL argument");
+	POLAR_NONNULL("calib_rrr_select", X);
+	POLAR_NONNULL("calib_rrr_select", R);
+	POLAR_NONNULL("calib_rrr_select", A);
+	POLAR_NONNULL("calib_rrr_select", B);
+	POLAR_NONNULL("calib_rrr_select", held_out);
+	POLAR_NONNULL("calib_rrr_select", lambdas);
+	POLAR_NONNULL("calib_rrr_select", chosen);
 	ret = check_rank("calib_rrr_select", out, in, rank);
 	if (ret)
 		return ret;
 	if (!nlambdas)
-		return polar_fail(-EINVAL, "calib_rrr_select: no candidate "
-				  "lambdas");
+		return polar_fail(-EINVAL, "calib_rrr_select: nlambdas is 0 (no "
+				  "candidate lambdas)");
 	ret = check_metric(metric, out);
 	if (ret)
 		return ret;
@@ -913,12 +928,15 @@ int polar_calib_adc_fs(const struct polar_qweights *q, const int8_t *xcodes,
 	uint32_t o, i, g, pi, pj, cnt;
 
 	polar_clear_error();
-	if (!q || !xcodes || !fs_q8 || !q->codes)
-		return polar_fail(-EINVAL, "calib_adc_fs: NULL argument");
+	POLAR_NONNULL("calib_adc_fs", q);
+	POLAR_NONNULL("calib_adc_fs", xcodes);
+	POLAR_NONNULL("calib_adc_fs", fs_q8);
+	POLAR_NONNULL("calib_adc_fs", q->codes);
 	if (!n)
-		return polar_fail(-EINVAL, "calib_adc_fs: no calibration inputs");
+		return polar_fail(-EINVAL, "calib_adc_fs: n is 0 (no "
+				  "calibration inputs)");
 	if (!rows)
-		return polar_fail(-EINVAL, "calib_adc_fs: tile rows 0");
+		return polar_fail(-EINVAL, "calib_adc_fs: rows is 0");
 	if (!(percentile > 0 && percentile <= 100))
 		return polar_fail(-EINVAL, "calib_adc_fs: percentile %g outside "
 				  "(0, 100]", percentile);
@@ -1131,9 +1149,13 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 	uint32_t a, b;
 
 	polar_clear_error();
-	if (!m || !x || !labels || !gram || !n)
-		return polar_fail(-EINVAL, "calib_output_fisher: %s",
-				  !n ? "no samples" : "NULL argument");
+	POLAR_NONNULL("calib_output_fisher", m);
+	POLAR_NONNULL("calib_output_fisher", x);
+	POLAR_NONNULL("calib_output_fisher", labels);
+	POLAR_NONNULL("calib_output_fisher", gram);
+	if (!n)
+		return polar_fail(-EINVAL, "calib_output_fisher: n is 0 (no "
+				  "samples)");
 	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
 		gram[l] = NULL;
 	for (l = 0; l < m->nlayers; l++)
@@ -1206,8 +1228,8 @@ int polar_calib_output_fisher(const struct polar_model *m, size_t n,
 	uint32_t o;
 	int ret;
 
-	if (!fisher)
-		return polar_fail(-EINVAL, "calib_output_fisher: NULL argument");
+	polar_clear_error();
+	POLAR_NONNULL("calib_output_fisher", fisher);
 	for (l = 0; l < POLAR_MODEL_MAX_LAYERS; l++)
 		fisher[l] = NULL;
 	ret = polar_calib_output_fisher_full(m, n, x, labels, gram);

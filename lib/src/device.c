@@ -65,6 +65,9 @@ int polar_find_device(const char *sysfs_root, unsigned int index, char *path,
 	DIR *dir;
 
 	polar_clear_error();
+	POLAR_NONNULL(__func__, path);
+	if (!len)
+		return polar_fail(-EINVAL, "%s: len is 0", __func__);
 	snprintf(class_dir, sizeof(class_dir), "%s/class/accel",
 		 sysfs_root ? sysfs_root : "/sys");
 	dir = opendir(class_dir);
@@ -134,7 +137,7 @@ int polar_open(const char *path, struct polar_device **out)
 
 	polar_clear_error();
 	if (!out)
-		return polar_fail(-EINVAL, "polar_open: dev pointer is NULL");
+		return polar_null_arg(__func__, "dev");
 	*out = NULL;
 	if (!path) {
 		ret = polar_find_device(NULL, 0, found, sizeof(found));
@@ -173,14 +176,18 @@ void polar_close(struct polar_device *dev)
 
 const char *polar_device_path(const struct polar_device *dev)
 {
+	if (!dev) {
+		polar_null_arg(__func__, "dev");
+		return NULL;
+	}
 	return dev->path;
 }
 
 int polar_get_caps(struct polar_device *dev, struct polar_caps *caps)
 {
 	polar_clear_error();
-	if (!dev || !caps)
-		return polar_fail(-EINVAL, "polar_get_caps: NULL argument");
+	POLAR_NONNULL(__func__, dev);
+	POLAR_NONNULL(__func__, caps);
 	*caps = dev->caps;
 	return 0;
 }
@@ -190,8 +197,8 @@ int polar_get_param(struct polar_device *dev, uint32_t param, uint64_t *value)
 	struct drm_polar_accel_get_param args = { .param = param };
 
 	polar_clear_error();
-	if (!dev || !value)
-		return polar_fail(-EINVAL, "polar_get_param: NULL argument");
+	POLAR_NONNULL(__func__, dev);
+	POLAR_NONNULL(__func__, value);
 	if (dev->fd < 0)
 		return polar_fail(-ENOTSUP, "%s: GET_PARAM needs a device node "
 				  "(use polar_get_caps)", dev->path);
@@ -211,8 +218,9 @@ int polar_buffer_create(struct polar_device *dev, size_t size,
 	int ret;
 
 	polar_clear_error();
-	if (!dev || !out)
-		return polar_fail(-EINVAL, "polar_buffer_create: NULL argument");
+	POLAR_NONNULL(__func__, dev);
+	if (!out)
+		return polar_null_arg(__func__, "buf");
 	if (!size || size > DRM_POLAR_ACCEL_MAX_BO_SIZE)
 		return polar_fail(-EINVAL, "polar_buffer_create: size %zu out "
 				  "of range 1..%llu", size,
@@ -233,11 +241,19 @@ int polar_buffer_create(struct polar_device *dev, size_t size,
 
 void *polar_buffer_map(const struct polar_buffer *buf)
 {
+	if (!buf) {
+		polar_null_arg(__func__, "buf");
+		return NULL;
+	}
 	return buf->map;
 }
 
 size_t polar_buffer_size(const struct polar_buffer *buf)
 {
+	if (!buf) {
+		polar_null_arg(__func__, "buf");
+		return 0;
+	}
 	return buf->size;
 }
 
@@ -252,6 +268,12 @@ void polar_buffer_free(struct polar_buffer *buf)
 int polar_set_submit_path(struct polar_device *dev, enum polar_submit_path p)
 {
 	polar_clear_error();
+	POLAR_NONNULL(__func__, dev);
+	/* Checked first: the software backend would take any value. */
+	if (p != POLAR_PATH_AUTO && p != POLAR_PATH_URING &&
+	    p != POLAR_PATH_IOCTL)
+		return polar_fail(-EINVAL, "%s: p is %d, not a submit path",
+				  __func__, (int)p);
 	if (p == POLAR_PATH_AUTO)
 		p = dev->has_ring ? POLAR_PATH_URING : POLAR_PATH_IOCTL;
 	if (dev->caps.sim) {
@@ -261,8 +283,6 @@ int polar_set_submit_path(struct polar_device *dev, enum polar_submit_path p)
 	if (p == POLAR_PATH_URING && !dev->has_ring)
 		return polar_fail(-ENOTSUP, "%s: no io_uring submission",
 				  dev->path);
-	if (p != POLAR_PATH_URING && p != POLAR_PATH_IOCTL)
-		return polar_fail(-EINVAL, "unknown submit path %d", p);
 	if (dev->inflight)
 		return polar_fail(-EBUSY, "%s: %u jobs in flight; reap them "
 				  "before switching paths", dev->path,
@@ -273,6 +293,10 @@ int polar_set_submit_path(struct polar_device *dev, enum polar_submit_path p)
 
 enum polar_submit_path polar_submit_path(const struct polar_device *dev)
 {
+	if (!dev) {
+		polar_null_arg(__func__, "dev");
+		return POLAR_PATH_AUTO;
+	}
 	return dev->submit_path;
 }
 
@@ -283,14 +307,15 @@ int polar_submit(struct polar_device *dev, uint32_t queue,
 	int ret;
 
 	polar_clear_error();
-	if (!dev || !cmds)
-		return polar_fail(-EINVAL, "polar_submit: NULL argument");
+	POLAR_NONNULL(__func__, dev);
+	POLAR_NONNULL(__func__, cmds);
 	if (queue >= dev->caps.num_queues)
 		return polar_fail(-EINVAL, "%s: queue %u, the device has %u",
 				  dev->path, queue, dev->caps.num_queues);
 	if (!n || n > dev->caps.max_cmds)
-		return polar_fail(-EINVAL, "%s: %u commands in a job, allowed "
-				  "1..%u", dev->path, n, dev->caps.max_cmds);
+		return polar_fail(-EINVAL, "%s: n is %u commands in a job, "
+				  "allowed 1..%u", dev->path, n,
+				  dev->caps.max_cmds);
 	for (i = 0; i < n; i++) {
 		const struct polar_buf_ref *r[2] = { &cmds[i].src, &cmds[i].dst };
 		int b;
@@ -326,12 +351,13 @@ int polar_reap(struct polar_device *dev, struct polar_completion *out,
 	int ret;
 
 	polar_clear_error();
-	if (!dev || (!out && max))
-		return polar_fail(-EINVAL, "polar_reap: NULL argument");
+	POLAR_NONNULL(__func__, dev);
+	if (!out && max)
+		return polar_null_arg(__func__, "out");
 	if (min_wait > max || min_wait > dev->inflight)
-		return polar_fail(-EINVAL, "polar_reap: waiting for %u of %u "
-				  "jobs in flight with room for %u", min_wait,
-				  dev->inflight, max);
+		return polar_fail(-EINVAL, "polar_reap: min_wait %u, above max "
+				  "%u or the %u jobs in flight", min_wait, max,
+				  dev->inflight);
 	ret = dev->ops->reap(dev, out, max, min_wait);
 	if (ret > 0)
 		dev->inflight -= ret;
@@ -341,19 +367,25 @@ int polar_reap(struct polar_device *dev, struct polar_completion *out,
 int polar_flush(struct polar_device *dev)
 {
 	polar_clear_error();
-	if (!dev)
-		return polar_fail(-EINVAL, "polar_flush: NULL device");
+	POLAR_NONNULL(__func__, dev);
 	return dev->ops->flush ? dev->ops->flush(dev) : 0;
 }
 
 uint32_t polar_inflight(const struct polar_device *dev)
 {
+	if (!dev) {
+		polar_null_arg(__func__, "dev");
+		return 0;
+	}
 	return dev->inflight;
 }
 
 uint32_t polar_max_inflight(const struct polar_device *dev)
 {
-	(void)dev;
+	if (!dev) {
+		polar_null_arg(__func__, "dev");
+		return 0;
+	}
 	return POLAR_MAX_INFLIGHT;
 }
 

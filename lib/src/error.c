@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Per-thread error messages: errors travel as -errno plus a sentence. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -15,6 +16,11 @@ int polar_fail(int err, const char *fmt, ...)
 	vsnprintf(polar_errbuf, sizeof(polar_errbuf), fmt, ap);
 	va_end(ap);
 	return err;
+}
+
+int polar_null_arg(const char *fn, const char *arg)
+{
+	return polar_fail(-EINVAL, "%s: %s is NULL", fn, arg);
 }
 
 void polar_clear_error(void)

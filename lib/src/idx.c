@@ -94,8 +94,10 @@ int polar_idx_load_expect(const char *path, uint32_t want_magic,
 	uint8_t *buf = NULL;
 	int ret;
 
-	memset(out, 0, sizeof(*out));
 	polar_clear_error();
+	POLAR_NONNULL("polar_idx_load", out);
+	memset(out, 0, sizeof(*out));
+	POLAR_NONNULL("polar_idx_load", path);
 	ret = read_all(path, &buf, &len);
 	if (ret)
 		return ret;
@@ -191,7 +193,11 @@ int polar_dataset_load_idx(const char *images_path, const char *labels_path,
 	size_t i, n;
 	int ret;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, out);
 	memset(out, 0, sizeof(*out));
+	POLAR_NONNULL(__func__, images_path);
+	POLAR_NONNULL(__func__, labels_path);
 	ret = polar_idx_load_expect(images_path, POLAR_IDX_MAGIC_IMAGES, &img);
 	if (ret)
 		return ret;

@@ -115,7 +115,7 @@ int polar_lowrank_force_kernel(const char *name)
 	}
 	k = lowrank_by_name(name);
 	if (!k)
-		return polar_fail(-EINVAL, "lowrank: no kernel named '%s' "
+		return polar_fail(-EINVAL, "lowrank: name '%s' is no kernel "
 				  "(portable, avx2-fma, avx512)", name);
 	if (k > lowrank_cpu_best())
 		return polar_fail(-ENOTSUP, "lowrank: this CPU cannot run the "
@@ -290,9 +290,9 @@ int polar_lowrank_apply(const float *Ap, const float *Bp, uint32_t rank,
 		return err;
 	if (!out_dim)
 		return polar_fail(-EINVAL, "lowrank: out_dim is 0");
-	if (!Bp || !y)
+	if (!Bp || !y || !z_scratch)
 		return polar_fail(-EINVAL, "lowrank: %s is NULL",
-				  !Bp ? "Bp" : "y");
+				  !Bp ? "Bp" : !y ? "y" : "z_scratch");
 	err = polar_lowrank_az(Ap, rank, in_dim, batch, x, z_scratch);
 	if (err)
 		return err;

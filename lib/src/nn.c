@@ -224,6 +224,16 @@ void polar_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k,
 
 	if (!m || !n)
 		return;
+	if (!c || (k && (!a || !b))) {
+		polar_null_arg(__func__, !c ? "c" : !a ? "a" : "b");
+		return;
+	}
+	if ((k && lda < (trans_a ? m : k)) || (k && ldb < (trans_b ? k : n)) ||
+	    ldc < n) {
+		polar_fail(-EINVAL, "%s: lda %zu, ldb %zu, ldc %zu too small for "
+			   "%zu x %zu x %zu", __func__, lda, ldb, ldc, m, n, k);
+		return;
+	}
 	if (!k) {
 		if (beta == 0.0f)
 			for (i = 0; i < m; i++)
@@ -280,18 +290,29 @@ void polar_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k,
 
 size_t polar_layer_in_size(const struct polar_layer *l)
 {
+	if (!l) {
+		polar_null_arg(__func__, "l");
+		return 0;
+	}
 	return (size_t)l->in_c * l->in_h * l->in_w;
 }
 
 size_t polar_layer_out_size(const struct polar_layer *l)
 {
+	if (!l) {
+		polar_null_arg(__func__, "l");
+		return 0;
+	}
 	return (size_t)l->out_c * l->out_h * l->out_w;
 }
 
 int polar_model_init(struct polar_model *m, const char *arch, uint32_t c,
 		     uint32_t h, uint32_t w)
 {
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
 	memset(m, 0, sizeof(*m));
+	POLAR_NONNULL(__func__, arch);
 	if (strlen(arch) >= sizeof(m->arch))
 		return polar_fail(-EINVAL, "model arch \"%s\" too long", arch);
 	if (!c || !h || !w)
@@ -337,8 +358,12 @@ static struct polar_layer *add_layer(struct polar_model *m,
 int polar_model_add_conv2d(struct polar_model *m, const char *name,
 			   uint32_t out_c, uint32_t kernel_size, uint32_t pad)
 {
-	struct polar_layer *l = add_layer(m, POLAR_LAYER_CONV2D, name);
+	struct polar_layer *l;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, name);
+	l = add_layer(m, POLAR_LAYER_CONV2D, name);
 	if (!l)
 		return -EINVAL;
 	if (!out_c || !kernel_size || !name[0] ||
@@ -361,8 +386,12 @@ int polar_model_add_conv2d(struct polar_model *m, const char *name,
 int polar_model_add_linear(struct polar_model *m, const char *name,
 			   uint32_t out)
 {
-	struct polar_layer *l = add_layer(m, POLAR_LAYER_LINEAR, name);
+	struct polar_layer *l;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, name);
+	l = add_layer(m, POLAR_LAYER_LINEAR, name);
 	if (!l)
 		return -EINVAL;
 	if (!out || !name[0])
@@ -379,8 +408,11 @@ int polar_model_add_linear(struct polar_model *m, const char *name,
 
 int polar_model_add_relu(struct polar_model *m)
 {
-	struct polar_layer *l = add_layer(m, POLAR_LAYER_RELU, "");
+	struct polar_layer *l;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	l = add_layer(m, POLAR_LAYER_RELU, "");
 	if (!l)
 		return -EINVAL;
 	l->out_c = l->in_c;
@@ -392,8 +424,11 @@ int polar_model_add_relu(struct polar_model *m)
 
 int polar_model_add_maxpool2(struct polar_model *m)
 {
-	struct polar_layer *l = add_layer(m, POLAR_LAYER_MAXPOOL2, "");
+	struct polar_layer *l;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	l = add_layer(m, POLAR_LAYER_MAXPOOL2, "");
 	if (!l)
 		return -EINVAL;
 	if (l->in_h < 2 || l->in_w < 2)
@@ -438,6 +473,8 @@ int polar_model_finalize(struct polar_model *m, uint64_t seed)
 	unsigned int i, last = 0;
 	uint64_t rng = seed;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
 	if (!m->nlayers)
 		return polar_fail(-EINVAL, "%s: model has no layers", m->arch);
 	for (i = 0; i < m->nlayers; i++) {
@@ -481,6 +518,12 @@ int polar_model_create(struct polar_model *m, const char *arch,
 {
 	int ret;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	if (!arch) {
+		memset(m, 0, sizeof(*m));
+		return polar_null_arg(__func__, "arch");
+	}
 	if (!strcmp(arch, "cnn")) {
 		ret = polar_model_init(m, arch, 1, 28, 28);
 		ret = ret ? ret : polar_model_add_conv2d(m, "conv1", 16, 5, 2);
@@ -527,6 +570,9 @@ int polar_model_to_tensors(const struct polar_model *m,
 	unsigned int i;
 	int ret;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, ts);
 	for (i = 0; i < m->nlayers; i++) {
 		const struct polar_layer *l = &m->layers[i];
 		uint64_t shape[4];
@@ -560,14 +606,18 @@ int polar_model_to_tensors(const struct polar_model *m,
 int polar_model_from_tensors(struct polar_model *m,
 			     const struct polar_tensors *ts)
 {
-	const char *arch = polar_tensors_meta(ts, "arch");
-	const char *source = ts->source[0] ? ts->source : "tensors";
+	const char *arch, *source;
 	const struct polar_tensor *w, *b;
 	char name[64];
 	unsigned int i;
 	int ret;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
 	memset(m, 0, sizeof(*m));
+	POLAR_NONNULL(__func__, ts);
+	arch = polar_tensors_meta(ts, "arch");
+	source = ts->source[0] ? ts->source : "tensors";
 	if (!arch)
 		return polar_fail(-EINVAL, "%s: no \"arch\" in __metadata__",
 				  source);
@@ -609,7 +659,10 @@ int polar_model_load(struct polar_model *m, const char *path)
 	struct polar_tensors ts;
 	int ret;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
 	memset(m, 0, sizeof(*m));
+	POLAR_NONNULL(__func__, path);
 	ret = polar_tensors_load(path, &ts);
 	if (ret)
 		return ret;
@@ -635,10 +688,20 @@ static void kx_range(const struct polar_layer *l, uint32_t ox, uint32_t *lo,
 void polar_conv2d_im2col(const struct polar_layer *l, size_t n,
 			 const float *x, float *cols)
 {
-	size_t s, insz = polar_layer_in_size(l), plane = (size_t)l->in_h *
-		l->in_w;
-	uint32_t oy, ox, c, ky, k = l->kernel, lo, hi;
+	size_t s, insz, plane;
+	uint32_t oy, ox, c, ky, k, lo, hi;
 
+	if (!l || !x || !cols) {
+		polar_null_arg(__func__, !l ? "l" : !x ? "x" : "cols");
+		return;
+	}
+	if (l->type != POLAR_LAYER_CONV2D) {
+		polar_fail(-EINVAL, "%s: l is not a conv2d layer", __func__);
+		return;
+	}
+	insz = polar_layer_in_size(l);
+	plane = (size_t)l->in_h * l->in_w;
+	k = l->kernel;
 	for (s = 0; s < n; s++) {
 		const float *xs = x + s * insz;
 
@@ -713,8 +776,13 @@ static void conv2d_col2im(const struct polar_layer *l, size_t n,
 
 size_t polar_layer_scratch_size(const struct polar_layer *l, size_t n)
 {
-	size_t pos = (size_t)l->out_h * l->out_w;
+	size_t pos;
 
+	if (!l) {
+		polar_null_arg(__func__, "l");
+		return 0;
+	}
+	pos = (size_t)l->out_h * l->out_w;
 	if (l->type != POLAR_LAYER_CONV2D)
 		return 0;
 	return n * pos * (l->cols + l->rows);
@@ -859,9 +927,15 @@ int polar_layer_forward(const struct polar_model *m, unsigned int layer,
 {
 	const struct polar_layer *l;
 
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, x);
+	POLAR_NONNULL(__func__, y);
 	if (layer >= m->nlayers)
 		return polar_fail(-EINVAL, "%s: no layer %u", m->arch, layer);
 	l = &m->layers[layer];
+	if (!scratch && l->type == POLAR_LAYER_CONV2D)
+		return polar_fail(-EINVAL, "%s: scratch is NULL for conv2d "
+				  "layer %u", __func__, layer);
 	return layer_fwd(m, layer, n, x, y, scratch,
 			 scratch ? scratch + n * l->out_h * l->out_w * l->cols :
 			 NULL, NULL, hook);
@@ -884,11 +958,15 @@ int polar_model_forward(const struct polar_model *m, size_t n,
 			const float *x, float *logits,
 			const struct polar_matmul_hook *hook)
 {
-	size_t act = max_act(m), scr = 0, insz, done, chunk;
+	size_t act, scr = 0, insz, done, chunk;
 	float *buf[2], *scratch;
 	unsigned int i;
 	int ret = 0;
 
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, x);
+	POLAR_NONNULL(__func__, logits);
+	act = max_act(m);
 	if (!m->params)
 		return polar_fail(-EINVAL, "%s: model has no parameters",
 				  m->arch);
@@ -990,7 +1068,11 @@ int polar_model_evaluate(const struct polar_model *m,
 	unsigned int t, started = 0;
 	int ret = 0;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, accuracy);
 	*accuracy = 0.0;
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, d);
 	if ((size_t)d->channels * d->rows * d->cols !=
 	    (size_t)m->in_c * m->in_h * m->in_w)
 		return polar_fail(-EINVAL, "%s: data set images are %ux%ux%u, "
@@ -1252,6 +1334,11 @@ int polar_model_grad(const struct polar_model *m, size_t n, const float *x,
 	struct nn_ws *ws;
 	int ret;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, x);
+	POLAR_NONNULL(__func__, labels);
+	POLAR_NONNULL(__func__, grad);
 	if (!m->params)
 		return polar_fail(-EINVAL, "%s: model has no parameters",
 				  m->arch);
@@ -1371,11 +1458,9 @@ static double now_s(void)
 int polar_model_train(struct polar_model *m, const struct polar_dataset *d,
 		      const struct polar_train_opts *opts)
 {
-	unsigned int epochs = opts->epochs ? opts->epochs : 5;
-	size_t bs = opts->batch ? opts->batch : 64;
-	float lr0 = opts->lr > 0.0f ? opts->lr : 2e-3f;
-	size_t insz = (size_t)m->in_c * m->in_h * m->in_w;
-	size_t batches = (d->count + bs - 1) / bs, total, step = 0, warm;
+	unsigned int epochs;
+	size_t bs, insz, batches, total, step = 0, warm;
+	float lr0;
 	struct worker_arg wa[SHARDS];
 	struct trainer tr;
 	struct polar_train_progress pr;
@@ -1383,9 +1468,19 @@ int polar_model_train(struct polar_model *m, const struct polar_dataset *d,
 	size_t *perm = NULL, i, b;
 	float *bx = NULL;
 	uint8_t *by = NULL;
-	uint64_t rng = opts->seed ^ UINT64_C(0x5851f42d4c957f2d);
+	uint64_t rng;
 	int ret = 0;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, d);
+	POLAR_NONNULL(__func__, opts);
+	epochs = opts->epochs ? opts->epochs : 5;
+	bs = opts->batch ? opts->batch : 64;
+	lr0 = opts->lr > 0.0f ? opts->lr : 2e-3f;
+	insz = (size_t)m->in_c * m->in_h * m->in_w;
+	batches = (d->count + bs - 1) / bs;
+	rng = opts->seed ^ UINT64_C(0x5851f42d4c957f2d);
 	memset(&tr, 0, sizeof(tr));
 	memset(&pr, 0, sizeof(pr));
 	if (!m->params)

@@ -26,6 +26,19 @@
 int polar_fail(int err, const char *fmt, ...) POLAR_PRINTF(2, 3);
 void polar_clear_error(void);
 
+/*
+ * -EINVAL for the NULL pointer argument arg of the exported function fn,
+ * with "fn: arg is NULL" for polar_errmsg(): every exported function
+ * checks its pointers before it uses them, and the message names the one
+ * that was wrong.
+ */
+int polar_null_arg(const char *fn, const char *arg);
+#define POLAR_NONNULL(fn, p)						\
+	do {								\
+		if (!(p))						\
+			return polar_null_arg((fn), #p);		\
+	} while (0)
+
 /* A FIFO of completions (sim) or of submitted ioctl jobs (seqnos). */
 struct polar_fifo_entry {
 	uint64_t user_data;

@@ -267,10 +267,16 @@ int polar_qlayer_set_lowrank(struct polar_qlayer *l, uint32_t rank,
 	float *a = NULL, *b = NULL;
 
 	polar_clear_error();
+	if (!l)
+		return polar_null_arg(__func__, "layer");
 	if (rank > 64)
 		return polar_fail(-EINVAL, "layer: rank %u, at most 64", rank);
-	if (rank && (!A || !B))
-		return polar_fail(-EINVAL, "layer: rank %u without A and B", rank);
+	if (rank && !A)
+		return polar_fail(-EINVAL, "%s: A is NULL with rank %u",
+				  __func__, rank);
+	if (rank && !B)
+		return polar_fail(-EINVAL, "%s: B is NULL with rank %u",
+				  __func__, rank);
 	if (rank) {
 		/* The kernels read A and B in their packed panel layout. */
 		a = malloc(sizeof(float) *
@@ -296,6 +302,10 @@ int polar_qlayer_set_lowrank(struct polar_qlayer *l, uint32_t rank,
 
 void polar_qlayer_set_adc_fs(struct polar_qlayer *l, uint32_t adc_fs_q8)
 {
+	if (!l) {
+		polar_null_arg(__func__, "layer");
+		return;
+	}
 	l->d.adc_fs_q8 = adc_fs_q8;
 }
 
@@ -308,11 +318,20 @@ int polar_qlayer_create(struct polar_device **devs, uint32_t ndevs,
 	int ret;
 
 	polar_clear_error();
-	if (!devs || !d || !out || !d->weight)
-		return polar_fail(-EINVAL, "layer: NULL argument");
+	POLAR_NONNULL(__func__, devs);
+	if (!d)
+		return polar_null_arg(__func__, "desc");
+	if (!out)
+		return polar_null_arg(__func__, "layer");
+	if (!d->weight)
+		return polar_null_arg(__func__, "desc->weight");
 	if (!ndevs || ndevs > LAYER_MAX_DEVS)
-		return polar_fail(-EINVAL, "layer: %u devices, allowed 1..%d",
-				  ndevs, LAYER_MAX_DEVS);
+		return polar_fail(-EINVAL, "%s: ndevs is %u, allowed 1..%d",
+				  __func__, ndevs, LAYER_MAX_DEVS);
+	for (i = 0; i < ndevs; i++)
+		if (!devs[i])
+			return polar_fail(-EINVAL, "%s: devs[%u] is NULL",
+					  __func__, i);
 	if (!d->in_dim || !d->out_dim)
 		return polar_fail(-EINVAL, "layer: shape %ux%u", d->out_dim,
 				  d->in_dim);
@@ -392,6 +411,10 @@ void polar_qlayer_destroy(struct polar_qlayer *l)
 
 const struct polar_qweights *polar_qlayer_qweights(const struct polar_qlayer *l)
 {
+	if (!l) {
+		polar_null_arg(__func__, "l");
+		return NULL;
+	}
 	return &l->q;
 }
 
@@ -399,6 +422,10 @@ uint32_t polar_qlayer_tiles(const struct polar_qlayer *l)
 {
 	uint32_t i, n = 0;
 
+	if (!l) {
+		polar_null_arg(__func__, "layer");
+		return 0;
+	}
 	for (i = 0; i < l->nparts; i++)
 		n += l->parts[i].ntiles;
 	return n;
@@ -406,6 +433,10 @@ uint32_t polar_qlayer_tiles(const struct polar_qlayer *l)
 
 const int32_t *polar_qlayer_last_sums(const struct polar_qlayer *l)
 {
+	if (!l) {
+		polar_null_arg(__func__, "layer");
+		return NULL;
+	}
 	return l->sums;
 }
 
@@ -528,14 +559,18 @@ static uint32_t chunk_host_rows(uint32_t batch, uint32_t k0, uint32_t m)
 int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
 			float *y, unsigned int flags)
 {
-	int host = l->d.rank && !(flags & POLAR_FWD_DEVICE_ONLY);
 	uint32_t max_batch = UINT32_MAX, i, k0, n;
-	int ret;
+	int host, ret;
 
 	polar_clear_error();
-	if (!x || !y || !batch)
-		return polar_fail(-EINVAL, "layer %ux%u: forward of batch %u",
-				  l->d.out_dim, l->d.in_dim, batch);
+	if (!l)
+		return polar_null_arg(__func__, "layer");
+	POLAR_NONNULL(__func__, x);
+	POLAR_NONNULL(__func__, y);
+	if (!batch)
+		return polar_fail(-EINVAL, "layer %ux%u: batch is 0",
+				  l->d.out_dim, l->d.in_dim);
+	host = l->d.rank && !(flags & POLAR_FWD_DEVICE_ONLY);
 	if (flags & ~(POLAR_FWD_SERIAL | POLAR_FWD_DEVICE_ONLY |
 		      POLAR_FWD_HOST_ONLY))
 		return polar_fail(-EINVAL, "layer: unknown flags %#x", flags);

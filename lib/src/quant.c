@@ -394,8 +394,8 @@ int polar_qweights_block_codes(const struct polar_qweights *q, uint32_t b,
 		return ret;
 	if (b >= q->nblocks)
 		return polar_fail(-EINVAL, "%s: block %u of %u (in_dim %u, "
-				  "block %u)", fn, b, q->nblocks, q->in_dim,
-				  q->block);
+				  "block %u): b out of range", fn, b,
+				  q->nblocks, q->in_dim, q->block);
 	c0 = b * q->block;
 	width = q->in_dim - c0 < q->block ? q->in_dim - c0 : q->block;
 	if (width > INT32_MAX)

@@ -44,6 +44,10 @@ size_t polar_dtype_size(enum polar_dtype dtype)
 
 void polar_tensors_init(struct polar_tensors *ts)
 {
+	if (!ts) {
+		polar_null_arg(__func__, "ts");
+		return;
+	}
 	memset(ts, 0, sizeof(*ts));
 }
 
@@ -92,6 +96,10 @@ const struct polar_tensor *polar_tensors_find(const struct polar_tensors *ts,
 {
 	size_t i;
 
+	if (!ts || !name) {
+		polar_null_arg(__func__, ts ? "name" : "ts");
+		return NULL;
+	}
 	for (i = 0; i < ts->count; i++)
 		if (!strcmp(ts->tensors[i].name, name))
 			return &ts->tensors[i];
@@ -158,6 +166,12 @@ int polar_tensors_add(struct polar_tensors *ts, const char *name,
 {
 	uint64_t count;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, ts);
+	POLAR_NONNULL(__func__, name);
+	if (ndim && !shape)
+		return polar_fail(-EINVAL, "%s: %s: shape is NULL with %u "
+				  "dimensions", src(ts), name, ndim);
 	if ((unsigned int)dtype >= NDTYPES)
 		return polar_fail(-EINVAL, "%s: %s: unknown dtype %d", src(ts),
 				  name, (int)dtype);
@@ -179,9 +193,14 @@ int polar_tensors_add(struct polar_tensors *ts, const char *name,
 int polar_tensors_set_meta(struct polar_tensors *ts, const char *key,
 			   const char *value)
 {
-	char *v = strdup(value), *k;
+	char *v, *k;
 	size_t i;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, ts);
+	POLAR_NONNULL(__func__, key);
+	POLAR_NONNULL(__func__, value);
+	v = strdup(value);
 	if (!v)
 		return polar_fail(-ENOMEM, "%s: out of memory", src(ts));
 	for (i = 0; i < ts->nmeta; i++) {
@@ -218,6 +237,10 @@ const char *polar_tensors_meta(const struct polar_tensors *ts,
 {
 	size_t i;
 
+	if (!ts || !key) {
+		polar_null_arg(__func__, ts ? "key" : "ts");
+		return NULL;
+	}
 	for (i = 0; i < ts->nmeta; i++)
 		if (!strcmp(ts->meta[i].key, key))
 			return ts->meta[i].value;
@@ -235,7 +258,11 @@ int polar_tensors_get(const struct polar_tensors *ts, const char *name,
 	int same;
 	va_list ap;
 
+	polar_clear_error();
+	POLAR_NONNULL(__func__, out);
 	*out = NULL;
+	POLAR_NONNULL(__func__, ts);
+	POLAR_NONNULL(__func__, name);
 	if (ndim > POLAR_TENSOR_MAX_DIMS)
 		return polar_fail(-EINVAL, "%s: %s: asked for %u dimensions, "
 				  "at most %d", src(ts), name, ndim,
@@ -414,8 +441,10 @@ int polar_tensors_parse(const void *buf, size_t len, const char *source,
 	size_t i, dlen, nspan = 0;
 	int ret = 0;
 
-	polar_tensors_init(ts);
 	polar_clear_error();
+	POLAR_NONNULL(__func__, ts);
+	polar_tensors_init(ts);
+	POLAR_NONNULL(__func__, buf);
 	snprintf(ts->source, sizeof(ts->source), "%s", source ? source : "");
 	if (len < 8)
 		return polar_fail(-EINVAL, "%s: truncated: %zu bytes, shorter "
@@ -502,8 +531,10 @@ int polar_tensors_load(const char *path, struct polar_tensors *ts)
 	FILE *f;
 	int ret;
 
-	polar_tensors_init(ts);
 	polar_clear_error();
+	POLAR_NONNULL(__func__, ts);
+	polar_tensors_init(ts);
+	POLAR_NONNULL(__func__, path);
 	f = fopen(path, "rb");
 	if (!f)
 		return polar_fail(-errno, "%s: cannot open: %s", path,
@@ -595,6 +626,8 @@ int polar_tensors_save(const struct polar_tensors *ts, const char *path)
 	FILE *f;
 
 	polar_clear_error();
+	POLAR_NONNULL(__func__, ts);
+	POLAR_NONNULL(__func__, path);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return polar_fail(-ENAMETOOLONG, "%s: path too long", path);
 	hdr = header_json(ts);
