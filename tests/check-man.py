@@ -16,11 +16,13 @@ declare. The check fails when:
   - a name in a NAME section has no prototype in that page's SYNOPSIS, or
     the prototype differs from the header's (types, names, array sizes:
     compared token by token, so layout and line breaks do not matter);
-  - groff warns about a page (groff -man -ww -z).
+  - groff warns about a page (groff -man -ww -z);
+  - with ARGTEST (tests/unit/test_args.c), an exported function has no
+    bad-argument case X(function, ...) there.
 It prints one "ok"/"not ok" line per export and per page, then a
 "N passed, N failed" line.
 
-usage: check-man.py LIBSO MAPFILE INCLUDEDIR MANDIR
+usage: check-man.py LIBSO MAPFILE INCLUDEDIR MANDIR [ARGTEST]
 """
 import os
 import re
@@ -28,13 +30,13 @@ import subprocess
 import sys
 
 
-def exports(libso):
+def exports(libso, kinds='TDRB'):
     out = subprocess.run(['nm', '-D', '--defined-only', libso], check=True,
                          capture_output=True, text=True).stdout
     names = set()
     for line in out.splitlines():
         f = line.split()
-        if len(f) == 3 and f[1] in 'TDRB' and '@' in f[2]:
+        if len(f) == 3 and f[1] in kinds and '@' in f[2]:
             names.add(f[2].split('@')[0])
     return names
 
@@ -220,6 +222,15 @@ def main():
             check(False, 'page %s.3' % p, 'groff: ' + warn)
         else:
             check(True, 'page %s.3' % p)
+
+    if len(sys.argv) > 5:
+        cases = set(re.findall(r'\bX\((polar_\w+),', open(sys.argv[5]).read()))
+        for n in sorted(exports(libso, 'T')):
+            if n not in cases:
+                check(False, 'bad-argument case: ' + n,
+                      'no X(%s, ...) in %s' % (n, sys.argv[5]))
+        for n in sorted(cases - exp):
+            check(False, 'bad-argument case: ' + n, 'not exported')
 
     print('%d passed, %d failed' % (results.count(True),
                                     results.count(False)))

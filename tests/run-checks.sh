@@ -117,7 +117,7 @@ fi
 
 echo "== man pages against the exports and the headers (tests/check-man.py)"
 if tests/check-man.py "$BUILD/lib/libpolar-accel.so" lib/src/libpolar-accel.map \
-	lib/include/polar lib/man >"$BUILD/check-man.log" 2>&1; then
+	lib/include/polar lib/man tests/unit/test_args.c >"$BUILD/check-man.log" 2>&1; then
 	tail -1 "$BUILD/check-man.log"
 	echo "ok - man pages"
 	passed=$((passed + 1))
