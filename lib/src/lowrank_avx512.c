@@ -14,18 +14,26 @@
  * added (or kept apart) once, at the end of a tile. An odd last row loads
  * its pair with the upper half masked off (never past the array).
  *
- * z = A x (polar_lowrank_az_avx512): an accumulator per (batch row, row
- * pair) collects A-pair x [x chunk, x chunk] (8 floats of x broadcast to
- * both halves). Tiles: 1 batch row x up to 8 pairs (16 rows) over all of
- * in_dim, with two sets of accumulators on alternate panels when there
- * are 4 pairs or fewer (8 chains hide the FMA latency); 4 batch rows x 4
- * pairs (16 accumulators, 8 loads per 16 FMAs) when batch > 1. Then in_dim
- * is cut into blocks whose slice of A (all rows) is AZ_SLICE floats, and
- * for each block and each group of 4 batch rows the tiles go over all
- * rows of A: the 4 rows of x (8 KiB at rank 8, 2 KiB at 32) and the slice
- * of A both stay in L1 (48 KiB here; a 32 KiB L1 keeps x and most of A),
- * and x streams through once. At the end of a tile 4 pair accumulators are
- * reduced to 8 sums with lane shuffles and adds.
+ * Every row is summed in one order, fixed by in_dim and rank alone, so a
+ * row's bits never depend on the batch size or on the row's place in the
+ * call (<polar/lowrank.h>): the tiles below differ only in how many rows
+ * they carry at once, never in the order of a row's additions.
+ *
+ * z = A x (polar_lowrank_az_avx512): in_dim is cut into blocks (a power
+ * of two of floats whose slice of A, all rows, is at most AZ_SLICE floats:
+ * 1024 at rank 8, 256 at 32). In a block an accumulator per (batch row,
+ * row pair) collects A-pair x [x chunk, x chunk] (8 floats of x broadcast
+ * to both halves) panel after panel; at rank 8 and below the first half
+ * of the block's panels and the rest go to two accumulators, added at the
+ * end, so that a lone batch row has 8 FMA chains. 4 pair accumulators are
+ * then reduced to 8 sums with lane shuffles and adds, and the block's sums
+ * added to z in block order. Tiles: 4 batch rows x 4 pairs (16
+ * accumulators, 8 loads per 16 FMAs), fewer rows at the end of the batch,
+ * 1 batch row x up to 8 pairs for a lone row (batch 1). For each block and
+ * each group of 4 batch rows the tiles go over all rows of A: the 4 rows
+ * of x (16 KiB at rank 8, 4 KiB at 32) and the slice of A both stay in L1
+ * (48 KiB here; a 32 KiB L1 keeps x and most of A), and x streams through
+ * once.
  *
  * y (+)= B z (polar_lowrank_bz_avx512): an accumulator per (batch row,
  * panel of 8 outputs) collects B-pair x [z[k] x 8, z[k+1] x 8]; the halves
@@ -50,7 +58,7 @@
 	__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"),     \
 		       always_inline)) static inline
 
-/* Floats of A per in-block (32 KiB): the block's slice of all rows. */
+/* Floats of A per in-block at most (32 KiB): its slice of all rows. */
 #define AZ_SLICE 8192
 
 /* The most batch rows of a y tile; z pairs per batch row. */
@@ -114,89 +122,35 @@ POLAR_AVX512_INLINE __m256 hsum_pairs4(__m512 a0, __m512 a1, __m512 a2,
 }
 
 /*
- * One z tile: z[j][k] (+)= A[k][0..n) . x[j][0..n) for j < NB and the
- * 2 NP - ODD rows k of the tile. A points at the tile's first row in the
- * first panel (panels ps floats apart), x at batch row 0 (rows ldx
- * apart), z at z[0][k0] (rows ldz apart). U (1 or 2) sets of accumulators
- * take alternate panels. NB, NP, U, ODD are constants after inlining.
+ * acc[j][m] += A pair m of the panel at aq x 8 floats of x row j at xq
+ * (rows ldx apart), the x lanes past `xm` zero (A's padding is zero).
  */
-POLAR_AVX512_INLINE void az_tile(const float *A, size_t ps, const float *x,
-				 size_t ldx, size_t n, float *z, size_t ldz,
-				 int NB, int NP, int U, int ODD, int add)
+POLAR_AVX512_INLINE void az_panel(__m512 acc[4][8], const float *aq,
+				  const float *xq, size_t ldx, int NB, int NP,
+				  int ODD, int MASKED, __mmask8 xm)
 {
-	__m512 acc[2][4][8];
-	size_t q, nq = n / 8;
-	int u, j, m, g, rows = 2 * NP - ODD;
+	__m512 xv[4];
+	int j, m;
 
-#pragma GCC unroll 2
-	for (u = 0; u < U; u++)
 #pragma GCC unroll 4
-		for (j = 0; j < NB; j++)
+	for (j = 0; j < NB; j++)
+		xv[j] = MASKED ? bcast8_masked(xq + j * ldx, xm) :
+				 bcast8(xq + j * ldx);
 #pragma GCC unroll 8
-			for (m = 0; m < NP; m++)
-				acc[u][j][m] = _mm512_setzero_ps();
-
-	for (q = 0; q + U <= nq; q += U) {
-#pragma GCC unroll 2
-		for (u = 0; u < U; u++) {
-			const float *aq = A + (q + u) * ps;
-			__m512 xv[4];
-
-#pragma GCC unroll 4
-			for (j = 0; j < NB; j++)
-				xv[j] = bcast8(x + j * ldx + (q + u) * 8);
-#pragma GCC unroll 8
-			for (m = 0; m < NP; m++) {
-				__m512 a = load_pair(aq + 16 * m,
-						     ODD && m == NP - 1);
-
-#pragma GCC unroll 4
-				for (j = 0; j < NB; j++)
-					acc[u][j][m] = _mm512_fmadd_ps(
-						a, xv[j], acc[u][j][m]);
-			}
-		}
-	}
-	for (; q < nq; q++) {
-		const float *aq = A + q * ps;
-
-#pragma GCC unroll 8
-		for (m = 0; m < NP; m++) {
-			__m512 a = load_pair(aq + 16 * m, ODD && m == NP - 1);
-
-#pragma GCC unroll 4
-			for (j = 0; j < NB; j++)
-				acc[0][j][m] = _mm512_fmadd_ps(
-					a, bcast8(x + j * ldx + q * 8),
-					acc[0][j][m]);
-		}
-	}
-	if (nq * 8 < n) {
-		/* A's last panel is zero-padded: only x needs the mask. */
-		const float *aq = A + nq * ps;
-		__mmask8 xm = first_lanes(n - nq * 8);
-		__m512 xv[4];
+	for (m = 0; m < NP; m++) {
+		__m512 a = load_pair(aq + 16 * m, ODD && m == NP - 1);
 
 #pragma GCC unroll 4
 		for (j = 0; j < NB; j++)
-			xv[j] = bcast8_masked(x + j * ldx + nq * 8, xm);
-#pragma GCC unroll 8
-		for (m = 0; m < NP; m++) {
-			__m512 a = load_pair(aq + 16 * m, ODD && m == NP - 1);
-
-#pragma GCC unroll 4
-			for (j = 0; j < NB; j++)
-				acc[0][j][m] = _mm512_fmadd_ps(a, xv[j],
-							       acc[0][j][m]);
-		}
+			acc[j][m] = _mm512_fmadd_ps(a, xv[j], acc[j][m]);
 	}
-	if (U == 2)
-#pragma GCC unroll 4
-		for (j = 0; j < NB; j++)
-#pragma GCC unroll 8
-			for (m = 0; m < NP; m++)
-				acc[0][j][m] = _mm512_add_ps(acc[0][j][m],
-							     acc[1][j][m]);
+}
+
+/* z[j][k0 ..) = (or +=) the row sums of acc[j][0..NP), rows in all. */
+POLAR_AVX512_INLINE void az_store(__m512 acc[4][8], float *z, size_t ldz,
+				  int NB, int NP, int rows, int add)
+{
+	int j, g;
 
 #pragma GCC unroll 4
 	for (j = 0; j < NB; j++)
@@ -207,10 +161,10 @@ POLAR_AVX512_INLINE void az_tile(const float *A, size_t ps, const float *x,
 			int nr = rows - 8 * g < 8 ? rows - 8 * g : 8;
 			__mmask8 zm = first_lanes((size_t)nr);
 			__m256 s = hsum_pairs4(
-				acc[0][j][4 * g],
-				4 * g + 1 < NP ? acc[0][j][4 * g + 1] : zero,
-				4 * g + 2 < NP ? acc[0][j][4 * g + 2] : zero,
-				4 * g + 3 < NP ? acc[0][j][4 * g + 3] : zero);
+				acc[j][4 * g],
+				4 * g + 1 < NP ? acc[j][4 * g + 1] : zero,
+				4 * g + 2 < NP ? acc[j][4 * g + 2] : zero,
+				4 * g + 3 < NP ? acc[j][4 * g + 3] : zero);
 
 			if (add)
 				s = _mm256_add_ps(s,
@@ -219,61 +173,155 @@ POLAR_AVX512_INLINE void az_tile(const float *A, size_t ps, const float *x,
 		}
 }
 
+/*
+ * One z tile: z[j][k] (+)= A[k][0..n) . x[j][0..n) for j < NB and the
+ * 2 NP - ODD rows k of the tile. A points at the tile's first row in the
+ * first panel (panels ps floats apart), x at batch row 0 (rows ldx
+ * apart), z at z[0][k0] (rows ldz apart). NB, NP, ODD are constants after
+ * inlining.
+ *
+ * The order of the sums is the same in every tile, so a row's bits do not
+ * depend on NB, NP or the batch: the panels summed one after the other
+ * into an accumulator from zero, the masked tail panel last; or, with
+ * `halves` (set by rank alone), the first (nq + 1) / 2 whole panels and
+ * the rest (with the tail) in two such accumulators, then added. The pair
+ * is reduced by hsum_pairs4 and the result stored or added to z. Tiles
+ * with room for both halves' accumulators run them side by side (8 FMA
+ * chains for a lone row at 4 pairs), larger ones one after the other, the
+ * first half's sums waiting on the stack.
+ */
+POLAR_AVX512_INLINE void az_tile(const float *A, size_t ps, const float *x,
+				 size_t ldx, size_t n, float *z, size_t ldz,
+				 int NB, int NP, int ODD, int halves, int add)
+{
+	__m512 acc[2][4][8];
+	size_t q, nq = n / 8, h = halves ? (nq + 1) / 2 : nq;
+	int u, j, m;
+
+#pragma GCC unroll 2
+	for (u = 0; u < 2; u++)
+#pragma GCC unroll 4
+		for (j = 0; j < NB; j++)
+#pragma GCC unroll 8
+			for (m = 0; m < NP; m++)
+				acc[u][j][m] = _mm512_setzero_ps();
+
+	if (2 * NB * NP <= 16) {
+		/* Side by side while the second half lasts (h or h - 1
+		 * panels), then the first half's last panel, if any. */
+		for (q = 0; q + h < nq; q++) {
+			az_panel(acc[0], A + q * ps, x + q * 8, ldx, NB, NP,
+				 ODD, 0, 0);
+			az_panel(acc[1], A + (h + q) * ps, x + (h + q) * 8,
+				 ldx, NB, NP, ODD, 0, 0);
+		}
+		for (; q < h; q++)
+			az_panel(acc[0], A + q * ps, x + q * 8, ldx, NB, NP,
+				 ODD, 0, 0);
+	} else {
+		for (q = 0; q < h; q++)
+			az_panel(acc[0], A + q * ps, x + q * 8, ldx, NB, NP,
+				 ODD, 0, 0);
+		if (halves) {
+			float first[4][8][16] __attribute__((aligned(64)));
+
+#pragma GCC unroll 4
+			for (j = 0; j < NB; j++)
+#pragma GCC unroll 8
+				for (m = 0; m < NP; m++)
+					_mm512_store_ps(first[j][m],
+							acc[0][j][m]);
+			for (; q < nq; q++)
+				az_panel(acc[1], A + q * ps, x + q * 8, ldx,
+					 NB, NP, ODD, 0, 0);
+#pragma GCC unroll 4
+			for (j = 0; j < NB; j++)
+#pragma GCC unroll 8
+				for (m = 0; m < NP; m++)
+					acc[0][j][m] = _mm512_load_ps(
+						first[j][m]);
+		}
+	}
+	if (nq * 8 < n && halves)
+		az_panel(acc[1], A + nq * ps, x + nq * 8, ldx, NB, NP, ODD, 1,
+			 first_lanes(n - nq * 8));
+	else if (nq * 8 < n)
+		az_panel(acc[0], A + nq * ps, x + nq * 8, ldx, NB, NP, ODD, 1,
+			 first_lanes(n - nq * 8));
+	if (halves)
+#pragma GCC unroll 4
+		for (j = 0; j < NB; j++)
+#pragma GCC unroll 8
+			for (m = 0; m < NP; m++)
+				acc[0][j][m] = _mm512_add_ps(acc[0][j][m],
+							     acc[1][j][m]);
+	az_store(acc[0], z, ldz, NB, NP, 2 * NP - ODD, add);
+}
+
 #define AZ_TILE_ARGS const float *A, size_t ps, const float *x, size_t ldx, \
-	size_t n, float *z, size_t ldz, uint32_t nr, int add
+	size_t n, float *z, size_t ldz, uint32_t nr, int halves, int add
 
 /* Instantiates az_tile for nr rows with NB constant. */
-#define AZ_CASE(nb, nrows, u)                                             \
+#define AZ_CASE(nb, nrows)                                                \
 	case nrows:                                                       \
-		az_tile(A, ps, x, ldx, n, z, ldz, nb, ((nrows) + 1) / 2, u, \
-			(nrows) & 1, add);                                \
+		az_tile(A, ps, x, ldx, n, z, ldz, nb, ((nrows) + 1) / 2,    \
+			(nrows) & 1, halves, add);                        \
 		break
-
-/* One batch row, up to 16 rows of A. */
-POLAR_AVX512 static void az_tile_1(AZ_TILE_ARGS)
-{
-	switch (nr) {
-	AZ_CASE(1, 1, 2); AZ_CASE(1, 2, 2); AZ_CASE(1, 3, 2);
-	AZ_CASE(1, 4, 2); AZ_CASE(1, 5, 2); AZ_CASE(1, 6, 2);
-	AZ_CASE(1, 7, 2); AZ_CASE(1, 8, 2); AZ_CASE(1, 9, 1);
-	AZ_CASE(1, 10, 1); AZ_CASE(1, 11, 1); AZ_CASE(1, 12, 1);
-	AZ_CASE(1, 13, 1); AZ_CASE(1, 14, 1); AZ_CASE(1, 15, 1);
-	AZ_CASE(1, 16, 1);
-	}
-}
 
 #define AZ_TILE_N(nb)                                                     \
 	POLAR_AVX512 static void az_tile_##nb(AZ_TILE_ARGS)               \
 	{                                                                 \
 		switch (nr) {                                             \
-		AZ_CASE(nb, 1, 1); AZ_CASE(nb, 2, 1); AZ_CASE(nb, 3, 1);  \
-		AZ_CASE(nb, 4, 1); AZ_CASE(nb, 5, 1); AZ_CASE(nb, 6, 1);  \
-		AZ_CASE(nb, 7, 1); AZ_CASE(nb, 8, 1);                     \
+		AZ_CASE(nb, 1); AZ_CASE(nb, 2); AZ_CASE(nb, 3);           \
+		AZ_CASE(nb, 4); AZ_CASE(nb, 5); AZ_CASE(nb, 6);           \
+		AZ_CASE(nb, 7); AZ_CASE(nb, 8);                           \
 		}                                                         \
 	}
+
+/* One batch row, up to 16 rows of A: 16 FMA chains. */
+POLAR_AVX512 static void az_tile_1(AZ_TILE_ARGS)
+{
+	switch (nr) {
+	AZ_CASE(1, 1); AZ_CASE(1, 2); AZ_CASE(1, 3); AZ_CASE(1, 4);
+	AZ_CASE(1, 5); AZ_CASE(1, 6); AZ_CASE(1, 7); AZ_CASE(1, 8);
+	AZ_CASE(1, 9); AZ_CASE(1, 10); AZ_CASE(1, 11); AZ_CASE(1, 12);
+	AZ_CASE(1, 13); AZ_CASE(1, 14); AZ_CASE(1, 15); AZ_CASE(1, 16);
+	}
+}
 
 AZ_TILE_N(2)
 AZ_TILE_N(3)
 AZ_TILE_N(4)
 
+/*
+ * Floats of in_dim per in-block: a power of two, so that the block's
+ * slice of A (all rows) is at most AZ_SLICE floats; 128 at least.
+ */
+POLAR_AVX512_INLINE size_t az_block(uint32_t rank)
+{
+	return (size_t)(2 * AZ_SLICE) >> (32 - __builtin_clz(2 * rank - 1));
+}
+
 POLAR_AVX512 void polar_lowrank_az_avx512(const float *Ap, uint32_t rank,
 					  size_t in_dim, size_t batch,
 					  const float *x, float *z)
 {
-	size_t ps = (size_t)8 * rank, i0, b, kb, kblk;
-	uint32_t k, nr;
+	size_t ps = (size_t)8 * rank, kblk = az_block(rank), i0, b, kb;
+	uint32_t k, nr, kstep;
+	/*
+	 * With 4 row pairs or fewer a lone batch row needs the two halves
+	 * for 8 FMA chains; with more it has them anyway, and one chain per
+	 * accumulator costs the 4-row tiles nothing (the halves cost them
+	 * 16 stores, loads and adds per block, 3% at rank 32).
+	 */
+	int halves = rank <= 8;
 
-	if (batch == 1) {
-		/* No reuse of A: one pass, 16 rows at a time. */
-		for (k = 0; k < rank; k += 16)
-			az_tile_1(Ap + k * 8, ps, x, in_dim, in_dim, z + k, rank,
-				  rank - k < 16 ? rank - k : 16, 0);
-		return;
-	}
-	/* in-blocks of AZ_SLICE / rank floats: whole panels, 64 at least */
-	kblk = AZ_SLICE / rank / 8 * 8;
-	if (kblk < 64)
-		kblk = 64;
+	/*
+	 * Per in-block, each group of 4 batch rows runs the tiles of every
+	 * row group while its x rows sit in L1 next to the block's slice
+	 * of A; a lone row (batch 1, or the last of a batch) takes up to
+	 * 16 rows of A at once. z sums the blocks in order.
+	 */
 	for (i0 = 0; i0 < in_dim; i0 += kblk) {
 		size_t n = in_dim - i0 < kblk ? in_dim - i0 : kblk;
 		const float *A0 = Ap + i0 / 8 * ps;
@@ -283,22 +331,23 @@ POLAR_AVX512 void polar_lowrank_az_avx512(const float *Ap, uint32_t rank,
 			const float *xb = x + b * in_dim + i0;
 
 			kb = batch - b < 4 ? batch - b : 4;
-			for (k = 0; k < rank; k += 8) {
+			kstep = kb == 1 ? 16 : 8;
+			for (k = 0; k < rank; k += kstep) {
 				float *zb = z + b * rank + k;
 
-				nr = rank - k < 8 ? rank - k : 8;
+				nr = rank - k < kstep ? rank - k : kstep;
 				if (kb == 4)
 					az_tile_4(A0 + k * 8, ps, xb, in_dim,
-						  n, zb, rank, nr, add);
+						  n, zb, rank, nr, halves, add);
 				else if (kb == 3)
 					az_tile_3(A0 + k * 8, ps, xb, in_dim,
-						  n, zb, rank, nr, add);
+						  n, zb, rank, nr, halves, add);
 				else if (kb == 2)
 					az_tile_2(A0 + k * 8, ps, xb, in_dim,
-						  n, zb, rank, nr, add);
+						  n, zb, rank, nr, halves, add);
 				else
 					az_tile_1(A0 + k * 8, ps, xb, in_dim,
-						  n, zb, rank, nr, add);
+						  n, zb, rank, nr, halves, add);
 			}
 		}
 	}

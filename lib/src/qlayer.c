@@ -522,38 +522,18 @@ static void layer_gather(struct polar_qlayer *l, uint32_t batch, uint32_t k0,
 }
 
 /*
- * The host path of vectors [k0, k0 + n) into their rows of lowrank_y. A
- * row's bits do not depend on the call it was computed in as long as its
- * index within the call is the same modulo 4 and the call is not a batch
- * of one (<polar/lowrank.h>). Chunks start at multiples of max_batch (4096
- * on the device and the software backend), so the first holds; for the
- * second see chunk_host_rows().
+ * The host path of vectors [k0, k0 + n) into their rows of lowrank_y. The
+ * kernels compute each row on its own (<polar/lowrank.h>), so a batch done
+ * chunk by chunk gives the same bits as done at once.
  */
 static int layer_host_path(struct polar_qlayer *l, uint32_t k0, uint32_t n,
 			   const float *x)
 {
-	if (!n)
-		return 0;
 	return polar_lowrank_apply(l->A, l->B, l->d.rank, l->d.in_dim,
 				   l->d.out_dim, n,
 				   x + (size_t)k0 * l->d.in_dim,
 				   l->lowrank_z + (size_t)k0 * l->d.rank,
 				   l->lowrank_y + (size_t)k0 * l->d.out_dim, 0);
-}
-
-/*
- * Rows of the host path to compute with chunk [k0, k0 + m) of a batch: its
- * own, plus the next chunk's when that is the batch's last and holds one
- * vector (which then has none), so that no call is a batch of one cut from
- * a larger batch and the batch in chunks gives the bits it gives whole.
- */
-static uint32_t chunk_host_rows(uint32_t batch, uint32_t k0, uint32_t m)
-{
-	if (batch - (k0 + m) == 1)
-		return m + 1;
-	if (m == 1 && k0 > 0)
-		return 0;
-	return m;
 }
 
 int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
@@ -609,15 +589,13 @@ int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
 				ret = polar_flush(l->devs[i].dev);
 		/* Each chunk's host path runs while the device computes it. */
 		if (!ret && host && !(flags & POLAR_FWD_SERIAL))
-			ret = layer_host_path(l, k0,
-					      chunk_host_rows(batch, k0, m), x);
+			ret = layer_host_path(l, k0, m, x);
 		if (!ret)
 			ret = layer_reap(l, "MATMUL");
 		else
 			layer_reap(l, "MATMUL");
 		if (!ret && host && (flags & POLAR_FWD_SERIAL))
-			ret = layer_host_path(l, k0,
-					      chunk_host_rows(batch, k0, m), x);
+			ret = layer_host_path(l, k0, m, x);
 		if (ret)
 			return ret;
 		layer_gather(l, batch, k0, m);

@@ -3,7 +3,8 @@
  * Host low-rank kernels against a naive triple loop in double: the
  * dispatched kernel, each vector kernel the CPU can run (AVX-512, AVX2+FMA)
  * and the portable one, odd sizes, ranks 1..64 (16 and 32 among them),
- * accumulate on and off, and the errors.
+ * accumulate on and off, and the errors; and that each kernel computes a
+ * row to the same bits whatever the batch around it.
  */
 #include <errno.h>
 #include <math.h>
@@ -205,6 +206,162 @@ static void test_portable(void)
 	polar_lowrank_force_portable(0);
 }
 
+/*
+ * Row independence: a row's bits depend only on that row, A, B and the
+ * kernel, never on the batch size or where the row sits in the call (the
+ * layer runs its host path chunk by chunk, applications call with any
+ * batch). Per kernel this CPU runs, shape and rank, every row of x is
+ * computed alone, then in consecutive calls of 1..9, 37 and 300 rows and
+ * in calls of uneven sizes; z, y (accumulating) and y from bz alone on the
+ * same z must equal the lone row's bits. in_dim 77 and 300 lie below the
+ * kernels' in-blocks at rank 8 (512 and 1024 floats), 1031 and 2600 above
+ * every one; none is a multiple of 16.
+ */
+enum { RI_ROWS = 300 };
+
+/*
+ * Rows [0, RI_ROWS) in calls of the sizes in sz[] (cycled): z and y from
+ * polar_lowrank_apply(), yb from polar_lowrank_bz() alone on zb (z when
+ * NULL), so that B z is checked on the same z whatever A x gave. 0 or -1.
+ */
+static int rows_in_calls(const float *Ap, const float *Bp, uint32_t rank,
+			 uint32_t in, uint32_t out, const float *x,
+			 const float *y0, const uint32_t *sz, size_t nsz,
+			 const float *zb, float *z, float *y, float *yb)
+{
+	uint32_t b = 0, n;
+	size_t c = 0;
+
+	memcpy(y, y0, sizeof(float) * RI_ROWS * out);
+	for (; b < RI_ROWS; b += n, c++) {
+		n = sz[c % nsz] < RI_ROWS - b ? sz[c % nsz] : RI_ROWS - b;
+		if (polar_lowrank_apply(Ap, Bp, rank, in, out, n,
+					x + (size_t)b * in,
+					z + (size_t)b * rank,
+					y + (size_t)b * out, 1) ||
+		    polar_lowrank_bz(Bp, rank, out, n,
+				     (zb ? zb : z) + (size_t)b * rank,
+				     yb + (size_t)b * out, 0))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Rows whose z, y or bz-only y differ in any bit from the lone rows'
+ * (z1, y1, yb1); prints the three counts when there are any.
+ */
+static int rows_differing(uint32_t rank, uint32_t in, uint32_t out,
+			  const float *z1, const float *y1, const float *yb1,
+			  const float *z, const float *y, const float *yb,
+			  const char *calls)
+{
+	int dz = 0, dy = 0, dyb = 0, bad = 0;
+	uint32_t b;
+
+	for (b = 0; b < RI_ROWS; b++) {
+		int ez = memcmp(z1 + (size_t)b * rank, z + (size_t)b * rank,
+				sizeof(float) * rank) != 0;
+		int ey = memcmp(y1 + (size_t)b * out, y + (size_t)b * out,
+				sizeof(float) * out) != 0;
+		int eyb = memcmp(yb1 + (size_t)b * out, yb + (size_t)b * out,
+				 sizeof(float) * out) != 0;
+
+		dz += ez;
+		dy += ey;
+		dyb += eyb;
+		bad += ez || ey || eyb;
+	}
+	if (bad)
+		fprintf(stderr, "  %s rank %u in %u out %u, calls of %s: rows "
+			"differing from the row alone: z %d, y %d, bz alone "
+			"%d (of %d)\n", polar_lowrank_kernel_name(), rank, in,
+			out, calls, dz, dy, dyb, RI_ROWS);
+	return bad;
+}
+
+static int check_rows_independent(uint32_t rank, uint32_t in, uint32_t out)
+{
+	static const uint32_t one[] = { 1 };
+	static const uint32_t calls[] = { 2, 3, 4, 5, 6, 7, 8, 9, 37, 300 };
+	static const uint32_t uneven[] = { 3, 1, 6, 2, 9, 37, 5, 4, 1, 7 };
+	size_t nz = (size_t)RI_ROWS * rank, ny = (size_t)RI_ROWS * out;
+	float *A = frand_alloc((size_t)rank * in);
+	float *B = frand_alloc((size_t)rank * out);
+	float *Ap = malloc(polar_lowrank_packed_size(rank, in) * sizeof(float));
+	float *Bp = malloc(polar_lowrank_packed_size(rank, out) * sizeof(float));
+	float *x = frand_alloc((size_t)RI_ROWS * in), *y0 = frand_alloc(ny);
+	float *z1 = malloc(nz * 4), *y1 = malloc(ny * 4), *yb1 = malloc(ny * 4);
+	float *z = malloc(nz * 4), *y = malloc(ny * 4), *yb = malloc(ny * 4);
+	char what[16];
+	size_t c;
+	int bad = 0;
+
+	if (!A || !B || !Ap || !Bp || !x || !y0 || !z1 || !y1 || !yb1 || !z ||
+	    !y || !yb) {
+		CHECK(!"out of memory");
+		bad = 1;
+		goto out;
+	}
+	CHECK(polar_lowrank_pack(A, B, rank, in, out, Ap, Bp) == 0);
+	if (rows_in_calls(Ap, Bp, rank, in, out, x, y0, one, 1, NULL, z1, y1,
+			  yb1)) {
+		CHECK(!"a lone row failed");
+		bad = 1;
+		goto out;
+	}
+	for (c = 0; c <= N(calls); c++) {
+		const uint32_t *sz = c < N(calls) ? &calls[c] : uneven;
+		size_t nsz = c < N(calls) ? 1 : N(uneven);
+
+		if (rows_in_calls(Ap, Bp, rank, in, out, x, y0, sz, nsz, z1, z,
+				  y, yb)) {
+			CHECK(!"a call failed");
+			bad++;
+			break;
+		}
+		if (c < N(calls))
+			snprintf(what, sizeof(what), "%u", calls[c]);
+		else
+			snprintf(what, sizeof(what), "uneven sizes");
+		bad += rows_differing(rank, in, out, z1, y1, yb1, z, y, yb,
+				      what);
+	}
+out:
+	free(A); free(B); free(Ap); free(Bp); free(x); free(y0);
+	free(z1); free(y1); free(yb1); free(z); free(y); free(yb);
+	return bad;
+}
+
+static void test_rows_independent(void)
+{
+	static const char *const kernels[] = { "avx512", "avx2-fma",
+					       "portable" };
+	static const uint32_t shapes[][2] = {	/* in, out */
+		{ 77, 13 }, { 300, 129 }, { 1031, 517 }, { 2600, 40 },
+	};
+	static const uint32_t rk[] = { 8, 16, 32 };
+	size_t kn, s, r;
+	int bad = 0;
+
+	for (kn = 0; kn < N(kernels); kn++) {
+		int err = polar_lowrank_force_kernel(kernels[kn]);
+
+		if (err) {
+			CHECK(err == -ENOTSUP);
+			printf("# %s: not on this CPU\n", kernels[kn]);
+			continue;
+		}
+		for (s = 0; s < N(shapes); s++)
+			for (r = 0; r < N(rk); r++)
+				bad += check_rows_independent(rk[r],
+							      shapes[s][0],
+							      shapes[s][1]);
+	}
+	polar_lowrank_force_kernel(NULL);
+	CHECK(bad == 0);
+}
+
 /* The two paths agree with each other, not only with the reference. */
 static void test_paths_agree(void)
 {
@@ -325,5 +482,6 @@ int main(void)
 	RUN(test_dispatched);
 	RUN(test_portable);
 	RUN(test_paths_agree);
+	RUN(test_rows_independent);
 	return unit_summary();
 }

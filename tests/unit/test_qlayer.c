@@ -185,9 +185,9 @@ out:
  * A batch over the device's max_batch runs in chunks, and each chunk's
  * host path runs beside that chunk's MATMULs. The result is still the
  * whole batch's host path plus the device's sums, bit for bit, overlapped
- * or serial: also when the last chunk holds one vector, which the AVX-512
- * kernels would sum in another order as a batch of one (lowrank.h; they
- * do so only for inputs longer than their in-block, 512 floats at rank 16).
+ * or serial: also when the last chunk holds one vector, a batch of one
+ * (in 600 is past the kernels' in-blocks at rank 16, so a row summed in
+ * another order when alone would show).
  */
 static void test_host_path_every_chunk(void)
 {

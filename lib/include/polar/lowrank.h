@@ -34,12 +34,11 @@
  * (the other core runs the device in real use), allocate nothing, keep no
  * state between calls and are safe to call from several threads at once.
  * x, z and y must not overlap; Ap and Bp must not overlap y or z.
- * A batch row's bits do not depend on the rows beside it, only on its
- * index in the call modulo 4 (the AVX-512 kernels take rows in fours) and
- * on whether the call is a batch of one (their batch-1 path sums in another
- * order): a batch cut into calls that start at multiples of 4, none a
- * single row unless the whole is, gives the same bits as done whole
- * (polar_qlayer_forward() relies on it; test_qlayer checks it).
+ * A row's bits depend only on that row, A, B and the kernel: not on the
+ * batch size, the row's place in the call or the rows beside it, so a
+ * batch cut into calls of any sizes gives the same bits as done whole
+ * (polar_qlayer_forward() relies on it; test_lowrank and test_qlayer
+ * check it).
  *
  * Kernels: AVX-512 (F, VL, DQ) when the CPU has it, else AVX2+FMA when it
  * has both, else a portable C11 path, chosen at run time (the AVX-512
