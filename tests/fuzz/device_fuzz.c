@@ -170,6 +170,9 @@ static void make_sgl(struct fuzz *f, uint64_t sgl, uint64_t data,
 
 	if (len < n)
 		n = len ? len : 1;
+	/* Now and then at the device's own registers (a DMA loop). */
+	if (chance(2))
+		data = CIM_BAR0 + below(POLAR_CIM_BAR0_SIZE);
 	for (i = 0; i < n; i++) {
 		uint32_t piece = i == n - 1 ? left : 1 + below(left - (n - i));
 
