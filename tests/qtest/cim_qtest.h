@@ -22,7 +22,7 @@
 #define CIM_DATA_ADDR	0x02000000u
 #define CIM_DATA_END	0x08000000u
 
-/* The options that put the device at CIM_SLOT with @props appended. */
+/* The -device option that puts the device at CIM_SLOT; append ",prop=v". */
 #define CIM_DEVICE_ARGS "-device polar-cim,id=cim,bus=pci.0,addr=04"
 
 static inline uint64_t cim_reg(uint32_t off)
@@ -33,7 +33,7 @@ static inline uint64_t cim_reg(uint32_t off)
 /* Places BAR0 and enables memory decoding and bus mastering. */
 void cim_pci_setup(struct qtest *q);
 
-/* Reads @path (the firmware image) and boots it; returns FW_STATUS. */
+/* Boots the firmware @image; returns FW_STATUS (0 if the boot hung). */
 uint32_t cim_boot_firmware(struct qtest *q, const void *image, size_t size);
 
 /* Zeroes the CQ and enables queue @qid with @size entries. */
