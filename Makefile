@@ -69,6 +69,8 @@ help:
 	@echo "make lint   checkpatch --strict and sparse over the driver"
 	@echo "make firmware       assemble build/firmware/polar_cim.fw"
 	@echo "make bench-engine   cim_engine MAC/s against single-thread sgemm and a popcount roofline"
+	@echo "make qtest          the device model's own tests over qtest (tests/qtest/README.md)"
+	@echo "make fuzz-device    the device fuzzer, 1,000,000 operations on QEMU built with ASan+UBSan"
 
 setup:
 	@scripts/install-packages.sh
@@ -208,7 +210,8 @@ bench-lowrank: setup
 	@$(BENCH_LOWRANK)
 
 check: setup
-	@$(MAKE) --no-print-directory qemu firmware unit $(BUILD)/initramfs-check.cpio.gz
+	@$(MAKE) --no-print-directory qemu firmware unit $(QTEST_DEVICE) \
+		$(DEVICE_FUZZ) $(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
 
 # --- lint -----------------------------------------------------------------
@@ -265,3 +268,4 @@ distclean: clean
 
 # Fuzzers, the VM ABI fuzzer and make stress (tests/fuzz/README.md).
 include tests/fuzz/fuzz.mk
+include tests/qtest/qtest.mk

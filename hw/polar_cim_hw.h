@@ -298,6 +298,7 @@ enum polar_cim_status {
 	POLAR_CIM_ST_NO_FIRMWARE = 5,
 	POLAR_CIM_ST_NOT_PROGRAMMED = 6,	/* tiles hold another layer */
 	POLAR_CIM_ST_ABORTED = 7,	/* reset while queued */
+	POLAR_CIM_ST_NO_RESOURCES = 8,	/* the device lacked memory for it */
 };
 
 /**

@@ -24,6 +24,8 @@ static uint16_t errno_status(int err)
 		return POLAR_CIM_ST_OK;
 	if (err == -ERANGE)
 		return POLAR_CIM_ST_TILE_RANGE;
+	if (err == -ENOMEM)
+		return POLAR_CIM_ST_NO_RESOURCES;
 	/* The engine says -EINVAL when tiles hold another shape or format. */
 	return POLAR_CIM_ST_NOT_PROGRAMMED;
 }
@@ -78,6 +80,79 @@ uint16_t cim_command_program(struct cim_engine *e,
 	return errno_status(ret);
 }
 
+/* 4-bit inputs outside their range are the command's fault. */
+static int inputs_in_range(const struct cim_matmul_args *a, const int8_t *x,
+			   uint64_t n)
+{
+	int lo = a->x_signed ? -8 : 0, hi = a->x_signed ? 7 : 15;
+
+	if (a->xfmt != CIM_FMT_INT4)
+		return 1;
+	for (uint64_t k = 0; k < n; k++)
+		if (x[k] < lo || x[k] > hi)
+			return 0;
+	return 1;
+}
+
+void cim_command_matmul_prepare(const struct cim_engine *e,
+				const struct cim_firmware *fw,
+				const struct cim_command *c,
+				struct cim_command_matmul_job *j)
+{
+	const struct cim_config *cfg = cim_engine_config(e);
+	uint64_t macs_per_vector = (uint64_t)c->in_dim * c->out_dim, chunk;
+	struct cim_matmul_args *a = &j->args;
+	const struct cim_fw_schedule *fs;
+	uint32_t i;
+
+	*a = (struct cim_matmul_args){ 0 };
+	a->tile0 = c->tile0;
+	a->in_dim = c->in_dim;
+	a->out_dim = c->out_dim;
+	a->wfmt = (enum cim_fmt)c->wfmt;
+	a->xfmt = xfmt_bits(c->xfmt) == 4 ? CIM_FMT_INT4 : CIM_FMT_INT8;
+	a->x_signed = c->xfmt == POLAR_CIM_XFMT_INT8 ||
+		      c->xfmt == POLAR_CIM_XFMT_INT4;
+	a->adc_fs_q8 = c->adc_fs_q8 ? c->adc_fs_q8 :
+		       cim_firmware_default_fs_q8(fw, cfg->rows_per_conversion);
+	a->job_seed = c->job_seed;
+
+	fs = fw ? cim_firmware_schedule(fw, wfmt_bits(c->wfmt),
+					xfmt_bits(c->xfmt)) : NULL;
+	if (fs) {
+		struct cim_fw_pair pairs[CIM_FW_MAX_PAIRS];
+
+		a->n_sched = cim_firmware_schedule_pairs(fs, pairs);
+		for (i = 0; i < a->n_sched; i++) {
+			j->sched[i].x_plane = pairs[i].xplane;
+			j->sched[i].w_plane = pairs[i].wplane;
+		}
+	}
+
+	chunk = macs_per_vector ? CIM_COMMAND_CHUNK_MACS / macs_per_vector : 0;
+	if (chunk < CIM_COMMAND_BATCH_CHUNK)
+		chunk = CIM_COMMAND_BATCH_CHUNK;
+	j->chunk = chunk < c->batch ? (uint32_t)chunk : c->batch;
+}
+
+uint16_t cim_command_matmul_chunk(struct cim_engine *e,
+				  struct cim_command_matmul_job *j,
+				  uint32_t first, uint32_t n, const int8_t *x,
+				  int32_t *y)
+{
+	struct cim_matmul_args *a = &j->args;
+
+	if (!inputs_in_range(a, x, (uint64_t)n * a->in_dim))
+		return POLAR_CIM_ST_BAD_FIELD;
+	/* Set here, not in prepare: the job may have been copied since. */
+	a->sched = a->n_sched ? j->sched : NULL;
+	a->batch = n;
+	a->item0 = first;
+	a->x = x;
+	a->y = y;
+	return errno_status(cim_engine_matmul(e, a));
+}
+
 uint16_t cim_command_matmul(struct cim_engine *e,
 			    const struct cim_firmware *fw,
 			    const struct cim_command *c, const int8_t *x,
@@ -85,68 +160,30 @@ uint16_t cim_command_matmul(struct cim_engine *e,
 			    void (*progress)(void *opaque, uint32_t vectors),
 			    void *opaque)
 {
-	const struct cim_config *cfg = cim_engine_config(e);
-	struct cim_plane_pair sched[CIM_FW_MAX_PAIRS];
-	const struct cim_fw_schedule *fs;
-	struct cim_matmul_args a = { 0 };
-	uint64_t macs_per_vector = (uint64_t)c->in_dim * c->out_dim, chunk;
-	uint32_t b, i, chunk_n;
+	struct cim_command_matmul_job j;
+	uint32_t b, n;
 
-	a.tile0 = c->tile0;
-	a.in_dim = c->in_dim;
-	a.out_dim = c->out_dim;
-	a.wfmt = (enum cim_fmt)c->wfmt;
-	a.xfmt = xfmt_bits(c->xfmt) == 4 ? CIM_FMT_INT4 : CIM_FMT_INT8;
-	a.x_signed = c->xfmt == POLAR_CIM_XFMT_INT8 ||
-		     c->xfmt == POLAR_CIM_XFMT_INT4;
-	a.adc_fs_q8 = c->adc_fs_q8 ? c->adc_fs_q8 :
-		      cim_firmware_default_fs_q8(fw, cfg->rows_per_conversion);
-	a.job_seed = c->job_seed;
-
-	/* 4-bit inputs outside their range are the command's fault. */
-	if (xfmt_bits(c->xfmt) == 4) {
-		int lo = a.x_signed ? -8 : 0, hi = a.x_signed ? 7 : 15;
-		uint64_t n = (uint64_t)c->batch * c->in_dim;
-
-		for (uint64_t k = 0; k < n; k++)
-			if (x[k] < lo || x[k] > hi)
-				return POLAR_CIM_ST_BAD_FIELD;
-	}
-
-	fs = fw ? cim_firmware_schedule(fw, wfmt_bits(c->wfmt),
-					xfmt_bits(c->xfmt)) : NULL;
-	if (fs) {
-		struct cim_fw_pair pairs[CIM_FW_MAX_PAIRS];
-
-		a.n_sched = cim_firmware_schedule_pairs(fs, pairs);
-		for (i = 0; i < a.n_sched; i++) {
-			sched[i].x_plane = pairs[i].xplane;
-			sched[i].w_plane = pairs[i].wplane;
-		}
-		a.sched = sched;
-	}
+	cim_command_matmul_prepare(e, fw, c, &j);
+	/* A bad input anywhere fails the command before any vector runs. */
+	if (!inputs_in_range(&j.args, x, (uint64_t)c->batch * c->in_dim))
+		return POLAR_CIM_ST_BAD_FIELD;
 
 	/*
 	 * Chunks let the device show progress inside a long command. The
 	 * noise of a vector depends on its index in the whole command, so
 	 * chunking does not change the result.
 	 */
-	chunk = macs_per_vector ? CIM_COMMAND_CHUNK_MACS / macs_per_vector : 0;
-	if (chunk < CIM_COMMAND_BATCH_CHUNK)
-		chunk = CIM_COMMAND_BATCH_CHUNK;
-	for (b = 0; b < c->batch; b += chunk_n) {
-		int ret;
+	for (b = 0; b < c->batch; b += n) {
+		uint16_t st;
 
-		chunk_n = c->batch - b < chunk ? c->batch - b : (uint32_t)chunk;
-		a.batch = chunk_n;
-		a.item0 = b;
-		a.x = x + (uint64_t)b * c->in_dim;
-		a.y = y + (uint64_t)b * c->out_dim;
-		ret = cim_engine_matmul(e, &a);
-		if (ret)
-			return errno_status(ret);
+		n = c->batch - b < j.chunk ? c->batch - b : j.chunk;
+		st = cim_command_matmul_chunk(e, &j, b, n,
+					      x + (uint64_t)b * c->in_dim,
+					      y + (uint64_t)b * c->out_dim);
+		if (st)
+			return st;
 		if (progress)
-			progress(opaque, chunk_n);
+			progress(opaque, n);
 	}
 	return POLAR_CIM_ST_OK;
 }

@@ -62,6 +62,41 @@ uint16_t cim_command_program(struct cim_engine *e,
 			     const struct cim_command *c, const int8_t *w);
 
 /**
+ * struct cim_command_matmul_job - a checked MATMUL set up for evaluation
+ * in chunks of vectors, so that a caller can move each chunk's data on its
+ * own and stop between chunks
+ * @args: the engine's arguments, except the chunk's vectors and buffers
+ * @sched: the firmware's plane schedule, @args.n_sched pairs of it
+ * @chunk: vectors per chunk (CIM_COMMAND_BATCH_CHUNK at least)
+ */
+struct cim_command_matmul_job {
+	struct cim_matmul_args args;
+	struct cim_plane_pair sched[CIM_FW_MAX_PAIRS];
+	uint32_t chunk;
+};
+
+/**
+ * cim_command_matmul_prepare() - sets up @j for the MATMUL @c (which
+ * cim_command_check() accepted) with the plane schedule and the default
+ * ADC full scale of firmware @fw.
+ */
+void cim_command_matmul_prepare(const struct cim_engine *e,
+				const struct cim_firmware *fw,
+				const struct cim_command *c,
+				struct cim_command_matmul_job *j);
+
+/**
+ * cim_command_matmul_chunk() - evaluates vectors @first..@first+@n-1 of
+ * the MATMUL @j: @x holds their n x in_dim input codes, @y receives n x
+ * out_dim INT32 sums. A vector's noise depends on its index in the whole
+ * command, so any split into chunks gives the same outputs.
+ */
+uint16_t cim_command_matmul_chunk(struct cim_engine *e,
+				  struct cim_command_matmul_job *j,
+				  uint32_t first, uint32_t n, const int8_t *x,
+				  int32_t *y);
+
+/**
  * cim_command_matmul() - MATMUL: @x holds batch x in_dim input codes, @y
  * receives batch x out_dim INT32 sums (CPU byte order). The firmware @fw
  * supplies the plane schedule and the default ADC full scale. @progress,

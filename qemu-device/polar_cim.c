@@ -9,11 +9,14 @@
  * image parser in cim_firmware.c: plain C that the library's software
  * backend compiles too, so device and backend are bit-exact.
  *
- * Threading: MMIO handlers run on vCPU threads with the BQL held; they
- * only update registers and wake the worker. The worker thread fetches
- * commands, does all DMA and all engine work, and takes the BQL only to
- * raise interrupts and around each DMA (polar_cim_dma). Lock order: BQL,
- * then s->lock; the worker never holds s->lock while it takes the BQL.
+ * Threading, as hw/nvme does it: everything the guest can see (registers,
+ * DMA, interrupts) happens with the BQL held, in the MMIO handlers or in
+ * a bottom half (polar_cim_bh) that fetches commands, moves their data
+ * and posts completions. The worker thread only runs the engine on data
+ * the bottom half has fetched, one work item at a time (a PROGRAM_TILES,
+ * or one chunk of a MATMUL's vectors), and never takes the BQL: so the
+ * device's exit can join it, and a reset or an exit stops a MATMUL at the
+ * next chunk. s->lock guards only the hand-over of a work item.
  */
 
 #include "qemu/osdep.h"
@@ -37,6 +40,19 @@ OBJECT_DECLARE_SIMPLE_TYPE(PolarCimState, POLAR_CIM)
 
 #define POLAR_CIM_MAX_BATCH 4096
 
+/*
+ * Data bytes (inputs plus outputs) a MATMUL holds at once: its chunks are
+ * cut to fit, down to one vector, so what a guest can make the device
+ * allocate does not grow with batch.
+ */
+#define POLAR_CIM_CHUNK_BYTES (1u << 20)
+
+/* Commands one run of the bottom half completes before it yields. */
+#define POLAR_CIM_BH_BUDGET 64
+
+/* cycle-ps: 1 us per array cycle is already a very slow chip. */
+#define POLAR_CIM_MAX_CYCLE_PS 1000000
+
 typedef struct PolarCimQueue {
     uint64_t sq_base;
     uint64_t cq_base;
@@ -44,13 +60,52 @@ typedef struct PolarCimQueue {
     bool enabled;
     bool error;
     uint32_t sq_tail;           /* doorbell, written by the driver */
-    uint32_t sq_head;           /* next entry the worker fetches */
+    uint32_t sq_head;           /* next entry the device fetches */
     uint32_t cq_head;           /* doorbell, written by the driver */
-    uint32_t cq_tail;           /* next CQ slot the worker fills */
+    uint32_t cq_tail;           /* next CQ slot the device fills */
     uint16_t phase;
     uint64_t fetched;           /* commands fetched since enable */
     uint32_t generation;        /* bumped by enable and disable */
 } PolarCimQueue;
+
+/* Where a transfer through an SG list has got to. */
+typedef struct PolarCimSgl {
+    uint64_t base;              /* DMA address of the list */
+    uint32_t nsge;
+    uint32_t next;              /* index of the next entry to read */
+    uint64_t addr;              /* what is left of the current entry */
+    uint32_t left;
+} PolarCimSgl;
+
+typedef enum PolarCimWork {
+    POLAR_CIM_WORK_NONE,
+    POLAR_CIM_WORK_PROGRAM,     /* PROGRAM_TILES from cmd.in */
+    POLAR_CIM_WORK_MATMUL,      /* the chunk cmd.first.. of cmd.in */
+} PolarCimWork;
+
+/* The command the device is executing: STATUS.BUSY while active. */
+typedef struct PolarCimCmd {
+    bool active;
+    unsigned qid;
+    uint32_t slot;
+    uint32_t generation;        /* device generation at fetch */
+    uint32_t queue_generation;
+    uint32_t fault;             /* the injected fault that hit it */
+    uint32_t fault_delay_us;
+    struct polar_cim_sqe sqe;   /* in CPU byte order */
+    struct cim_command c;
+    uint64_t cycles_before;
+    PolarCimSgl src, dst;
+    struct cim_command_matmul_job job;
+    uint32_t first;             /* first vector of the current chunk */
+    uint32_t n;                 /* vectors in the current chunk */
+    uint32_t chunk;             /* vectors per chunk */
+    uint8_t *in;
+    int32_t *out;
+    bool waiting;               /* modelled latency running (timer) */
+    uint16_t status;            /* once computed, or waiting */
+    uint32_t result;
+} PolarCimCmd;
 
 struct PolarCimState {
     PCIDevice parent_obj;
@@ -73,16 +128,13 @@ struct PolarCimState {
     uint32_t cycle_ps;          /* modelled latency per cycle, 0 = none */
     uint32_t engine_threads;    /* host threads one MATMUL may use */
 
-    /* Registers and queues; guarded by lock. */
-    QemuMutex lock;
-    QemuCond work_cond;
+    /* Registers, queues and the command: BQL. */
     uint32_t scratch;
     uint32_t int_status;
     uint32_t int_mask;
     uint32_t error_code;
     uint32_t error_queue;
     bool fatal;
-    bool busy;
     uint32_t progress;
     uint32_t heartbeat;
     uint64_t fw_addr;
@@ -101,43 +153,47 @@ struct PolarCimState {
     bool engine_reset_pending;
     PolarCimQueue queues[POLAR_CIM_MAX_QUEUES];
     unsigned next_queue;        /* round-robin start */
+    PolarCimCmd cmd;
+    QEMUBH *bh;
+    QEMUTimer *latency_timer;
 
-    /* Owned by the worker thread. */
-    QemuThread worker;
-    bool stopping;
+    /*
+     * The engine and the firmware: the worker's while a work item is
+     * handed over, the bottom half's otherwise.
+     */
     struct cim_engine *engine;
     struct cim_firmware fw;
-    uint8_t *buf_in;
-    uint8_t *buf_out;
-    size_t buf_in_size;
-    size_t buf_out_size;
+
+    /* The hand-over to the worker: s->lock. */
+    QemuThread worker;
+    QemuMutex lock;
+    QemuCond work_cond;
+    bool stopping;
+    PolarCimWork work;
+    bool work_done;
+    uint16_t work_status;
 };
+
+static void polar_cim_bh(void *opaque);
 
 /* ---- interrupts --------------------------------------------------------- */
 
-/* Called with the BQL held and s->lock not held. */
 static void polar_cim_raise(PolarCimState *s, uint32_t bits, unsigned vector)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool pending, unmasked;
 
-    qemu_mutex_lock(&s->lock);
     s->int_status |= bits;
-    pending = s->int_status & ~s->int_mask;
-    unmasked = bits & ~s->int_mask;
-    qemu_mutex_unlock(&s->lock);
-
     trace_polar_cim_irq(bits, vector);
     if (msix_enabled(pdev)) {
-        if (unmasked) {
+        if (bits & ~s->int_mask) {
             msix_notify(pdev, vector);
         }
     } else {
-        pci_set_irq(pdev, pending);
+        pci_set_irq(pdev, (s->int_status & ~s->int_mask) != 0);
     }
 }
 
-/* INTx follows the status; called with the BQL held. */
+/* INTx follows the status. */
 static void polar_cim_update_intx(PolarCimState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
@@ -147,92 +203,152 @@ static void polar_cim_update_intx(PolarCimState *s)
     }
 }
 
-static void polar_cim_raise_from_worker(PolarCimState *s, uint32_t bits,
-                                        unsigned vector)
+static void polar_cim_error(PolarCimState *s, uint32_t code, unsigned qid)
 {
-    bql_lock();
-    polar_cim_raise(s, bits, vector);
-    bql_unlock();
+    s->error_code = code;
+    s->error_queue = qid;
+    polar_cim_raise(s, POLAR_CIM_INT_ERROR, s->num_queues);
 }
 
 /* ---- DMA through scatter-gather lists ----------------------------------- */
 
-/*
- * Every DMA of the device. Behind an IOMMU a failed translation raises
- * the IOMMU's fault interrupt, which needs the BQL: without it the first
- * stray access would abort QEMU instead of being reported to the guest.
- * Called without s->lock.
- */
 static MemTxResult polar_cim_dma(PolarCimState *s, dma_addr_t addr, void *buf,
                                  dma_addr_t len, DMADirection dir)
 {
-    bool had_bql = bql_locked();
-    MemTxResult r;
-
-    if (!had_bql) {
-        bql_lock();
-    }
-    r = pci_dma_rw(PCI_DEVICE(s), addr, buf, len, dir,
-                   MEMTXATTRS_UNSPECIFIED);
-    if (!had_bql) {
-        bql_unlock();
-    }
-    return r;
+    return pci_dma_rw(PCI_DEVICE(s), addr, buf, len, dir,
+                      MEMTXATTRS_UNSPECIFIED);
 }
 
-/*
- * Copies len bytes between buf and the memory an SG list describes. The
- * list must cover at least len bytes; its reserved fields must be zero.
- */
-static int polar_cim_sgl_xfer(PolarCimState *s, uint64_t sgl, uint32_t nsge,
-                              uint8_t *buf, size_t len, bool to_device)
+static uint16_t polar_cim_sgl_init(PolarCimSgl *sgl, uint64_t base,
+                                   uint32_t nsge, const char *which)
 {
-    size_t done = 0;
-    uint32_t i;
-
+    *sgl = (PolarCimSgl){ .base = base, .nsge = nsge };
     if (nsge == 0 || nsge > POLAR_CIM_MAX_SGE) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: %s SG list of %u "
+                      "entries, not 1..%u\n", which, nsge, POLAR_CIM_MAX_SGE);
         return POLAR_CIM_ST_BAD_FIELD;
-    }
-    for (i = 0; i < nsge && done < len; i++) {
-        struct polar_cim_sge sge;
-        uint64_t chunk;
-        MemTxResult r;
-
-        if (polar_cim_dma(s, sgl + i * sizeof(sge), &sge, sizeof(sge),
-                          DMA_DIRECTION_TO_DEVICE)) {
-            return POLAR_CIM_ST_DMA_ERROR;
-        }
-        sge.addr = le64_to_cpu(sge.addr);
-        sge.len = le32_to_cpu(sge.len);
-        if (sge.rsvd || sge.len == 0) {
-            return POLAR_CIM_ST_BAD_FIELD;
-        }
-        chunk = MIN((uint64_t)sge.len, len - done);
-        r = polar_cim_dma(s, sge.addr, buf + done, chunk,
-                          to_device ? DMA_DIRECTION_TO_DEVICE :
-                                      DMA_DIRECTION_FROM_DEVICE);
-        if (r != MEMTX_OK) {
-            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: DMA %s 0x%" PRIx64
-                          "+%" PRIu64 " failed\n",
-                          to_device ? "read" : "write", sge.addr, chunk);
-            return POLAR_CIM_ST_DMA_ERROR;
-        }
-        done += chunk;
-    }
-    if (done < len) {
-        return POLAR_CIM_ST_BAD_FIELD;  /* the list is too short */
     }
     return POLAR_CIM_ST_OK;
 }
 
-static uint8_t *polar_cim_buf(uint8_t **buf, size_t *size, size_t need)
+/*
+ * Moves the next len bytes of the data an SG list describes to or from
+ * buf, reading list entries only as they are needed.
+ */
+static uint16_t polar_cim_sgl_xfer(PolarCimState *s, PolarCimSgl *sgl,
+                                   void *buf, uint64_t len, bool to_device)
 {
-    if (*size < need) {
-        g_free(*buf);
-        *buf = g_malloc(need);
-        *size = need;
+    uint8_t *p = buf;
+
+    while (len) {
+        uint64_t chunk;
+
+        if (!sgl->left) {
+            struct polar_cim_sge sge;
+            uint64_t at = sgl->base + (uint64_t)sgl->next * sizeof(sge);
+
+            if (sgl->next == sgl->nsge) {
+                qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: SG list at 0x%"
+                              PRIx64 " is too short\n", sgl->base);
+                return POLAR_CIM_ST_BAD_FIELD;
+            }
+            if (polar_cim_dma(s, at, &sge, sizeof(sge),
+                              DMA_DIRECTION_TO_DEVICE)) {
+                qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: SG entry read at "
+                              "0x%" PRIx64 " failed\n", at);
+                return POLAR_CIM_ST_DMA_ERROR;
+            }
+            sgl->next++;
+            sgl->addr = le64_to_cpu(sge.addr);
+            sgl->left = le32_to_cpu(sge.len);
+            if (sge.rsvd || sgl->left == 0) {
+                qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: SG entry at 0x%"
+                              PRIx64 " has length 0 or reserved bits\n", at);
+                sgl->left = 0;
+                return POLAR_CIM_ST_BAD_FIELD;
+            }
+        }
+        chunk = MIN((uint64_t)sgl->left, len);
+        if (polar_cim_dma(s, sgl->addr, p, chunk,
+                          to_device ? DMA_DIRECTION_TO_DEVICE :
+                                      DMA_DIRECTION_FROM_DEVICE)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: DMA %s 0x%" PRIx64
+                          "+%" PRIu64 " failed\n",
+                          to_device ? "read" : "write", sgl->addr, chunk);
+            return POLAR_CIM_ST_DMA_ERROR;
+        }
+        sgl->addr += chunk;
+        sgl->left -= chunk;
+        p += chunk;
+        len -= chunk;
     }
-    return *buf;
+    return POLAR_CIM_ST_OK;
+}
+
+/* ---- the worker: engine work only --------------------------------------- */
+
+static uint16_t polar_cim_work_run(PolarCimState *s, PolarCimWork work)
+{
+    PolarCimCmd *cmd = &s->cmd;
+
+    if (work == POLAR_CIM_WORK_PROGRAM) {
+        return cim_command_program(s->engine, &cmd->c,
+                                   (const int8_t *)cmd->in);
+    }
+    return cim_command_matmul_chunk(s->engine, &cmd->job, cmd->first, cmd->n,
+                                    (const int8_t *)cmd->in, cmd->out);
+}
+
+static void *polar_cim_worker(void *opaque)
+{
+    PolarCimState *s = opaque;
+
+    qemu_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        PolarCimWork work = s->work;
+        uint16_t st;
+
+        if (work == POLAR_CIM_WORK_NONE || s->work_done) {
+            qemu_cond_wait(&s->work_cond, &s->lock);
+            continue;
+        }
+        qemu_mutex_unlock(&s->lock);
+        st = polar_cim_work_run(s, work);
+        qemu_mutex_lock(&s->lock);
+        s->work_status = st;
+        s->work_done = true;
+        qemu_bh_schedule(s->bh);
+    }
+    qemu_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void polar_cim_work_start(PolarCimState *s, PolarCimWork work)
+{
+    qemu_mutex_lock(&s->lock);
+    s->work = work;
+    s->work_done = false;
+    qemu_cond_signal(&s->work_cond);
+    qemu_mutex_unlock(&s->lock);
+}
+
+/*
+ * Is a work item with the worker? If it has come back, takes its status
+ * into cmd->status and returns false.
+ */
+static bool polar_cim_work_running(PolarCimState *s)
+{
+    bool running;
+
+    qemu_mutex_lock(&s->lock);
+    running = s->work != POLAR_CIM_WORK_NONE && !s->work_done;
+    if (s->work != POLAR_CIM_WORK_NONE && s->work_done) {
+        s->cmd.status = s->work_status;
+        s->work = POLAR_CIM_WORK_NONE;
+        s->work_done = false;
+    }
+    qemu_mutex_unlock(&s->lock);
+    return running;
 }
 
 /* ---- commands ------------------------------------------------------------ */
@@ -252,122 +368,6 @@ static void polar_cim_command_from_sqe(const struct polar_cim_sqe *e,
     c->job_seed = e->job_seed;
 }
 
-static void polar_cim_heartbeat(void *opaque, uint32_t vectors)
-{
-    PolarCimState *s = opaque;
-
-    qemu_mutex_lock(&s->lock);
-    s->heartbeat += vectors;
-    qemu_mutex_unlock(&s->lock);
-}
-
-/* PROGRAM_TILES and MATMUL: DMA in, compute in cim_command, DMA out. */
-static uint16_t polar_cim_cmd_compute(PolarCimState *s,
-                                      const struct polar_cim_sqe *e,
-                                      uint32_t *result)
-{
-    struct cim_command c;
-    uint64_t in_len, out_len;
-    uint8_t *in, *out = NULL;
-    uint16_t st;
-    uint32_t i;
-
-    polar_cim_command_from_sqe(e, &c);
-    st = cim_command_check(s->engine, &c, POLAR_CIM_MAX_BATCH);
-    if (st) {
-        return st;
-    }
-    in_len = cim_command_src_bytes(&c);
-    out_len = cim_command_dst_bytes(&c);
-    in = polar_cim_buf(&s->buf_in, &s->buf_in_size, in_len);
-    st = polar_cim_sgl_xfer(s, e->src_sgl, e->src_nsge, in, in_len, true);
-    if (st) {
-        return st;
-    }
-    if (c.opcode == POLAR_CIM_OP_PROGRAM_TILES) {
-        return cim_command_program(s->engine, &c, (const int8_t *)in);
-    }
-
-    out = polar_cim_buf(&s->buf_out, &s->buf_out_size, out_len);
-    st = cim_command_matmul(s->engine, &s->fw, &c, (const int8_t *)in,
-                            (int32_t *)out, polar_cim_heartbeat, s);
-    if (st) {
-        return st;
-    }
-    for (i = 0; i < out_len / 4; i++) {
-        uint32_t v = cpu_to_le32(((uint32_t *)out)[i]);
-
-        memcpy(out + 4 * i, &v, 4);
-    }
-    st = polar_cim_sgl_xfer(s, e->dst_sgl, e->dst_nsge, out, out_len, false);
-    if (!st) {
-        *result = out_len;
-    }
-    return st;
-}
-
-static void polar_cim_counters(PolarCimState *s, uint64_t *out)
-{
-    cim_command_counters(s->engine, s->commands, out);
-}
-
-static uint16_t polar_cim_cmd_read_counters(PolarCimState *s,
-                                            const struct polar_cim_sqe *e,
-                                            uint32_t *result)
-{
-    uint64_t c[POLAR_CIM_NUM_COUNTERS];
-    uint16_t st;
-    int i;
-
-    polar_cim_counters(s, c);
-    for (i = 0; i < POLAR_CIM_NUM_COUNTERS; i++) {
-        c[i] = cpu_to_le64(c[i]);
-    }
-    st = polar_cim_sgl_xfer(s, e->dst_sgl, e->dst_nsge, (uint8_t *)c,
-                            sizeof(c), false);
-    if (!st) {
-        *result = sizeof(c);
-    }
-    return st;
-}
-
-static bool polar_cim_sqe_reserved_ok(const struct polar_cim_sqe *e)
-{
-    return !e->flags && !e->rsvd0 && !e->rsvd1 && !e->rsvd2 && !e->rsvd3;
-}
-
-static uint16_t polar_cim_execute(PolarCimState *s,
-                                  const struct polar_cim_sqe *e,
-                                  uint32_t *result)
-{
-    *result = 0;
-    if (!polar_cim_sqe_reserved_ok(e)) {
-        return POLAR_CIM_ST_BAD_FIELD;
-    }
-    if (s->fw_status != POLAR_CIM_FW_BOOTED &&
-        e->opcode != POLAR_CIM_OP_NOP) {
-        return POLAR_CIM_ST_NO_FIRMWARE;
-    }
-    switch (e->opcode) {
-    case POLAR_CIM_OP_NOP:
-    case POLAR_CIM_OP_FENCE:
-        /*
-         * One worker executes commands in order, so every command fetched
-         * before a FENCE, on any queue, has completed when it runs.
-         */
-        return POLAR_CIM_ST_OK;
-    case POLAR_CIM_OP_PROGRAM_TILES:
-    case POLAR_CIM_OP_MATMUL:
-        return polar_cim_cmd_compute(s, e, result);
-    case POLAR_CIM_OP_READ_COUNTERS:
-        return polar_cim_cmd_read_counters(s, e, result);
-    default:
-        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: bad opcode 0x%x\n",
-                      e->opcode);
-        return POLAR_CIM_ST_BAD_OPCODE;
-    }
-}
-
 static void polar_cim_sqe_to_cpu(struct polar_cim_sqe *e)
 {
     e->tag = le32_to_cpu(e->tag);
@@ -384,20 +384,422 @@ static void polar_cim_sqe_to_cpu(struct polar_cim_sqe *e)
     e->dst_nsge = le16_to_cpu(e->dst_nsge);
 }
 
-/* ---- firmware boot ------------------------------------------------------ */
-
-static void polar_cim_boot_firmware(PolarCimState *s, uint64_t addr,
-                                    uint32_t size, uint32_t generation)
+static uint64_t polar_cim_cycles(PolarCimState *s)
 {
+    struct cim_counters counters;
+
+    cim_engine_counters(s->engine, &counters);
+    return counters.cycles;
+}
+
+static uint16_t polar_cim_cmd_read_counters(PolarCimState *s, uint32_t *result)
+{
+    PolarCimCmd *cmd = &s->cmd;
+    uint64_t c[POLAR_CIM_NUM_COUNTERS];
+    uint16_t st;
+    int i;
+
+    cim_command_counters(s->engine, s->commands, c);
+    for (i = 0; i < POLAR_CIM_NUM_COUNTERS; i++) {
+        c[i] = cpu_to_le64(c[i]);
+    }
+    st = polar_cim_sgl_init(&cmd->dst, cmd->sqe.dst_sgl, cmd->sqe.dst_nsge,
+                            "destination");
+    if (!st) {
+        st = polar_cim_sgl_xfer(s, &cmd->dst, c, sizeof(c), false);
+    }
+    if (!st) {
+        *result = sizeof(c);
+    }
+    return st;
+}
+
+/*
+ * PROGRAM_TILES and MATMUL, after their checks: fetches the weights or the
+ * first chunk of inputs and hands them to the worker. Returns OK when the
+ * worker has the command, else the status it completes with.
+ */
+static uint16_t polar_cim_cmd_compute_start(PolarCimState *s)
+{
+    PolarCimCmd *cmd = &s->cmd;
+    struct cim_command *c = &cmd->c;
+    uint64_t in_len, vector_bytes;
+    uint16_t st;
+
+    st = polar_cim_sgl_init(&cmd->src, cmd->sqe.src_sgl, cmd->sqe.src_nsge,
+                            "source");
+    if (st) {
+        return st;
+    }
+    if (c->opcode == POLAR_CIM_OP_PROGRAM_TILES) {
+        /* At most the range's cells: cim_command_check bounded it. */
+        in_len = cim_command_src_bytes(c);
+        cmd->in = g_try_malloc(in_len);
+        if (!cmd->in) {
+            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: no memory for %"
+                          PRIu64 " bytes of weights\n", in_len);
+            return POLAR_CIM_ST_NO_RESOURCES;
+        }
+        st = polar_cim_sgl_xfer(s, &cmd->src, cmd->in, in_len, true);
+        if (!st) {
+            polar_cim_work_start(s, POLAR_CIM_WORK_PROGRAM);
+        }
+        return st;
+    }
+
+    st = polar_cim_sgl_init(&cmd->dst, cmd->sqe.dst_sgl, cmd->sqe.dst_nsge,
+                            "destination");
+    if (st) {
+        return st;
+    }
+    cim_command_matmul_prepare(s->engine, &s->fw, c, &cmd->job);
+    vector_bytes = c->in_dim + 4 * (uint64_t)c->out_dim;
+    cmd->chunk = MIN(cmd->job.chunk,
+                     MAX(1, POLAR_CIM_CHUNK_BYTES / vector_bytes));
+    cmd->in = g_try_malloc((uint64_t)cmd->chunk * c->in_dim);
+    cmd->out = g_try_malloc((uint64_t)cmd->chunk * c->out_dim * 4);
+    if (!cmd->in || !cmd->out) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: no memory for a chunk "
+                      "of %u vectors of %" PRIu64 " bytes\n", cmd->chunk,
+                      vector_bytes);
+        return POLAR_CIM_ST_NO_RESOURCES;
+    }
+    cmd->first = 0;
+    cmd->n = 0;
+    return POLAR_CIM_ST_OK;
+}
+
+/*
+ * The next step of a MATMUL whose previous chunk (if any) the worker has
+ * just finished with status cmd->status: writes that chunk's outputs,
+ * then fetches the next chunk and hands it over. Returns true while the
+ * worker has a chunk.
+ */
+static bool polar_cim_matmul_step(PolarCimState *s)
+{
+    PolarCimCmd *cmd = &s->cmd;
+    struct cim_command *c = &cmd->c;
+    uint64_t i, n;
+
+    if (cmd->n) {
+        if (cmd->status) {
+            return false;
+        }
+        n = (uint64_t)cmd->n * c->out_dim;
+        for (i = 0; i < n; i++) {
+            cmd->out[i] = cpu_to_le32(cmd->out[i]);
+        }
+        cmd->status = polar_cim_sgl_xfer(s, &cmd->dst, cmd->out, n * 4,
+                                         false);
+        s->heartbeat += cmd->n;
+        trace_polar_cim_chunk(cmd->qid, cmd->first, cmd->n, cmd->status);
+        if (cmd->status) {
+            return false;
+        }
+        cmd->first += cmd->n;
+    }
+    if (cmd->first == c->batch) {
+        cmd->result = c->batch * c->out_dim * 4;
+        return false;
+    }
+    cmd->n = MIN(cmd->chunk, c->batch - cmd->first);
+    cmd->status = polar_cim_sgl_xfer(s, &cmd->src, cmd->in,
+                                     (uint64_t)cmd->n * c->in_dim, true);
+    if (cmd->status) {
+        return false;
+    }
+    polar_cim_work_start(s, POLAR_CIM_WORK_MATMUL);
+    return true;
+}
+
+/*
+ * The checks every command gets at fetch, in the datasheet's order, and
+ * the commands that need no engine work. Returns true when the command
+ * has been handed to the worker, false when cmd->status is final.
+ */
+static bool polar_cim_cmd_execute(PolarCimState *s)
+{
+    PolarCimCmd *cmd = &s->cmd;
+    struct polar_cim_sqe *e = &cmd->sqe;
+    uint16_t st;
+
+    cmd->result = 0;
+    if (e->flags || e->rsvd0 || e->rsvd1 || e->rsvd2 || e->rsvd3) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: queue %u slot %u: "
+                      "reserved SQE fields set\n", cmd->qid, cmd->slot);
+        st = POLAR_CIM_ST_BAD_FIELD;
+    } else if (s->fw_status != POLAR_CIM_FW_BOOTED &&
+               e->opcode != POLAR_CIM_OP_NOP) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: queue %u: opcode 0x%x "
+                      "without booted firmware\n", cmd->qid, e->opcode);
+        st = POLAR_CIM_ST_NO_FIRMWARE;
+    } else {
+        switch (e->opcode) {
+        case POLAR_CIM_OP_NOP:
+        case POLAR_CIM_OP_FENCE:
+            /*
+             * One command executes at a time, so every command fetched
+             * before a FENCE, on any queue, has completed when it runs.
+             */
+            st = POLAR_CIM_ST_OK;
+            break;
+        case POLAR_CIM_OP_READ_COUNTERS:
+            st = polar_cim_cmd_read_counters(s, &cmd->result);
+            break;
+        case POLAR_CIM_OP_PROGRAM_TILES:
+        case POLAR_CIM_OP_MATMUL:
+            polar_cim_command_from_sqe(e, &cmd->c);
+            st = cim_command_check(s->engine, &cmd->c, POLAR_CIM_MAX_BATCH);
+            if (st) {
+                qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: queue %u: "
+                              "opcode 0x%x rejected with status %u\n",
+                              cmd->qid, e->opcode, st);
+                break;
+            }
+            st = polar_cim_cmd_compute_start(s);
+            if (st) {
+                break;
+            }
+            if (e->opcode == POLAR_CIM_OP_PROGRAM_TILES) {
+                return true;
+            }
+            cmd->status = POLAR_CIM_ST_OK;
+            return polar_cim_matmul_step(s);
+        default:
+            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: bad opcode 0x%x\n",
+                          e->opcode);
+            st = POLAR_CIM_ST_BAD_OPCODE;
+            break;
+        }
+    }
+    cmd->status = st;
+    return false;
+}
+
+/* Does the armed fault hit this fetch? */
+static uint32_t polar_cim_take_fault(PolarCimState *s, unsigned qid)
+{
+    uint32_t mode = s->fault_mode;
+
+    if (mode == POLAR_CIM_FAULT_NONE || s->fault_queue != qid) {
+        return POLAR_CIM_FAULT_NONE;
+    }
+    if (s->fault_count) {
+        s->fault_count--;
+        return POLAR_CIM_FAULT_NONE;
+    }
+    s->fault_mode = POLAR_CIM_FAULT_NONE;
+    trace_polar_cim_fault(mode, qid);
+    return mode;
+}
+
+/* Ends the command: STATUS.BUSY drops only here. */
+static void polar_cim_cmd_end(PolarCimState *s)
+{
+    PolarCimCmd *cmd = &s->cmd;
+
+    g_free(cmd->in);
+    g_free(cmd->out);
+    cmd->in = NULL;
+    cmd->out = NULL;
+    cmd->active = false;
+    qemu_bh_schedule(s->bh);
+}
+
+/* Was the device reset, or the command's queue re-enabled, since fetch? */
+static bool polar_cim_cmd_stale(PolarCimState *s)
+{
+    PolarCimCmd *cmd = &s->cmd;
+    PolarCimQueue *queue = &s->queues[cmd->qid];
+
+    return cmd->generation != s->generation || !queue->enabled ||
+           cmd->queue_generation != queue->generation;
+}
+
+/*
+ * The command has executed with cmd->status: after its modelled latency
+ * (and an injected DELAY), posts the CQE and raises the interrupt.
+ */
+static void polar_cim_cmd_complete(PolarCimState *s)
+{
+    PolarCimCmd *cmd = &s->cmd;
+    PolarCimQueue *queue = &s->queues[cmd->qid];
+    struct polar_cim_cqe c;
+    uint64_t cq_addr;
+
+    if (polar_cim_cmd_stale(s)) {
+        trace_polar_cim_dropped(cmd->qid, cmd->sqe.tag);
+        polar_cim_cmd_end(s);
+        return;
+    }
+    if (!cmd->waiting) {
+        uint64_t us = 0;
+
+        if (s->cycle_ps) {
+            us = (polar_cim_cycles(s) - cmd->cycles_before) * s->cycle_ps /
+                 1000000;
+        }
+        if (cmd->fault == POLAR_CIM_FAULT_DELAY) {
+            us += cmd->fault_delay_us;
+        }
+        if (us) {
+            cmd->waiting = true;
+            timer_mod(s->latency_timer,
+                      qemu_clock_get_us(QEMU_CLOCK_REALTIME) + us);
+            return;
+        }
+    }
+    cmd->waiting = false;
+
+    s->commands++;
+    cim_command_counters(s->engine, s->commands, s->live);
+    s->progress++;
+    queue->sq_head = (cmd->slot + 1) % queue->size;
+    if (cmd->fault == POLAR_CIM_FAULT_DROP) {
+        polar_cim_cmd_end(s);
+        return;
+    }
+    c.tag = cpu_to_le32(cmd->fault == POLAR_CIM_FAULT_CORRUPT_CQE ?
+                        ~cmd->sqe.tag : cmd->sqe.tag);
+    c.status = cpu_to_le16(cmd->status);
+    c.sq_head = cpu_to_le16(queue->sq_head);
+    c.result = cpu_to_le32(cmd->status ? 0 : cmd->result);
+    c.queue = cpu_to_le16(cmd->qid);
+    c.phase = cpu_to_le16(queue->phase);
+    cq_addr = queue->cq_base + (uint64_t)queue->cq_tail * sizeof(c);
+    queue->cq_tail = (queue->cq_tail + 1) % queue->size;
+    if (queue->cq_tail == 0) {
+        queue->phase ^= 1;
+    }
+    if (polar_cim_dma(s, cq_addr, &c, sizeof(c), DMA_DIRECTION_FROM_DEVICE)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: queue %u: CQE write at "
+                      "0x%" PRIx64 " failed, queue stopped\n", cmd->qid,
+                      cq_addr);
+        queue->error = true;
+        polar_cim_error(s, POLAR_CIM_ERROR_RING_DMA, cmd->qid);
+        polar_cim_cmd_end(s);
+        return;
+    }
+    trace_polar_cim_complete(cmd->qid, cmd->sqe.tag, cmd->status,
+                             cmd->status ? 0 : cmd->result);
+    polar_cim_raise(s, 1u << cmd->qid, cmd->qid);
+    if (cmd->fault == POLAR_CIM_FAULT_ERROR_IRQ) {
+        polar_cim_error(s, POLAR_CIM_ERROR_INJECTED, cmd->qid);
+    }
+    polar_cim_cmd_end(s);
+}
+
+static void polar_cim_latency_done(void *opaque)
+{
+    polar_cim_cmd_complete(opaque);
+}
+
+/* Fetches the SQE at the head of queue qid and starts executing it. */
+static void polar_cim_cmd_start(PolarCimState *s, PolarCimQueue *queue,
+                                unsigned qid)
+{
+    PolarCimCmd *cmd = &s->cmd;
+    uint64_t sq_addr;
+
+    *cmd = (PolarCimCmd){
+        .active = true,
+        .qid = qid,
+        .slot = queue->sq_head,
+        .generation = s->generation,
+        .queue_generation = queue->generation,
+        .fault = polar_cim_take_fault(s, qid),
+        .fault_delay_us = s->fault_delay_us,
+        .cycles_before = polar_cim_cycles(s),
+    };
+    queue->fetched++;
+    sq_addr = queue->sq_base + (uint64_t)cmd->slot * sizeof(cmd->sqe);
+    if (polar_cim_dma(s, sq_addr, &cmd->sqe, sizeof(cmd->sqe),
+                      DMA_DIRECTION_TO_DEVICE)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: queue %u: SQE read at "
+                      "0x%" PRIx64 " failed, queue stopped\n", qid, sq_addr);
+        queue->error = true;
+        polar_cim_error(s, POLAR_CIM_ERROR_RING_DMA, qid);
+        polar_cim_cmd_end(s);
+        return;
+    }
+    polar_cim_sqe_to_cpu(&cmd->sqe);
+    trace_polar_cim_cmd(qid, cmd->slot, cmd->sqe.opcode, cmd->sqe.tag);
+
+    switch (cmd->fault) {
+    case POLAR_CIM_FAULT_DMA_ERROR:
+        cmd->status = POLAR_CIM_ST_DMA_ERROR;
+        break;
+    case POLAR_CIM_FAULT_STRAY_DMA: {
+        uint8_t stray[64];
+
+        /* A real device bug: DMA to an address nobody mapped for it. */
+        if (polar_cim_dma(s, POLAR_CIM_STRAY_DMA_ADDR, stray, sizeof(stray),
+                          DMA_DIRECTION_TO_DEVICE)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: DMA read 0x%" PRIx64
+                          "+%zu failed (injected stray DMA)\n",
+                          (uint64_t)POLAR_CIM_STRAY_DMA_ADDR, sizeof(stray));
+        }
+        cmd->status = POLAR_CIM_ST_DMA_ERROR;
+        break;
+    }
+    case POLAR_CIM_FAULT_FW_CRASH:
+        s->fatal = true;
+        polar_cim_error(s, POLAR_CIM_ERROR_FW_CRASH, qid);
+        polar_cim_cmd_end(s);
+        return;
+    default:
+        if (polar_cim_cmd_execute(s)) {
+            return;             /* the worker has it */
+        }
+        break;
+    }
+    polar_cim_cmd_complete(s);
+}
+
+/*
+ * The worker has handed back the command's work item: go on with it, or
+ * stop it here if a reset, a queue disable or the device's exit made it
+ * pointless.
+ */
+static void polar_cim_cmd_resume(PolarCimState *s)
+{
+    PolarCimCmd *cmd = &s->cmd;
+
+    if (polar_cim_cmd_stale(s)) {
+        trace_polar_cim_dropped(cmd->qid, cmd->sqe.tag);
+        polar_cim_cmd_end(s);
+        return;
+    }
+    if (cmd->status) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: queue %u: opcode 0x%x "
+                      "failed in the array with status %u\n", cmd->qid,
+                      cmd->sqe.opcode, cmd->status);
+    }
+    if (cmd->sqe.opcode == POLAR_CIM_OP_MATMUL && polar_cim_matmul_step(s)) {
+        return;
+    }
+    polar_cim_cmd_complete(s);
+}
+
+/* ---- firmware boot and reset --------------------------------------------- */
+
+static void polar_cim_boot_firmware(PolarCimState *s)
+{
+    uint64_t addr = s->fw_addr;
+    uint32_t size = s->fw_size;
     uint32_t status;
     uint8_t *image;
 
     if (size < sizeof(struct polar_cim_fw_header) ||
         size > POLAR_CIM_FW_MAX_SIZE) {
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: firmware size %u out of "
+                      "range\n", size);
         status = POLAR_CIM_FW_ERR_SIZE;
     } else {
         image = g_malloc(size);
         if (polar_cim_dma(s, addr, image, size, DMA_DIRECTION_TO_DEVICE)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: firmware read at 0x%"
+                          PRIx64 "+%u failed\n", addr, size);
             status = POLAR_CIM_FW_ERR_DMA;
         } else {
             struct cim_fw_diag diag;
@@ -415,19 +817,12 @@ static void polar_cim_boot_firmware(PolarCimState *s, uint64_t addr,
         cim_engine_set_codebook(s->engine, s->fw.codebook);
     }
     trace_polar_cim_fw_boot(size, status);
-    qemu_mutex_lock(&s->lock);
-    if (generation != s->generation) {
-        /* Reset while booting: the boot never happened. */
-        qemu_mutex_unlock(&s->lock);
-        return;
-    }
     s->fw_status = status;
     s->fw_version = status == POLAR_CIM_FW_BOOTED ? s->fw.version : 0;
-    qemu_mutex_unlock(&s->lock);
-    polar_cim_raise_from_worker(s, POLAR_CIM_INT_FW, s->num_queues);
+    polar_cim_raise(s, POLAR_CIM_INT_FW, s->num_queues);
 }
 
-/* A reset clears the tiles and the counters: a fresh engine does both. */
+/* A power-on reset clears the tiles and the counters: a fresh engine. */
 static void polar_cim_engine_recreate(PolarCimState *s)
 {
     struct cim_config cfg = *cim_engine_config(s->engine);
@@ -440,11 +835,14 @@ static void polar_cim_engine_recreate(PolarCimState *s)
     } else {
         cim_engine_reset_counters(s->engine);
     }
+    memset(&s->fw, 0, sizeof(s->fw));
+    s->commands = 0;
+    memset(s->live, 0, sizeof(s->live));
 }
 
-/* ---- the worker ------------------------------------------------------------ */
+/* ---- the bottom half ------------------------------------------------------ */
 
-/* A queue with work, round-robin; called with s->lock held. */
+/* A queue with work, round-robin. */
 static PolarCimQueue *polar_cim_next_queue(PolarCimState *s, unsigned *qid)
 {
     unsigned i;
@@ -469,220 +867,52 @@ static PolarCimQueue *polar_cim_next_queue(PolarCimState *s, unsigned *qid)
 }
 
 /*
- * Waits like a slow command, but a reset or the device's exit ends the
- * wait at once: the command it belongs to is dropped anyway.
+ * Everything the device does on its own, with the BQL held: continue the
+ * command the worker handed back, clear the engine after a power-on
+ * reset, boot firmware, then fetch and run commands.
  */
-static void polar_cim_sleep(PolarCimState *s, uint64_t us, uint32_t generation)
-{
-    int64_t deadline = qemu_clock_get_us(QEMU_CLOCK_REALTIME) + us;
-
-    qemu_mutex_lock(&s->lock);
-    while (generation == s->generation && !s->stopping) {
-        int64_t left = deadline - qemu_clock_get_us(QEMU_CLOCK_REALTIME);
-
-        if (left <= 0) {
-            break;
-        }
-        qemu_cond_timedwait(&s->work_cond, &s->lock, MAX(left / 1000, 1));
-    }
-    qemu_mutex_unlock(&s->lock);
-}
-
-/* Does the armed fault hit this fetch? Called with s->lock held. */
-static uint32_t polar_cim_take_fault(PolarCimState *s, unsigned qid)
-{
-    uint32_t mode = s->fault_mode;
-
-    if (mode == POLAR_CIM_FAULT_NONE || s->fault_queue != qid) {
-        return POLAR_CIM_FAULT_NONE;
-    }
-    if (s->fault_count) {
-        s->fault_count--;
-        return POLAR_CIM_FAULT_NONE;
-    }
-    s->fault_mode = POLAR_CIM_FAULT_NONE;
-    trace_polar_cim_fault(mode, qid);
-    return mode;
-}
-
-static void polar_cim_process_one(PolarCimState *s, PolarCimQueue *queue,
-                                  unsigned qid, uint32_t generation)
-{
-    uint32_t queue_generation;
-    struct polar_cim_sqe e;
-    struct polar_cim_cqe c;
-    uint64_t sq_addr, cq_addr, cycles_before;
-    struct cim_counters counters;
-    uint32_t slot, fault, result = 0;
-    uint16_t status;
-
-    qemu_mutex_lock(&s->lock);
-    queue_generation = queue->generation;
-    slot = queue->sq_head;
-    sq_addr = queue->sq_base + (uint64_t)slot * sizeof(e);
-    fault = polar_cim_take_fault(s, qid);
-    queue->fetched++;
-    s->busy = true;
-    qemu_mutex_unlock(&s->lock);
-
-    if (polar_cim_dma(s, sq_addr, &e, sizeof(e), DMA_DIRECTION_TO_DEVICE)) {
-        qemu_mutex_lock(&s->lock);
-        queue->error = true;
-        s->error_code = POLAR_CIM_ERROR_RING_DMA;
-        s->error_queue = qid;
-        s->busy = false;
-        qemu_mutex_unlock(&s->lock);
-        polar_cim_raise_from_worker(s, POLAR_CIM_INT_ERROR, s->num_queues);
-        return;
-    }
-    polar_cim_sqe_to_cpu(&e);
-    trace_polar_cim_cmd(qid, slot, e.opcode, e.tag);
-
-    cim_engine_counters(s->engine, &counters);
-    cycles_before = counters.cycles;
-    if (fault == POLAR_CIM_FAULT_DMA_ERROR) {
-        status = POLAR_CIM_ST_DMA_ERROR;
-    } else if (fault == POLAR_CIM_FAULT_STRAY_DMA) {
-        uint8_t stray[64];
-
-        /* A real device bug: DMA to an address nobody mapped for it. */
-        if (polar_cim_dma(s, POLAR_CIM_STRAY_DMA_ADDR, stray, sizeof(stray),
-                          DMA_DIRECTION_TO_DEVICE)) {
-            qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: DMA read 0x%" PRIx64
-                          "+%zu failed (injected stray DMA)\n",
-                          (uint64_t)POLAR_CIM_STRAY_DMA_ADDR, sizeof(stray));
-        }
-        status = POLAR_CIM_ST_DMA_ERROR;
-    } else if (fault == POLAR_CIM_FAULT_FW_CRASH) {
-        qemu_mutex_lock(&s->lock);
-        s->fatal = true;
-        s->error_code = POLAR_CIM_ERROR_FW_CRASH;
-        s->error_queue = qid;
-        s->busy = false;
-        qemu_mutex_unlock(&s->lock);
-        polar_cim_raise_from_worker(s, POLAR_CIM_INT_ERROR, s->num_queues);
-        return;
-    } else {
-        status = polar_cim_execute(s, &e, &result);
-    }
-
-    /* Modelled latency from the engine's cycle count. */
-    cim_engine_counters(s->engine, &counters);
-    if (s->cycle_ps) {
-        uint64_t ns = (counters.cycles - cycles_before) * s->cycle_ps / 1000;
-
-        if (ns >= 1000) {
-            polar_cim_sleep(s, ns / 1000, generation);
-        }
-    }
-    if (fault == POLAR_CIM_FAULT_DELAY) {
-        polar_cim_sleep(s, s->fault_delay_us, generation);
-    }
-
-    qemu_mutex_lock(&s->lock);
-    s->busy = false;
-    s->commands++;
-    polar_cim_counters(s, s->live);
-    if (generation != s->generation || !queue->enabled ||
-        queue_generation != queue->generation) {
-        /* Reset or re-enabled while it ran: the result goes nowhere. */
-        qemu_mutex_unlock(&s->lock);
-        return;
-    }
-    s->progress++;
-    queue->sq_head = (slot + 1) % queue->size;
-    if (fault == POLAR_CIM_FAULT_DROP) {
-        qemu_mutex_unlock(&s->lock);
-        return;
-    }
-    c.tag = cpu_to_le32(fault == POLAR_CIM_FAULT_CORRUPT_CQE ?
-                        ~e.tag : e.tag);
-    c.status = cpu_to_le16(status);
-    c.sq_head = cpu_to_le16(queue->sq_head);
-    c.result = cpu_to_le32(result);
-    c.queue = cpu_to_le16(qid);
-    c.phase = cpu_to_le16(queue->phase);
-    cq_addr = queue->cq_base + (uint64_t)queue->cq_tail * sizeof(c);
-    queue->cq_tail = (queue->cq_tail + 1) % queue->size;
-    if (queue->cq_tail == 0) {
-        queue->phase ^= 1;
-    }
-    qemu_mutex_unlock(&s->lock);
-
-    if (polar_cim_dma(s, cq_addr, &c, sizeof(c), DMA_DIRECTION_FROM_DEVICE)) {
-        qemu_mutex_lock(&s->lock);
-        queue->error = true;
-        s->error_code = POLAR_CIM_ERROR_RING_DMA;
-        s->error_queue = qid;
-        qemu_mutex_unlock(&s->lock);
-        polar_cim_raise_from_worker(s, POLAR_CIM_INT_ERROR, s->num_queues);
-        return;
-    }
-    trace_polar_cim_complete(qid, e.tag, status, result);
-    polar_cim_raise_from_worker(s, 1u << qid, qid);
-    if (fault == POLAR_CIM_FAULT_ERROR_IRQ) {
-        qemu_mutex_lock(&s->lock);
-        s->error_code = POLAR_CIM_ERROR_INJECTED;
-        s->error_queue = qid;
-        qemu_mutex_unlock(&s->lock);
-        polar_cim_raise_from_worker(s, POLAR_CIM_INT_ERROR, s->num_queues);
-    }
-}
-
-static void *polar_cim_worker(void *opaque)
+static void polar_cim_bh(void *opaque)
 {
     PolarCimState *s = opaque;
+    unsigned budget = POLAR_CIM_BH_BUDGET, qid;
+    PolarCimQueue *queue;
 
-    qemu_mutex_lock(&s->lock);
-    while (!s->stopping) {
-        PolarCimQueue *queue;
-        uint32_t generation;
-        unsigned qid;
-
-        if (s->engine_reset_pending) {
-            s->engine_reset_pending = false;
-            qemu_mutex_unlock(&s->lock);
-            polar_cim_engine_recreate(s);
-            memset(&s->fw, 0, sizeof(s->fw));
-            qemu_mutex_lock(&s->lock);
-            s->commands = 0;
-            memset(s->live, 0, sizeof(s->live));
-            continue;
+    if (s->cmd.active) {
+        if (s->cmd.waiting || polar_cim_work_running(s)) {
+            return;
         }
-        if (s->fw_boot_pending) {
-            uint64_t addr = s->fw_addr;
-            uint32_t size = s->fw_size;
-
-            s->fw_boot_pending = false;
-            generation = s->generation;
-            qemu_mutex_unlock(&s->lock);
-            polar_cim_boot_firmware(s, addr, size, generation);
-            qemu_mutex_lock(&s->lock);
-            continue;
+        polar_cim_cmd_resume(s);
+        if (s->cmd.active) {
+            return;
         }
-        queue = polar_cim_next_queue(s, &qid);
-        if (!queue) {
-            qemu_cond_wait(&s->work_cond, &s->lock);
-            continue;
-        }
-        generation = s->generation;
-        qemu_mutex_unlock(&s->lock);
-        polar_cim_process_one(s, queue, qid, generation);
-        qemu_mutex_lock(&s->lock);
     }
-    qemu_mutex_unlock(&s->lock);
-    return NULL;
+    if (s->engine_reset_pending) {
+        s->engine_reset_pending = false;
+        polar_cim_engine_recreate(s);
+    }
+    if (s->fw_boot_pending) {
+        s->fw_boot_pending = false;
+        polar_cim_boot_firmware(s);
+    }
+    while (!s->cmd.active && (queue = polar_cim_next_queue(s, &qid))) {
+        if (!budget--) {
+            qemu_bh_schedule(s->bh);
+            return;
+        }
+        polar_cim_cmd_start(s, queue, qid);
+    }
 }
 
 /* ---- registers ----------------------------------------------------------- */
 
 /*
- * Called with s->lock held. A CTRL reset clears queues, firmware,
- * interrupts and faults; the tiles keep their weights, as non-volatile
- * cells do, so a driver recovering from a hang can re-run jobs without
- * reprogramming. A power-on (system) reset also clears the tiles.
+ * A CTRL reset clears queues, firmware, interrupts and faults; the tiles
+ * keep their weights, as non-volatile cells do, so a driver recovering
+ * from a hang can re-run jobs without reprogramming. A power-on (system)
+ * reset also clears the tiles. A command the worker is computing stops
+ * at its next chunk; one waiting out its latency ends now.
  */
-static void polar_cim_reset_locked(PolarCimState *s, bool power_on)
+static void polar_cim_reset_regs(PolarCimState *s, bool power_on)
 {
     s->generation++;
     s->int_status = 0;
@@ -705,9 +935,12 @@ static void polar_cim_reset_locked(PolarCimState *s, bool power_on)
         s->fault_queue = 0;
         s->fault_delay_us = 0;
     }
-    qemu_cond_signal(&s->work_cond);
+    if (s->cmd.active && s->cmd.waiting) {
+        timer_del(s->latency_timer);
+        s->cmd.waiting = false;
+    }
+    qemu_bh_schedule(s->bh);
 }
-
 static uint64_t polar_cim_queue_read(PolarCimState *s, unsigned q,
                                      hwaddr reg)
 {
@@ -738,6 +971,8 @@ static uint64_t polar_cim_queue_read(PolarCimState *s, unsigned q,
         return (queue->enabled ? POLAR_CIM_Q_STATUS_ENABLED : 0) |
                (queue->error ? POLAR_CIM_Q_STATUS_ERROR : 0);
     default:
+        qemu_log_mask(LOG_GUEST_ERROR, "polar-cim: read of unknown queue %u "
+                      "register 0x%" HWADDR_PRIx "\n", q, reg);
         return 0;
     }
 }
@@ -815,7 +1050,7 @@ static void polar_cim_queue_write(PolarCimState *s, unsigned q, hwaddr reg,
             return;
         }
         queue->sq_tail = val;
-        qemu_cond_signal(&s->work_cond);
+        qemu_bh_schedule(s->bh);
         break;
     case POLAR_CIM_Q_CQ_HEAD:
         if (!running || val >= queue->size) {
@@ -824,7 +1059,7 @@ static void polar_cim_queue_write(PolarCimState *s, unsigned q, hwaddr reg,
             return;
         }
         queue->cq_head = val;
-        qemu_cond_signal(&s->work_cond);
+        qemu_bh_schedule(s->bh);
         break;
     default:
         qemu_log_mask(LOG_GUEST_ERROR,
@@ -839,7 +1074,6 @@ static uint64_t polar_cim_mmio_read(void *opaque, hwaddr addr, unsigned size)
     PolarCimState *s = opaque;
     uint64_t val = 0;
 
-    qemu_mutex_lock(&s->lock);
     if (addr >= POLAR_CIM_REG_QUEUE_BASE &&
         addr < POLAR_CIM_REG_Q(s->num_queues, 0)) {
         hwaddr off = addr - POLAR_CIM_REG_QUEUE_BASE;
@@ -921,7 +1155,7 @@ static uint64_t polar_cim_mmio_read(void *opaque, hwaddr addr, unsigned size)
         val = (s->fw_status == POLAR_CIM_FW_BOOTED ?
                POLAR_CIM_STATUS_FW_BOOTED : 0) |
               (s->fatal ? POLAR_CIM_STATUS_FATAL : 0) |
-              (s->busy ? POLAR_CIM_STATUS_BUSY : 0);
+              (s->cmd.active ? POLAR_CIM_STATUS_BUSY : 0);
         break;
     case POLAR_CIM_REG_PROGRESS:
         val = s->progress;
@@ -975,7 +1209,6 @@ static uint64_t polar_cim_mmio_read(void *opaque, hwaddr addr, unsigned size)
         break;
     }
 out:
-    qemu_mutex_unlock(&s->lock);
     trace_polar_cim_mmio_read(addr, val);
     return val;
 }
@@ -986,14 +1219,12 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
     PolarCimState *s = opaque;
 
     trace_polar_cim_mmio_write(addr, val);
-    qemu_mutex_lock(&s->lock);
     if (addr >= POLAR_CIM_REG_QUEUE_BASE &&
         addr < POLAR_CIM_REG_Q(s->num_queues, 0)) {
         hwaddr off = addr - POLAR_CIM_REG_QUEUE_BASE;
 
         polar_cim_queue_write(s, off / POLAR_CIM_QUEUE_STRIDE,
                               off % POLAR_CIM_QUEUE_STRIDE, val);
-        qemu_mutex_unlock(&s->lock);
         return;
     }
 
@@ -1004,7 +1235,7 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
     case POLAR_CIM_REG_CTRL:
         if (val & POLAR_CIM_CTRL_RESET) {
             trace_polar_cim_reset();
-            polar_cim_reset_locked(s, false);
+            polar_cim_reset_regs(s, false);
         }
         break;
     case POLAR_CIM_REG_FW_ADDR_LO:
@@ -1020,7 +1251,7 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
         if (val & POLAR_CIM_FW_CTRL_BOOT) {
             s->fw_status = POLAR_CIM_FW_NONE;
             s->fw_boot_pending = true;
-            qemu_cond_signal(&s->work_cond);
+            qemu_bh_schedule(s->bh);
         }
         break;
     case POLAR_CIM_REG_INT_STATUS:
@@ -1031,7 +1262,7 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
         break;
     case POLAR_CIM_REG_COUNTERS_LATCH:
         if (val & 1) {
-            /* The worker publishes a consistent set after each command. */
+            /* The device publishes a consistent set after each command. */
             memcpy(s->latched, s->live, sizeof(s->latched));
         }
         break;
@@ -1058,7 +1289,6 @@ static void polar_cim_mmio_write(void *opaque, hwaddr addr, uint64_t val,
                       "\n", val, addr);
         break;
     }
-    qemu_mutex_unlock(&s->lock);
     polar_cim_update_intx(s);
 }
 
@@ -1112,6 +1342,11 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
                    "%" PRIu32, s->rows_per_conv, s->rows);
         return;
     }
+    if (s->cycle_ps > POLAR_CIM_MAX_CYCLE_PS) {
+        error_setg(errp, "polar-cim: cycle-ps %" PRIu32 " is not in 0..%d",
+                   s->cycle_ps, POLAR_CIM_MAX_CYCLE_PS);
+        return;
+    }
     if (s->engine_threads < 1 || s->engine_threads > CIM_MAX_THREADS) {
         error_setg(errp, "polar-cim: threads %" PRIu32 " is not in 1..%d",
                    s->engine_threads, CIM_MAX_THREADS);
@@ -1141,9 +1376,14 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
         }
     }
 
+    s->bh = qemu_bh_new_guarded(polar_cim_bh, s,
+                                &DEVICE(pdev)->mem_reentrancy_guard);
+    s->latency_timer = timer_new_us(QEMU_CLOCK_REALTIME,
+                                    polar_cim_latency_done, s);
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->work_cond);
     s->stopping = false;
+    s->work = POLAR_CIM_WORK_NONE;
     qemu_thread_create(&s->worker, "polar-cim", polar_cim_worker, s,
                        QEMU_THREAD_JOINABLE);
 }
@@ -1152,29 +1392,34 @@ static void polar_cim_exit(PCIDevice *pdev)
 {
     PolarCimState *s = POLAR_CIM(pdev);
 
+    /*
+     * The worker never waits for the BQL we hold, so it stops after the
+     * work item it may be running: at most one chunk of a MATMUL.
+     */
     qemu_mutex_lock(&s->lock);
     s->stopping = true;
     qemu_cond_signal(&s->work_cond);
     qemu_mutex_unlock(&s->lock);
     qemu_thread_join(&s->worker);
+    trace_polar_cim_exit(s->cmd.active);
     qemu_cond_destroy(&s->work_cond);
     qemu_mutex_destroy(&s->lock);
+    timer_free(s->latency_timer);
+    qemu_bh_delete(s->bh);
+    g_free(s->cmd.in);
+    g_free(s->cmd.out);
     if (msix_present(pdev)) {
         msix_uninit_exclusive_bar(pdev);
     }
     cim_engine_destroy(s->engine);
-    g_free(s->buf_in);
-    g_free(s->buf_out);
 }
 
 static void polar_cim_reset(DeviceState *dev)
 {
     PolarCimState *s = POLAR_CIM(dev);
 
-    qemu_mutex_lock(&s->lock);
     s->scratch = 0;
-    polar_cim_reset_locked(s, true);
-    qemu_mutex_unlock(&s->lock);
+    polar_cim_reset_regs(s, true);
     polar_cim_update_intx(s);
 }
 
@@ -1243,7 +1488,8 @@ static void polar_cim_class_init(ObjectClass *klass, void *data)
     object_class_property_set_description(klass, "seed",
         "chip seed: static variability is a pure function of it");
     object_class_property_set_description(klass, "cycle-ps",
-        "modelled completion latency per array cycle in ps (0 = none)");
+        "modelled completion latency per array cycle in ps, 0..1000000 "
+        "(0 = none)");
 }
 
 static const TypeInfo polar_cim_info = {

@@ -4,11 +4,18 @@
 # the polar-cim device grafted in: qemu-device/ (plus the hw/ contract
 # header) is copied to hw/misc/polar-cim/ and qemu-device/qemu-graft.patch
 # adds the build-system lines. Rebuilds are incremental (ninja + ccache).
-# Prints the path of the binary on stdout.
+# Prints the path of the binary on stdout. With --sanitize it builds the
+# same source with ASan and UBSan into build/qemu-build-asan instead (for
+# the device fuzzer, tests/fuzz/README.md).
 . "$(dirname "$0")/common.sh"
 
 SRC_ROOT=$BUILD/qemu-src
 OBJ=$BUILD/qemu-build
+SANITIZE=()
+if [ "${1:-}" = --sanitize ]; then
+	OBJ=$BUILD/qemu-build-asan
+	SANITIZE=(--enable-asan --enable-ubsan)
+fi
 BIN=$OBJ/qemu-system-x86_64
 
 src=$(ls -d "$SRC_ROOT"/qemu-10.0.* 2>/dev/null | head -1 || true)
@@ -27,7 +34,7 @@ if [ -z "$src" ] || [ ! -f "$src/.polar-grafted" ]; then
 	src=$(ls -d "$SRC_ROOT"/qemu-10.0.* | head -1)
 	patch -d "$src" -p1 --quiet <"$TOP/qemu-device/qemu-graft.patch"
 	touch "$src/.polar-grafted"
-	rm -rf "$OBJ"
+	rm -rf "$BUILD/qemu-build" "$BUILD/qemu-build-asan"
 fi
 
 # Copy only files whose content changed, so ninja rebuilds only them.
@@ -50,7 +57,7 @@ if [ ! -f "$OBJ/build.ninja" ]; then
 		--disable-docs --disable-user --enable-tcg --enable-kvm \
 		--enable-virtfs --enable-attr --enable-cap-ng \
 		--disable-download --disable-install-blobs \
-		--disable-werror >&2)
+		--disable-werror "${SANITIZE[@]}" >&2)
 fi
 export CCACHE_DIR=${CCACHE_DIR:-$BUILD/ccache}
 log "building qemu-system-x86_64 (ninja, ccache in $CCACHE_DIR)"

@@ -61,6 +61,27 @@ if [ "$fuzz_rc" != 0 ] && [ "$notok" = 0 ]; then
 	failed=$((failed + 1))
 fi
 
+echo "== the device model over qtest (tests/qtest/README.md)"
+qlog=$BUILD/tests/qtest/test_device.log
+mkdir -p "$(dirname "$qlog")"
+"$BUILD/tests/qtest/test_device" >"$qlog" 2>&1
+q_rc=$?
+cat "$qlog"
+count_tap "$qlog"
+if [ "$q_rc" != 0 ] && [ "$notok" = 0 ]; then
+	echo "not ok - test_device exited with status $q_rc"
+	failed=$((failed + 1))
+fi
+make --no-print-directory fuzz-device-short >"$BUILD/fuzz/device-fuzz-short.log" 2>&1
+fuzz_rc=$?
+grep -E '^(ok|not ok) - |^device_fuzz: (seed|FAIL)' "$BUILD/fuzz/device-fuzz-short.log"
+count_tap_plain "$BUILD/fuzz/device-fuzz-short.log" device_fuzz
+if [ "$fuzz_rc" != 0 ]; then
+	grep -A20 'device_fuzz: FAIL' "$BUILD/fuzz/device-fuzz-short.log"
+	echo "not ok - device_fuzz (short) exited with status $fuzz_rc"
+	failed=$((failed + 1))
+fi
+
 echo "== VM kselftests"
 # A chip with static variability, so that the device-versus-software-engine
 # comparisons cover conductance spread, stuck cells and ADC offset and gain.
