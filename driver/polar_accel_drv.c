@@ -273,9 +273,17 @@ static void polar_remove(struct pci_dev *pci)
 
 	/* New ioctls see -ENODEV from here on; then the device goes quiet. */
 	drm_dev_unplug(&pdev->drm);
+	/* Submitters waiting for ring space leave with -ENODEV. */
+	wake_up_all(&pdev->job_wq);
+	/*
+	 * Interrupts go first: a FATAL one queues a recovery. Then the
+	 * recovery and the watchdog, which re-arm each other, are disabled
+	 * for good, so that no work runs once the drm_device or the module
+	 * is gone.
+	 */
+	polar_irqs_fini(pdev);
 	polar_recovery_fini(pdev);
 	polar_hw_reset(pdev);
-	polar_irqs_fini(pdev);
 	/* Nothing will complete now: submitters see -ENODEV. */
 	polar_jobs_abort_all(pdev, -ENODEV);
 }

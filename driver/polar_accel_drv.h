@@ -213,8 +213,9 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 				   const struct drm_polar_accel_cmd *cmds,
 				   u32 num_cmds, bool nonblock);
 int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
-		      bool nonblock);
-void polar_job_commit(struct polar_device *pdev, struct polar_job *job);
+		      bool nonblock, int *idx);
+void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
+		      int idx);
 void polar_job_discard(struct polar_device *pdev, struct polar_job *job);
 void polar_queue_write_job(struct polar_device *pdev, struct polar_queue *q,
 			   struct polar_job *job);

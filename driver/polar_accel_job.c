@@ -320,6 +320,7 @@ void polar_irqs_fini(struct polar_device *pdev)
 	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
 	int i;
 
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, U32_MAX);
 	for (i = 0; i < pdev->num_irqs; i++)
 		free_irq(pci_irq_vector(pci, i), pdev);
 	if (pdev->num_irqs)
@@ -657,52 +658,78 @@ void polar_queue_write_job(struct polar_device *pdev, struct polar_queue *q,
 	job->cmd_status = 0;
 }
 
-static bool polar_queue_has_room(struct polar_queue *q, u32 n)
+/*
+ * Ring space, unplug or a dead device: a hint only, read without q->lock,
+ * because a mutex may not be taken inside a wait_event() condition (the
+ * task is no longer TASK_RUNNING there). polar_job_reserve() checks again
+ * under the lock.
+ */
+static bool polar_reserve_may_go(struct polar_device *pdev,
+				 struct polar_job *job)
 {
-	bool room;
+	struct polar_queue *q = &pdev->queues[job->queue];
 
-	mutex_lock(&q->lock);
-	room = q->inflight_cmds + n < POLAR_QUEUE_ENTRIES;
-	mutex_unlock(&q->lock);
-	return room;
+	return READ_ONCE(q->inflight_cmds) + job->num_cmds <
+	       POLAR_QUEUE_ENTRIES || drm_dev_is_unplugged(&pdev->drm) ||
+	       READ_ONCE(pdev->dead);
 }
 
 /*
- * Takes the job's queue lock once the ring has room for the job: waits
- * unless @nonblock (then -EAGAIN). polar_job_commit() hands the job over
- * and unlocks; in between the caller may prepare for its completion.
+ * Waits for ring space for the job, unless @nonblock (then -EAGAIN), then
+ * enters the device (drm_dev_enter(), its index in @idx) and takes the
+ * job's queue lock. The wait happens outside drm_dev_enter(): unbind's
+ * drm_dev_unplug() waits for every entered section, and a ring that can
+ * only drain through a recovery (which does not run after unplug) would
+ * hang it. polar_remove() wakes the waiters, which then see -ENODEV.
+ * polar_job_commit() hands the job over, unlocks and exits; in between
+ * the caller may prepare for its completion.
  */
 int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
-		      bool nonblock)
+		      bool nonblock, int *idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
 	int ret;
 
 	for (;;) {
-		if (nonblock) {
-			if (!mutex_trylock(&q->lock))
-				return -EAGAIN;
-		} else {
+		if (!nonblock) {
 			ret = wait_event_interruptible(pdev->job_wq,
-						       polar_queue_has_room(q, job->num_cmds));
+						       polar_reserve_may_go(pdev, job));
 			if (ret)
 				return ret;
+		}
+		if (!drm_dev_enter(&pdev->drm, idx))
+			return -ENODEV;
+		if (nonblock) {
+			if (!mutex_trylock(&q->lock)) {
+				drm_dev_exit(*idx);
+				return -EAGAIN;
+			}
+		} else {
 			mutex_lock(&q->lock);
 		}
 		if (READ_ONCE(pdev->dead)) {
 			mutex_unlock(&q->lock);
+			drm_dev_exit(*idx);
+			/* A dead device gets another chance to come back. */
+			polar_recovery_schedule(pdev, -1, 0);
 			return -EIO;
 		}
 		if (q->inflight_cmds + job->num_cmds < POLAR_QUEUE_ENTRIES)
 			return 0;
 		mutex_unlock(&q->lock);
+		drm_dev_exit(*idx);
 		if (nonblock)
 			return -EAGAIN;
 	}
 }
 
-/* Writes the job to its ring, rings the doorbell and drops the lock. */
-void polar_job_commit(struct polar_device *pdev, struct polar_job *job)
+/*
+ * Writes the job to its ring, rings the doorbell, drops the lock and
+ * exits the device. The job may end and be freed at once: the caller must
+ * not touch it afterwards unless it holds a reference of its own.
+ */
+void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
+		      int idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
 
@@ -715,6 +742,7 @@ void polar_job_commit(struct polar_device *pdev, struct polar_job *job)
 			q->sq_tail);
 	mutex_unlock(&q->lock);
 	polar_watchdog_kick(pdev);
+	drm_dev_exit(idx);
 }
 
 /* ---- ioctls ---------------------------------------------------------------- */
@@ -728,6 +756,7 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	struct drm_polar_accel_cmd *cmds;
 	struct polar_job *job;
 	int ret, idx;
+	u64 seqno;
 
 	if (args->flags || args->pad || args->queue >= pdev->num_queues ||
 	    !args->num_cmds || args->num_cmds > POLAR_MAX_CMDS)
@@ -758,17 +787,16 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	if (ret)
 		goto out_put;
 
-	if (!drm_dev_enter(drm, &idx)) {
-		ret = -ENODEV;
-		goto out_erase;
-	}
-	ret = polar_job_reserve(pdev, job, false);
-	if (!ret)
-		polar_job_commit(pdev, job);
-	drm_dev_exit(idx);
+	ret = polar_job_reserve(pdev, job, false, &idx);
 	if (ret)
 		goto out_erase;
-	args->seqno = job->seqno;
+	/*
+	 * Once committed, only @jobs holds the job, and a WAIT on this seqno
+	 * from another thread of the file may collect and free it at once.
+	 */
+	seqno = job->seqno;
+	polar_job_commit(pdev, job, idx);
+	args->seqno = seqno;
 	return 0;
 
 out_erase:

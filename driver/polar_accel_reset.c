@@ -267,8 +267,13 @@ void polar_recovery_init(struct polar_device *pdev)
 	INIT_DELAYED_WORK(&pdev->watchdog, polar_watchdog_work);
 }
 
+/*
+ * Interrupts must be off already. The recovery kicks the watchdog and the
+ * watchdog schedules the recovery: disabling (not cancelling) each, the
+ * recovery first, keeps either from being queued again afterwards.
+ */
 void polar_recovery_fini(struct polar_device *pdev)
 {
-	cancel_delayed_work_sync(&pdev->watchdog);
-	cancel_work_sync(&pdev->recover_work);
+	disable_work_sync(&pdev->recover_work);
+	disable_delayed_work_sync(&pdev->watchdog);
 }

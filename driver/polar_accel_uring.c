@@ -114,23 +114,16 @@ static int polar_uring_submit(struct io_uring_cmd *ioucmd,
 	polar_pdu(ioucmd)->job = job;
 	job->ucmd = ioucmd;
 
-	if (!drm_dev_enter(&pdev->drm, &idx)) {
-		ret = -ENODEV;
+	ret = polar_job_reserve(pdev, job, nonblock, &idx);
+	if (ret)
 		goto err;
-	}
-	ret = polar_job_reserve(pdev, job, nonblock);
-	if (ret) {
-		drm_dev_exit(idx);
-		goto err;
-	}
 	/*
 	 * Cancelable before the device can complete it: io_uring_cmd_done()
 	 * takes the command off the cancelable list, so marking it after a
 	 * fast completion would leave a finished request there.
 	 */
 	io_uring_cmd_mark_cancelable(ioucmd, issue_flags);
-	polar_job_commit(pdev, job);
-	drm_dev_exit(idx);
+	polar_job_commit(pdev, job, idx);
 	return -EIOCBQUEUED;
 
 err:

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -464,6 +465,85 @@ TEST_F(job, other_process_handle_unusable)
 	close(to_parent[1]);
 	close(to_child[0]);
 	close(to_child[1]);
+}
+
+struct seqno_waiter {
+	int fd;
+	uint64_t first;
+	uint32_t count;
+	uint32_t collected;
+	uint32_t failed;
+	int stop;
+};
+
+/* Collects jobs first, first + 1, ... as soon as each exists and ends. */
+static void *seqno_waiter_thread(void *arg)
+{
+	struct seqno_waiter *sw = arg;
+	uint64_t target = sw->first;
+
+	while (sw->collected < sw->count &&
+	       !__atomic_load_n(&sw->stop, __ATOMIC_ACQUIRE)) {
+		int ret = wait_job(sw->fd, target, NULL);
+
+		if (ret == -1000 - ENOENT)
+			continue;	/* not submitted yet */
+		if (ret)
+			sw->failed++;
+		sw->collected++;
+		target++;
+	}
+	return NULL;
+}
+
+/*
+ * SUBMIT must not touch its job once the device has it: a WAIT from
+ * another thread of the same file on the predictable next seqno may
+ * collect and free it at once. With init_on_free=1 (run-checks.sh) the
+ * freed job reads as zeros, so a SUBMIT that reads job->seqno late
+ * reports a wrong seqno; a debug kernel's KASAN reports the read itself.
+ */
+TEST_F_TIMEOUT(job, submit_races_wait_on_next_seqno, 300)
+{
+	struct drm_polar_accel_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+	struct seqno_waiter sw = { .fd = self->fd, .count = 10000 };
+	uint32_t i, wrong = 0, errors = 0;
+	uint64_t seqno = 0, expect;
+	pthread_t thread;
+	char cmdline[1024] = "";
+	int klog0 = klog_problems();
+
+	file_read("/proc/cmdline", cmdline, sizeof(cmdline));
+	if (!strstr(cmdline, "init_on_free=1"))
+		TH_LOG("no init_on_free=1: a late read of a freed job may go unseen");
+	/* The seqno after this one is the next SUBMIT's: one counter per device. */
+	ASSERT_EQ(0, run(self->fd, 0, &nop, 1));
+	ASSERT_EQ(0, submit(self->fd, 0, &nop, 1, &seqno));
+	ASSERT_EQ(0, wait_job(self->fd, seqno, NULL));
+	expect = seqno + 1;
+	sw.first = expect;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, seqno_waiter_thread, &sw));
+	for (i = 0; i < sw.count; i++, expect++) {
+		if (submit(self->fd, i % 2, &nop, 1, &seqno)) {
+			errors++;
+			break;
+		}
+		if (seqno != expect && wrong++ < 5)
+			TH_LOG("SUBMIT %u returned seqno %llu, not %llu", i,
+			       (unsigned long long)seqno,
+			       (unsigned long long)expect);
+	}
+	sleep_ms(errors ? 0 : 2000);
+	__atomic_store_n(&sw.stop, 1, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	TH_LOG("%u submissions, %u wrong seqnos, %u collected by the other thread",
+	       i, wrong, sw.collected);
+	EXPECT_EQ(0, errors);
+	EXPECT_EQ(0, wrong);
+	EXPECT_EQ(0, sw.failed);
+	EXPECT_EQ(sw.count, sw.collected);
+	EXPECT_EQ(klog0, klog_problems())
+		TH_LOG("the kernel log shows new warnings");
 }
 
 TEST_HARNESS_MAIN
