@@ -32,6 +32,11 @@ static void polar_job_release_resources(struct polar_device *pdev,
 {
 	u32 i;
 
+	/* The device may still write there (polar_hw_reset()): leak it. */
+	if (READ_ONCE(pdev->dma_unsafe) && (job->sgl || job->num_bos)) {
+		job->sgl = NULL;
+		job->num_bos = 0;
+	}
 	for (i = 0; i < job->num_bos; i++)
 		drm_gem_object_put(job->bos[i]);
 	job->num_bos = 0;
