@@ -16,6 +16,7 @@
 #include <drm/drm_file.h>
 #include <drm/drm_gem.h>
 #include <drm/drm_gem_shmem_helper.h>
+#include <drm/drm_utils.h>
 #include <linux/dma-mapping.h>
 #include <linux/interrupt.h>
 #include <linux/slab.h>
@@ -844,7 +845,11 @@ int polar_wait_ioctl(struct drm_device *drm, void *data,
 	kref_get(&job->refcount);
 	xa_unlock(&pdev->jobs);
 
-	timeout = nsecs_to_jiffies(args->timeout_ns);
+	/*
+	 * An absolute deadline: a WAIT restarted after a signal keeps it
+	 * instead of waiting its whole time again.
+	 */
+	timeout = drm_timeout_abs_to_jiffies(args->timeout_ns);
 	timeout = wait_event_interruptible_timeout(pdev->job_wq,
 						   READ_ONCE(job->done),
 						   timeout);

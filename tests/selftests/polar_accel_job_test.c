@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -370,7 +372,7 @@ TEST_F(job, wait_and_bo_info_reject_invalid_fields)
 	ASSERT_EQ(0, submit(self->fd, 0, &nop, 1, &seqno));
 	memset(&w, 0, sizeof(w));
 	w.seqno = seqno;
-	w.timeout_ns = WAIT_NS;
+	w.timeout_ns = deadline_ns(WAIT_NS);
 	w.flags = 1;
 	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w));
 	EXPECT_EQ(EINVAL, errno);
@@ -544,6 +546,83 @@ TEST_F_TIMEOUT(job, submit_races_wait_on_next_seqno, 300)
 	EXPECT_EQ(sw.count, sw.collected);
 	EXPECT_EQ(klog0, klog_problems())
 		TH_LOG("the kernel log shows new warnings");
+}
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+}
+
+struct signaller {
+	pthread_t target;
+	int stop;
+	int sent;
+};
+
+/* Signals the target thread every 50 ms until told to stop. */
+static void *signaller_thread(void *arg)
+{
+	struct signaller *sg = arg;
+
+	while (!__atomic_load_n(&sg->stop, __ATOMIC_ACQUIRE)) {
+		sleep_ms(50);
+		pthread_kill(sg->target, SIGUSR1);
+		sg->sent++;
+	}
+	return NULL;
+}
+
+/*
+ * WAIT's deadline is absolute: a WAIT restarted after each of many
+ * signals (SA_RESTART) still ends at its deadline with -ETIME, instead of
+ * starting its whole timeout again after every signal. A deadline in the
+ * past (0 included) polls.
+ */
+TEST_F_TIMEOUT(job, wait_deadline_survives_signals, 60)
+{
+	struct drm_polar_accel_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+	struct sigaction sa = { .sa_handler = on_sigusr1,
+				.sa_flags = SA_RESTART };
+	struct signaller sg = { .target = pthread_self() };
+	struct drm_polar_accel_wait w = { 0 };
+	struct timespec t0, t1;
+	pthread_t thread;
+	uint64_t seqno = 0;
+	long ms;
+	int ret;
+
+	if (!debugfs_has(self->fd, "fault"))
+		SKIP(return, "no debugfs fault file");
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	/* The job completes 800 ms late: within the hang timeout. */
+	ASSERT_EQ(0, debugfs_write(self->fd, "fault", "delay 0 0 800000"));
+	ASSERT_EQ(0, submit(self->fd, 0, &nop, 1, &seqno));
+	w.seqno = seqno;
+	w.timeout_ns = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w));
+	EXPECT_EQ(ETIME, errno) TH_LOG("WAIT with timeout 0: %s",
+				       strerror(errno));
+
+	ASSERT_EQ(0, pthread_create(&thread, NULL, signaller_thread, &sg));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	w.timeout_ns = deadline_ns(300ll * 1000 * 1000);
+	ret = ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w) ? -errno : 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	__atomic_store_n(&sg.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thread, NULL);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	TH_LOG("WAIT with a 300 ms deadline under %d signals: %d after %ld ms",
+	       sg.sent, ret, ms);
+	EXPECT_EQ(-ETIME, ret);
+	EXPECT_LT(ms, 700);
+	/* The job ends; then a poll collects it. */
+	sleep_ms(1000);
+	w.timeout_ns = 0;
+	EXPECT_EQ(0, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w))
+		TH_LOG("poll after the job ended: %s", strerror(errno));
+	EXPECT_EQ(0, w.status);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGUSR1, &sa, NULL);
 }
 
 TEST_HARNESS_MAIN
