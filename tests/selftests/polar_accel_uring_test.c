@@ -619,4 +619,61 @@ TEST_F(uring, cmd_status_in_big_cqe)
 	bo_free(self->fd, &y);
 }
 
+/*
+ * NOPs and READ_COUNTERS through an SQPOLL ring (the kernel's SQ thread
+ * issues them) and with IOSQE_ASYNC (issued from an io-wq worker, the
+ * blocking path): every CQE arrives, every res is 0.
+ */
+static void uring_mode_run(struct __test_metadata *_metadata, int fd,
+			   unsigned int setup, uint8_t sqe_flags)
+{
+	enum { N = 64 };
+	static struct drm_polar_accel_cmd cmds[N];
+	struct io_uring_params params = { .flags = IORING_SETUP_SQE128 | setup,
+					  .sq_thread_idle = 100 };
+	bool seen[N] = { 0 };
+	struct io_uring ring;
+	struct bo out = { 0 };
+	uint64_t ud;
+	int i, res, ret;
+
+	ret = io_uring_queue_init_params(N, &ring, &params);
+	if (ret == -EPERM || ret == -EINVAL) {
+		TH_LOG("ring setup 0x%x refused: %d", setup, ret);
+		return;
+	}
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, bo_new(fd, 4096, &out));
+	for (i = 0; i < N; i++) {
+		memset(&cmds[i], 0, sizeof(cmds[i]));
+		cmds[i].opcode = i % 2 ? POLAR_CIM_OP_READ_COUNTERS :
+					 POLAR_CIM_OP_NOP;
+		if (i % 2)
+			cmds[i].dst = (struct drm_polar_accel_buf){
+				out.handle, 0, 64 * (i / 2 % 64), 64 };
+		ASSERT_EQ(0, uring_prep_job(&ring, fd, i % 2, &cmds[i], 1, i));
+		/* The SQE just prepared: 128-byte SQEs are two entries. */
+		if (sqe_flags)
+			ring.sq.sqes[((ring.sq.sqe_tail - 1) &
+				      *ring.sq.kring_mask) << 1].flags |= sqe_flags;
+	}
+	ASSERT_EQ(N, io_uring_submit(&ring));
+	for (i = 0; i < N; i++) {
+		ASSERT_EQ(0, uring_reap(&ring, &res, &ud, CQE_WAIT_S));
+		ASSERT_GT(N, ud);
+		EXPECT_FALSE(seen[ud]);
+		seen[ud] = true;
+		EXPECT_EQ(0, res) TH_LOG("job %llu: res %d",
+					 (unsigned long long)ud, res);
+	}
+	io_uring_queue_exit(&ring);
+	bo_free(fd, &out);
+}
+
+TEST_F(uring, sqpoll_and_async_submissions)
+{
+	uring_mode_run(_metadata, self->fd, IORING_SETUP_SQPOLL, 0);
+	uring_mode_run(_metadata, self->fd, 0, IOSQE_ASYNC);
+}
+
 TEST_HARNESS_MAIN
