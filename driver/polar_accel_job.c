@@ -509,8 +509,14 @@ static u32 polar_sgl_fill(struct sg_table *sgt, u64 offset, u64 size,
 	return n;
 }
 
+/*
+ * @len: bytes the command touches, from the buffer's offset: the SG list
+ * covers those, not the whole range the user named (which may be larger,
+ * and then cost entries, memory and -E2BIG for nothing).
+ */
 struct polar_cmd_bufs {
 	struct sg_table *sgt[2];
+	u64 len[2];
 	u32 nsge[2];
 	u32 first[2];
 };
@@ -570,9 +576,10 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 						nonblock, &bufs[i].sgt[b]);
 			if (ret)
 				return ret;
+			bufs[i].len[b] = len[b];
 			bufs[i].nsge[b] = polar_sgl_fill(bufs[i].sgt[b],
 							 buf[b]->offset,
-							 buf[b]->size, NULL);
+							 len[b], NULL);
 			if (!bufs[i].nsge[b] ||
 			    bufs[i].nsge[b] > POLAR_CIM_MAX_SGE)
 				return -E2BIG;
@@ -587,7 +594,8 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 		if (!job->sgl)
 			return nonblock ? -EAGAIN : -ENOMEM;
 	}
-	job->sqes = kmalloc_array(job->num_cmds, sizeof(*job->sqes), gfp);
+	job->sqes = kmalloc_array(job->num_cmds, sizeof(*job->sqes),
+				  gfp | __GFP_ACCOUNT);
 	if (!job->sqes)
 		return nonblock ? -EAGAIN : -ENOMEM;
 	for (i = 0; i < job->num_cmds; i++) {
@@ -597,7 +605,7 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 		for (b = 0; b < 2; b++)
 			if (bufs[i].sgt[b])
 				polar_sgl_fill(bufs[i].sgt[b], buf[b]->offset,
-					       buf[b]->size,
+					       bufs[i].len[b],
 					       job->sgl + bufs[i].first[b]);
 		polar_sqe_fill(job, &cmds[i], &bufs[i], &job->sqes[i]);
 	}
@@ -621,7 +629,12 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 	if (queue >= pdev->num_queues || !num_cmds || num_cmds > POLAR_MAX_CMDS)
 		return ERR_PTR(-EINVAL);
 	bufs = kcalloc(num_cmds, sizeof(*bufs), gfp);
-	job = kzalloc(sizeof(*job), gfp);
+	/*
+	 * A job lives until collected, and a file may keep 4096: charge it
+	 * to the submitter's memory cgroup. (Its SG list comes from
+	 * dma_alloc_coherent(), which cgroups do not account.)
+	 */
+	job = kzalloc(sizeof(*job), gfp | __GFP_ACCOUNT);
 	if (!bufs || !job) {
 		ret = nonblock ? -EAGAIN : -ENOMEM;
 		goto err;
@@ -797,7 +810,7 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	job->in_xa = true;
 	/* @jobs holds a reference until WAIT collects the job. */
 	kref_get(&job->refcount);
-	ret = xa_insert(&pdev->jobs, job->seqno, job, GFP_KERNEL);
+	ret = xa_insert(&pdev->jobs, job->seqno, job, GFP_KERNEL_ACCOUNT);
 	if (ret)
 		goto out_put;
 
