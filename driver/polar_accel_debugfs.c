@@ -7,6 +7,9 @@
  *                device's fault injection (tests only)
  *   reset        write 1 to reset the device; pending jobs re-run
  *   reset_count  resets since probe
+ *   fw_corrupt_next_boot  write 1: the next firmware boot (a reset's) hands
+ *                the device a corrupted image, so that the recovery fails
+ *                (tests only)
  */
 
 #include <drm/drm_drv.h>
@@ -148,4 +151,6 @@ void polar_debugfs_init(struct polar_device *pdev)
 	debugfs_create_file("fault", 0200, root, pdev, &polar_fault_fops);
 	debugfs_create_file("reset", 0200, root, pdev, &polar_reset_fops);
 	debugfs_create_atomic_t("reset_count", 0444, root, &pdev->reset_count);
+	debugfs_create_bool("fw_corrupt_next_boot", 0600, root,
+			    &pdev->fw_corrupt_next_boot);
 }

@@ -11,6 +11,7 @@
 #include <drm/drm_file.h>
 #include <drm/drm_ioctl.h>
 #include <linux/dma-mapping.h>
+#include <linux/iopoll.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
@@ -169,13 +170,38 @@ static const struct drm_driver polar_drm_driver = {
 	.minor = 2,
 };
 
-/* Stops the device: queues and firmware are cleared, DMA ends. */
-void polar_hw_reset(struct polar_device *pdev)
+/*
+ * Longer than any command runs: an injected DELAY holds BUSY up to 10 s
+ * (hw/README.md section 10), although a reset ends that wait early.
+ */
+#define POLAR_IDLE_TIMEOUT_US	(12 * USEC_PER_SEC)
+
+/*
+ * Stops the device: queues and firmware are cleared. A reset does not stop
+ * the command that is executing (hw/README.md section 8): it runs to its
+ * end and may still read its inputs and SG lists and write its outputs,
+ * so wait for STATUS.BUSY = 0 before anyone frees what it uses. A device
+ * that stays busy marks its DMA memory unsafe to free for good
+ * (polar_device.dma_unsafe) and returns -ETIMEDOUT.
+ */
+int polar_hw_reset(struct polar_device *pdev)
 {
+	u32 status;
+	int ret;
+
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, U32_MAX);
 	polar_reg_write(pdev, POLAR_CIM_REG_CTRL, POLAR_CIM_CTRL_RESET);
-	/* A read flushes the posted write. */
-	polar_reg_read(pdev, POLAR_CIM_REG_STATUS);
+	/* All ones: the device is gone from the bus and does no DMA. */
+	ret = readl_poll_timeout(pdev->regs + POLAR_CIM_REG_STATUS, status,
+				 !(status & POLAR_CIM_STATUS_BUSY) ||
+				 status == U32_MAX,
+				 100, POLAR_IDLE_TIMEOUT_US);
+	if (ret) {
+		drm_err(&pdev->drm, "still busy %u s after reset: its DMA memory is never freed\n",
+			(u32)(POLAR_IDLE_TIMEOUT_US / USEC_PER_SEC));
+		WRITE_ONCE(pdev->dma_unsafe, true);
+	}
+	return ret;
 }
 
 static int polar_hw_init(struct polar_device *pdev)
@@ -191,8 +217,8 @@ static int polar_hw_init(struct polar_device *pdev)
 	if (!pdev->rows || !pdev->cols || !pdev->tiles || !pdev->max_batch ||
 	    !pdev->num_queues)
 		return -ENODEV;
-	polar_hw_reset(pdev);
-	return 0;
+	/* A previous driver's command may still run: wait for it. */
+	return polar_hw_reset(pdev);
 }
 
 static int polar_probe(struct pci_dev *pci, const struct pci_device_id *id)
@@ -273,9 +299,17 @@ static void polar_remove(struct pci_dev *pci)
 
 	/* New ioctls see -ENODEV from here on; then the device goes quiet. */
 	drm_dev_unplug(&pdev->drm);
+	/* Submitters waiting for ring space leave with -ENODEV. */
+	wake_up_all(&pdev->job_wq);
+	/*
+	 * Interrupts go first: a FATAL one queues a recovery. Then the
+	 * recovery and the watchdog, which re-arm each other, are disabled
+	 * for good, so that no work runs once the drm_device or the module
+	 * is gone.
+	 */
+	polar_irqs_fini(pdev);
 	polar_recovery_fini(pdev);
 	polar_hw_reset(pdev);
-	polar_irqs_fini(pdev);
 	/* Nothing will complete now: submitters see -ENODEV. */
 	polar_jobs_abort_all(pdev, -ENODEV);
 }

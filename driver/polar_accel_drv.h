@@ -106,8 +106,13 @@ struct polar_queue {
  * @rows_per_conv: rows summed per ADC conversion
  * @max_batch: input vectors per MATMUL
  * @fw_version: version of the booted firmware
- * @fw_image: a copy of the firmware image, to boot again after a reset
+ * @fw_image: a copy of the firmware image in DMA memory, kept while the
+ *	driver is bound: every boot reads it, and a boot that times out may
+ *	still be reading it
+ * @fw_dma: its device address
  * @fw_size: its size
+ * @fw_corrupt_next_boot: debugfs fault injection: the next boot hands the
+ *	device an image with one byte flipped, which it must reject
  * @queues: the ring pairs
  * @jobs: ioctl jobs by seqno until their submitter collects them (WAIT)
  *	or closes its file
@@ -123,7 +128,11 @@ struct polar_queue {
  * @wd_heartbeat: HEARTBEAT at the watchdog's last look
  * @wd_progress: PROGRESS at the watchdog's last look
  * @reset_count: resets since probe
- * @dead: the device could not be brought back; jobs fail with -EIO
+ * @dead: the last recovery failed; jobs fail with -EIO, and each new
+ *	submission asks for another recovery, which clears it on success
+ * @dma_unsafe: a reset did not end the running command; memory the device
+ *	was given is never freed (leaked rather than handed back while the
+ *	device may still write it)
  * @lost_completions: completions that matched no job (corrupted)
  * @debugfs_fault: the fault-injection arguments last written to debugfs
  */
@@ -138,7 +147,9 @@ struct polar_device {
 	u32 max_batch;
 	u32 fw_version;
 	void *fw_image;
+	dma_addr_t fw_dma;
 	size_t fw_size;
+	bool fw_corrupt_next_boot;
 	struct polar_queue queues[POLAR_CIM_MAX_QUEUES];
 	struct xarray jobs;
 	atomic64_t next_seqno;
@@ -154,6 +165,7 @@ struct polar_device {
 	u32 wd_progress;
 	atomic_t reset_count;
 	bool dead;
+	bool dma_unsafe;
 	atomic_t lost_completions;
 };
 
@@ -185,7 +197,7 @@ static inline void polar_reg_write(struct polar_device *pdev, u32 reg, u32 val)
 extern unsigned int polar_job_timeout_ms;
 
 /* polar_accel_drv.c */
-void polar_hw_reset(struct polar_device *pdev);
+int polar_hw_reset(struct polar_device *pdev);
 
 /* polar_accel_fw.c */
 int polar_fw_load(struct polar_device *pdev);
@@ -213,8 +225,9 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 				   const struct drm_polar_accel_cmd *cmds,
 				   u32 num_cmds, bool nonblock);
 int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
-		      bool nonblock);
-void polar_job_commit(struct polar_device *pdev, struct polar_job *job);
+		      bool nonblock, int *idx);
+void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
+		      int idx);
 void polar_job_discard(struct polar_device *pdev, struct polar_job *job);
 void polar_queue_write_job(struct polar_device *pdev, struct polar_queue *q,
 			   struct polar_job *job);

@@ -38,7 +38,11 @@ static const char *polar_fw_status_str(u32 status)
 	}
 }
 
-/* Reads polar_cim.fw into pdev->fw_image (device-managed memory). */
+/*
+ * Reads polar_cim.fw into pdev->fw_image: DMA memory the device reads at
+ * every boot, freed only when the driver unbinds (after the device reset),
+ * so that a boot the driver gave up on never reads freed memory.
+ */
 int polar_fw_load(struct polar_device *pdev)
 {
 	struct device *dev = pdev->drm.dev;
@@ -57,10 +61,12 @@ int polar_fw_load(struct polar_device *pdev)
 			POLAR_FW_NAME, fw->size);
 		ret = -EINVAL;
 	} else {
-		pdev->fw_image = devm_kmemdup(dev, fw->data, fw->size,
-					      GFP_KERNEL);
+		pdev->fw_image = dmam_alloc_coherent(dev, fw->size,
+						     &pdev->fw_dma, GFP_KERNEL);
 		pdev->fw_size = fw->size;
-		if (!pdev->fw_image)
+		if (pdev->fw_image)
+			memcpy(pdev->fw_image, fw->data, fw->size);
+		else
 			ret = -ENOMEM;
 	}
 	release_firmware(fw);
@@ -71,24 +77,26 @@ int polar_fw_load(struct polar_device *pdev)
 int polar_fw_boot(struct polar_device *pdev)
 {
 	struct device *dev = pdev->drm.dev;
-	dma_addr_t image_dma;
-	void *image;
+	/* Past the header, so that the device's CRC check is what fails. */
+	u8 *poke = (u8 *)pdev->fw_image + pdev->fw_size - 1;
+	bool corrupt = pdev->fw_corrupt_next_boot;
 	u32 status;
 	int ret;
 
-	image = dma_alloc_coherent(dev, pdev->fw_size, &image_dma, GFP_KERNEL);
-	if (!image)
-		return -ENOMEM;
-	memcpy(image, pdev->fw_image, pdev->fw_size);
-
-	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_LO, lower_32_bits(image_dma));
-	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_HI, upper_32_bits(image_dma));
+	pdev->fw_corrupt_next_boot = false;
+	if (corrupt)
+		*poke ^= 0xff;
+	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_LO, lower_32_bits(pdev->fw_dma));
+	polar_reg_write(pdev, POLAR_CIM_REG_FW_ADDR_HI, upper_32_bits(pdev->fw_dma));
 	polar_reg_write(pdev, POLAR_CIM_REG_FW_SIZE, pdev->fw_size);
 	polar_reg_write(pdev, POLAR_CIM_REG_FW_CTRL, POLAR_CIM_FW_CTRL_BOOT);
 	ret = readl_poll_timeout(pdev->regs + POLAR_CIM_REG_FW_STATUS, status,
 				 status != POLAR_CIM_FW_NONE, 100,
 				 POLAR_FW_TIMEOUT_US);
-	dma_free_coherent(dev, pdev->fw_size, image, image_dma);
+	/* The boot has ended: INT_FW is acknowledged like any event. */
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_STATUS, POLAR_CIM_INT_FW);
+	if (corrupt)
+		*poke ^= 0xff;
 	if (ret) {
 		dev_err(dev, "firmware %s: the device did not answer\n",
 			POLAR_FW_NAME);

@@ -16,6 +16,7 @@
 #include <drm/drm_file.h>
 #include <drm/drm_gem.h>
 #include <drm/drm_gem_shmem_helper.h>
+#include <drm/drm_utils.h>
 #include <linux/dma-mapping.h>
 #include <linux/interrupt.h>
 #include <linux/slab.h>
@@ -32,6 +33,11 @@ static void polar_job_release_resources(struct polar_device *pdev,
 {
 	u32 i;
 
+	/* The device may still write there (polar_hw_reset()): leak it. */
+	if (READ_ONCE(pdev->dma_unsafe) && (job->sgl || job->num_bos)) {
+		job->sgl = NULL;
+		job->num_bos = 0;
+	}
 	for (i = 0; i < job->num_bos; i++)
 		drm_gem_object_put(job->bos[i]);
 	job->num_bos = 0;
@@ -253,6 +259,13 @@ void polar_queues_hw_init(struct polar_device *pdev)
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, 0);
 }
 
+/*
+ * One lockdep class per queue index: the recovery holds every queue lock
+ * at once, always in index order, which lockdep would otherwise report as
+ * recursive locking of one class.
+ */
+static struct lock_class_key polar_queue_lock_keys[POLAR_CIM_MAX_QUEUES];
+
 int polar_queues_init(struct polar_device *pdev)
 {
 	struct device *dev = pdev->drm.dev;
@@ -266,6 +279,7 @@ int polar_queues_init(struct polar_device *pdev)
 		struct polar_queue *q = &pdev->queues[qid];
 
 		mutex_init(&q->lock);
+		lockdep_set_class(&q->lock, &polar_queue_lock_keys[qid]);
 		INIT_LIST_HEAD(&q->pending);
 		q->sq = dmam_alloc_coherent(dev, POLAR_QUEUE_ENTRIES *
 					    sizeof(*q->sq), &q->sq_dma,
@@ -320,6 +334,7 @@ void polar_irqs_fini(struct polar_device *pdev)
 	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
 	int i;
 
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, U32_MAX);
 	for (i = 0; i < pdev->num_irqs; i++)
 		free_irq(pci_irq_vector(pci, i), pdev);
 	if (pdev->num_irqs)
@@ -494,8 +509,14 @@ static u32 polar_sgl_fill(struct sg_table *sgt, u64 offset, u64 size,
 	return n;
 }
 
+/*
+ * @len: bytes the command touches, from the buffer's offset: the SG list
+ * covers those, not the whole range the user named (which may be larger,
+ * and then cost entries, memory and -E2BIG for nothing).
+ */
 struct polar_cmd_bufs {
 	struct sg_table *sgt[2];
+	u64 len[2];
 	u32 nsge[2];
 	u32 first[2];
 };
@@ -555,9 +576,10 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 						nonblock, &bufs[i].sgt[b]);
 			if (ret)
 				return ret;
+			bufs[i].len[b] = len[b];
 			bufs[i].nsge[b] = polar_sgl_fill(bufs[i].sgt[b],
 							 buf[b]->offset,
-							 buf[b]->size, NULL);
+							 len[b], NULL);
 			if (!bufs[i].nsge[b] ||
 			    bufs[i].nsge[b] > POLAR_CIM_MAX_SGE)
 				return -E2BIG;
@@ -572,7 +594,8 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 		if (!job->sgl)
 			return nonblock ? -EAGAIN : -ENOMEM;
 	}
-	job->sqes = kmalloc_array(job->num_cmds, sizeof(*job->sqes), gfp);
+	job->sqes = kmalloc_array(job->num_cmds, sizeof(*job->sqes),
+				  gfp | __GFP_ACCOUNT);
 	if (!job->sqes)
 		return nonblock ? -EAGAIN : -ENOMEM;
 	for (i = 0; i < job->num_cmds; i++) {
@@ -582,7 +605,7 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 		for (b = 0; b < 2; b++)
 			if (bufs[i].sgt[b])
 				polar_sgl_fill(bufs[i].sgt[b], buf[b]->offset,
-					       buf[b]->size,
+					       bufs[i].len[b],
 					       job->sgl + bufs[i].first[b]);
 		polar_sqe_fill(job, &cmds[i], &bufs[i], &job->sqes[i]);
 	}
@@ -606,7 +629,12 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 	if (queue >= pdev->num_queues || !num_cmds || num_cmds > POLAR_MAX_CMDS)
 		return ERR_PTR(-EINVAL);
 	bufs = kcalloc(num_cmds, sizeof(*bufs), gfp);
-	job = kzalloc(sizeof(*job), gfp);
+	/*
+	 * A job lives until collected, and a file may keep 4096: charge it
+	 * to the submitter's memory cgroup. (Its SG list comes from
+	 * dma_alloc_coherent(), which cgroups do not account.)
+	 */
+	job = kzalloc(sizeof(*job), gfp | __GFP_ACCOUNT);
 	if (!bufs || !job) {
 		ret = nonblock ? -EAGAIN : -ENOMEM;
 		goto err;
@@ -657,52 +685,78 @@ void polar_queue_write_job(struct polar_device *pdev, struct polar_queue *q,
 	job->cmd_status = 0;
 }
 
-static bool polar_queue_has_room(struct polar_queue *q, u32 n)
+/*
+ * Ring space, unplug or a dead device: a hint only, read without q->lock,
+ * because a mutex may not be taken inside a wait_event() condition (the
+ * task is no longer TASK_RUNNING there). polar_job_reserve() checks again
+ * under the lock.
+ */
+static bool polar_reserve_may_go(struct polar_device *pdev,
+				 struct polar_job *job)
 {
-	bool room;
+	struct polar_queue *q = &pdev->queues[job->queue];
 
-	mutex_lock(&q->lock);
-	room = q->inflight_cmds + n < POLAR_QUEUE_ENTRIES;
-	mutex_unlock(&q->lock);
-	return room;
+	return READ_ONCE(q->inflight_cmds) + job->num_cmds <
+	       POLAR_QUEUE_ENTRIES || drm_dev_is_unplugged(&pdev->drm) ||
+	       READ_ONCE(pdev->dead);
 }
 
 /*
- * Takes the job's queue lock once the ring has room for the job: waits
- * unless @nonblock (then -EAGAIN). polar_job_commit() hands the job over
- * and unlocks; in between the caller may prepare for its completion.
+ * Waits for ring space for the job, unless @nonblock (then -EAGAIN), then
+ * enters the device (drm_dev_enter(), its index in @idx) and takes the
+ * job's queue lock. The wait happens outside drm_dev_enter(): unbind's
+ * drm_dev_unplug() waits for every entered section, and a ring that can
+ * only drain through a recovery (which does not run after unplug) would
+ * hang it. polar_remove() wakes the waiters, which then see -ENODEV.
+ * polar_job_commit() hands the job over, unlocks and exits; in between
+ * the caller may prepare for its completion.
  */
 int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
-		      bool nonblock)
+		      bool nonblock, int *idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
 	int ret;
 
 	for (;;) {
-		if (nonblock) {
-			if (!mutex_trylock(&q->lock))
-				return -EAGAIN;
-		} else {
+		if (!nonblock) {
 			ret = wait_event_interruptible(pdev->job_wq,
-						       polar_queue_has_room(q, job->num_cmds));
+						       polar_reserve_may_go(pdev, job));
 			if (ret)
 				return ret;
+		}
+		if (!drm_dev_enter(&pdev->drm, idx))
+			return -ENODEV;
+		if (nonblock) {
+			if (!mutex_trylock(&q->lock)) {
+				drm_dev_exit(*idx);
+				return -EAGAIN;
+			}
+		} else {
 			mutex_lock(&q->lock);
 		}
 		if (READ_ONCE(pdev->dead)) {
 			mutex_unlock(&q->lock);
+			drm_dev_exit(*idx);
+			/* A dead device gets another chance to come back. */
+			polar_recovery_schedule(pdev, -1, 0);
 			return -EIO;
 		}
 		if (q->inflight_cmds + job->num_cmds < POLAR_QUEUE_ENTRIES)
 			return 0;
 		mutex_unlock(&q->lock);
+		drm_dev_exit(*idx);
 		if (nonblock)
 			return -EAGAIN;
 	}
 }
 
-/* Writes the job to its ring, rings the doorbell and drops the lock. */
-void polar_job_commit(struct polar_device *pdev, struct polar_job *job)
+/*
+ * Writes the job to its ring, rings the doorbell, drops the lock and
+ * exits the device. The job may end and be freed at once: the caller must
+ * not touch it afterwards unless it holds a reference of its own.
+ */
+void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
+		      int idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
 
@@ -715,6 +769,7 @@ void polar_job_commit(struct polar_device *pdev, struct polar_job *job)
 			q->sq_tail);
 	mutex_unlock(&q->lock);
 	polar_watchdog_kick(pdev);
+	drm_dev_exit(idx);
 }
 
 /* ---- ioctls ---------------------------------------------------------------- */
@@ -728,6 +783,7 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	struct drm_polar_accel_cmd *cmds;
 	struct polar_job *job;
 	int ret, idx;
+	u64 seqno;
 
 	if (args->flags || args->pad || args->queue >= pdev->num_queues ||
 	    !args->num_cmds || args->num_cmds > POLAR_MAX_CMDS)
@@ -754,21 +810,20 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	job->in_xa = true;
 	/* @jobs holds a reference until WAIT collects the job. */
 	kref_get(&job->refcount);
-	ret = xa_insert(&pdev->jobs, job->seqno, job, GFP_KERNEL);
+	ret = xa_insert(&pdev->jobs, job->seqno, job, GFP_KERNEL_ACCOUNT);
 	if (ret)
 		goto out_put;
 
-	if (!drm_dev_enter(drm, &idx)) {
-		ret = -ENODEV;
-		goto out_erase;
-	}
-	ret = polar_job_reserve(pdev, job, false);
-	if (!ret)
-		polar_job_commit(pdev, job);
-	drm_dev_exit(idx);
+	ret = polar_job_reserve(pdev, job, false, &idx);
 	if (ret)
 		goto out_erase;
-	args->seqno = job->seqno;
+	/*
+	 * Once committed, only @jobs holds the job, and a WAIT on this seqno
+	 * from another thread of the file may collect and free it at once.
+	 */
+	seqno = job->seqno;
+	polar_job_commit(pdev, job, idx);
+	args->seqno = seqno;
 	return 0;
 
 out_erase:
@@ -803,7 +858,11 @@ int polar_wait_ioctl(struct drm_device *drm, void *data,
 	kref_get(&job->refcount);
 	xa_unlock(&pdev->jobs);
 
-	timeout = nsecs_to_jiffies(args->timeout_ns);
+	/*
+	 * An absolute deadline: a WAIT restarted after a signal keeps it
+	 * instead of waiting its whole time again.
+	 */
+	timeout = drm_timeout_abs_to_jiffies(args->timeout_ns);
 	timeout = wait_event_interruptible_timeout(pdev->job_wq,
 						   READ_ONCE(job->done),
 						   timeout);

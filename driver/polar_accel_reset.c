@@ -149,8 +149,9 @@ static void polar_recover_work(struct work_struct *work)
 	for (qid = 0; qid < pdev->num_queues; qid++)
 		polar_queue_reap_locked(pdev, qid);
 	polar_coredump(pdev, guilty_queue);
-	polar_hw_reset(pdev);
-	ret = polar_fw_boot(pdev);
+	ret = polar_hw_reset(pdev);
+	if (!ret)
+		ret = polar_fw_boot(pdev);
 	if (!ret)
 		polar_queues_hw_init(pdev);
 	atomic_inc(&pdev->reset_count);
@@ -186,14 +187,18 @@ static void polar_recover_work(struct work_struct *work)
 					q->sq_tail);
 		}
 	}
+	/*
+	 * A failed reset is not the end: the next submission asks for
+	 * another (polar_job_reserve()), and one that works revives it.
+	 */
 	if (ret) {
-		drm_err(&pdev->drm, "reset failed (%d): the device is dead\n",
+		drm_err(&pdev->drm, "reset failed (%d): jobs fail with -EIO until a reset works\n",
 			ret);
-		WRITE_ONCE(pdev->dead, true);
 	} else {
 		drm_info(&pdev->drm, "device reset %d done\n",
 			 atomic_read(&pdev->reset_count));
 	}
+	WRITE_ONCE(pdev->dead, !!ret);
 	pdev->wd_heartbeat = polar_reg_read(pdev, POLAR_CIM_REG_HEARTBEAT);
 	pdev->wd_progress = polar_reg_read(pdev, POLAR_CIM_REG_PROGRESS);
 
@@ -267,8 +272,13 @@ void polar_recovery_init(struct polar_device *pdev)
 	INIT_DELAYED_WORK(&pdev->watchdog, polar_watchdog_work);
 }
 
+/*
+ * Interrupts must be off already. The recovery kicks the watchdog and the
+ * watchdog schedules the recovery: disabling (not cancelling) each, the
+ * recovery first, keeps either from being queued again afterwards.
+ */
 void polar_recovery_fini(struct polar_device *pdev)
 {
-	cancel_delayed_work_sync(&pdev->watchdog);
-	cancel_work_sync(&pdev->recover_work);
+	disable_work_sync(&pdev->recover_work);
+	disable_delayed_work_sync(&pdev->watchdog);
 }

@@ -23,6 +23,7 @@
 struct polar_uring_pdu {
 	struct polar_job *job;
 	int status;
+	u16 cmd_status;
 };
 
 static struct polar_uring_pdu *polar_pdu(struct io_uring_cmd *ioucmd)
@@ -36,7 +37,8 @@ static void polar_uring_task_done(struct io_uring_cmd *ioucmd,
 	struct polar_uring_pdu *pdu = polar_pdu(ioucmd);
 	struct polar_job *job = pdu->job;
 
-	io_uring_cmd_done(ioucmd, pdu->status, 0, issue_flags);
+	/* res2 reaches rings made with IORING_SETUP_CQE32 (big_cqe[0]). */
+	io_uring_cmd_done(ioucmd, pdu->status, pdu->cmd_status, issue_flags);
 	polar_job_put(job);
 }
 
@@ -48,6 +50,7 @@ void polar_uring_complete(struct polar_job *job, int status)
 	if (!ioucmd)
 		return;
 	polar_pdu(ioucmd)->status = status;
+	polar_pdu(ioucmd)->cmd_status = job->cmd_status;
 	io_uring_cmd_complete_in_task(ioucmd, polar_uring_task_done);
 }
 
@@ -114,30 +117,27 @@ static int polar_uring_submit(struct io_uring_cmd *ioucmd,
 	polar_pdu(ioucmd)->job = job;
 	job->ucmd = ioucmd;
 
-	if (!drm_dev_enter(&pdev->drm, &idx)) {
-		ret = -ENODEV;
+	ret = polar_job_reserve(pdev, job, nonblock, &idx);
+	if (ret)
 		goto err;
-	}
-	ret = polar_job_reserve(pdev, job, nonblock);
-	if (ret) {
-		drm_dev_exit(idx);
-		goto err;
-	}
 	/*
 	 * Cancelable before the device can complete it: io_uring_cmd_done()
 	 * takes the command off the cancelable list, so marking it after a
 	 * fast completion would leave a finished request there.
 	 */
 	io_uring_cmd_mark_cancelable(ioucmd, issue_flags);
-	polar_job_commit(pdev, job);
-	drm_dev_exit(idx);
+	polar_job_commit(pdev, job, idx);
 	return -EIOCBQUEUED;
 
 err:
 	job->ucmd = NULL;
 	polar_job_put(job);
 	polar_job_discard(pdev, job);
-	return ret;
+	/*
+	 * A signal while waiting for ring space: nothing restarts a uring
+	 * command, so the CQE must carry an errno userspace knows.
+	 */
+	return ret == -ERESTARTSYS ? -EINTR : ret;
 }
 
 int polar_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)

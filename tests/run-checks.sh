@@ -88,7 +88,13 @@ echo "== VM kselftests"
 export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7}
 # A second chip of another seed, for the tests that spread work over two.
 export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8}
-tests/vm/run-vm.sh check "$BUILD/initramfs-check.cpio.gz"
+# Two vCPUs, full kernel preemption and freed memory zeroed: the threads of
+# a race test really interleave, and a use-after-free reads zeros instead
+# of the stale value (polar_accel_job_test, submit_races_wait_on_next_seqno).
+export POLAR_VM_SMP=${POLAR_VM_SMP-2}
+race_append="init_on_free=1 preempt=full"
+POLAR_VM_APPEND="${POLAR_VM_APPEND:+$POLAR_VM_APPEND }$race_append" \
+	tests/vm/run-vm.sh check "$BUILD/initramfs-check.cpio.gz"
 vm_rc=$?
 count_tap "$BUILD/vm-check.log"
 if [ "$vm_rc" != 0 ] && [ "$notok" = 0 ]; then
@@ -108,7 +114,7 @@ echo "== VM kselftests under the IOMMU (DMA isolation)"
 # out: their injected DMA errors are meant to be reported. The DMA canary is
 # in: its one stray DMA must be caught by the IOMMU (run-vm.sh).
 POLAR_VM_IOMMU=1 \
-POLAR_VM_APPEND=polar_tests=polar_accel_dma_canary_test,polar_accel_fuzz_test,polar_accel_job_test,polar_accel_stress_test,polar_accel_uring_test,polar_lib_test \
+POLAR_VM_APPEND="polar_tests=polar_accel_dma_canary_test,polar_accel_fuzz_test,polar_accel_job_test,polar_accel_stress_test,polar_accel_uring_test,polar_lib_test $race_append" \
 	tests/vm/run-vm.sh check-iommu "$BUILD/initramfs-check.cpio.gz" \
 	>"$BUILD/vm-check-iommu.out" 2>&1
 vm_rc=$?

@@ -514,6 +514,14 @@ static int drm_reap_uring(struct polar_device *dev,
 					continue;
 			} else if (n >= min_wait) {
 				ret = 0;	/* the jobs stay queued */
+			} else if (!held && n + queued >= min_wait) {
+				/*
+				 * Every job the kernel held has completed (on
+				 * a second CPU that happens before this call
+				 * looks): offer the queued ones again rather
+				 * than return fewer than min_wait.
+				 */
+				continue;
 			}
 		}
 		if (ret < 0) {

@@ -787,8 +787,13 @@ static int af_final_job(void)
 		{ .opcode = POLAR_CIM_OP_READ_COUNTERS },
 	};
 	struct drm_polar_accel_submit s = { .num_cmds = 2 };
-	struct drm_polar_accel_wait w = { .timeout_ns = 20000000000ll };
+	struct drm_polar_accel_wait w = { 0 };
 	int fd = af_open(), ret;
+	struct timespec now;
+
+	/* WAIT takes an absolute CLOCK_MONOTONIC deadline: 20 s from now. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	w.timeout_ns = (now.tv_sec + 20) * 1000000000ll + now.tv_nsec;
 
 	if (fd < 0)
 		return -ENODEV;

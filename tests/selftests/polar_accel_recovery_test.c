@@ -779,4 +779,41 @@ TEST_F(recovery, debugfs_and_timeout_param)
 	EXPECT_NE(0, debugfs_write(e->fd, "fault", "drop 99 0"));
 }
 
+/*
+ * A recovery whose firmware boot fails leaves the device failing jobs
+ * with -EIO, but not forever: the submissions it refuses ask for another
+ * recovery, and once one works jobs run again. The failed boot is real:
+ * debugfs makes the driver hand the device a corrupted image once, which
+ * the device rejects on its CRC.
+ */
+TEST_F_TIMEOUT(recovery, failed_recovery_is_retried, 120)
+{
+	struct drm_polar_accel_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+	struct env *e = &self->e;
+	uint64_t reset0;
+	int st = -1, i;
+
+	ASSERT_TRUE(debugfs_has(e->fd, "fw_corrupt_next_boot"))
+		TH_LOG("debugfs cannot make a firmware boot fail");
+	reset0 = param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
+	ASSERT_EQ(0, debugfs_write(e->fd, "fw_corrupt_next_boot", "1"));
+	ASSERT_EQ(0, debugfs_write(e->fd, "reset", "1"));
+	EXPECT_EQ(reset0 + 1, param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT));
+	/* The boot failed: a job now fails with -EIO, at SUBMIT or WAIT. */
+	st = run(e->fd, 0, &nop, 1);
+	EXPECT_TRUE(st == -EIO || st == -ENODEV) TH_LOG("NOP after the failed reset: %s",
+							 errname(st));
+	/* ... and the device comes back by itself within seconds. */
+	for (i = 0; i < 100; i++) {
+		st = run(e->fd, 0, &nop, 1);
+		if (!st)
+			break;
+		sleep_ms(50);
+	}
+	EXPECT_EQ(0, st) TH_LOG("jobs still fail 5 s after a failed reset: %s",
+				errname(st));
+	EXPECT_LT(reset0 + 1, param(e->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT));
+	EXPECT_NE(0, param(e->fd, DRM_POLAR_ACCEL_PARAM_FW_VERSION));
+}
+
 TEST_HARNESS_MAIN

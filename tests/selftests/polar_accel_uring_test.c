@@ -566,4 +566,114 @@ TEST_F_TIMEOUT(uring, fresh_bo_fast_jobs_via_worker, 90)
 		TH_LOG("the kernel log shows new warnings");
 }
 
+/*
+ * A job's cmd_status reaches io_uring too: on a ring made with
+ * IORING_SETUP_CQE32, big_cqe[0] of the CQE, as WAIT reports it. The old
+ * cmd_op number 0x01, not _IOWR-encoded, is refused.
+ */
+TEST_F(uring, cmd_status_in_big_cqe)
+{
+	struct drm_polar_accel_cmd cmd = { .opcode = POLAR_CIM_OP_MATMUL };
+	struct drm_polar_accel_uring_submit p = { .num_cmds = 1 };
+	struct __kernel_timespec ts = { .tv_sec = 20 };
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	struct io_uring ring;
+	struct bo x, y;
+
+	ASSERT_EQ(0, bo_new(self->fd, 4096, &x));
+	ASSERT_EQ(0, bo_new(self->fd, 4096, &y));
+	/* Tiles never programmed for this shape: NOT_PROGRAMMED. */
+	cmd.tile0 = param(self->fd, DRM_POLAR_ACCEL_PARAM_NUM_TILES) - 1;
+	cmd.in_dim = 7;
+	cmd.out_dim = 5;
+	cmd.batch = 1;
+	cmd.src = (struct drm_polar_accel_buf){ x.handle, 0, 0, 7 };
+	cmd.dst = (struct drm_polar_accel_buf){ y.handle, 0, 0, 20 };
+	p.cmds = (uintptr_t)&cmd;
+	ASSERT_EQ(0, io_uring_queue_init(4, &ring, IORING_SETUP_SQE128 |
+					 IORING_SETUP_CQE32));
+	ASSERT_EQ(0, uring_prep(&ring, self->fd, &p, 7));
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	ASSERT_EQ(0, io_uring_wait_cqe_timeout(&ring, &cqe, &ts));
+	EXPECT_EQ(7, cqe->user_data);
+	EXPECT_EQ(-ENOENT, cqe->res);
+	EXPECT_EQ(POLAR_CIM_ST_NOT_PROGRAMMED, cqe->big_cqe[0]);
+	io_uring_cqe_seen(&ring, cqe);
+
+	/* The unencoded number of UAPI version 2 is no command any more. */
+	sqe = io_uring_get_sqe(&ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, self->fd, NULL, 0, 0);
+	sqe->cmd_op = 0x01;
+	memset(sqe->cmd, 0, 80);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.opcode = POLAR_CIM_OP_NOP;
+	memcpy(sqe->cmd, &p, sizeof(p));
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	ASSERT_EQ(0, io_uring_wait_cqe_timeout(&ring, &cqe, &ts));
+	EXPECT_EQ(-ENOTTY, cqe->res);
+	io_uring_cqe_seen(&ring, cqe);
+	io_uring_queue_exit(&ring);
+	bo_free(self->fd, &x);
+	bo_free(self->fd, &y);
+}
+
+/*
+ * NOPs and READ_COUNTERS through an SQPOLL ring (the kernel's SQ thread
+ * issues them) and with IOSQE_ASYNC (issued from an io-wq worker, the
+ * blocking path): every CQE arrives, every res is 0.
+ */
+static void uring_mode_run(struct __test_metadata *_metadata, int fd,
+			   unsigned int setup, uint8_t sqe_flags)
+{
+	enum { N = 64 };
+	static struct drm_polar_accel_cmd cmds[N];
+	struct io_uring_params params = { .flags = IORING_SETUP_SQE128 | setup,
+					  .sq_thread_idle = 100 };
+	bool seen[N] = { 0 };
+	struct io_uring ring;
+	struct bo out = { 0 };
+	uint64_t ud;
+	int i, res, ret;
+
+	ret = io_uring_queue_init_params(N, &ring, &params);
+	if (ret == -EPERM || ret == -EINVAL) {
+		TH_LOG("ring setup 0x%x refused: %d", setup, ret);
+		return;
+	}
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, bo_new(fd, 4096, &out));
+	for (i = 0; i < N; i++) {
+		memset(&cmds[i], 0, sizeof(cmds[i]));
+		cmds[i].opcode = i % 2 ? POLAR_CIM_OP_READ_COUNTERS :
+					 POLAR_CIM_OP_NOP;
+		if (i % 2)
+			cmds[i].dst = (struct drm_polar_accel_buf){
+				out.handle, 0, 64 * (i / 2 % 64), 64 };
+		ASSERT_EQ(0, uring_prep_job(&ring, fd, i % 2, &cmds[i], 1, i));
+		/* The SQE just prepared: 128-byte SQEs are two entries. */
+		if (sqe_flags)
+			ring.sq.sqes[((ring.sq.sqe_tail - 1) &
+				      *ring.sq.kring_mask) << 1].flags |= sqe_flags;
+	}
+	ASSERT_EQ(N, io_uring_submit(&ring));
+	for (i = 0; i < N; i++) {
+		ASSERT_EQ(0, uring_reap(&ring, &res, &ud, CQE_WAIT_S));
+		ASSERT_GT(N, ud);
+		EXPECT_FALSE(seen[ud]);
+		seen[ud] = true;
+		EXPECT_EQ(0, res) TH_LOG("job %llu: res %d",
+					 (unsigned long long)ud, res);
+	}
+	io_uring_queue_exit(&ring);
+	bo_free(fd, &out);
+}
+
+TEST_F(uring, sqpoll_and_async_submissions)
+{
+	uring_mode_run(_metadata, self->fd, IORING_SETUP_SQPOLL, 0);
+	uring_mode_run(_metadata, self->fd, 0, IOSQE_ASYNC);
+}
+
 TEST_HARNESS_MAIN

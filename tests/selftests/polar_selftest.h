@@ -29,6 +29,15 @@
 #define FW_PATH "/lib/firmware/polar_cim.fw"
 #define WAIT_NS (20ll * 1000 * 1000 * 1000)
 
+/* WAIT's timeout_ns: the CLOCK_MONOTONIC deadline @ns from now. */
+static inline int64_t deadline_ns(int64_t ns)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec * 1000000000ll + now.tv_nsec + ns;
+}
+
 struct bo {
 	uint32_t handle;
 	uint64_t size;
@@ -98,7 +107,7 @@ static inline int wait_job(int fd, uint64_t seqno, uint32_t *cmd_status)
 {
 	struct drm_polar_accel_wait w = {
 		.seqno = seqno,
-		.timeout_ns = WAIT_NS,
+		.timeout_ns = deadline_ns(WAIT_NS),
 	};
 
 	if (ioctl(fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w))

@@ -15,8 +15,12 @@
 extern "C" {
 #endif
 
-/* Bumped when an ioctl, a param or a payload is added. */
-#define DRM_POLAR_ACCEL_UAPI_VERSION	2
+/*
+ * Bumped when an ioctl, a param or a payload is added or changes.
+ * 3: WAIT's timeout_ns is an absolute CLOCK_MONOTONIC deadline; the
+ * io_uring cmd_op is _IOWR-encoded; a CQE32 ring gets cmd_status.
+ */
+#define DRM_POLAR_ACCEL_UAPI_VERSION	3
 
 #define DRM_POLAR_ACCEL_GET_PARAM	0x00
 #define DRM_POLAR_ACCEL_BO_CREATE	0x01
@@ -205,8 +209,21 @@ struct drm_polar_accel_cmd {
  * @seqno: out, the job's sequence number, for WAIT.
  *
  * Every field and every buffer range is checked against the caller's BOs
- * before the device sees an address: -EINVAL for a bad field, -ENOENT for
- * a handle the file does not own, -ERANGE for a range outside its BO.
+ * before the device sees an address. SUBMIT returns 0 or:
+ *
+ * - -EINVAL: a bad field (unknown opcode or flag, nonzero padding, a
+ *   dimension or batch out of range).
+ * - -ENOENT: a handle the file does not own.
+ * - -ERANGE: a buffer range outside its BO, or tiles outside the chip.
+ * - -E2BIG: a buffer range spans more than 4096 scatter-gather entries
+ *   (POLAR_CIM_MAX_SGE) in its BO's pages.
+ * - -EBUSY: the file has 4096 jobs it has not collected with WAIT.
+ * - -EIO: the device's last recovery failed; the call asked for another
+ *   one, so try again later.
+ * - -ENODEV: the device is gone (unbound).
+ * - -EFAULT, -ENOMEM: as usual.
+ * - -EINTR (or a transparent restart): a signal arrived while the ring
+ *   was full and the job was not queued.
  */
 struct drm_polar_accel_submit {
 	__u32 queue;
@@ -220,19 +237,26 @@ struct drm_polar_accel_submit {
 /**
  * struct drm_polar_accel_wait - wait for a job and collect its status
  * @seqno: in, from SUBMIT by this file.
- * @timeout_ns: in, relative; 0 polls.
+ * @timeout_ns: in, an absolute CLOCK_MONOTONIC deadline in ns (as ivpu's
+ *	WAIT): a time already past, 0 included, polls; INT64_MAX waits
+ *	forever. Absolute so that a WAIT restarted after a signal keeps its
+ *	deadline. Negative values get -EINVAL.
  * @flags: in, must be zero.
  * @status: out, 0 or a negative errno: -EINVAL (the device rejected a
  *	field), -ERANGE (tiles outside the chip), -ENOENT (tiles not
- *	programmed for this shape), -EIO (DMA or device error),
- *	-ENODEV (firmware not booted or device gone).
+ *	programmed for this shape), -EIO (DMA or device error, a lost
+ *	completion, or a failed recovery), -ETIMEDOUT (the job's queue hung
+ *	and the device was reset), -ENODEV (firmware not booted or device
+ *	gone).
  * @cmd_status: out, the device status (POLAR_CIM_ST_*) of the first
  *	failing command, 0 when all succeeded.
  * @pad: zero.
  *
  * Returns 0 once the job has ended (its status is then reported and the
- * seqno is released), -ETIME if it has not within timeout_ns, -ENOENT for
- * a seqno this file does not have outstanding.
+ * seqno is released), -ETIME if it has not by the deadline, -ENOENT for a
+ * seqno this file does not have outstanding (or that another thread has
+ * just collected), -EINVAL for a bad field, and -EINTR (or a transparent
+ * restart, with the same deadline) when a signal arrived first.
  */
 struct drm_polar_accel_wait {
 	__u64 seqno;
@@ -247,14 +271,27 @@ struct drm_polar_accel_wait {
  * io_uring submission. On a ring created with IORING_SETUP_SQE128, an
  * IORING_OP_URING_CMD SQE on the accel fd with cmd_op
  * DRM_POLAR_ACCEL_URING_SUBMIT carries a struct drm_polar_accel_uring_submit
- * in its 80-byte cmd area. The driver copies it during the call. The CQE
- * arrives when the device has completed the job: res is the job's status
- * (0 or a negative errno as for WAIT's status), or the submission's error
- * (-EINVAL, -ENOENT, -ERANGE ... as for SUBMIT). Closing the ring cancels
- * the CQEs of jobs still running (res -ECANCELED); the jobs themselves run
- * to completion.
+ * in its 80-byte cmd area; the driver copies that payload when the SQE is
+ * consumed.
+ *
+ * The command array it points to (@cmds) is read when the command is
+ * issued, which can be later than io_uring_submit() returns: io_uring
+ * issues again from a worker when the first, non-blocking attempt would
+ * sleep (a BO's first use, a full ring), and an SQPOLL thread issues on
+ * its own time. Keep the array valid and unchanged until the CQE arrives.
+ *
+ * The CQE arrives when the device has completed the job: res is the job's
+ * status (0 or a negative errno as for WAIT's status), or the submission's
+ * error (as for SUBMIT; -EINTR if a signal ended a wait for ring space).
+ * On a ring made with IORING_SETUP_CQE32 as well, big_cqe[0] is the job's
+ * cmd_status (as WAIT's). Closing the ring cancels the CQEs of jobs still
+ * running (res -ECANCELED); the jobs themselves run to completion.
+ *
+ * cmd_op is encoded like an ioctl number (direction, size, type, number),
+ * as nvme and ublk do, so a payload of another size is refused.
  */
-#define DRM_POLAR_ACCEL_URING_SUBMIT	0x01
+#define DRM_POLAR_ACCEL_URING_SUBMIT \
+	DRM_IOWR(DRM_COMMAND_BASE + 0x20, struct drm_polar_accel_uring_submit)
 
 /**
  * struct drm_polar_accel_uring_submit - the uring_cmd payload, 80 bytes
