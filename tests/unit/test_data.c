@@ -197,8 +197,7 @@ static void test_fashion_mnist(void)
 	float lo = 1.0f, hi = 0.0f;
 
 	if (access(POLAR_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz", R_OK)) {
-		printf("# skip: %s not installed\n", POLAR_FASHION_MNIST_DIR);
-		return;
+		UNIT_SKIP("%s not installed", POLAR_FASHION_MNIST_DIR);
 	}
 	CHECK(polar_fashion_mnist_load(NULL, &train, &test) == 0);
 	CHECK(train.count == 60000 && test.count == 10000);
