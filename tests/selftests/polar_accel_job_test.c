@@ -394,11 +394,16 @@ TEST_F(job, wait_and_bo_info_reject_invalid_fields)
 	bo_free(self->fd, &bo);
 }
 
-/* A reset leaves a device coredump of the queue and register state. */
+/*
+ * A reset through debugfs leaves a devcoredump of that very reset: dumps an
+ * earlier test left are freed first (writing to data frees one) and must be
+ * gone, and the new dump must carry the reset's number.
+ */
 TEST_F(job, reset_leaves_a_devcoredump)
 {
-	char path[256], link[300], dev[256], buf[4096];
-	int fd, found = 0;
+	char path[256], link[300], dev[256], buf[4096], want[64];
+	uint64_t resets;
+	int fd, found = 0, stale = 0, tries;
 	ssize_t n;
 	FILE *f;
 
@@ -413,14 +418,41 @@ TEST_F(job, reset_leaves_a_devcoredump)
 	fd = open(path, O_WRONLY);
 	if (fd < 0)
 		SKIP(return, "no %s", path);
+
+	f = popen("ls -d /sys/class/devcoredump/devcd* 2>/dev/null", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(buf, sizeof(buf), f))
+		stale++;
+	pclose(f);
+	TH_LOG("devcoredumps left by earlier tests: %d", stale);
+	/* The kernel frees a dump from a work item: wait for it, up to 5 s. */
+	system("for d in /sys/class/devcoredump/devcd*; do echo 1 > $d/data; done 2>/dev/null");
+	for (tries = 0; tries < 50; tries++) {
+		f = popen("ls -d /sys/class/devcoredump/devcd* 2>/dev/null", "r");
+		ASSERT_NE(NULL, f);
+		stale = 0;
+		while (fgets(buf, sizeof(buf), f))
+			stale++;
+		pclose(f);
+		if (!stale)
+			break;
+		sleep_ms(100);
+	}
+	ASSERT_EQ(0, stale);
+
+	resets = param(self->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
 	ASSERT_EQ(2, write(fd, "1\n", 2));
 	close(fd);
+	EXPECT_EQ(resets + 1, param(self->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT));
 
+	snprintf(want, sizeof(want), "polar_accel coredump: reset %llu,",
+		 (unsigned long long)resets + 1);
 	f = popen("cat /sys/class/devcoredump/devcd*/data 2>/dev/null", "r");
 	ASSERT_NE(NULL, f);
 	while (fgets(buf, sizeof(buf), f))
-		found |= strstr(buf, "polar_accel coredump") != NULL;
+		found |= strstr(buf, want) != NULL;
 	pclose(f);
+	TH_LOG("looked for \"%s\": %s", want, found ? "found" : "missing");
 	EXPECT_TRUE(found);
 	/* Writing to data frees the dump. */
 	system("for d in /sys/class/devcoredump/devcd*; do echo 1 > $d/data; done 2>/dev/null");
