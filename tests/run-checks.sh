@@ -38,6 +38,9 @@ fi
 
 if part unit; then
 echo "== host unit tests"
+# The tests' own default is build/firmware under the current directory,
+# which is not where BUILD=dir puts it.
+export POLAR_FIRMWARE=${POLAR_FIRMWARE:-$BUILD/firmware/polar_cim.fw}
 for t in "$BUILD"/tests/unit/test_*; do
 	[ -x "$t" ] && [ -f "$t" ] || continue
 	name=$(basename "$t")
