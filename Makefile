@@ -212,7 +212,7 @@ check: setup
 	@$(MAKE) --no-print-directory qemu firmware unit $(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
 
-# Not part of check (about MUTATE_TIME): plants each bug of
+# Not part of check (over an hour on this loaded machine): plants each bug of
 # tests/mutants/mutants.tsv in a copy of the tree under $(BUILD)/mutate and
 # expects the part of check that should catch it to fail (tests/README.md).
 # The main build comes first: the copy shares its kernel, harness and QEMU.
