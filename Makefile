@@ -57,7 +57,7 @@ FWDIR ?= /lib/firmware
 VERSION = $(LIB_VERSION)
 DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 
-.PHONY: all run check setup install kernel harness qemu driver lib tools unit \
+.PHONY: all run check mutate setup install kernel harness qemu driver lib tools unit \
 	selftests initramfs lint checkpatch sparse clean distclean help \
 	firmware bench-engine bench-submit bench-overlap bench-lowrank
 
@@ -66,6 +66,7 @@ all: lib tools driver firmware
 help:
 	@echo "make run    build everything, boot the VM with the device, print its identity"
 	@echo "make check  build everything and run the host and VM tests, plus lint"
+	@echo "make mutate plant known bugs one at a time; each must fail the tests that should catch it"
 	@echo "make lint   checkpatch --strict and sparse over the driver"
 	@echo "make firmware       assemble build/firmware/polar_cim.fw"
 	@echo "make bench-engine   cim_engine MAC/s against single-thread sgemm and a popcount roofline"
@@ -213,6 +214,14 @@ check: setup
 	@$(MAKE) --no-print-directory qemu firmware unit $(QTEST_DEVICE) \
 		$(DEVICE_FUZZ) $(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
+
+# Not part of check (over an hour on this loaded machine): plants each bug of
+# tests/mutants/mutants.tsv in a copy of the tree under $(BUILD)/mutate and
+# expects the part of check that should catch it to fail (tests/README.md).
+# The main build comes first: the copy shares its kernel, harness and QEMU.
+mutate: setup
+	@$(MAKE) --no-print-directory qemu firmware unit $(BUILD)/initramfs-check.cpio.gz
+	@tests/mutate.sh
 
 # --- lint -----------------------------------------------------------------
 

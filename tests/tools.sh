@@ -63,20 +63,55 @@ train_ok() {
 }
 check "train an MLP for one epoch" train_ok
 
+# Accuracy of each method on this fixed configuration (the MLP above, one
+# epoch, seed fixed; --calib 128 --test 300; the chip of seed 7), in % of
+# 300 test images (one image = 0.33). Each floor is the value measured on
+# 2026-11-29 (make check's tools part, sim backend) minus the margin beside
+# it: a few images, for the summation order of other SIMD kernels (AVX2
+# against AVX-512) moving predictions near a class boundary.
+#   method       measured  floor  margin
+#   fp32         89.00     87.00  6 images
+#   quant        87.67     85.67  6 images
+#   svd          87.33     85.33  6 images
+#   act          87.00     85.00  6 images
+#   act-device   88.67     86.67  6 images
+#   sensitivity  90.67     89.00  5 images
+# and sensitivity at least 1.00 above quant (measured 3.00): its host path
+# must add something, which a missing or zero host path would not.
+declare -A accuracy_floor=([fp32]=87.00 [quant]=85.67 [svd]=85.33 [act]=85.00
+	[act-device]=86.67 [sensitivity]=89.00)
+
+# "accuracy M=V" lines of an eval log, checked against accuracy_floor.
+accuracies_ok() { # log
+	local m v q s ok=0
+	for m in fp32 quant svd act act-device sensitivity; do
+		v=$(sed -n "s/^accuracy $m=\([0-9.]*\)$/\1/p" "$1")
+		if [ -z "$v" ]; then
+			echo "  no accuracy line for $m" >&2
+			ok=1
+		elif awk -v v="$v" -v f="${accuracy_floor[$m]}" \
+			'BEGIN { exit !(v < f) }'; then
+			echo "  $m accuracy $v %, below its floor ${accuracy_floor[$m]} %" >&2
+			ok=1
+		fi
+	done
+	q=$(sed -n 's/^accuracy quant=\([0-9.]*\)$/\1/p' "$1")
+	s=$(sed -n 's/^accuracy sensitivity=\([0-9.]*\)$/\1/p' "$1")
+	if [ -n "$q" ] && [ -n "$s" ] &&
+		awk -v q="$q" -v s="$s" 'BEGIN { exit !(s < q + 1.0) }'; then
+		echo "  sensitivity $s % is not 1.00 above quant $q %" >&2
+		ok=1
+	fi
+	return $ok
+}
+
 eval_ok() {
 	"$polar" eval --model "$model" --device sim --calib 128 --test 300 \
 		--report "$dir/report" >"$dir/eval.log" 2>&1 || return 1
-	local m v
-	for m in fp32 quant svd act act-device sensitivity; do
-		v=$(sed -n "s/^accuracy $m=\([0-9.]*\)$/\1/p" "$dir/eval.log")
-		[ -n "$v" ] || { echo "  no accuracy line for $m" >&2; return 1; }
-	done
-	# One epoch of the MLP reaches about 85 %: far above chance (10 %).
-	v=$(sed -n 's/^accuracy fp32=\([0-9]*\).*/\1/p' "$dir/eval.log")
-	[ "$v" -ge 75 ] || { echo "  fp32 accuracy $v %" >&2; return 1; }
+	accuracies_ok "$dir/eval.log" || return 1
 	[ -s "$dir/report/report.md" ] && [ -s "$dir/report/accuracy.svg" ]
 }
-check "eval on sim: every method's accuracy line and the report" eval_ok
+check "eval on sim: every method above its accuracy floor, the report" eval_ok
 
 # Two evaluation threads take alternate batches of 250 test images: the
 # accuracy and energy lines must be those of one thread, and the phases

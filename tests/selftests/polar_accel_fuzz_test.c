@@ -50,14 +50,17 @@ TEST_F_TIMEOUT(fuzz, abi_three_processes, 120)
 }
 
 /*
- * Reports the DMA domain the device sits in: "DMA" (or "DMA-FQ") behind a
- * translating IOMMU, no group without one. run-checks.sh requires "DMA" in
- * the IOMMU run, so that run cannot pass without the IOMMU translating.
+ * The DMA domain the device sits in must be the one the kernel command line
+ * asks for: "DMA" (strict translation, no flush queue) when run-vm.sh
+ * started the guest with intel_iommu=on iommu.strict=1, no IOMMU group
+ * without an IOMMU. So the IOMMU run cannot pass with the IOMMU off or in
+ * passthrough, and the plain run notices an IOMMU it did not ask for.
  */
 TEST(iommu_domain_reported)
 {
-	char type[64] = "none";
+	char type[64] = "none", cmdline[1024] = "";
 	int fd = af_open(), f;
+	const char *want;
 	struct stat st;
 	char path[128];
 	ssize_t n;
@@ -76,7 +79,16 @@ TEST(iommu_domain_reported)
 		close(f);
 	}
 	close(fd);
-	TH_LOG("iommu_group type=%s", type);
+	f = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, f);
+	n = read(f, cmdline, sizeof(cmdline) - 1);
+	close(f);
+	ASSERT_LT(0, n);
+	cmdline[n] = 0;
+	want = strstr(cmdline, "intel_iommu=on") &&
+	       strstr(cmdline, "iommu.strict=1") ? "DMA" : "none";
+	TH_LOG("iommu_group type=%s, expected %s", type, want);
+	ASSERT_STREQ(want, type);
 }
 
 TEST_HARNESS_MAIN

@@ -291,8 +291,9 @@ TEST_F(job, submit_rejects_invalid_fields)
 	struct drm_polar_accel_cmd good = { .opcode = POLAR_CIM_OP_MATMUL };
 	struct drm_polar_accel_submit s;
 	uint32_t queues = param(self->fd, DRM_POLAR_ACCEL_PARAM_NUM_QUEUES);
+	uint64_t max_batch = param(self->fd, DRM_POLAR_ACCEL_PARAM_MAX_BATCH);
 	uint64_t seqno = 0;
-	struct bo x, y;
+	struct bo x, y, bx, by;
 	int k;
 
 	ASSERT_EQ(0, bo_new(self->fd, 4096, &x));
@@ -302,6 +303,8 @@ TEST_F(job, submit_rejects_invalid_fields)
 	good.batch = 2;
 	good.src = (struct drm_polar_accel_buf){ x.handle, 0, 0, 32 };
 	good.dst = (struct drm_polar_accel_buf){ y.handle, 0, 0, 64 };
+	ASSERT_EQ(0, bo_new(self->fd, (max_batch + 1) * 16ull, &bx));
+	ASSERT_EQ(0, bo_new(self->fd, (max_batch + 1) * 8ull * 4, &by));
 
 	for (k = 0; k < 18; k++) {
 		struct drm_polar_accel_cmd c = good;
@@ -322,8 +325,12 @@ TEST_F(job, submit_rejects_invalid_fields)
 		case 11: c.src.offset = 4090; expect = -ERANGE; break;
 		case 12: c.dst.size = 8192; expect = -ERANGE; break;
 		case 13: c.tile0 = self->tiles; expect = -ERANGE; break;
-		case 14: c.batch = param(self->fd,
-					 DRM_POLAR_ACCEL_PARAM_MAX_BATCH) + 1;
+		case 14: /* buffers large enough: only the batch is wrong */
+			c.batch = max_batch + 1;
+			c.src = (struct drm_polar_accel_buf){ bx.handle, 0, 0,
+							      bx.size };
+			c.dst = (struct drm_polar_accel_buf){ by.handle, 0, 0,
+							      by.size };
 			break;
 		case 15: c.opcode = POLAR_CIM_OP_NOP; break; /* fields set */
 		case 16: c.rows_per_conv = 4096; break;
@@ -359,6 +366,8 @@ TEST_F(job, submit_rejects_invalid_fields)
 	EXPECT_EQ(-1000 - ENOENT, wait_job(self->fd, 1ull << 60, NULL));
 	bo_free(self->fd, &x);
 	bo_free(self->fd, &y);
+	bo_free(self->fd, &bx);
+	bo_free(self->fd, &by);
 }
 
 /* WAIT and BO_INFO reject every invalid field, like SUBMIT. */
@@ -398,7 +407,6 @@ TEST_F(job, wait_and_bo_info_reject_invalid_fields)
 	bo_free(self->fd, &bo);
 }
 
-/* A reset leaves a device coredump of the queue and register state. */
 /*
  * A reset leaves a device coredump of the queue and register state. Only
  * the dump this reset made counts: the one of this device (failing_device)

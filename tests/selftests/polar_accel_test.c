@@ -144,6 +144,12 @@ TEST_F(polar, get_param_matches_registers)
 		ASSERT_EQ(0, polar_get_param(self->dev, map[i].param, &value));
 		EXPECT_EQ(bar[map[i].reg / 4], value);
 	}
+	/* The driver uses the device's ring pairs, up to the ones it has. */
+	ASSERT_EQ(0, get_param(self->fd, DRM_POLAR_ACCEL_PARAM_NUM_QUEUES,
+			       &value));
+	EXPECT_EQ(bar[POLAR_CIM_REG_NUM_QUEUES / 4] < POLAR_CIM_MAX_QUEUES ?
+		  bar[POLAR_CIM_REG_NUM_QUEUES / 4] : POLAR_CIM_MAX_QUEUES,
+		  value);
 	munmap((void *)bar, POLAR_CIM_BAR0_SIZE);
 	close(bar_fd);
 }

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +184,144 @@ TEST_F(lib, layer_across_two_devices)
 	EXPECT_EQ(0, compare_layer(_metadata, devs, 2, sims, &cases[2]));
 	polar_close(devs[1]);
 	polar_close(sims[1]);
+}
+
+/*
+ * The host path (B (A x), lowrank.h) on the CPU while the device runs each
+ * chunk's MATMULs: on the software backend the two are computed one after
+ * the other whatever the flag, so only here can overlapping change the
+ * result. Overlapped must equal serial bit for bit (same sums, same host
+ * arithmetic), and both must be the device-only output plus the host-only
+ * one: 1e-6 relative, as fp32 adds the two halves in its own order (about
+ * 2^-23 per add). Three chunks of max_batch, the last ragged.
+ */
+static void host_path_on_device(struct __test_metadata *_metadata,
+				struct polar_device *dev)
+{
+	const uint32_t in = 300, out = 40, r = 8;
+	struct polar_qlayer_desc d = { 0 };
+	struct polar_qlayer *l = NULL;
+	struct polar_caps caps;
+	float *w = rand_floats((size_t)in * out, 11, 0);
+	float *A = rand_floats((size_t)r * in, 12, 0);
+	float *B = rand_floats((size_t)out * r, 13, 0);
+	float *x, *ov, *ser, *dev_only, *host;
+	double m = 0, diff = 0, host_m = 0;
+	uint32_t batch, i;
+
+	ASSERT_EQ(0, polar_get_caps(dev, &caps));
+	batch = 2 * caps.max_batch + 3;
+	x = rand_floats((size_t)batch * in, 14, 0);
+	ov = malloc(sizeof(float) * batch * out);
+	ser = malloc(sizeof(float) * batch * out);
+	dev_only = malloc(sizeof(float) * batch * out);
+	host = malloc(sizeof(float) * batch * out);
+	ASSERT_TRUE(ov && ser && dev_only && host);
+	d.in_dim = in;
+	d.out_dim = out;
+	d.weight = w;
+	d.wfmt = POLAR_WFMT_INT4;
+	d.xfmt = POLAR_XFMT_INT8;
+	d.x_scale = 1.0f / 127;
+	d.job_seed = 5;
+	d.rank = r;
+	d.A = A;
+	d.B = B;
+	ASSERT_EQ(0, polar_qlayer_create(&dev, 1, &d, &l))
+		TH_LOG("%s", polar_errmsg());
+	ASSERT_EQ(0, polar_qlayer_forward(l, batch, x, ov, POLAR_FWD_OVERLAP))
+		TH_LOG("%s", polar_errmsg());
+	ASSERT_EQ(0, polar_qlayer_forward(l, batch, x, ser, POLAR_FWD_SERIAL))
+		TH_LOG("%s", polar_errmsg());
+	ASSERT_EQ(0, polar_qlayer_forward(l, batch, x, dev_only,
+					  POLAR_FWD_DEVICE_ONLY));
+	ASSERT_EQ(0, polar_qlayer_forward(l, batch, x, host,
+					  POLAR_FWD_HOST_ONLY));
+	EXPECT_EQ(0, memcmp(ov, ser, sizeof(float) * batch * out));
+	for (i = 0; i < batch * out; i++) {
+		double e = (double)dev_only[i] + host[i];
+
+		m = fmax(m, fabs(e));
+		diff = fmax(diff, fabs(ov[i] - e));
+		host_m = fmax(host_m, fabs(host[i]));
+	}
+	TH_LOG("batch %u: |overlapped - (device + host)| %.3g of %.3g, host part up to %.3g",
+	       batch, diff, m, host_m);
+	EXPECT_LE(diff, 1e-6 * m);
+	/* A host path of zeros would make the comparison above empty. */
+	EXPECT_LT(0.01 * m, host_m);
+	polar_qlayer_destroy(l);
+	free(w);
+	free(A);
+	free(B);
+	free(x);
+	free(ov);
+	free(ser);
+	free(dev_only);
+	free(host);
+}
+
+TEST_F(lib, host_path_overlapped_equals_serial_uring)
+{
+	if (polar_set_submit_path(self->dev, POLAR_PATH_URING))
+		SKIP(return, "no io_uring path: %s", polar_errmsg());
+	host_path_on_device(_metadata, self->dev);
+}
+
+TEST_F(lib, host_path_overlapped_equals_serial_ioctl)
+{
+	ASSERT_EQ(0, polar_set_submit_path(self->dev, POLAR_PATH_IOCTL));
+	host_path_on_device(_metadata, self->dev);
+}
+
+/*
+ * A job the device fails reaches the caller as a failure, on either path:
+ * a MATMUL on a tile never programmed ends in -ENOENT (the device's
+ * NOT_PROGRAMMED, as job.matmul_on_unprogrammed_shape_fails sees it
+ * through the ioctls), and a good NOP after it succeeds.
+ */
+static void failed_job_reported(struct __test_metadata *_metadata,
+				struct polar_device *dev)
+{
+	struct polar_buffer *x = NULL, *y = NULL;
+	struct polar_completion c = { .status = 1 };
+	struct polar_caps caps;
+	struct polar_cmd mm = {
+		.opcode = POLAR_CIM_OP_MATMUL,
+		.in_dim = 7, .out_dim = 5, .batch = 1,
+	};
+	struct polar_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+
+	ASSERT_EQ(0, polar_get_caps(dev, &caps));
+	ASSERT_EQ(0, polar_buffer_create(dev, 4096, &x));
+	ASSERT_EQ(0, polar_buffer_create(dev, 4096, &y));
+	mm.tile0 = caps.tiles - 1;
+	mm.src = (struct polar_buf_ref){ x, 0, 7 };
+	mm.dst = (struct polar_buf_ref){ y, 0, 20 };
+	ASSERT_EQ(0, polar_submit(dev, 0, &mm, 1, 17)) TH_LOG("%s", polar_errmsg());
+	ASSERT_EQ(1, polar_reap(dev, &c, 1, 1)) TH_LOG("%s", polar_errmsg());
+	EXPECT_EQ(17, c.user_data);
+	EXPECT_EQ(-ENOENT, c.status);
+	c.status = 1;
+	ASSERT_EQ(0, polar_submit(dev, 0, &nop, 1, 18));
+	ASSERT_EQ(1, polar_reap(dev, &c, 1, 1));
+	EXPECT_EQ(18, c.user_data);
+	EXPECT_EQ(0, c.status);
+	polar_buffer_free(x);
+	polar_buffer_free(y);
+}
+
+TEST_F(lib, failed_job_reported_uring)
+{
+	if (polar_set_submit_path(self->dev, POLAR_PATH_URING))
+		SKIP(return, "no io_uring path: %s", polar_errmsg());
+	failed_job_reported(_metadata, self->dev);
+}
+
+TEST_F(lib, failed_job_reported_ioctl)
+{
+	ASSERT_EQ(0, polar_set_submit_path(self->dev, POLAR_PATH_IOCTL));
+	failed_job_reported(_metadata, self->dev);
 }
 
 /* ---- threads: each its own handle, submitting and reaping ------------- */

@@ -3,7 +3,7 @@
  * Host unit tests for cim_engine: bit-exact against the naive reference
  * (cim_naive.h), exactness of the lossless configuration, noise
  * statistics, determinism, counters and argument validation.
- * Prints "N passed, N failed" last; exits non-zero on any failure.
+ * One TAP line per test function (unit.h); exits non-zero on any failure.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,20 +14,7 @@
 
 #include "cim_engine.h"
 #include "cim_naive.h"
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                               \
-		if (cond) {                                                \
-			n_pass++;                                          \
-		} else {                                                   \
-			n_fail++;                                          \
-			printf("FAIL %s:%d: ", __func__, __LINE__);        \
-			printf(__VA_ARGS__);                               \
-			printf("\n");                                      \
-		}                                                          \
-	} while (0)
+#include "unit.h"
 
 /* test-side PRNG (xorshift64*) */
 static uint64_t rs = 0x1234567887654321ull;
@@ -985,18 +972,17 @@ static void test_dot_kernel(void)
 
 int main(void)
 {
-	test_gauss();
-	test_exact();
-	test_vs_naive();
-	test_dot_kernel();
-	test_threads();
-	test_dynamic_noise();
-	test_static_spread();
-	test_determinism();
-	test_chunking();
-	test_codebook();
-	test_counters();
-	test_validation();
-	printf("%d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	RUN(test_gauss);
+	RUN(test_exact);
+	RUN(test_vs_naive);
+	RUN(test_dot_kernel);
+	RUN(test_threads);
+	RUN(test_dynamic_noise);
+	RUN(test_static_spread);
+	RUN(test_determinism);
+	RUN(test_chunking);
+	RUN(test_codebook);
+	RUN(test_counters);
+	RUN(test_validation);
+	return unit_summary();
 }

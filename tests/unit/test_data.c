@@ -197,8 +197,7 @@ static void test_fashion_mnist(void)
 	float lo = 1.0f, hi = 0.0f;
 
 	if (access(POLAR_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz", R_OK)) {
-		printf("# skip: %s not installed\n", POLAR_FASHION_MNIST_DIR);
-		return;
+		UNIT_SKIP("%s not installed", POLAR_FASHION_MNIST_DIR);
 	}
 	CHECK(polar_fashion_mnist_load(NULL, &train, &test) == 0);
 	CHECK(train.count == 60000 && test.count == 10000);
@@ -667,7 +666,7 @@ static void test_determinism(void)
 {
 	struct polar_dataset d;
 	struct polar_model a, b, c, e;
-	double acc;
+	double acc, acc1;
 
 	synth_set(&d, 100);
 	train_synth(&d, "cnn", 42, 1, &a);
@@ -678,7 +677,15 @@ static void test_determinism(void)
 	CHECK(!memcmp(a.params, c.params, a.nparams * sizeof(float)));
 	CHECK(memcmp(a.params, e.params, a.nparams * sizeof(float)));
 	CHECK(polar_model_evaluate(&a, &d, 2, NULL, &acc) == 0);
-	CHECK(acc >= 0.0 && acc <= 1.0);
+	CHECK(polar_model_evaluate(&a, &d, 1, NULL, &acc1) == 0);
+	CHECK(acc == acc1, "2 threads %.3f, 1 thread %.3f", acc, acc1);
+	/*
+	 * Two epochs on 100 images: measured 0.16 (16 right). A model that
+	 * answers one class gets exactly 0.10 (the labels are i % 10); 0.13
+	 * leaves 3 images of margin for another summation order (the AVX2
+	 * and AVX-512 kernels).
+	 */
+	CHECK(acc >= 0.13, "cnn accuracy %.3f", acc);
 	polar_model_free(&a);
 	polar_model_free(&b);
 	polar_model_free(&c);
@@ -687,7 +694,8 @@ static void test_determinism(void)
 	/* The MLP learns the synthetic classes. */
 	train_synth(&d, "mlp", 1, 0, &a);
 	CHECK(polar_model_evaluate(&a, &d, 0, NULL, &acc) == 0);
-	CHECK(acc > 0.5);
+	/* Measured 0.91; 0.85 leaves 6 images of margin. */
+	CHECK(acc >= 0.85, "mlp accuracy %.3f", acc);
 	polar_model_free(&a);
 	polar_dataset_free(&d);
 }

@@ -121,6 +121,7 @@ static void test_submit_errors_name_the_problem(void)
 	struct polar_buffer *buf;
 	struct polar_cmd cmd = { .opcode = POLAR_CIM_OP_MATMUL };
 	struct polar_completion c;
+	struct polar_caps caps;
 
 	CHECK(dev != NULL);
 	if (!dev)
@@ -145,6 +146,14 @@ static void test_submit_errors_name_the_problem(void)
 	cmd.tile0 = 64;
 	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -ERANGE);
 	cmd.tile0 = 0;
+	/* One vector over max_batch: the device's own check refuses it (the
+	 * message says so; a buffer check would name a range instead). */
+	CHECK(polar_get_caps(dev, &caps) == 0);
+	cmd.batch = caps.max_batch + 1;
+	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "invalid MATMUL") != NULL, "%s",
+	      polar_errmsg());
+	cmd.batch = 2;
 	cmd.opcode = 0x55;
 	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -EINVAL);
 	CHECK(strstr(polar_errmsg(), "unknown opcode 85") != NULL);

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A very small host test harness: CHECK() records a failure with its line
- * and goes on; RUN() runs one test function and prints a TAP-style line;
- * unit_summary() prints "N passed, N failed" and returns the exit status.
+ * A very small host test harness. A test is one function run by RUN(); it
+ * passes, fails or skips, and prints one TAP line:
+ *   ok 3 test_name / not ok 3 test_name / ok 3 test_name # SKIP reason
+ * which is what tests/run-checks.sh counts. CHECK() is an assertion inside
+ * a test: it records a failure with its line (and an optional printf-style
+ * message) and goes on. UNIT_SKIP() ends a test as skipped, with a reason.
+ * unit_summary() prints "N passed, N failed, N skipped" (tests, not
+ * assertions) and returns the exit status.
  */
 #ifndef POLAR_UNIT_H
 #define POLAR_UNIT_H
@@ -12,15 +17,27 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int unit_passed, unit_failed, unit_test_failed;
+static int unit_passed, unit_failed, unit_skipped, unit_test_failed;
+static char unit_skip_reason[256];
 
-#define CHECK(cond)							\
+/* CHECK(cond) or CHECK(cond, "format", ...): the message names the case. */
+#define CHECK(cond, ...)						\
 	do {								\
 		if (!(cond)) {						\
-			fprintf(stderr, "  %s:%d: CHECK(%s) failed\n",	\
+			fprintf(stderr, "  %s:%d: CHECK(%s) failed",	\
 				__FILE__, __LINE__, #cond);		\
+			fprintf(stderr, " " __VA_ARGS__);		\
+			fputc('\n', stderr);				\
 			unit_test_failed = 1;				\
 		}							\
+	} while (0)
+
+/* Ends the (void) test function as skipped; the reason is printed. */
+#define UNIT_SKIP(...)							\
+	do {								\
+		snprintf(unit_skip_reason, sizeof(unit_skip_reason),	\
+			 __VA_ARGS__);					\
+		return;							\
 	} while (0)
 
 #define CHECK_STR(a, b)							\
@@ -34,23 +51,29 @@ static int unit_passed, unit_failed, unit_test_failed;
 
 #define RUN(fn)								\
 	do {								\
+		int n_ = unit_passed + unit_failed + unit_skipped + 1;	\
 		unit_test_failed = 0;					\
+		unit_skip_reason[0] = '\0';				\
 		fn();							\
+		fflush(stderr);						\
 		if (unit_test_failed) {					\
 			unit_failed++;					\
-			printf("not ok %d %s\n",			\
-			       unit_passed + unit_failed, #fn);		\
+			printf("not ok %d %s\n", n_, #fn);		\
+		} else if (unit_skip_reason[0]) {			\
+			unit_skipped++;					\
+			printf("ok %d %s # SKIP %s\n", n_, #fn,	\
+			       unit_skip_reason);			\
 		} else {						\
 			unit_passed++;					\
-			printf("ok %d %s\n",				\
-			       unit_passed + unit_failed, #fn);		\
+			printf("ok %d %s\n", n_, #fn);			\
 		}							\
 		fflush(stdout);						\
 	} while (0)
 
 static inline int unit_summary(void)
 {
-	printf("%d passed, %d failed\n", unit_passed, unit_failed);
+	printf("%d passed, %d failed, %d skipped\n", unit_passed, unit_failed,
+	       unit_skipped);
 	return unit_failed ? 1 : 0;
 }
 

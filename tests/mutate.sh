@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# make mutate: does the test suite catch bugs? Applies each mutant of
+# tests/mutants/mutants.tsv, one at a time, to a copy of the tree, rebuilds
+# what it touches and runs the part of make check that should catch it
+# (tests/run-checks.sh with CHECK_PARTS/CHECK_UNIT/polar_tests). A mutant
+# is killed when that part fails, survives when it passes. A mutant whose
+# text is not found exactly once, or whose tree does not build, is no
+# valid mutant: reported as such, never as killed. The working tree is
+# only read; everything happens in $BUILD/mutate.
+#
+#   tests/mutate.sh [ID...]   only these mutants (default: all)
+#
+# Prints one line per mutant, then "mutants=N killed=K survived=S", naming
+# the survivors; exits non-zero when one survives that the table does not
+# mark equivalent (tests/README.md argues each of those), or is invalid.
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+TABLE=${MUTANTS:-$TOP/tests/mutants/mutants.tsv}
+work=$BUILD/mutate
+src=$work/src
+mbuild=$work/build
+logs=$work/logs
+mkdir -p "$src" "$mbuild" "$logs"
+
+log() { printf 'mutate: %s\n' "$*" >&2; }
+
+# The copy: the working tree's files that git tracks or would (untracked,
+# not ignored), so uncommitted tests count. A file that differs is
+# rewritten (a new mtime), so make rebuilds what changed since last time.
+sync_tree() {
+	git -C "$TOP" ls-files -z --cached --others --exclude-standard |
+		python3 -c '
+import os, shutil, sys
+top, dst = sys.argv[1:3]
+for f in sys.stdin.buffer.read().decode().split("\0"):
+    a, b = os.path.join(top, f), os.path.join(dst, f)
+    if not f or not os.path.isfile(a):
+        continue
+    if os.path.isfile(b) and open(a, "rb").read() == open(b, "rb").read():
+        continue
+    os.makedirs(os.path.dirname(b), exist_ok=True)
+    shutil.copyfile(a, b)
+    shutil.copymode(a, b)
+' "$TOP" "$src"
+}
+
+# The mutants' build tree: the downloaded kernel, headers and harness are
+# shared read-only with $BUILD, QEMU's source and objects are copied once
+# (a device mutant rebuilds the device into them), ccache is shared.
+seed_build() {
+	local d
+	for d in apt kernel kernel-tools models; do
+		if [ -e "$BUILD/$d" ] && [ ! -e "$mbuild/$d" ]; then
+			ln -s "$BUILD/$d" "$mbuild/$d"
+		fi
+	done
+	if [ ! -x "$mbuild/qemu-build/qemu-system-x86_64" ] &&
+		[ -x "$BUILD/qemu-build/qemu-system-x86_64" ]; then
+		log "copying QEMU's source and build tree (once)"
+		# (into a fresh directory first: an interrupted copy is not used)
+		rm -rf "$mbuild/qemu-src" "$mbuild/qemu-build" "$mbuild/qemu.tmp"
+		mkdir "$mbuild/qemu.tmp"
+		cp -a -H "$BUILD/qemu-src" "$BUILD/qemu-build" "$mbuild/qemu.tmp/" &&
+			mv "$mbuild/qemu.tmp/qemu-src" "$mbuild/qemu.tmp/qemu-build" \
+				"$mbuild/" && rmdir "$mbuild/qemu.tmp"
+	fi
+}
+export CCACHE_DIR=${CCACHE_DIR:-$BUILD/ccache}
+# Through ccache, restoring a file after its mutant costs no compile.
+cc=${CC:-gcc}
+if command -v ccache >/dev/null; then
+	cc="ccache $cc"
+fi
+
+# Replaces the one occurrence of $2 in file $1 by $3; fails unless the text
+# occurs exactly once.
+mutate_file() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, old, new = sys.argv[1:4]
+# The table writes a tab as \t, a newline as \n, a backslash as \\.
+old, new = (x.encode().decode("unicode_escape") for x in (old, new))
+text = open(path).read()
+n = text.count(old)
+if n != 1:
+    sys.stderr.write("%s: '%s' occurs %d times\n" % (path, old, n))
+    sys.exit(1)
+open(path, "w").write(text.replace(old, new))
+PY
+}
+
+# Builds the copy and runs the check named in the table's third column:
+#   unit:test_a,test_b   those host unit tests
+#   vm:test_a,test_b     those kselftests in the VM (driver, device, library)
+#   tools                tests/tools.sh
+# Returns 0 when the check passed, 1 when it failed, 2 when the build did.
+build_and_check() { # check, log
+	local check=$1 out=$2 kind=${1%%:*} names=${1#*:}
+	# (the kernel module is built with the kernel's own CC, not ccache's)
+	local m=(make --no-print-directory -C "$src" BUILD="$mbuild")
+	case $kind in
+	unit) "${m[@]}" CC="$cc" unit firmware >>"$out" 2>&1 || return 2 ;;
+	vm) "${m[@]}" qemu firmware "$mbuild/initramfs-check.cpio.gz" \
+		>>"$out" 2>&1 || return 2 ;;
+	tools) "${m[@]}" CC="$cc" tools firmware >>"$out" 2>&1 || return 2 ;;
+	*) echo "unknown check '$check'" >>"$out"; return 2 ;;
+	esac
+	case $kind in
+	unit) CHECK_PARTS=unit CHECK_UNIT=${names//,/ } \
+		BUILD=$mbuild "$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
+	vm) CHECK_PARTS=vm POLAR_VM_APPEND=polar_tests=$names \
+		BUILD=$mbuild "$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
+	tools) CHECK_PARTS=tools BUILD=$mbuild \
+		"$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
+	esac
+	[ $? = 0 ] && return 0 || return 1
+}
+
+# Each kind of check must pass on the unmutated copy first (all its unit
+# programs, all kselftests, tools.sh), or no mutant of that kind can be
+# said to be killed: they are then reported INVALID.
+declare -A baseline=()
+baseline_ok() { # kind
+	local kind=$1 check
+	if [ -z "${baseline[$kind]:-}" ]; then
+		case $kind in
+		unit) check="unit:$(cd "$src/tests/unit" && ls test_*.c |
+			sed 's/\.c$//' | paste -sd, -)" ;;
+		vm) check="vm:$(cd "$src/tests/selftests" && ls *_test.c |
+			sed 's/\.c$//' | paste -sd, -)" ;;
+		*) check=$kind ;;
+		esac
+		: >"$logs/baseline-$kind.log"
+		build_and_check "$check" "$logs/baseline-$kind.log"
+		baseline[$kind]=$?
+		log "baseline $kind: $([ "${baseline[$kind]}" = 0 ] && echo passes ||
+			echo "FAILS (see $logs/baseline-$kind.log)")"
+	fi
+	[ "${baseline[$kind]}" = 0 ]
+}
+
+only=" $* "
+total=0 killed=0 survived=0 invalid=0 equivalent=0
+survivors=() invalids=()
+start=$(date +%s)
+sync_tree
+seed_build
+# (a tab is whitespace to read, which would merge empty fields: use \037)
+while IFS=$'\037' read -r id file check from to flag; do
+	case $id in '' | '#'*) continue ;; esac
+	if [ -n "${*:-}" ] && [[ $only != *" $id "* ]]; then
+		continue
+	fi
+	total=$((total + 1))
+	out=$logs/$id.log
+	t0=$(date +%s)
+	: >"$out"
+	if ! baseline_ok "${check%%:*}"; then
+		verdict="INVALID (its check fails without the mutant)"
+		invalid=$((invalid + 1))
+		invalids+=("$id")
+	elif ! mutate_file "$src/$file" "$from" "$to" 2>>"$out"; then
+		verdict="INVALID (text not found once in $file)"
+		invalid=$((invalid + 1))
+		invalids+=("$id")
+	else
+		build_and_check "$check" "$out"
+		case $? in
+		0) if [ "$flag" = equivalent ]; then
+			verdict="survived (equivalent: tests/README.md)"
+			equivalent=$((equivalent + 1))
+		   else
+			verdict=SURVIVED
+		   fi
+		   survived=$((survived + 1))
+		   survivors+=("$id") ;;
+		1) verdict=killed; killed=$((killed + 1)) ;;
+		*) verdict="INVALID (does not build)"
+		   invalid=$((invalid + 1))
+		   invalids+=("$id") ;;
+		esac
+		# Back to the original content, with a new mtime.
+		cat "$TOP/$file" >"$src/$file"
+	fi
+	printf '%-28s %-34s %-8s %4ss %s\n' "$id" "$file" "${check%%:*}" \
+		$(($(date +%s) - t0)) "$verdict"
+done < <(tr '\t' '\037' <"$TABLE")
+
+# Leave the copy's build as the original tree builds it.
+make --no-print-directory -C "$src" BUILD="$mbuild" CC="$cc" unit >/dev/null 2>&1
+echo "mutants=$total killed=$killed survived=$survived${survivors[*]:+ (${survivors[*]})}${invalids[*]:+ invalid=$invalid (${invalids[*]})}"
+echo "mutate: $(($(date +%s) - start)) s; logs in $logs"
+[ $((survived - equivalent)) = 0 ] && [ "$invalid" = 0 ]
