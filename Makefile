@@ -58,7 +58,7 @@ VERSION = $(LIB_VERSION)
 DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 
 .PHONY: all run check setup install kernel harness qemu driver lib tools unit \
-	debug-kernel driver-debug check-debug \
+	debug-kernel driver-debug check-debug check-swiotlb \
 	selftests initramfs lint checkpatch sparse clean distclean help \
 	firmware bench-engine bench-submit bench-overlap bench-lowrank
 
@@ -232,7 +232,8 @@ check: setup
 	@$(MAKE) --no-print-directory qemu firmware unit $(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
 
-# The kselftests on the debug kernel with 4 vCPUs (tests/README.md).
+# The kselftests on the debug kernel with 4 vCPUs, and on the stock one
+# with every DMA bounced through swiotlb (tests/README.md).
 $(BUILD)/initramfs-check-debug.cpio.gz: driver-debug $(SELFTESTS) $(POLAR_TOOL) \
 		$(GUEST_EXIT) $(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
 	@POLAR_KENV=$(DEBUG_KENV) tests/vm/mkinitramfs.sh $@ check $(DEBUG_KO) \
@@ -240,7 +241,14 @@ $(BUILD)/initramfs-check-debug.cpio.gz: driver-debug $(SELFTESTS) $(POLAR_TOOL) 
 
 check-debug: setup
 	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-check-debug.cpio.gz
-	@tests/run-check-debug.sh
+	@POLAR_KENV=$(DEBUG_KENV) POLAR_VM_SMP=4 POLAR_VM_MEM=2048 \
+		POLAR_VM_TIMEOUT=$${POLAR_VM_TIMEOUT:-3600} \
+		tests/run-vm-suite.sh check-debug $(BUILD)/initramfs-check-debug.cpio.gz
+
+check-swiotlb: setup
+	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-check.cpio.gz
+	@POLAR_VM_SMP=4 POLAR_VM_APPEND=swiotlb=force \
+		tests/run-vm-suite.sh check-swiotlb $(BUILD)/initramfs-check.cpio.gz
 
 # --- lint -----------------------------------------------------------------
 
