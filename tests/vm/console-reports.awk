@@ -4,7 +4,9 @@
 # reports by kind. FILE gets one kind=<n> line per kind, then one
 # "report <kind> during <test>: <first line>" per report (the first 20 of
 # each kind). A kind's count is the number of reports, not of lines: a
-# report's own "Call Trace:" is part of it.
+# report's own "Call Trace:" is part of it, and so is a WARN() banner
+# ("WARNING: CPU: ...") within 3 lines of another report (ODEBUG's or
+# DEBUG_LOCKS_WARN_ON's).
 #
 # kasan          BUG: KASAN: ...
 # lockdep        lockdep's reports (circular or recursive locking, lock
@@ -21,6 +23,8 @@
 # warning        any other oops, BUG, WARNING, panic, UBSAN report, hung
 #                task, or a call trace outside a report above
 function report(kind, line) {
+	if (line ~ /WARNING: CPU: / && NR - last_report <= 3)
+		return
 	n[kind]++
 	if (n[kind] <= 20) {
 		sub(/^\[ *[0-9.]+\] /, "", line)
