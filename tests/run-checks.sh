@@ -61,6 +61,11 @@ if [ "$fuzz_rc" != 0 ] && [ "$notok" = 0 ]; then
 	failed=$((failed + 1))
 fi
 
+echo "== the console report counter (tests/vm/test-console-reports.sh)"
+tests/vm/test-console-reports.sh >"$BUILD/console-reports-test.log" 2>&1
+cat "$BUILD/console-reports-test.log"
+count_tap_plain "$BUILD/console-reports-test.log" "console-reports: "
+
 echo "== VM kselftests"
 # A chip with static variability, so that the device-versus-software-engine
 # comparisons cover conductance spread, stuck cells and ADC offset and gain.
