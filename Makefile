@@ -58,6 +58,7 @@ VERSION = $(LIB_VERSION)
 DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 
 .PHONY: all run check mutate setup install kernel harness qemu driver lib tools unit \
+	debug-kernel driver-debug check-debug check-swiotlb \
 	selftests initramfs lint checkpatch sparse clean distclean help \
 	firmware bench-engine bench-submit bench-overlap bench-lowrank
 
@@ -89,6 +90,26 @@ qemu:
 
 driver: $(KENV)
 	@. $(KENV) && $(MAKE) --no-print-directory -C $$KDIR M=$(CURDIR) modules
+
+# The debug guest kernel (KASAN, lockdep, atomic-sleep checks, kmemleak,
+# debug objects; scripts/build-debug-kernel.sh), built once and cached, and
+# polar_accel.ko for it. The module is built in a copy of its sources so
+# that its objects never mix with the stock kernel's in the tree.
+DEBUG_KENV = $(BUILD)/debug-kernel/env
+DEBUG_MODDIR = $(BUILD)/debug-kernel/module
+DEBUG_KO = $(DEBUG_MODDIR)/polar_accel.ko
+
+debug-kernel: $(KENV)
+	@scripts/build-debug-kernel.sh
+
+driver-debug: debug-kernel
+	@mkdir -p $(DEBUG_MODDIR)/driver $(DEBUG_MODDIR)/hw $(DEBUG_MODDIR)/uapi/drm
+	@cp -p Kbuild $(DEBUG_MODDIR)/
+	@cp -p driver/*.[ch] $(DEBUG_MODDIR)/driver/
+	@cp -p hw/*.h $(DEBUG_MODDIR)/hw/
+	@cp -p uapi/drm/*.h $(DEBUG_MODDIR)/uapi/drm/
+	@. $(DEBUG_KENV) && $(MAKE) --no-print-directory -C $$KDIR \
+		M=$(DEBUG_MODDIR) modules
 
 # --- userspace ---------------------------------------------------------
 
@@ -222,6 +243,24 @@ check: setup
 mutate: setup
 	@$(MAKE) --no-print-directory qemu firmware unit $(BUILD)/initramfs-check.cpio.gz
 	@tests/mutate.sh
+
+# The kselftests on the debug kernel with 4 vCPUs, and on the stock one
+# with every DMA bounced through swiotlb (tests/README.md).
+$(BUILD)/initramfs-check-debug.cpio.gz: driver-debug $(SELFTESTS) $(POLAR_TOOL) \
+		$(GUEST_EXIT) $(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
+	@POLAR_KENV=$(DEBUG_KENV) tests/vm/mkinitramfs.sh $@ check $(DEBUG_KO) \
+		$(SELFTESTS)
+
+check-debug: setup
+	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-check-debug.cpio.gz
+	@POLAR_KENV=$(DEBUG_KENV) POLAR_VM_SMP=4 POLAR_VM_MEM=2048 \
+		POLAR_VM_TIMEOUT=$${POLAR_VM_TIMEOUT:-3600} \
+		tests/run-vm-suite.sh check-debug $(BUILD)/initramfs-check-debug.cpio.gz
+
+check-swiotlb: setup
+	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-check.cpio.gz
+	@POLAR_VM_SMP=4 POLAR_VM_APPEND=swiotlb=force \
+		tests/run-vm-suite.sh check-swiotlb $(BUILD)/initramfs-check.cpio.gz
 
 # --- lint -----------------------------------------------------------------
 

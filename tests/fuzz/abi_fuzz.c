@@ -14,8 +14,11 @@
  *	fuzz ops=<n> seed=<s> errors_by_errno=0:<n>,EINVAL:<n>,...
  * where ops counts the operations of all processes (forked children's
  * included) and errors_by_errno the results of those operations and of
- * the io_uring completions (cqes= on the second line). The sequence of
- * operations follows from the seed; their results depend on timing.
+ * the io_uring completions (cqes= on the second line). Of the operations,
+ * the ioctl calls on the accel file and the URING_CMD SQEs are counted
+ * apart (ioctls= and uring_sqes= on the second line): make stress's
+ * figure of fuzzed calls. The sequence of operations follows from the
+ * seed; their results depend on timing.
  *
  * Usage: abi_fuzz [-s SEED] [-n OPS] [-p PROCS] [-t SECONDS]
  * (defaults: seed 1, 20000 ops over 3 processes, 25 s cap; without options
@@ -56,12 +59,13 @@ struct af_shared {
 	uint64_t ops;
 	uint64_t by_errno[AF_MAX_ERRNO + 1];	/* last: errno out of range */
 	uint64_t jobs_submitted, jobs_ended;
+	uint64_t ioctls;	/* ioctl() calls on the accel file */
 	uint64_t forks, reopens, munmaps, uring_sqes, cqes;
 	uint64_t deadline_ns;
 };
 
 struct af_result {
-	uint64_t seed, ops, jobs_submitted, jobs_ended;
+	uint64_t seed, ops, jobs_submitted, jobs_ended, ioctls;
 	uint64_t forks, reopens, munmaps, uring_sqes, cqes;
 	int crashed;		/* processes that died of a signal or failed */
 	int klog_new;		/* new kernel-log problem markers */
@@ -150,9 +154,10 @@ static void af_count(struct af_proc *p, int err)
 	af_result(p, err, false);
 }
 
-static int af_ioctl(int fd, unsigned long nr, void *arg)
+static int af_ioctl(struct af_proc *p, unsigned long nr, void *arg)
 {
-	return ioctl(fd, nr, arg) ? errno : 0;
+	__atomic_fetch_add(&p->sh->ioctls, 1, __ATOMIC_RELAXED);
+	return ioctl(p->fd, nr, arg) ? errno : 0;
 }
 
 static void af_gem_close(int fd, uint32_t handle)
@@ -323,7 +328,7 @@ static void op_submit(struct af_proc *p, bool corrupt)
 			af_corrupt(p, &p->cmds[af_below(p, n)],
 				   sizeof(p->cmds[0]));
 	}
-	err = af_ioctl(p->fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s);
+	err = af_ioctl(p, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s);
 	if (!err)
 		af_remember(p, s.seqno);
 	af_count(p, err);
@@ -468,7 +473,7 @@ static void op_random_ioctl(struct af_proc *p)
 			w.timeout_ns = af_below(p, 2) ? -1 : 1000;
 		memcpy(p->buf, &w, sizeof(w));
 	}
-	err = af_ioctl(p->fd, nr, p->buf);
+	err = af_ioctl(p, nr, p->buf);
 	if (!err) {
 		union {
 			struct drm_polar_accel_bo_create c;
@@ -507,7 +512,7 @@ static void op_wait(struct af_proc *p)
 	}
 	if (af_below(p, 4) == 0)
 		af_corrupt(p, &w.flags, 16);	/* flags, status, cmd_status, pad */
-	err = af_ioctl(p->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &w);
+	err = af_ioctl(p, DRM_IOCTL_POLAR_ACCEL_WAIT, &w);
 	if (!err)
 		__atomic_fetch_add(&p->sh->jobs_ended, 1, __ATOMIC_RELAXED);
 	af_count(p, err);
@@ -521,7 +526,7 @@ static void op_bo_create(struct af_proc *p)
 	c.size = af_below(p, 2) ? af_value(p) : af_below(p, 3 * 4096);
 	c.flags = af_below(p, 3) ? 0 : (uint32_t)af_value(p);
 	c.handle = (uint32_t)af_value(p);	/* out: ignored */
-	err = af_ioctl(p->fd, DRM_IOCTL_POLAR_ACCEL_BO_CREATE, &c);
+	err = af_ioctl(p, DRM_IOCTL_POLAR_ACCEL_BO_CREATE, &c);
 	if (!err) {
 		struct drm_polar_accel_bo_info in = { .handle = c.handle };
 
@@ -553,7 +558,7 @@ static void op_bo_info(struct af_proc *p)
 	in.handle = af_below(p, 2) ? af_below(p, 64) : (uint32_t)af_value(p);
 	if (af_below(p, 4) == 0)
 		in.pad = (uint32_t)af_value(p);
-	af_count(p, af_ioctl(p->fd, DRM_IOCTL_POLAR_ACCEL_BO_INFO, &in));
+	af_count(p, af_ioctl(p, DRM_IOCTL_POLAR_ACCEL_BO_INFO, &in));
 }
 
 static void op_gem_close(struct af_proc *p)
@@ -567,7 +572,7 @@ static void op_gem_close(struct af_proc *p)
 	if (c.handle < 64)
 		c.handle += 64;
 	c.pad = af_below(p, 4) ? 0 : (uint32_t)af_value(p);
-	af_count(p, af_ioctl(p->fd, DRM_IOCTL_GEM_CLOSE, &c));
+	af_count(p, af_ioctl(p, DRM_IOCTL_GEM_CLOSE, &c));
 }
 
 static void op_get_param(struct af_proc *p)
@@ -576,7 +581,7 @@ static void op_get_param(struct af_proc *p)
 
 	a.param = af_below(p, 2) ? af_below(p, 30) : (uint32_t)af_value(p);
 	a.pad = af_below(p, 4) ? 0 : (uint32_t)af_value(p);
-	af_count(p, af_ioctl(p->fd, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &a));
+	af_count(p, af_ioctl(p, DRM_IOCTL_POLAR_ACCEL_GET_PARAM, &a));
 }
 
 /* mmap at random and unaligned offsets and sizes; munmap of pool maps. */
@@ -875,6 +880,7 @@ static int abi_fuzz_run(uint64_t seed, unsigned int nproc, uint64_t ops_total,
 	res->forks = sh->forks;
 	res->reopens = sh->reopens;
 	res->munmaps = sh->munmaps;
+	res->ioctls = sh->ioctls;
 	res->uring_sqes = sh->uring_sqes;
 	res->cqes = sh->cqes;
 	len = snprintf(res->errors, sizeof(res->errors), "errors_by_errno=");
@@ -890,12 +896,13 @@ static int abi_fuzz_run(uint64_t seed, unsigned int nproc, uint64_t ops_total,
 	printf("fuzz ops=%" PRIu64 " seed=%" PRIu64 " %s\n", res->ops, seed,
 	       res->errors);
 	printf("fuzz procs=%u secs=%.1f jobs_submitted=%" PRIu64
-	       " jobs_ended=%" PRIu64 " uring_sqes=%" PRIu64 " cqes=%" PRIu64
+	       " jobs_ended=%" PRIu64 " ioctls=%" PRIu64
+	       " uring_sqes=%" PRIu64 " cqes=%" PRIu64
 	       " forks=%" PRIu64
 	       " reopens=%" PRIu64 " munmaps=%" PRIu64
 	       " crashed=%d kernel_warnings=%d final_job=%d\n",
 	       nproc, res->secs, res->jobs_submitted, res->jobs_ended,
-	       res->uring_sqes, res->cqes, res->forks, res->reopens, res->munmaps,
+	       res->ioctls, res->uring_sqes, res->cqes, res->forks, res->reopens, res->munmaps,
 	       res->crashed, res->klog_new, res->final_job);
 	fflush(stdout);
 	return res->crashed || res->klog_new || res->final_job ? 1 : 0;

@@ -67,9 +67,11 @@ $(SOAK): tests/stress/polar_accel_soak.c tests/selftests/polar_selftest.h \
 STRESS_TESTS = $(ABI_FUZZ) $(SOAK) tests/stress/recovery_repeat \
 	$(BUILD)/tests/selftests/polar_accel_recovery_test \
 	$(BUILD)/tests/selftests/polar_accel_stress_test
-$(BUILD)/initramfs-stress.cpio.gz: driver $(STRESS_TESTS) $(POLAR_TOOL) \
+# It runs on the debug kernel (Makefile: debug-kernel, driver-debug).
+$(BUILD)/initramfs-stress.cpio.gz: driver-debug $(STRESS_TESTS) $(POLAR_TOOL) \
 		$(GUEST_EXIT) $(FIRMWARE) tests/vm/init tests/vm/mkinitramfs.sh
-	@tests/vm/mkinitramfs.sh $@ check $(KO) $(STRESS_TESTS)
+	@POLAR_KENV=$(DEBUG_KENV) tests/vm/mkinitramfs.sh $@ check $(DEBUG_KO) \
+		$(STRESS_TESTS)
 
 stress: setup
 	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-stress.cpio.gz

@@ -9,8 +9,10 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 out=$1 mode=$2 ko=$3
 shift 3
-# shellcheck disable=SC1091
-. "$BUILD/kernel/env"
+# The kernel whose modules.dep resolves the driver's dependencies: the
+# stock one, or the one POLAR_KENV names (the debug kernel).
+# shellcheck disable=SC1090
+. "${POLAR_KENV:-$BUILD/kernel/env}"
 
 root=$(mktemp -d "$BUILD/initramfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
