@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 /* Bumped when an ioctl, a param or a payload is added. */
-#define DRM_POLAR_ACCEL_UAPI_VERSION	2
+#define DRM_POLAR_ACCEL_UAPI_VERSION	3
 
 #define DRM_POLAR_ACCEL_GET_PARAM	0x00
 #define DRM_POLAR_ACCEL_BO_CREATE	0x01
@@ -68,6 +68,10 @@ extern "C" {
  * @DRM_POLAR_ACCEL_PARAM_RESET_COUNT: device resets since probe (hang
  *	recovery and requested resets).
  * @DRM_POLAR_ACCEL_PARAM_FEATURES: DRM_POLAR_ACCEL_FEATURE_* bits.
+ * @DRM_POLAR_ACCEL_PARAM_RECON: how conversions become outputs, the
+ *	device's RECON register: bits 7:0 0 = codes (ADC codes shift-added,
+ *	the ADC step applied once per output), 1 = cells (each conversion
+ *	rounded to cell currents with bits 11:8 fractional bits).
  */
 enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_UAPI_VERSION = 0,
@@ -92,6 +96,7 @@ enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV = 19,
 	DRM_POLAR_ACCEL_PARAM_RESET_COUNT = 20,
 	DRM_POLAR_ACCEL_PARAM_FEATURES = 21,
+	DRM_POLAR_ACCEL_PARAM_RECON = 22,
 };
 
 /* Features a driver may have; userspace tests for them, not for versions. */
