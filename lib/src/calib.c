@@ -1072,6 +1072,18 @@ out:
 	return ret;
 }
 
+uint32_t polar_calib_adc_fs_recon(uint32_t fs_q8,
+				  const struct polar_caps *caps)
+{
+	uint32_t whole_step;
+
+	if (!caps || caps->recon != POLAR_CIM_RECON_CELLS ||
+	    caps->recon_frac_bits || !caps->adc_bits || caps->adc_bits > 16)
+		return fs_q8;
+	whole_step = ((1u << caps->adc_bits) - 1) * 256u;
+	return fs_q8 < whole_step ? whole_step : fs_q8;
+}
+
 /* ---- loss sensitivity ------------------------------------------------------------ */
 
 /*
