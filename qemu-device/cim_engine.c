@@ -264,6 +264,18 @@ int cim_recon_parse(const char *name)
 	return -EINVAL;
 }
 
+uint32_t cim_adc_fs_for_recon(const struct cim_config *cfg, uint32_t fs_q8)
+{
+	uint32_t bits = cfg && cfg->adc_bits ? cfg->adc_bits :
+			CIM_DEFAULT_ADC_BITS, one_cell_step;
+
+	if (!cfg || cfg->recon != CIM_RECON_CELLS || cfg->recon_frac_bits ||
+	    bits > CIM_MAX_ADC_BITS)
+		return fs_q8;
+	one_cell_step = ((1u << bits) - 1) * 256u;
+	return fs_q8 < one_cell_step ? one_cell_step : fs_q8;
+}
+
 int cim_config_resolve(const struct cim_config *in, struct cim_config *out)
 {
 	struct cim_config c;

@@ -121,6 +121,16 @@ const char *cim_recon_name(uint32_t recon);
  */
 int cim_recon_parse(const char *name);
 
+/**
+ * cim_adc_fs_for_recon() - the full scale (Q8 cells) a chip of @cfg should
+ * convert at, given @fs_q8 chosen from statistics: raised to L = 2^b - 1
+ * cells under whole-cell reconstruction without fractional bits, where a
+ * step below one cell only rounds twice and clips earlier; unchanged
+ * otherwise. The device's default full scale and the library's
+ * calibration both go through it.
+ */
+uint32_t cim_adc_fs_for_recon(const struct cim_config *cfg, uint32_t fs_q8);
+
 /** cim_config_default() - fill @cfg with the defaults (no noise, seed 0). */
 void cim_config_default(struct cim_config *cfg);
 

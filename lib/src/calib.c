@@ -1075,13 +1075,14 @@ out:
 uint32_t polar_calib_adc_fs_recon(uint32_t fs_q8,
 				  const struct polar_caps *caps)
 {
-	uint32_t whole_step;
+	struct cim_config cfg = { 0 };
 
-	if (!caps || caps->recon != POLAR_CIM_RECON_CELLS ||
-	    caps->recon_frac_bits || !caps->adc_bits || caps->adc_bits > 16)
+	if (!caps)
 		return fs_q8;
-	whole_step = ((1u << caps->adc_bits) - 1) * 256u;
-	return fs_q8 < whole_step ? whole_step : fs_q8;
+	cfg.adc_bits = caps->adc_bits;
+	cfg.recon = caps->recon;
+	cfg.recon_frac_bits = caps->recon_frac_bits;
+	return cim_adc_fs_for_recon(&cfg, fs_q8);
 }
 
 /* ---- loss sensitivity ------------------------------------------------------------ */

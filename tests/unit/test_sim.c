@@ -139,6 +139,11 @@ static void test_ideal_chip_is_exact(void)
 	ideal_chip_is_exact("sim:adc-bits=8,recon=cells", 128 << 8);
 	ideal_chip_is_exact("sim:adc-bits=8", 255 << 8);
 	ideal_chip_is_exact("sim:adc-bits=8,recon=codes", 255 << 8);
+	/*
+	 * The firmware's default for 8-row groups is 6 cells; whole cells
+	 * convert at no less than L = 31 (one cell a step), which is exact.
+	 */
+	ideal_chip_is_exact("sim:adc-bits=5,rows-per-conv=8,recon=cells", 0);
 }
 
 static void test_submit_errors_name_the_problem(void)
