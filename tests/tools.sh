@@ -110,6 +110,7 @@ calibrate_ok() {
 	has_tensor "$dir/a.safetensors" fc3.lowrank_B 10,10 &&
 	header_has "$dir/a.safetensors" '"method":"sensitivity"' &&
 	header_has "$dir/a.safetensors" '"chip_seed":"7"' &&
+	header_has "$dir/a.safetensors" '"recon":"codes/0"' &&
 	header_has "$dir/a.safetensors" '"ridge":"fc1=[0-9.e-]*,fc2=[0-9.e-]*,fc3=[0-9.e-]*"' &&
 	cmp -s "$dir/a.safetensors" "$dir/b.safetensors"
 }

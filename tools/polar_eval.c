@@ -1999,6 +1999,10 @@ int polar_cmd_calibrate(int argc, char **argv)
 	ret |= polar_tensors_set_meta(&ts, "tile", buf);
 	snprintf(buf, sizeof(buf), "%u", c.caps.rows_per_conv);
 	ret |= polar_tensors_set_meta(&ts, "rows_per_conv", buf);
+	/* the ADC full scales above were fitted to this reconstruction */
+	snprintf(buf, sizeof(buf), "%s/%u", recon_name(c.caps.recon),
+		 c.caps.recon_frac_bits);
+	ret |= polar_tensors_set_meta(&ts, "recon", buf);
 	ret |= polar_tensors_set_meta(&ts, "device", polar_device_path(c.dev));
 	ret |= polar_tensors_set_meta(&ts, "model", o.model);
 	snprintf(buf, sizeof(buf), "%u", o.calib);
