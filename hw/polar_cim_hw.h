@@ -47,7 +47,7 @@ typedef uint64_t polar_le64;
 
 #define POLAR_CIM_ID_MAGIC		0x4d494350u	/* "PCIM" */
 #define POLAR_CIM_VERSION_MAJOR		1
-#define POLAR_CIM_VERSION_MINOR		0
+#define POLAR_CIM_VERSION_MINOR		1
 #define POLAR_CIM_VERSION \
 	((POLAR_CIM_VERSION_MAJOR << 16) | POLAR_CIM_VERSION_MINOR)
 
@@ -75,6 +75,16 @@ typedef uint64_t polar_le64;
 #define POLAR_CIM_REG_ADC_GAIN_SIGMA	0x040	/* Q16 per column */
 #define POLAR_CIM_REG_MAX_BATCH		0x044	/* vectors per MATMUL */
 #define POLAR_CIM_REG_ROWS_PER_CONV	0x048	/* rows per ADC conversion */
+/*
+ * How conversions become outputs: bits 7:0 POLAR_CIM_RECON_*, bits 11:8
+ * the fractional bits F of whole-cell reconstruction (0 under CODES).
+ */
+#define POLAR_CIM_REG_RECON		0x04c
+#define POLAR_CIM_RECON_MODE_MASK	0xffu
+#define POLAR_CIM_RECON_FRAC_SHIFT	8
+#define POLAR_CIM_RECON_FRAC_MASK	0xf00u
+#define POLAR_CIM_RECON_CODES		0	/* shift-add codes, LSB once */
+#define POLAR_CIM_RECON_CELLS		1	/* each conversion in Q(F) cells */
 
 #define POLAR_CIM_CAP_MSIX		(1u << 0)
 #define POLAR_CIM_CAP_FAULT_INJECT	(1u << 1)

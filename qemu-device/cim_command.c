@@ -114,7 +114,8 @@ void cim_command_matmul_prepare(const struct cim_engine *e,
 	a->x_signed = c->xfmt == POLAR_CIM_XFMT_INT8 ||
 		      c->xfmt == POLAR_CIM_XFMT_INT4;
 	a->adc_fs_q8 = c->adc_fs_q8 ? c->adc_fs_q8 :
-		       cim_firmware_default_fs_q8(fw, cfg->rows_per_conversion);
+		       cim_adc_fs_for_recon(cfg, cim_firmware_default_fs_q8(fw,
+					    cfg->rows_per_conversion));
 	a->job_seed = c->job_seed;
 
 	fs = fw ? cim_firmware_schedule(fw, wfmt_bits(c->wfmt),

@@ -15,7 +15,9 @@
  *   code   = clamp(round_shift(S_q8 * M_c + offset_q8 * 2^16, 24), 0, L)
  *   acc_c += coef_ij * recon[code]
  * with M_c = round(gain_c * L * 256 / fs_q8) computed once per call and
- * tile, recon[k] = round(k * fs_q8 * 2^F / (256 L)) once per call.
+ * tile. Under CIM_RECON_CODES recon[k] = k and each output is scaled by
+ * fs_q8 / (256 L) once (codes_to_cells); under CIM_RECON_CELLS
+ * recon[k] = round(k * fs_q8 * 2^F / (256 L)), once per call.
  * When there is neither dg nor dynamic noise, S depends on n only and a
  * per-column table lut[n] = recon[code(256 n)] replaces the arithmetic.
  * Both paths evaluate the same function, so the result does not depend on
@@ -242,6 +244,38 @@ void cim_config_default(struct cim_config *cfg)
 	cfg->adcs_per_tile = CIM_DEFAULT_COLS / 8;
 }
 
+const char *cim_recon_name(uint32_t recon)
+{
+	switch (recon) {
+	case CIM_RECON_CODES:
+		return "codes";
+	case CIM_RECON_CELLS:
+		return "cells";
+	}
+	return NULL;
+}
+
+int cim_recon_parse(const char *name)
+{
+	if (name && !strcmp(name, "codes"))
+		return CIM_RECON_CODES;
+	if (name && !strcmp(name, "cells"))
+		return CIM_RECON_CELLS;
+	return -EINVAL;
+}
+
+uint32_t cim_adc_fs_for_recon(const struct cim_config *cfg, uint32_t fs_q8)
+{
+	uint32_t bits = cfg && cfg->adc_bits ? cfg->adc_bits :
+			CIM_DEFAULT_ADC_BITS, one_cell_step;
+
+	if (!cfg || cfg->recon != CIM_RECON_CELLS || cfg->recon_frac_bits ||
+	    bits > CIM_MAX_ADC_BITS)
+		return fs_q8;
+	one_cell_step = ((1u << bits) - 1) * 256u;
+	return fs_q8 < one_cell_step ? one_cell_step : fs_q8;
+}
+
 int cim_config_resolve(const struct cim_config *in, struct cim_config *out)
 {
 	struct cim_config c;
@@ -264,7 +298,9 @@ int cim_config_resolve(const struct cim_config *in, struct cim_config *out)
 	if (c.rows > CIM_MAX_ROWS || c.cols > CIM_MAX_COLS ||
 	    c.tiles > CIM_MAX_TILES || c.adc_bits > CIM_MAX_ADC_BITS ||
 	    c.rows_per_conversion > c.rows || c.adcs_per_tile > c.cols ||
+	    !cim_recon_name(c.recon) ||
 	    c.recon_frac_bits > CIM_MAX_RECON_FRAC ||
+	    (c.recon == CIM_RECON_CODES && c.recon_frac_bits) ||
 	    c.sigma_static_q16 > CIM_MAX_SIGMA_Q16 ||
 	    c.sigma_dynamic_q16 > CIM_MAX_SIGMA_Q16 ||
 	    c.adc_offset_sigma_q16 > CIM_MAX_SIGMA_Q16 ||
@@ -1304,6 +1340,28 @@ static AVX512_FN SCHED_FN void dot_tile_item4(const struct dot_job *j,
 }
 #endif /* CIM_HAVE_AVX2 */
 
+/*
+ * round(acc * fs_q8 / (256 L)) = floor((2 acc fs_q8 + 256 L) / (512 L)),
+ * the code sum of one output in cell currents. acc = q d + r with
+ * d = 512 L keeps every product inside 64 bits; a quotient that could not
+ * fit an INT32 output saturates.
+ */
+static int64_t codes_to_cells(int64_t acc, uint32_t fs_q8, uint32_t L)
+{
+	const int64_t d = (int64_t)L * 512;
+	int64_t q = acc / d, r = acc % d;
+
+	if (r < 0) {
+		r += d;
+		q--;
+	}
+	if (q > INT32_MAX)
+		return INT64_MAX;
+	if (q < INT32_MIN)
+		return INT64_MIN;
+	return 2 * q * fs_q8 + (2 * r * fs_q8 + (int64_t)L * 256) / d;
+}
+
 /* ADC transfer of one column for an analog sum S (Q8), noise-free path. */
 static inline int64_t adc_code(int64_t S, int64_t M, int64_t off, uint32_t L)
 {
@@ -1761,9 +1819,10 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 		goto out;
 	}
 
-	/* digital reconstruction: recon[k] = round(k fs 2^F / (256 L)) */
+	/* digital reconstruction: the code itself, or round(k fs 2^F / (256 L)) */
 	for (k = 0; k <= L; k++)
-		recon[k] = (int64_t)(((uint64_t)k * fs_q8 * (2u << F) +
+		recon[k] = c->recon == CIM_RECON_CODES ? (int64_t)k :
+			   (int64_t)(((uint64_t)k * fs_q8 * (2u << F) +
 				      (uint64_t)L * 256) / ((uint64_t)L * 512));
 
 	sh.e = e;
@@ -1835,13 +1894,17 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	for (b = 0; b < a->batch; b++)
 		for (k = 0; k < a->out_dim; k++) {
 			size_t q = (size_t)b * a->out_dim + k;
-			int64_t v = F ? round_shift(acc[q], F) : acc[q];
+			int64_t v = c->recon == CIM_RECON_CODES ?
+				    codes_to_cells(acc[q], fs_q8, L) :
+				    F ? round_shift(acc[q], F) : acc[q];
 
 			a->y[q] = clamp32(v, INT32_MIN, INT32_MAX);
 		}
 
 	d.shift_adds = d.adc_conversions +
 		       (uint64_t)a->batch * (rtiles - 1) * a->out_dim;
+	if (c->recon == CIM_RECON_CODES)
+		d.output_scales = (uint64_t)a->batch * a->out_dim;
 	d.macs = (uint64_t)a->batch * a->in_dim * a->out_dim;
 	d.bytes_in = nx == 8 ? (uint64_t)a->batch * a->in_dim :
 		     ((uint64_t)a->batch * a->in_dim + 1) / 2;
@@ -1850,6 +1913,7 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	e->cnt.cell_reads += d.cell_reads;
 	e->cnt.adc_conversions += d.adc_conversions;
 	e->cnt.shift_adds += d.shift_adds;
+	e->cnt.output_scales += d.output_scales;
 	e->cnt.macs += d.macs;
 	e->cnt.bytes_in += d.bytes_in;
 	e->cnt.bytes_out += d.bytes_out;
@@ -1885,6 +1949,8 @@ void cim_energy_params_default(struct cim_energy_params *p)
 	/* Horowitz, ISSCC 2014 "Computing's energy problem", 45 nm:
 	 * 32-bit integer add 0.1 pJ. */
 	p->e_shift_add = 0.1e-12;
+	/* Horowitz 2014, 45 nm: 32-bit integer multiply 3.1 pJ. */
+	p->e_output_scale = 3.1e-12;
 	/* Horowitz 2014: 64-bit read from an 8 KB SRAM 10 pJ -> 1.25 pJ/B. */
 	p->e_io_byte = 10e-12 / 8.0;
 	/* Horowitz 2014: DRAM 1.3-2.6 nJ per 64-bit access; low end,
@@ -1915,7 +1981,8 @@ void cim_energy_estimate(const struct cim_counters *c, uint32_t adc_bits,
 		scale *= 0.5;
 	out->array = (double)c->cell_reads * p->e_cell_read;
 	out->adc = (double)c->adc_conversions * p->e_adc_conv * scale;
-	out->digital = (double)c->shift_adds * p->e_shift_add;
+	out->digital = (double)c->shift_adds * p->e_shift_add +
+		       (double)c->output_scales * p->e_output_scale;
 	out->io = (double)(c->bytes_in + c->bytes_out) * p->e_io_byte;
 	out->weights = (double)c->bytes_weights * p->e_weight_byte +
 		       (double)c->cells_programmed * p->e_cell_write;

@@ -49,6 +49,20 @@ extern "C" {
 #define CIM_DEFAULT_TILES   64
 #define CIM_DEFAULT_ADC_BITS 5
 
+/**
+ * enum cim_recon - how the digital back end turns ADC codes into outputs.
+ * @CIM_RECON_CODES: shift-add the codes themselves and apply the ADC step
+ *	FS/L once per output (the default; what NeuroSim's and ISAAC's
+ *	digital back ends do): nothing below one LSB is thrown away.
+ * @CIM_RECON_CELLS: round every conversion to Q(F) cell currents,
+ *	F = recon_frac_bits (F = 0: whole cells), then shift-add; kept to
+ *	compare with the chip model before the faithful back end.
+ */
+enum cim_recon {
+	CIM_RECON_CODES = 0,
+	CIM_RECON_CELLS = 1,
+};
+
 /** enum cim_fmt - operand formats */
 enum cim_fmt {
 	CIM_FMT_INT8 = 0, /* 8 planes, two's complement (weights always signed) */
@@ -69,8 +83,10 @@ enum cim_fmt {
  *	Rows [g*G, (g+1)*G) form row group g.
  * @adcs_per_tile: ADCs shared by a tile's columns (cycle model only);
  *	1..C; 0 = max(1, C/8) (NeuroSim's default 8:1 column mux).
- * @recon_frac_bits: F, fractional bits of the digital reconstruction of one
- *	conversion, 0..8; 0 (default) = integer cell counts. See cim_engine.md.
+ * @recon: enum cim_recon; 0 = CIM_RECON_CODES. See cim_engine.md.
+ * @recon_frac_bits: F, fractional bits of one conversion's value under
+ *	CIM_RECON_CELLS, 0..8 (0 = whole cells); must be 0 under
+ *	CIM_RECON_CODES, which keeps every code unrounded.
  * @sigma_static_q16: per-cell conductance deviation sigma, Q16 of a cell's
  *	unit current (65536 = 1.0), 0..4.0.
  * @sigma_dynamic_q16: read noise sigma per activated ON cell, Q16, 0..4.0.
@@ -86,6 +102,7 @@ struct cim_config {
 	uint32_t adc_bits;
 	uint32_t rows_per_conversion;
 	uint32_t adcs_per_tile;
+	uint32_t recon;
 	uint32_t recon_frac_bits;
 	uint32_t sigma_static_q16;
 	uint32_t sigma_dynamic_q16;
@@ -94,6 +111,25 @@ struct cim_config {
 	uint32_t adc_gain_sigma_q16;
 	uint64_t seed;
 };
+
+/** cim_recon_name() - "codes" or "cells"; NULL for any other value. */
+const char *cim_recon_name(uint32_t recon);
+/**
+ * cim_recon_parse() - the enum cim_recon called @name ("codes", "cells"),
+ * or -EINVAL. The device's property and the software backend's option
+ * both read the name through it.
+ */
+int cim_recon_parse(const char *name);
+
+/**
+ * cim_adc_fs_for_recon() - the full scale (Q8 cells) a chip of @cfg should
+ * convert at, given @fs_q8 chosen from statistics: raised to L = 2^b - 1
+ * cells under whole-cell reconstruction without fractional bits, where a
+ * step below one cell only rounds twice and clips earlier; unchanged
+ * otherwise. The device's default full scale and the library's
+ * calibration both go through it.
+ */
+uint32_t cim_adc_fs_for_recon(const struct cim_config *cfg, uint32_t fs_q8);
 
 /** cim_config_default() - fill @cfg with the defaults (no noise, seed 0). */
 void cim_config_default(struct cim_config *cfg);
@@ -120,6 +156,8 @@ struct cim_plane_pair {
  * @shift_adds: one per conversion (code shifted into the column
  *	accumulator) + one per (item, output) per extra row tile (tile partial
  *	sums added digitally).
+ * @output_scales: one per (item, output) under CIM_RECON_CODES: the
+ *	multiply of the code sum by the ADC step FS/L.
  * @macs: logical multiply-accumulates, batch x in_dim x out_dim.
  * @bytes_weights: weight bytes programmed (INT8: 1/weight, INT4/NF4: 1/2).
  * @bytes_in: input bytes (INT8: 1/element, INT4: 1/2).
@@ -137,6 +175,7 @@ struct cim_counters {
 	uint64_t cell_reads;
 	uint64_t adc_conversions;
 	uint64_t shift_adds;
+	uint64_t output_scales;
 	uint64_t macs;
 	uint64_t bytes_weights;
 	uint64_t bytes_in;
@@ -271,7 +310,8 @@ void cim_engine_reset_counters(struct cim_engine *e);
 
 /* ---- the documented definition of variability --------------------------
  *
- * cim_mix64(x): splitmix64 output function of x + 0x9E3779B97F4A7C15.
+ * cim_mix64(x): splitmix64 output function of x + 0x9E3779B97F4A7C15 (the
+ *	increment is added before the finaliser).
  * cim_hash64(seed, addr) = cim_mix64(cim_mix64(seed) ^ addr).
  *
  * cim_gauss_q17(key): Irwin-Hall normal sample, Q17 (131072 = 1 sigma):
@@ -290,7 +330,8 @@ void cim_engine_reset_counters(struct cim_engine *e);
  *	stuck iff ((h >> 32) * 1000000) >> 32 < stuck_rate_ppm; value h & 1.
  * ADC gain (Q16), domain CIM_DOM_GAIN, address with r = p = 0:
  *	clamp(65536 + round_shift(gauss * adc_gain_sigma_q16, 17), 0, 131072)
- * ADC offset (Q8 of one LSB), domain CIM_DOM_OFFSET:
+ * ADC offset (Q8 of one LSB), domain CIM_DOM_OFFSET, address with
+ * r = p = 0:
  *	round_shift(gauss * adc_offset_sigma_q16, 25)
  * Dynamic noise of a conversion (Q8 cell currents) with n ON cells active:
  *	item_key = hash(job_seed, CIM_DOM_JOB << 60 | item), item = item0 + k;
@@ -300,18 +341,28 @@ void cim_engine_reset_counters(struct cim_engine *e);
  *	(k = index in the call's batch, t = absolute tile, c = column in the
  *	tile, g = row group in the tile; no draw when n == 0)
  *
+ * Row groups g = 0 .. ceil(rows_used / G) - 1 of a tile, rows_used the
+ * programmed block's rows: a group with no programmed row is not
+ * converted (no noise, no offset, no count).
  * One conversion (input plane i, weight plane j, column c, group g):
  *	active rows: x bit i = 1 and stored (post-stuck) weight bit j = 1
  *	S_q8 = 256 n + 2 * sum(dg of active cells) + noise
  *	L = 2^b - 1; FS = adc_fs_q8 (Q8); gain, offset from cim_adc_static()
  *	M_c  = floor((2 * gain * L * 256 + FS) / (2 * FS))  (once per call)
  *	code = clamp(round_shift(S_q8 * M_c + offset * 65536, 24), 0, L)
- *	value = floor((2 * code * FS * 2^F + 256 L) / (512 L))
+ *	value = code                                       (CIM_RECON_CODES)
+ *	value = floor((2 * code * FS * 2^F + 256 L) / (512 L))  (CELLS)
  *		(= round(code * FS / L) in Q(F) cell currents)
  *	acc += s_i * s_j * 2^(i+j) * value, s = -1 for the MSB plane of a
  *		signed operand (weights always), else +1
- * Output: y = clamp(round_shift(acc, F), INT32) (acc when F = 0), acc
- * summed over all row groups and row tiles of the output column.
+ * Output, acc summed over all row groups and row tiles of the column:
+ *	CODES: y = clamp(floor((2 * acc * FS + 256 L) / (512 L)), INT32)
+ *		(= round(acc * FS / (256 L)) cells, FS in Q8: the ADC step
+ *		applied once per output)
+ *	CELLS: y = clamp(round_shift(acc, F), INT32) (acc when F = 0)
+ * Exactness with no variability: CODES at FS = L cells and G <= L, any b;
+ * CELLS (F = 0) at FS = G <= L except b = 10..12 with G > 1014, where
+ * the rounded M_c moves a code (cim_engine.md).
  */
 #define CIM_DOM_DG     1u
 #define CIM_DOM_STUCK  2u
@@ -343,6 +394,8 @@ void cim_adc_static(const struct cim_config *cfg, uint32_t tile, uint32_t col,
  * @e_adc_conv: one conversion at @e_adc_ref_bits; scaled by 2^(b - ref)
  *	(constant Walden figure of merit).
  * @e_shift_add: one 32-bit digital add (shift is wiring).
+ * @e_output_scale: one 32-bit integer multiply (an output's code sum by
+ *	the ADC step, CIM_RECON_CODES).
  * @e_io_byte: one input/output byte through an on-chip SRAM buffer.
  * @e_weight_byte: one weight byte fetched from DRAM to program tiles.
  * @e_cell_write: one cell programmed (0 by default: not modelled).
@@ -352,6 +405,7 @@ struct cim_energy_params {
 	double e_adc_conv;
 	double e_adc_ref_bits;
 	double e_shift_add;
+	double e_output_scale;
 	double e_io_byte;
 	double e_weight_byte;
 	double e_cell_write;

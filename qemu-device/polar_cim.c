@@ -118,6 +118,8 @@ struct PolarCimState {
     uint32_t tiles;
     uint32_t adc_bits;
     uint32_t rows_per_conv;     /* 0 = rows */
+    char *recon;                /* "codes" (NULL) or "cells" */
+    uint32_t recon_frac_bits;   /* F of "cells" */
     uint32_t num_queues;
     uint32_t sigma_static;      /* Q16 */
     uint32_t sigma_dynamic;     /* Q16 */
@@ -1151,6 +1153,11 @@ static uint64_t polar_cim_mmio_read(void *opaque, hwaddr addr, unsigned size)
     case POLAR_CIM_REG_ROWS_PER_CONV:
         val = s->rows_per_conv;
         break;
+    case POLAR_CIM_REG_RECON:
+        val = cim_engine_config(s->engine)->recon |
+              cim_engine_config(s->engine)->recon_frac_bits <<
+              POLAR_CIM_RECON_FRAC_SHIFT;
+        break;
     case POLAR_CIM_REG_STATUS:
         val = (s->fw_status == POLAR_CIM_FW_BOOTED ?
                POLAR_CIM_STATUS_FW_BOOTED : 0) |
@@ -1331,6 +1338,24 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
     cfg.tiles = s->tiles;
     cfg.adc_bits = s->adc_bits;
     cfg.rows_per_conversion = s->rows_per_conv;
+    ret = cim_recon_parse(s->recon ? s->recon : "codes");
+    if (ret < 0) {
+        error_setg(errp, "polar-cim: recon must be codes or cells, not '%s'",
+                   s->recon);
+        return;
+    }
+    cfg.recon = ret;
+    cfg.recon_frac_bits = s->recon_frac_bits;
+    if (cfg.recon == CIM_RECON_CODES && s->recon_frac_bits) {
+        error_setg(errp, "polar-cim: recon-frac-bits applies to recon=cells "
+                   "only");
+        return;
+    }
+    if (s->recon_frac_bits > CIM_MAX_RECON_FRAC) {
+        error_setg(errp, "polar-cim: recon-frac-bits %" PRIu32 " is not in "
+                   "0..%d", s->recon_frac_bits, CIM_MAX_RECON_FRAC);
+        return;
+    }
     cfg.sigma_static_q16 = s->sigma_static;
     cfg.sigma_dynamic_q16 = s->sigma_dynamic;
     cfg.stuck_rate_ppm = s->stuck_ppm;
@@ -1429,6 +1454,8 @@ static const Property polar_cim_properties[] = {
     DEFINE_PROP_UINT32("tiles", PolarCimState, tiles, 64),
     DEFINE_PROP_UINT32("adc-bits", PolarCimState, adc_bits, 5),
     DEFINE_PROP_UINT32("rows-per-conv", PolarCimState, rows_per_conv, 0),
+    DEFINE_PROP_STRING("recon", PolarCimState, recon),
+    DEFINE_PROP_UINT32("recon-frac-bits", PolarCimState, recon_frac_bits, 0),
     DEFINE_PROP_UINT32("queues", PolarCimState, num_queues, 4),
     DEFINE_PROP_UINT32("sigma-static", PolarCimState, sigma_static, 0),
     DEFINE_PROP_UINT32("sigma-dynamic", PolarCimState, sigma_dynamic, 0),
@@ -1473,6 +1500,11 @@ static void polar_cim_class_init(ObjectClass *klass, void *data)
         "resolution of each column's ADC in bits");
     object_class_property_set_description(klass, "rows-per-conv",
         "rows summed per ADC conversion (row parallelism), 0 = rows");
+    object_class_property_set_description(klass, "recon",
+        "reconstruction: codes (default; shift-add ADC codes, LSB applied "
+        "once per output) or cells (each conversion rounded to cells)");
+    object_class_property_set_description(klass, "recon-frac-bits",
+        "fractional bits kept per conversion with recon=cells, 0..8");
     object_class_property_set_description(klass, "queues",
         "submission/completion ring pairs (1..16), one MSI-X vector each");
     object_class_property_set_description(klass, "sigma-static",

@@ -8,10 +8,12 @@
 # (markdown + SVG) is copied out of the console into $BUILD/reports/run.
 #
 # Knobs (environment): POLAR_SEED chip seed (7), POLAR_SIGMA sigma-static
-# in Q16 (13107 = 0.2), POLAR_ADC_BITS (5), POLAR_TEST test images (10000,
-# the whole split), POLAR_CALIB calibration images (512), POLAR_EVAL_EXTRA
-# more `polar eval` options (e.g. "--wfmt int4"), POLAR_VM_SMP guest vCPUs
-# (2: polar eval evaluates on one thread per vCPU).
+# in Q16 (13107 = 0.2), POLAR_ADC_BITS (5), POLAR_RECON the chip's
+# reconstruction (codes; cells for the whole-cell model), POLAR_TEST test
+# images (10000, the whole split), POLAR_CALIB calibration images (512),
+# POLAR_EVAL_EXTRA more `polar eval` options (e.g. "--wfmt int4"),
+# POLAR_VM_SMP guest vCPUs (2: polar eval evaluates on one thread per
+# vCPU).
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
@@ -20,6 +22,7 @@ export BUILD
 seed=${POLAR_SEED:-7}
 sigma=${POLAR_SIGMA:-13107}
 adc=${POLAR_ADC_BITS:-5}
+recon=${POLAR_RECON:-codes}
 ntest=${POLAR_TEST:-10000}
 ncalib=${POLAR_CALIB:-512}
 model=$BUILD/models/cnn.safetensors
@@ -41,8 +44,8 @@ fi
 # The device's properties are the chip; polar eval reads them back from
 # the device and records them in the report.
 export POLAR_MODEL=$model
-export POLAR_EVAL_ARGS="--chip-seed $seed --sigma-static $sigma --adc-bits $adc --test $ntest --calib $ncalib ${POLAR_EVAL_EXTRA:-}"
-export POLAR_CIM_PROPS="seed=$seed,sigma-static=$sigma,adc-bits=$adc${POLAR_CIM_PROPS:+,$POLAR_CIM_PROPS}"
+export POLAR_EVAL_ARGS="--chip-seed $seed --sigma-static $sigma --adc-bits $adc --recon $recon --test $ntest --calib $ncalib ${POLAR_EVAL_EXTRA:-}"
+export POLAR_CIM_PROPS="seed=$seed,sigma-static=$sigma,adc-bits=$adc,recon=$recon${POLAR_CIM_PROPS:+,$POLAR_CIM_PROPS}"
 initramfs=$BUILD/initramfs-run.cpio.gz
 t_model=$(date +%s)
 "$TOP/tests/vm/mkinitramfs.sh" "$initramfs" run "$TOP/polar_accel.ko"

@@ -126,8 +126,10 @@ echo "== VM kselftests"
 # A chip with static variability, so that the device-versus-software-engine
 # comparisons cover conductance spread, stuck cells and ADC offset and gain.
 export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7}
-# A second chip of another seed, for the tests that spread work over two.
-export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8}
+# A second chip of another seed, for the tests that spread work over two,
+# with whole-cell reconstruction: device and software engine are compared
+# in both modes.
+export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8,recon=cells}
 POLAR_VM_APPEND="${POLAR_VM_APPEND:+$POLAR_VM_APPEND }$race_append" \
 	tests/vm/run-vm.sh check "$BUILD/initramfs-check.cpio.gz"
 vm_rc=$?

@@ -145,6 +145,7 @@ calibrate_ok() {
 	has_tensor "$dir/a.safetensors" fc3.lowrank_B 10,10 &&
 	header_has "$dir/a.safetensors" '"method":"sensitivity"' &&
 	header_has "$dir/a.safetensors" '"chip_seed":"7"' &&
+	header_has "$dir/a.safetensors" '"recon":"codes/0"' &&
 	header_has "$dir/a.safetensors" '"ridge":"fc1=[0-9.e-]*,fc2=[0-9.e-]*,fc3=[0-9.e-]*"' &&
 	cmp -s "$dir/a.safetensors" "$dir/b.safetensors"
 }
@@ -190,6 +191,18 @@ check "an unknown --fisher is refused" \
 check "an unknown --device-layers name is refused with the model's" \
 	fails_naming "no weighted layer 'conv1' (it has fc1, fc2, fc3)" eval \
 	--model "$model" --device sim --device-layers fc1,conv1
+check "an unknown --recon is refused" \
+	fails_naming "--recon bogus: codes or cells" eval --model "$model" \
+	--recon bogus
+check "--recon-frac-bits without --recon cells is refused" \
+	fails_naming "--recon-frac-bits needs --recon cells" eval --model "$model" \
+	--recon-frac-bits 3
+check "--recon-frac-bits beyond 8 is refused with its range" \
+	fails_naming "--recon-frac-bits: bad value '9' (0..8)" eval \
+	--model "$model" --recon cells --recon-frac-bits 9
+check "a sim chip with an unknown recon is named" \
+	fails_naming "recon=exact: not codes or cells" eval --model "$model" \
+	--device sim:recon=exact
 check "an unknown method is refused" \
 	fails_naming "unknown method 'bogus'" eval --model "$model" \
 	--methods fp32,bogus

@@ -65,7 +65,8 @@ struct opts {
 	uint8_t on_device[MAXL];	/* resolved against the model */
 	uint64_t chip_seed;
 	uint32_t sigma_static, adc_bits;
-	int seed_set, sigma_set, adc_set;
+	uint32_t recon, recon_frac_bits;	/* POLAR_CIM_RECON_*, F */
+	int seed_set, sigma_set, adc_set, recon_set;
 	enum polar_wfmt wfmt;
 	enum polar_xfmt xfmt, first_xfmt;
 	uint32_t rank, calib, test, threads;
@@ -713,6 +714,8 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 						 codes, Sfs, xf, c->caps.rows,
 						 c->caps.rows_per_conv,
 						 o->adc_pct, &c->adc_fs[i]);
+			c->adc_fs[i] = polar_calib_adc_fs_recon(c->adc_fs[i],
+								&c->caps);
 		}
 		if (ret) {
 			die(l->name);
@@ -1039,6 +1042,12 @@ static void ctx_free(struct ctx *c)
 	c->dev = NULL;
 }
 
+static const char *recon_name(uint32_t recon)
+{
+	return recon == POLAR_CIM_RECON_CODES ? "codes" :
+	       recon == POLAR_CIM_RECON_CELLS ? "cells" : "?";
+}
+
 static int open_device(struct ctx *c, uint32_t sigma, uint32_t adc_bits)
 {
 	const struct opts *o = c->o;
@@ -1048,10 +1057,16 @@ static int open_device(struct ctx *c, uint32_t sigma, uint32_t adc_bits)
 	c->open_sigma = sigma;
 	c->open_adc_bits = adc_bits;
 	if (!strncmp(o->device, "sim", 3)) {
+		char recon[64] = "";
+
+		if (o->recon_set)
+			snprintf(recon, sizeof(recon), ",recon=%s,"
+				 "recon-frac-bits=%u", recon_name(o->recon),
+				 o->recon_frac_bits);
 		snprintf(path, sizeof(path), "sim:%s%ssigma-static=%u,adc-bits=%u,"
-			 "seed=%llu", o->device[3] == ':' ? o->device + 4 : "",
+			 "seed=%llu%s", o->device[3] == ':' ? o->device + 4 : "",
 			 o->device[3] == ':' ? "," : "", sigma, adc_bits,
-			 (unsigned long long)o->chip_seed);
+			 (unsigned long long)o->chip_seed, recon);
 		ret = polar_open(path, &c->dev);
 	} else {
 		ret = polar_open(o->device, &c->dev);
@@ -1073,6 +1088,13 @@ static int open_device(struct ctx *c, uint32_t sigma, uint32_t adc_bits)
 		if (o->adc_set && c->caps.adc_bits != adc_bits)
 			fprintf(stderr, "polar eval: warning: device adc-bits is "
 				"%u, not %u\n", c->caps.adc_bits, adc_bits);
+		if (o->recon_set && (c->caps.recon != o->recon ||
+				     c->caps.recon_frac_bits != o->recon_frac_bits))
+			fprintf(stderr, "polar eval: warning: device recon is "
+				"%s with %u fractional bits, not %s with %u\n",
+				recon_name(c->caps.recon),
+				c->caps.recon_frac_bits, recon_name(o->recon),
+				o->recon_frac_bits);
 	}
 	return 0;
 }
@@ -1145,6 +1167,12 @@ static void usage(FILE *f)
 		"  --sigma-static Q16 sim static conductance sigma (default 13107 = 0.2,\n"
 		"                     where the uncalibrated path loses >= 3 points)\n"
 		"  --adc-bits N       sim ADC bits (default 5)\n"
+		"  --recon codes|cells  sim reconstruction: shift-add ADC codes, "
+		"step once per\n"
+		"                     output (default), or each conversion in "
+		"whole cells\n"
+		"  --recon-frac-bits F  with --recon cells: fractional bits kept "
+		"(0..8, default 0)\n"
 		"  --wfmt nf4|int4|int8   weights (default nf4)\n"
 		"  --xfmt uint4|int4|int8|uint8 inputs (default uint4)\n"
 		"  --first-xfmt F     the first layer's inputs, the image "
@@ -1271,6 +1299,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			o->adc_bits = (uint32_t)v;
 			o->adc_set = 1;
+		} else if (!strcmp(a, "--recon")) {
+			if (strcmp(val, "codes") && strcmp(val, "cells")) {
+				fprintf(stderr, "polar eval: --recon %s: codes or "
+					"cells\n", val);
+				return -1;
+			}
+			o->recon = val[1] == 'o' ? POLAR_CIM_RECON_CODES :
+						  POLAR_CIM_RECON_CELLS;
+			o->recon_set = 1;
+		} else if (!strcmp(a, "--recon-frac-bits")) {
+			if (parse_u64(a, val, 0, 8, &v))
+				return -1;
+			o->recon_frac_bits = (uint32_t)v;
 		} else if (!strcmp(a, "--rank")) {
 			if (parse_u64(a, val, 1, 64, &v))
 				return -1;
@@ -1347,6 +1388,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			usage(stderr);
 			return -1;
 		}
+	}
+	if (o->recon_frac_bits && o->recon != POLAR_CIM_RECON_CELLS) {
+		fprintf(stderr, "polar eval: --recon-frac-bits needs --recon "
+			"cells\n");
+		return -1;
 	}
 	return 0;
 }
@@ -1434,10 +1480,11 @@ static int run_point(const struct opts *o, struct polar_model *m,
 		return ret;
 	}
 	fprintf(stderr, "device %s: %ux%u tiles x %u, adc %u bits, rows/conv %u, "
-		"sigma-static %u, seed %llu\n", polar_device_path(c.dev),
-		c.caps.rows, c.caps.cols, c.caps.tiles, c.caps.adc_bits,
-		c.caps.rows_per_conv, c.caps.sigma_static,
-		(unsigned long long)c.caps.seed);
+		"recon %s (F %u), sigma-static %u, seed %llu\n",
+		polar_device_path(c.dev), c.caps.rows, c.caps.cols,
+		c.caps.tiles, c.caps.adc_bits, c.caps.rows_per_conv,
+		recon_name(c.caps.recon), c.caps.recon_frac_bits,
+		c.caps.sigma_static, (unsigned long long)c.caps.seed);
 	if (o->device_layers)
 		fprintf(stderr, "on the device: %s; the other weighted layers "
 			"in fp32 on the host\n", o->device_layers);
@@ -1952,6 +1999,10 @@ int polar_cmd_calibrate(int argc, char **argv)
 	ret |= polar_tensors_set_meta(&ts, "tile", buf);
 	snprintf(buf, sizeof(buf), "%u", c.caps.rows_per_conv);
 	ret |= polar_tensors_set_meta(&ts, "rows_per_conv", buf);
+	/* the ADC full scales above were fitted to this reconstruction */
+	snprintf(buf, sizeof(buf), "%s/%u", recon_name(c.caps.recon),
+		 c.caps.recon_frac_bits);
+	ret |= polar_tensors_set_meta(&ts, "recon", buf);
 	ret |= polar_tensors_set_meta(&ts, "device", polar_device_path(c.dev));
 	ret |= polar_tensors_set_meta(&ts, "model", o.model);
 	snprintf(buf, sizeof(buf), "%u", o.calib);

@@ -63,12 +63,17 @@ static uint64_t drm_param(struct polar_device *dev, uint32_t param)
 static void drm_read_caps(struct polar_device *dev)
 {
 	struct polar_caps *c = &dev->caps;
+	uint64_t recon;
 
 	c->rows = drm_param(dev, DRM_POLAR_ACCEL_PARAM_TILE_ROWS);
 	c->cols = drm_param(dev, DRM_POLAR_ACCEL_PARAM_TILE_COLS);
 	c->tiles = drm_param(dev, DRM_POLAR_ACCEL_PARAM_NUM_TILES);
 	c->adc_bits = drm_param(dev, DRM_POLAR_ACCEL_PARAM_ADC_BITS);
 	c->rows_per_conv = drm_param(dev, DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV);
+	recon = drm_param(dev, DRM_POLAR_ACCEL_PARAM_RECON);
+	c->recon = recon & POLAR_CIM_RECON_MODE_MASK;
+	c->recon_frac_bits = (recon & POLAR_CIM_RECON_FRAC_MASK) >>
+			     POLAR_CIM_RECON_FRAC_SHIFT;
 	c->num_queues = drm_param(dev, DRM_POLAR_ACCEL_PARAM_NUM_QUEUES);
 	c->max_batch = drm_param(dev, DRM_POLAR_ACCEL_PARAM_MAX_BATCH);
 	c->max_cmds = drm_param(dev, DRM_POLAR_ACCEL_PARAM_MAX_CMDS);

@@ -31,6 +31,7 @@ static const struct {
 	PROP("tiles", tiles),
 	PROP("adc-bits", adc_bits),
 	PROP("rows-per-conv", rows_per_conversion),
+	PROP("recon-frac-bits", recon_frac_bits),
 	PROP("sigma-static", sigma_static_q16),
 	PROP("sigma-dynamic", sigma_dynamic_q16),
 	PROP("stuck-rate", stuck_rate_ppm),
@@ -40,7 +41,10 @@ static const struct {
 	{ "seed", offsetof(struct cim_config, seed), 1 },
 };
 
-/* "rows=128,seed=7": the QEMU device's property names and defaults. */
+/*
+ * "rows=128,recon=cells,seed=7": the QEMU device's property names and
+ * defaults; recon takes a name, the others numbers.
+ */
 static int sim_parse_props(const char *props, struct cim_config *cfg)
 {
 	char buf[512], *save = NULL, *tok;
@@ -60,6 +64,15 @@ static int sim_parse_props(const char *props, struct cim_config *cfg)
 			return polar_fail(-EINVAL, "sim: property '%s' has no "
 					  "value", tok);
 		*eq = '\0';
+		if (!strcmp(tok, "recon")) {
+			int r = cim_recon_parse(eq + 1);
+
+			if (r < 0)
+				return polar_fail(-EINVAL, "sim: recon=%s: not "
+						  "codes or cells", eq + 1);
+			cfg->recon = (uint32_t)r;
+			continue;
+		}
 		errno = 0;
 		v = strtoull(eq + 1, &end, 0);
 		if (errno || *end || end == eq + 1)
@@ -80,6 +93,9 @@ static int sim_parse_props(const char *props, struct cim_config *cfg)
 			*(uint32_t *)((char *)cfg + sim_props[i].offset) = v;
 		}
 	}
+	if (cfg->recon_frac_bits && cfg->recon != CIM_RECON_CELLS)
+		return polar_fail(-EINVAL, "sim: recon-frac-bits needs "
+				  "recon=cells");
 	return 0;
 }
 
@@ -115,6 +131,8 @@ int polar_sim_open(struct polar_device *dev, const char *props)
 		.tiles = cfg->tiles,
 		.adc_bits = cfg->adc_bits,
 		.rows_per_conv = cfg->rows_per_conversion,
+		.recon = cfg->recon,
+		.recon_frac_bits = cfg->recon_frac_bits,
 		.num_queues = SIM_NUM_QUEUES,
 		.max_batch = SIM_MAX_BATCH,
 		.max_cmds = SIM_MAX_CMDS,

@@ -1090,6 +1090,21 @@ out:
 	return ret;
 }
 
+uint32_t polar_calib_adc_fs_recon(uint32_t fs_q8,
+				  const struct polar_caps *caps)
+{
+	struct cim_config cfg = { 0 };
+
+	if (!caps) {
+		polar_null_arg(__func__, "caps");
+		return 0;
+	}
+	cfg.adc_bits = caps->adc_bits;
+	cfg.recon = caps->recon;
+	cfg.recon_frac_bits = caps->recon_frac_bits;
+	return cim_adc_fs_for_recon(&cfg, fs_q8);
+}
+
 /* ---- loss sensitivity ------------------------------------------------------------ */
 
 /*

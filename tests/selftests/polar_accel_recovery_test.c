@@ -220,6 +220,7 @@ static int env_init(struct env *e, char *msg, size_t len)
 	cfg.adc_gain_sigma_q16 =
 		param(e->fd, DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA);
 	cfg.seed = param(e->fd, DRM_POLAR_ACCEL_PARAM_SEED);
+	param_recon(e->fd, &cfg.recon, &cfg.recon_frac_bits);
 	if (cim_engine_create(&cfg, &e->sim)) {
 		snprintf(msg, len, "cim_engine_create failed");
 		return -1;

@@ -76,6 +76,7 @@ static int engine_init(int fd, struct cim_engine **sim, struct cim_firmware *fw)
 		param(fd, DRM_POLAR_ACCEL_PARAM_ADC_OFFSET_SIGMA);
 	cfg.adc_gain_sigma_q16 = param(fd, DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA);
 	cfg.seed = param(fd, DRM_POLAR_ACCEL_PARAM_SEED);
+	param_recon(fd, &cfg.recon, &cfg.recon_frac_bits);
 	if (cim_engine_create(&cfg, sim))
 		return -1;
 	fwfd = open(FW_PATH, O_RDONLY);

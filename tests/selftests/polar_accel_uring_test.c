@@ -205,6 +205,7 @@ FIXTURE_SETUP(uring)
 	cfg.adc_gain_sigma_q16 =
 		param(self->fd, DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA);
 	cfg.seed = param(self->fd, DRM_POLAR_ACCEL_PARAM_SEED);
+	param_recon(self->fd, &cfg.recon, &cfg.recon_frac_bits);
 	self->tiles = cfg.tiles;
 	ASSERT_EQ(0, cim_engine_create(&cfg, &self->sim));
 

@@ -23,6 +23,7 @@
 #include "polar/polar.h"
 #include "polar/qlayer.h"
 #include "polar_cim_hw.h"
+#include "polar_cim_hw.h"
 
 #define FW_PATH "/lib/firmware/polar_cim.fw"
 
@@ -35,10 +36,12 @@ static void sim_props_of(struct polar_device *dev, char *buf, size_t len)
 	snprintf(buf, len, "sim:rows=%u,cols=%u,tiles=%u,adc-bits=%u,"
 		 "rows-per-conv=%u,sigma-static=%u,sigma-dynamic=%u,"
 		 "stuck-rate=%u,adc-offset-sigma=%u,adc-gain-sigma=%u,"
-		 "seed=%llu", c.rows, c.cols, c.tiles, c.adc_bits,
-		 c.rows_per_conv, c.sigma_static, c.sigma_dynamic, c.stuck_ppm,
-		 c.adc_offset_sigma, c.adc_gain_sigma,
-		 (unsigned long long)c.seed);
+		 "seed=%llu,recon=%s,recon-frac-bits=%u", c.rows, c.cols,
+		 c.tiles, c.adc_bits, c.rows_per_conv, c.sigma_static,
+		 c.sigma_dynamic, c.stuck_ppm, c.adc_offset_sigma,
+		 c.adc_gain_sigma, (unsigned long long)c.seed,
+		 c.recon == POLAR_CIM_RECON_CELLS ? "cells" : "codes",
+		 c.recon_frac_bits);
 }
 
 static float *rand_floats(size_t n, unsigned int seed, int nonneg)
@@ -178,8 +181,12 @@ TEST_F(lib, layer_across_two_devices)
 	ASSERT_EQ(0, polar_open(props, &sims[1])) TH_LOG("%s", polar_errmsg());
 	polar_get_caps(devs[0], &c0);
 	polar_get_caps(devs[1], &c1);
-	/* Two chips: the second has its own seed (see run-checks.sh). */
+	/*
+	 * Two chips: the second has its own seed and the other
+	 * reconstruction (see run-checks.sh), so both modes are compared.
+	 */
 	EXPECT_NE(c0.seed, c1.seed);
+	EXPECT_NE(c0.recon, c1.recon);
 	EXPECT_EQ(0, compare_layer(_metadata, devs, 2, sims, &cases[1]));
 	EXPECT_EQ(0, compare_layer(_metadata, devs, 2, sims, &cases[2]));
 	polar_close(devs[1]);

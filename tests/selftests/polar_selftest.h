@@ -62,6 +62,20 @@ static inline uint64_t param(int fd, uint32_t p)
 	return a.value;
 }
 
+/*
+ * The chip's reconstruction (RECON register) as cim_config's recon and
+ * recon_frac_bits, so that a test's software engine computes what the
+ * device does in either mode.
+ */
+static inline void param_recon(int fd, uint32_t *recon, uint32_t *frac_bits)
+{
+	uint64_t v = param(fd, DRM_POLAR_ACCEL_PARAM_RECON);
+
+	*recon = v & POLAR_CIM_RECON_MODE_MASK;
+	*frac_bits = (v & POLAR_CIM_RECON_FRAC_MASK) >>
+		     POLAR_CIM_RECON_FRAC_SHIFT;
+}
+
 static inline int bo_new(int fd, uint64_t size, struct bo *bo)
 {
 	struct drm_polar_accel_bo_create c = { .size = size };

@@ -243,6 +243,21 @@ static int naive_wbit(const struct naive_chip *n, uint32_t t, uint32_t r,
 	return (int)((u >> j) & 1);
 }
 
+/* round(total * fs / (256 L)), half up, in 128-bit arithmetic */
+static int64_t naive_codes_to_cells(int64_t total, uint32_t fs, uint32_t L)
+{
+	__int128 num = (__int128)total * 2 * fs + (__int128)L * 256;
+	__int128 den = (__int128)L * 512, q = num / den;
+
+	if (num % den != 0 && num < 0)
+		q -= 1;		/* floor, not truncation */
+	if (q > INT64_MAX / 2)
+		return INT64_MAX / 2;
+	if (q < INT64_MIN / 2)
+		return INT64_MIN / 2;
+	return (int64_t)q;
+}
+
 static int naive_matmul(struct naive_chip *n, const struct cim_matmul_args *a)
 {
 	const struct cim_config *c = &n->cfg;
@@ -321,14 +336,22 @@ static int naive_matmul(struct naive_chip *n, const struct cim_matmul_args *a)
 						}
 						code = naive_clamp(naive_round_shift(S * M + off * 65536, 24),
 								   0, L);
-						/* value = code * FS / L, Q(F), rounded */
-						val = (code * fs * ((int64_t)2 << F) + (int64_t)L * 256) /
-						      ((int64_t)L * 512);
+						/* codes: the code itself; cells:
+						 * value = code * FS / L, Q(F), rounded */
+						if (c->recon == CIM_RECON_CODES)
+							val = code;
+						else
+							val = (code * fs * ((int64_t)2 << F) +
+							       (int64_t)L * 256) /
+							      ((int64_t)L * 512);
 						total += coef * val;
 					}
 				}
 			}
-			total = F ? naive_round_shift(total, F) : total;
+			if (c->recon == CIM_RECON_CODES)
+				total = naive_codes_to_cells(total, fs, L);
+			else
+				total = F ? naive_round_shift(total, F) : total;
 			a->y[(size_t)b * a->out_dim + o] =
 				(int32_t)naive_clamp(total, INT32_MIN, INT32_MAX);
 		}

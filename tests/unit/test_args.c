@@ -301,6 +301,8 @@ enum want {
 	X(polar_calib_adc_fs, "rows", WANT_EINVAL,			\
 	  polar_calib_adc_fs(&q, codes, 4, POLAR_XFMT_INT4, 0, 8, 0.99,	\
 			     &fs_q8))					\
+	X(polar_calib_adc_fs_recon, "caps", WANT_ZERO,			\
+	  polar_calib_adc_fs_recon(20 * 256, NULL))			\
 	X(polar_calib_output_fisher, "m", WANT_EINVAL,			\
 	  polar_calib_output_fisher(NULL, 1, x, labels, fisher))	\
 	X(polar_calib_output_fisher, "x", WANT_EINVAL,			\

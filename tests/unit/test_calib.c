@@ -15,6 +15,7 @@
 #include "polar/calib.h"
 #include "polar/nn.h"
 #include "polar/polar.h"
+#include "polar_cim_hw.h"
 #include "unit.h"
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
@@ -498,6 +499,28 @@ static void test_adc_fs(void)
 	polar_qweights_free(&q);
 }
 
+/*
+ * Whole-cell reconstruction rounds every conversion to cells: a step below
+ * one cell (FS < L) only rounds twice and clips earlier, so the range is
+ * raised to L; codes keep the finer step, and the statistics' choice.
+ */
+static void test_adc_fs_recon(void)
+{
+	struct polar_caps caps = { .adc_bits = 5,
+				   .recon = POLAR_CIM_RECON_CELLS };
+
+	CHECK(polar_calib_adc_fs_recon(20 * 256, &caps) == 31 * 256);
+	CHECK(polar_calib_adc_fs_recon(40 * 256, &caps) == 40 * 256);
+	caps.recon_frac_bits = 8;
+	CHECK(polar_calib_adc_fs_recon(20 * 256, &caps) == 20 * 256);
+	caps.recon_frac_bits = 0;
+	caps.recon = POLAR_CIM_RECON_CODES;
+	CHECK(polar_calib_adc_fs_recon(20 * 256, &caps) == 20 * 256);
+	caps.recon = POLAR_CIM_RECON_CELLS;
+	caps.adc_bits = 8;
+	CHECK(polar_calib_adc_fs_recon(128 * 256, &caps) == 255 * 256);
+}
+
 static void test_errors(void)
 {
 	float E[4 * 6] = { 0 }, A[6 * 8], B[4 * 8], s[6] = { 1, 1, 1, 1, 1, 1 };
@@ -534,6 +557,7 @@ int main(void)
 	RUN(test_rrr_metric);
 	RUN(test_rrr_select);
 	RUN(test_adc_fs);
+	RUN(test_adc_fs_recon);
 	RUN(test_errors);
 	/* Last: they draw from frand(), and the others' data stay as they were. */
 	RUN(test_rrr_ridge_solution);

@@ -111,21 +111,183 @@ static void test_gauss(void)
 	CHECK(cim_hash64(1, 2) == cim_mix64(cim_mix64(1) ^ 2), "hash def");
 }
 
-/* noise off, lossless ADC: output == exact integer dot product */
+/*
+ * y(n) - n over n = 0..G active cells of one column, one plane pair, one
+ * row group (weights 1, inputs n ones then zeros), noise off: the number
+ * of counts a chip of @bits-bit ADC, group G and reconstruction @recon
+ * does not return exactly at full scale @fs_q8 (0 = G cells).
+ */
+static int count_inexact(uint32_t bits, uint32_t G, uint32_t recon,
+			 uint32_t fs_q8)
+{
+	struct cim_config cfg;
+	struct cim_engine *e;
+	struct cim_matmul_args a = { 0 };
+	int8_t *w = malloc(G), *x = malloc((size_t)(G + 1) * G);
+	int32_t *y = malloc(sizeof(int32_t) * (G + 1));
+	uint32_t n, r;
+	int bad = 0;
+
+	cim_config_default(&cfg);
+	cfg.rows = G;
+	cfg.cols = 1;
+	cfg.tiles = 1;
+	cfg.adcs_per_tile = 0;
+	cfg.rows_per_conversion = 0;
+	cfg.adc_bits = bits;
+	cfg.recon = recon;
+	if (cim_engine_create(&cfg, &e))
+		return -1;
+	for (r = 0; r < G; r++)
+		w[r] = 1;
+	for (n = 0; n <= G; n++)
+		for (r = 0; r < G; r++)
+			x[(size_t)n * G + r] = r < n;
+	a.in_dim = G;
+	a.out_dim = 1;
+	a.wfmt = CIM_FMT_INT4;
+	a.xfmt = CIM_FMT_INT4;
+	a.adc_fs_q8 = fs_q8;
+	a.batch = G + 1;
+	a.x = x;
+	a.y = y;
+	if (cim_engine_program(e, 0, G, 1, CIM_FMT_INT4, w) != 1 ||
+	    cim_engine_matmul(e, &a))
+		bad = -1;
+	for (n = 0; n <= G && bad >= 0; n++)
+		bad += y[n] != (int32_t)n;
+	cim_engine_destroy(e);
+	free(w);
+	free(x);
+	free(y);
+	return bad;
+}
+
+/*
+ * The exactness contracts of cim_engine.md at their edges. Whole-cell
+ * reconstruction at FS = G <= L is exact except for b = 10..12 with
+ * G > 1014, where the rounded ADC multiplier M_c moves a code (the G
+ * listed fail; every G was enumerated with the documented formulas:
+ * b = 10 fails at G = 1015, 1020, 1021 only); FS = k L is exact only
+ * for k = 1. Code reconstruction at FS = L is exact for every b and
+ * G <= L.
+ */
+static void test_exact_edges(void)
+{
+	static const struct {
+		uint32_t bits, G, recon, fs_cells;
+		int exact;
+	} cs[] = {
+		{ 10, 1014, CIM_RECON_CELLS, 0, 1 },
+		{ 10, 1015, CIM_RECON_CELLS, 0, 0 },
+		{ 10, 1020, CIM_RECON_CELLS, 0, 0 },
+		{ 10, 1021, CIM_RECON_CELLS, 0, 0 },
+		{ 10, 1022, CIM_RECON_CELLS, 0, 1 },
+		{ 11, 2009, CIM_RECON_CELLS, 0, 0 },
+		{ 12, 3899, CIM_RECON_CELLS, 0, 0 },
+		{ 9, 511, CIM_RECON_CELLS, 0, 1 },
+		{ 13, 4096, CIM_RECON_CELLS, 0, 1 },
+		{ 5, 31, CIM_RECON_CELLS, 31, 1 },
+		{ 5, 31, CIM_RECON_CELLS, 62, 0 },	/* FS = 2 L */
+		{ 5, 31, CIM_RECON_CODES, 31, 1 },
+		{ 5, 31, CIM_RECON_CODES, 62, 0 },
+		{ 10, 1015, CIM_RECON_CODES, 1023, 1 },
+		{ 10, 1023, CIM_RECON_CODES, 1023, 1 },
+		{ 11, 2009, CIM_RECON_CODES, 2047, 1 },
+		{ 12, 3899, CIM_RECON_CODES, 4095, 1 },
+		{ 16, 4096, CIM_RECON_CODES, 65535, 1 },
+		{ 8, 128, CIM_RECON_CODES, 255, 1 },
+	};
+	size_t k;
+
+	for (k = 0; k < sizeof(cs) / sizeof(cs[0]); k++) {
+		int bad = count_inexact(cs[k].bits, cs[k].G, cs[k].recon,
+					cs[k].fs_cells * 256);
+
+		CHECK(bad >= 0 && (bad == 0) == cs[k].exact,
+		      "%s b=%u G=%u FS=%u: %d inexact counts, expected %s",
+		      cim_recon_name(cs[k].recon), cs[k].bits, cs[k].G,
+		      cs[k].fs_cells ? cs[k].fs_cells : cs[k].G, bad,
+		      cs[k].exact ? "none" : "some");
+	}
+}
+
+/*
+ * Code reconstruction keeps what one ADC step resolves below a cell: one
+ * cell whose static deviation D is a good fraction of a cell, read at a
+ * step of 2/31 cell, gives y(x) ~ x (1 + D), a weight change linear in
+ * the input. Whole-cell rounding turns 1 + D back into 1 and loses it.
+ */
+static void test_subcell_kept(void)
+{
+	struct cim_config cfg;
+	struct cim_engine *e;
+	struct cim_matmul_args a = { 0 };
+	int8_t w = 1, x[16];
+	int32_t y[16];
+	double D = 0;
+	int k, m, bad;
+
+	cim_config_default(&cfg);
+	cfg.rows = cfg.cols = cfg.tiles = 1;
+	cfg.adcs_per_tile = 0;
+	cfg.rows_per_conversion = 0;
+	cfg.sigma_static_q16 = 13107;
+	/* a chip whose only cell deviates by 0.2 to 0.45 of a cell */
+	for (cfg.seed = 1; cfg.seed < 10000; cfg.seed++) {
+		D = cim_cell_dg_q7(&cfg, 0, 0, 0, 0) / 128.0;
+		if (D >= 0.2 && D <= 0.45)
+			break;
+	}
+	CHECK(D >= 0.2 && D <= 0.45, "no seed with D in [0.2, 0.45]");
+	for (k = 0; k < 16; k++)
+		x[k] = (int8_t)k;
+	a.in_dim = a.out_dim = 1;
+	a.wfmt = CIM_FMT_INT4;
+	a.xfmt = CIM_FMT_INT4;
+	a.adc_fs_q8 = 2 * 256;
+	a.batch = 16;
+	a.x = x;
+	a.y = y;
+	for (m = 0; m < 2; m++) {
+		cfg.recon = m ? CIM_RECON_CELLS : CIM_RECON_CODES;
+		CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+		CHECK(cim_engine_program(e, 0, 1, 1, CIM_FMT_INT4, &w) == 1,
+		      "prog");
+		CHECK(cim_engine_matmul(e, &a) == 0, "matmul");
+		bad = 0;
+		for (k = 0; k < 16; k++)
+			bad += m ? y[k] != k : fabs(y[k] - k * (1 + D)) > 1.0;
+		CHECK(bad == 0, "%s: y(15) = %d for D = %.3f: %d off",
+		      cim_recon_name(cfg.recon), y[15], D, bad);
+		cim_engine_destroy(e);
+	}
+}
+
+/*
+ * noise off, lossless ADC: output == exact integer dot product. Whole
+ * cells: FS = G <= L (G <= 1014). Codes: FS = L cells, G <= L.
+ */
 static void test_exact(void)
 {
 	static const struct {
-		uint32_t in, out, G, bits, F, fs;
+		uint32_t in, out, G, bits, F, fs, codes;
 	} cs[] = {
-		{ 200, 70, 0, 8, 0, 0 },     /* FS = 128 rows, L = 255 */
-		{ 1, 1, 0, 8, 0, 0 },
-		{ 129, 129, 0, 8, 0, 0 },
-		{ 300, 260, 0, 9, 0, 0 },
-		{ 128, 128, 31, 5, 0, 0 },   /* FS = 31 = L */
-		{ 200, 70, 31, 5, 8, 0 },    /* step exactly 1: F irrelevant */
-		{ 257, 33, 64, 7, 0, 0 },
-		{ 100, 40, 0, 16, 0, 0 },
-		{ 100, 40, 0, 8, 0, 255 * 256 }, /* FS = L, exact for any F */
+		{ 200, 70, 0, 8, 0, 0, 0 },     /* FS = 128 rows, L = 255 */
+		{ 1, 1, 0, 8, 0, 0, 0 },
+		{ 129, 129, 0, 8, 0, 0, 0 },
+		{ 300, 260, 0, 9, 0, 0, 0 },
+		{ 128, 128, 31, 5, 0, 0, 0 },   /* FS = 31 = L */
+		{ 200, 70, 31, 5, 8, 0, 0 },    /* step exactly 1: F irrelevant */
+		{ 257, 33, 64, 7, 0, 0, 0 },
+		{ 100, 40, 0, 16, 0, 0, 0 },
+		{ 100, 40, 0, 8, 0, 255 * 256, 0 }, /* FS = L, exact for any F */
+		/* codes: FS = L cells, any G <= L */
+		{ 200, 70, 31, 5, 0, 31 * 256, 1 },
+		{ 300, 260, 0, 8, 0, 255 * 256, 1 },
+		{ 257, 33, 64, 7, 0, 127 * 256, 1 },
+		{ 100, 40, 0, 16, 0, 65535 * 256, 1 },
+		{ 1, 1, 0, 9, 0, 511 * 256, 1 },
 	};
 	enum cim_fmt wfs[] = { CIM_FMT_INT8, CIM_FMT_INT4, CIM_FMT_NF4 };
 	enum cim_fmt xfs[] = { CIM_FMT_INT8, CIM_FMT_INT4 };
@@ -143,6 +305,7 @@ static void test_exact(void)
 		cim_config_default(&cfg);
 		cfg.rows_per_conversion = cs[k].G;
 		cfg.adc_bits = cs[k].bits;
+		cfg.recon = cs[k].codes ? CIM_RECON_CODES : CIM_RECON_CELLS;
 		cfg.recon_frac_bits = cs[k].F;
 		cfg.tiles = 16;
 		CHECK(cim_engine_create(&cfg, &e) == 0, "create");
@@ -173,8 +336,8 @@ static void test_exact(void)
 				  cim_nf4_default, ref);
 			for (q = 0; q < (size_t)batch * out; q++)
 				bad += y[q] != ref[q];
-			CHECK(bad == 0, "case %zu %ux%u w=%s x=%s%s: %zu wrong",
-			      k, in, out, fname(wfs[wi]), fname(xfs[xi]),
+			CHECK(bad == 0, "%s case %zu %ux%u w=%s x=%s%s: %zu "
+			      "wrong", cim_recon_name(cfg.recon), k, in, out, fname(wfs[wi]), fname(xfs[xi]),
 			      sgn ? "s" : "u", bad);
 		}
 		cim_engine_destroy(e);
@@ -193,9 +356,12 @@ struct nv_case {
 	uint32_t fs;
 };
 
-/* the chip of a case: its parameters, a random seed */
-static void case_config(const struct nv_case *c, uint32_t tiles,
-			struct cim_config *cfg)
+static const uint32_t recons[] = { CIM_RECON_CODES, CIM_RECON_CELLS };
+
+/* the chip of a case: its parameters, reconstruction (F applies to
+ * whole cells only), a random seed */
+static void case_config(const struct nv_case *c, uint32_t recon,
+			uint32_t tiles, struct cim_config *cfg)
 {
 	cim_config_default(cfg);
 	cfg->rows = c->rows;
@@ -203,7 +369,8 @@ static void case_config(const struct nv_case *c, uint32_t tiles,
 	cfg->tiles = tiles;
 	cfg->rows_per_conversion = c->G;
 	cfg->adc_bits = c->bits;
-	cfg->recon_frac_bits = c->F;
+	cfg->recon = recon;
+	cfg->recon_frac_bits = recon == CIM_RECON_CELLS ? c->F : 0;
 	cfg->sigma_static_q16 = c->sst;
 	cfg->sigma_dynamic_q16 = c->sdyn;
 	cfg->stuck_rate_ppm = c->stuck;
@@ -235,7 +402,8 @@ static void case_args(const struct nv_case *c, uint32_t tile0,
 	a->n_sched = nsched;
 }
 
-static int run_vs_naive(const struct nv_case *c, enum cim_fmt wf,
+static int run_vs_naive(const struct nv_case *c, uint32_t recon,
+			enum cim_fmt wf,
 			enum cim_fmt xf, int sgn,
 			const struct cim_plane_pair *sched, uint32_t nsched)
 {
@@ -250,7 +418,7 @@ static int run_vs_naive(const struct nv_case *c, enum cim_fmt wf,
 	size_t q, bad = 0;
 	int r1, r2, ret = 0;
 
-	case_config(c, 12, &cfg);
+	case_config(c, recon, 12, &cfg);
 	if (cim_engine_create(&cfg, &e))
 		return -1;
 	nv = naive_create(&cfg);
@@ -309,20 +477,24 @@ static void test_vs_naive(void)
 	};
 	enum cim_fmt wfs[] = { CIM_FMT_INT8, CIM_FMT_INT4, CIM_FMT_NF4 };
 	enum cim_fmt xfs[] = { CIM_FMT_INT8, CIM_FMT_INT4 };
-	size_t k;
+	size_t k, m;
 	int wi, xi, sgn, bad;
 
+	for (m = 0; m < 2; m++)
 	for (k = 0; k < sizeof(cs) / sizeof(cs[0]); k++)
 		for (wi = 0; wi < 3; wi++)
 			for (xi = 0; xi < 2; xi++)
 				for (sgn = 0; sgn < 2; sgn++) {
-					bad = run_vs_naive(&cs[k], wfs[wi], xfs[xi],
+					bad = run_vs_naive(&cs[k], recons[m],
+							   wfs[wi], xfs[xi],
 							   sgn, NULL, 0);
-					CHECK(bad == 0, "case %zu w=%s x=%s%s: %d mismatches",
-					      k, fname(wfs[wi]), fname(xfs[xi]),
+					CHECK(bad == 0, "%s case %zu w=%s x=%s%s: %d mismatches",
+					      cim_recon_name(recons[m]), k,
+					      fname(wfs[wi]), fname(xfs[xi]),
 					      sgn ? "s" : "u", bad);
 				}
 	/* ADC bits 3..8 sweep, several FS */
+	for (m = 0; m < 2; m++)
 	for (k = 3; k <= 8; k++) {
 		uint32_t fss[] = { 0, 16 * 256, 33 * 256 + 100, 128 * 256 };
 		size_t f;
@@ -332,9 +504,10 @@ static void test_vs_naive(void)
 					     3277, 1000, 16384, 1311, 150, 40, 2,
 					     fss[f] };
 
-			bad = run_vs_naive(&c, CIM_FMT_INT4, CIM_FMT_INT8, 1,
-					   NULL, 0);
-			CHECK(bad == 0, "bits %zu fs %u: %d", k, fss[f], bad);
+			bad = run_vs_naive(&c, recons[m], CIM_FMT_INT4,
+					   CIM_FMT_INT8, 1, NULL, 0);
+			CHECK(bad == 0, "%s bits %zu fs %u: %d",
+			      cim_recon_name(recons[m]), k, fss[f], bad);
 		}
 	}
 	/* plane schedules */
@@ -344,13 +517,13 @@ static void test_vs_naive(void)
 		struct nv_case c = { 128, 128, 0, 5, 0, 3277, 3277, 1000,
 				     16384, 1311, 200, 70, 2, 0 };
 
-		bad = run_vs_naive(&c, CIM_FMT_INT8, CIM_FMT_INT8, 1, s1, 4);
+		bad = run_vs_naive(&c, CIM_RECON_CODES, CIM_FMT_INT8, CIM_FMT_INT8, 1, s1, 4);
 		CHECK(bad == 0, "schedule 1: %d", bad);
-		bad = run_vs_naive(&c, CIM_FMT_INT4, CIM_FMT_INT4, 0, s2, 2);
+		bad = run_vs_naive(&c, CIM_RECON_CELLS, CIM_FMT_INT4, CIM_FMT_INT4, 0, s2, 2);
 		CHECK(bad == 0, "schedule 2: %d", bad);
 		c.sst = c.sdyn = 0;
 		c.batch = 40;
-		bad = run_vs_naive(&c, CIM_FMT_INT4, CIM_FMT_INT4, 1, s2, 2);
+		bad = run_vs_naive(&c, CIM_RECON_CELLS, CIM_FMT_INT4, CIM_FMT_INT4, 1, s2, 2);
 		CHECK(bad == 0, "schedule LUT: %d", bad);
 	}
 }
@@ -369,6 +542,7 @@ static void test_dynamic_noise(void)
 
 	cim_config_default(&cfg);
 	cfg.adc_bits = 16;
+	cfg.recon = CIM_RECON_CELLS;
 	cfg.recon_frac_bits = 8;
 	cfg.sigma_dynamic_q16 = 32768; /* 0.5 per cell */
 	cfg.tiles = 1;
@@ -443,6 +617,7 @@ static void test_static_spread(void)
 
 	/* column sums of 128 ON cells: spread sigma * sqrt(128) cells */
 	cfg.adc_bits = 16;
+	cfg.recon = CIM_RECON_CELLS;
 	cfg.recon_frac_bits = 8;
 	cfg.tiles = 8;
 	CHECK(cim_engine_create(&cfg, &e) == 0, "create");
@@ -652,6 +827,7 @@ static void test_codebook(void)
 	a.wfmt = CIM_FMT_NF4;
 	a.xfmt = CIM_FMT_INT8;
 	a.x_signed = 1;
+	a.adc_fs_q8 = 255 * 256;	/* FS = L: exact */
 	a.batch = 2;
 	a.x = x;
 	a.y = y;
@@ -705,12 +881,26 @@ static void test_counters(void)
 	      c.tile_cycles);
 	CHECK(c.cycles == 3ull * 32 * 2 * 6, "cyc %" PRIu64, c.cycles);
 	CHECK(c.jobs == 1, "jobs");
+	/* codes: one multiply by the ADC step per output, 3.1 pJ each */
+	CHECK(c.output_scales == 3ull * 70, "scales %" PRIu64, c.output_scales);
 	cim_energy_estimate(&c, 5, NULL, &en);
 	CHECK(en.total > 0 && en.tops_per_w > 0 && en.compute <= en.total,
 	      "energy");
+	CHECK(fabs(en.digital - (c.shift_adds * 0.1e-12 +
+				 c.output_scales * 3.1e-12)) < 1e-18,
+	      "digital energy %g", en.digital);
 	cim_engine_reset_counters(e);
 	cim_engine_counters(e, &c);
-	CHECK(c.macs == 0 && c.jobs == 0, "reset");
+	CHECK(c.macs == 0 && c.jobs == 0 && c.output_scales == 0, "reset");
+	cim_engine_destroy(e);
+	/* whole cells: no output multiply */
+	cfg.recon = CIM_RECON_CELLS;
+	CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+	CHECK(cim_engine_program(e, 0, 200, 70, CIM_FMT_INT4, w) == 2, "prog");
+	CHECK(cim_engine_matmul(e, &a) == 0, "matmul");
+	cim_engine_counters(e, &c);
+	CHECK(c.output_scales == 0 && c.shift_adds == c.adc_conversions +
+	      3ull * 70, "cells scales %" PRIu64, c.output_scales);
 	cim_engine_destroy(e);
 }
 
@@ -737,9 +927,22 @@ static void test_validation(void)
 	cfg.stuck_rate_ppm = 1000001;
 	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "ppm");
 	cfg.stuck_rate_ppm = 0;
+	cfg.recon = CIM_RECON_CELLS;
 	cfg.recon_frac_bits = 9;
 	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "F");
+	cfg.recon = CIM_RECON_CODES;
+	cfg.recon_frac_bits = 1;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "F under codes");
 	cfg.recon_frac_bits = 0;
+	cfg.recon = 2;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "recon");
+	cfg.recon = CIM_RECON_CODES;
+	CHECK(cim_recon_parse("codes") == CIM_RECON_CODES &&
+	      cim_recon_parse("cells") == CIM_RECON_CELLS &&
+	      cim_recon_parse("exact") == -EINVAL &&
+	      cim_recon_parse(NULL) == -EINVAL &&
+	      !strcmp(cim_recon_name(CIM_RECON_CELLS), "cells") &&
+	      cim_recon_name(2) == NULL, "recon names");
 	CHECK(cim_engine_create(NULL, &e) == -EINVAL, "null cfg");
 	CHECK(cim_engine_create(&cfg, NULL) == -EINVAL, "null out");
 	cfg.tiles = 4;
@@ -824,7 +1027,8 @@ static void test_validation(void)
  * operand format, schedules, ADC offsets and gains, stuck cells, fine
  * ADCs, and a full scale that forces the exactness fallback.
  */
-static int dot_vs_portable(const struct nv_case *c, enum cim_kernel kern,
+static int dot_vs_portable(const struct nv_case *c, uint32_t recon,
+			   enum cim_kernel kern,
 			   enum cim_fmt wf, enum cim_fmt xf, int sgn,
 			   const struct cim_plane_pair *sched, uint32_t nsched,
 			   int *used_dot)
@@ -839,7 +1043,7 @@ static int dot_vs_portable(const struct nv_case *c, enum cim_kernel kern,
 	size_t q, bad = 0;
 	int r1, r2;
 
-	case_config(c, 40, &cfg);
+	case_config(c, recon, 40, &cfg);
 	if (cim_engine_create(&cfg, &e))
 		return -1;
 	fill_w(w, (size_t)c->in * c->out, wf);
@@ -910,7 +1114,7 @@ static void test_dot_kernel(void)
 	int wi, xi, sgn, bad, dot, has;
 	struct cim_config cfg;
 	struct cim_engine *e;
-	size_t k, q;
+	size_t k, q, m;
 
 	cim_config_default(&cfg);
 	cfg.sigma_static_q16 = 13107;
@@ -941,32 +1145,35 @@ static void test_dot_kernel(void)
 			       kerns[q].name);
 			continue;
 		}
+		for (m = 0; m < 2; m++)
 		for (k = 0; k < sizeof(cs) / sizeof(cs[0]); k++)
 			for (wi = 0; wi < 3; wi++)
 				for (xi = 0; xi < 2; xi++)
 					for (sgn = 0; sgn < 2; sgn++) {
 						bad = dot_vs_portable(&cs[k],
+							recons[m],
 							kerns[q].k, wfs[wi],
 							xfs[xi], sgn, NULL, 0,
 							&dot);
 						dots += dot;
-						CHECK(bad == 0, "%s case %zu w=%s "
+						CHECK(bad == 0, "%s %s case %zu w=%s "
 						      "x=%s%s: %d mismatches",
-						      kerns[q].name, k,
+						      kerns[q].name,
+						      cim_recon_name(recons[m]), k,
 						      fname(wfs[wi]),
 						      fname(xfs[xi]),
 						      sgn ? "s" : "u", bad);
 					}
-		bad = dot_vs_portable(&cs[0], kerns[q].k, CIM_FMT_INT8,
+		bad = dot_vs_portable(&cs[0], CIM_RECON_CODES, kerns[q].k, CIM_FMT_INT8,
 				      CIM_FMT_INT8, 1, s1, 4, &dot);
 		CHECK(bad == 0, "%s schedule 1: %d", kerns[q].name, bad);
-		bad = dot_vs_portable(&cs[3], kerns[q].k, CIM_FMT_NF4,
+		bad = dot_vs_portable(&cs[3], CIM_RECON_CELLS, kerns[q].k, CIM_FMT_NF4,
 				      CIM_FMT_INT4, 0, s2, 3, &dot);
 		CHECK(bad == 0, "%s schedule 2: %d", kerns[q].name, bad);
 		/* the cases above really ran the kernel (all but the ones
 		 * it does not cover: the fallback case, odd G for AVX-512) */
-		CHECK(dots >= 132, "%s ran on %d of 180 cases", kerns[q].name,
-		      dots);
+		CHECK(dots >= 2 * 132, "%s ran on %d of 360 cases",
+		      kerns[q].name, dots);
 	}
 }
 
@@ -974,6 +1181,8 @@ int main(void)
 {
 	RUN(test_gauss);
 	RUN(test_exact);
+	RUN(test_exact_edges);
+	RUN(test_subcell_kept);
 	RUN(test_vs_naive);
 	RUN(test_dot_kernel);
 	RUN(test_threads);

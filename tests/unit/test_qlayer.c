@@ -94,7 +94,7 @@ static void run_case(enum polar_wfmt wfmt, enum polar_xfmt xfmt, uint32_t in,
 	d.wfmt = wfmt;
 	d.xfmt = xfmt;
 	d.x_scale = aq.scale;
-	d.adc_fs_q8 = 128 << 8;		/* a lossless 8-bit ADC over 128 rows */
+	d.adc_fs_q8 = 255 << 8;		/* 8 bits, one cell a step: lossless */
 	CHECK(polar_qlayer_create(devs, ndevs, &d, &l) == 0);
 	if (!l) {
 		fprintf(stderr, "  %s\n", polar_errmsg());

@@ -35,6 +35,14 @@ static void test_caps_follow_properties(void)
 	CHECK(c.rows == 64 && c.cols == 32 && c.tiles == 8);
 	CHECK(c.adc_bits == 6 && c.seed == 99);
 	CHECK(c.fw_version == 0x10000);
+	CHECK(c.recon == POLAR_CIM_RECON_CODES && c.recon_frac_bits == 0);
+	polar_close(dev);
+	dev = open_sim("sim:recon=cells,recon-frac-bits=3");
+	CHECK(dev != NULL);
+	if (!dev)
+		return;
+	CHECK(polar_get_caps(dev, &c) == 0);
+	CHECK(c.recon == POLAR_CIM_RECON_CELLS && c.recon_frac_bits == 3);
 	polar_close(dev);
 }
 
@@ -50,14 +58,25 @@ static void test_bad_properties_are_named(void)
 	CHECK(strstr(polar_errmsg(), "'rows' has no value") != NULL);
 	CHECK(polar_open("sim:adc-bits=99", &dev) == -EINVAL);
 	CHECK(strstr(polar_errmsg(), "invalid chip properties") != NULL);
+	CHECK(polar_open("sim:recon=exact", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "recon=exact: not codes or cells") != NULL);
+	CHECK(strchr(polar_errmsg(), '\n') == NULL);
+	CHECK(polar_open("sim:recon-frac-bits=2", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "needs recon=cells") != NULL);
+	CHECK(polar_open("sim:recon=cells,recon-frac-bits=9", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "invalid chip properties") != NULL);
 	CHECK(dev == NULL);
 }
 
-/* With a full-range ADC of enough bits and no noise, sums are exact. */
-static void test_ideal_chip_is_exact(void)
+/*
+ * With no noise and enough ADC bits, sums are exact at the full scale of
+ * each reconstruction's contract (cim_engine.md): whole cells at FS = G
+ * (the whole range of a 128-row group), codes at FS = L (one cell a step).
+ */
+static void ideal_chip_is_exact(const char *props, uint32_t fs_q8)
 {
 	const uint32_t in = 300, out = 70, batch = 3;
-	struct polar_device *dev = open_sim("sim:adc-bits=8");
+	struct polar_device *dev = open_sim(props);
 	struct polar_buffer *w, *x, *y;
 	struct polar_cmd cmds[2] = { { 0 } };
 	struct polar_completion c;
@@ -91,7 +110,7 @@ static void test_ideal_chip_is_exact(void)
 	cmds[1].opcode = POLAR_CIM_OP_MATMUL;
 	cmds[1].xfmt = POLAR_CIM_XFMT_INT4;
 	cmds[1].batch = batch;
-	cmds[1].adc_fs_q8 = 128 << 8;	/* the whole range of a 128-row group */
+	cmds[1].adc_fs_q8 = fs_q8;
 	cmds[1].src = (struct polar_buf_ref){ x, 0, in * batch };
 	cmds[1].dst = (struct polar_buf_ref){ y, 0, 4 * out * batch };
 	CHECK(polar_submit(dev, 1, cmds, 2, 42) == 0);
@@ -113,6 +132,18 @@ static void test_ideal_chip_is_exact(void)
 	polar_buffer_free(x);
 	polar_buffer_free(y);
 	polar_close(dev);
+}
+
+static void test_ideal_chip_is_exact(void)
+{
+	ideal_chip_is_exact("sim:adc-bits=8,recon=cells", 128 << 8);
+	ideal_chip_is_exact("sim:adc-bits=8", 255 << 8);
+	ideal_chip_is_exact("sim:adc-bits=8,recon=codes", 255 << 8);
+	/*
+	 * The firmware's default for 8-row groups is 6 cells; whole cells
+	 * convert at no less than L = 31 (one cell a step), which is exact.
+	 */
+	ideal_chip_is_exact("sim:adc-bits=5,rows-per-conv=8,recon=cells", 0);
 }
 
 static void test_submit_errors_name_the_problem(void)

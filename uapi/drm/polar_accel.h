@@ -18,7 +18,8 @@ extern "C" {
 /*
  * Bumped when an ioctl, a param or a payload is added or changes.
  * 3: WAIT's timeout_ns is an absolute CLOCK_MONOTONIC deadline; the
- * io_uring cmd_op is _IOWR-encoded; a CQE32 ring gets cmd_status.
+ * io_uring cmd_op is _IOWR-encoded; a CQE32 ring gets cmd_status;
+ * the RECON param (the device's reconstruction).
  */
 #define DRM_POLAR_ACCEL_UAPI_VERSION	3
 
@@ -72,6 +73,10 @@ extern "C" {
  * @DRM_POLAR_ACCEL_PARAM_RESET_COUNT: device resets since probe (hang
  *	recovery and requested resets).
  * @DRM_POLAR_ACCEL_PARAM_FEATURES: DRM_POLAR_ACCEL_FEATURE_* bits.
+ * @DRM_POLAR_ACCEL_PARAM_RECON: how conversions become outputs, the
+ *	device's RECON register: bits 7:0 0 = codes (ADC codes shift-added,
+ *	the ADC step applied once per output), 1 = cells (each conversion
+ *	rounded to cell currents with bits 11:8 fractional bits).
  */
 enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_UAPI_VERSION = 0,
@@ -96,6 +101,7 @@ enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_ROWS_PER_CONV = 19,
 	DRM_POLAR_ACCEL_PARAM_RESET_COUNT = 20,
 	DRM_POLAR_ACCEL_PARAM_FEATURES = 21,
+	DRM_POLAR_ACCEL_PARAM_RECON = 22,
 };
 
 /* Features a driver may have; userspace tests for them, not for versions. */

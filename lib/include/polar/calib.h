@@ -40,6 +40,8 @@
 #include "polar/quant.h"
 #include "polar/nn.h"
 
+struct polar_caps;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -151,6 +153,23 @@ int polar_calib_adc_fs(const struct polar_qweights *q, const int8_t *xcodes,
 		       size_t n, enum polar_xfmt xfmt, uint32_t rows,
 		       uint32_t rows_per_conv, double percentile,
 		       uint32_t *fs_q8);
+
+/**
+ * polar_calib_adc_fs_recon() - a full scale fitted to the chip's
+ * reconstruction.
+ * @fs_q8: the statistics' choice (polar_calib_adc_fs()), Q8 cells
+ * @caps: the device it is for (adc_bits, recon, recon_frac_bits)
+ *
+ * Returns @fs_q8, raised to L = 2^adc_bits - 1 cells when the chip rounds
+ * every conversion to whole cells (recon cells with F = 0). There the
+ * output of a conversion is round(code * FS / L): an ADC step below one
+ * cell (FS < L) still gives whole cells, now rounded twice and clipped
+ * earlier, while FS = L gives round(n + deviation) exactly. Under code
+ * reconstruction (the default) or with fractional bits the finer step
+ * is kept, and the statistics' choice stands.
+ */
+uint32_t polar_calib_adc_fs_recon(uint32_t fs_q8,
+				  const struct polar_caps *caps);
 
 /**
  * polar_calib_output_fisher() - loss sensitivity of each layer's outputs.

@@ -76,6 +76,11 @@ int polar_get_param(struct polar_device *dev, uint32_t param,
  * @fw_version: booted firmware, major << 16 | minor
  * @features: DRM_POLAR_ACCEL_FEATURE_* (the software backend has none)
  * @sim: 1 for the software backend
+ * @recon: how conversions become outputs: POLAR_CIM_RECON_CODES (the ADC
+ *	codes are shift-added and the ADC step applied once per output) or
+ *	POLAR_CIM_RECON_CELLS (each conversion rounded to cell currents with
+ *	@recon_frac_bits fractional bits); outputs are in the same units
+ *	(weight code x input code) either way
  */
 struct polar_caps {
 	uint32_t rows, cols, tiles, adc_bits, rows_per_conv;
@@ -86,6 +91,7 @@ struct polar_caps {
 	uint32_t fw_version;
 	uint64_t features;
 	int sim;
+	uint32_t recon, recon_frac_bits;
 };
 
 int polar_get_caps(struct polar_device *dev, struct polar_caps *caps);
