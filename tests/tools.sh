@@ -64,22 +64,28 @@ train_ok() {
 check "train an MLP for one epoch" train_ok
 
 # Accuracy of each method on this fixed configuration (the MLP above, one
-# epoch, seed fixed; --calib 128 --test 300; the chip of seed 7), in % of
-# 300 test images (one image = 0.33). Each floor is the value measured on
-# 2026-11-29 (make check's tools part, sim backend) minus the margin beside
-# it: a few images, for the summation order of other SIMD kernels (AVX2
-# against AVX-512) moving predictions near a class boundary.
+# epoch, seed fixed; --calib 128 --test 300; the chip of seed 7 at
+# sigma-static 0.4, where the uncorrected path loses 7 points, so that a
+# host path that does nothing cannot hide in the noise of 300 images), in %
+# of 300 test images (one image = 0.33). Each floor is the value measured
+# on 2026-11-29 (the sim backend, code reconstruction) minus the margin
+# beside it: a few images, for the summation order of other SIMD kernels
+# (AVX2 against AVX-512) moving predictions near a class boundary.
 #   method       measured  floor  margin
 #   fp32         89.00     87.00  6 images
-#   quant        87.67     85.67  6 images
-#   svd          87.33     85.33  6 images
-#   act          87.00     85.00  6 images
-#   act-device   88.67     86.67  6 images
-#   sensitivity  90.67     89.00  5 images
-# and sensitivity at least 1.00 above quant (measured 3.00): its host path
-# must add something, which a missing or zero host path would not.
-declare -A accuracy_floor=([fp32]=87.00 [quant]=85.67 [svd]=85.33 [act]=85.00
-	[act-device]=86.67 [sensitivity]=89.00)
+#   quant        82.00     80.00  6 images
+#   svd          83.33     81.33  6 images
+#   act          82.33     80.33  6 images
+#   act-device   88.00     86.00  6 images
+#   sensitivity  88.67     87.00  5 images
+# and sensitivity at least 3.00 above quant (measured 6.67): its host path
+# must add something, which a missing or zero host path would not. At the
+# default sigma-static 0.2 this one-epoch MLP loses under 1 point to the
+# chip (2000 images: fp32 86.80, quant 86.00), too little to tell a host
+# path from none.
+declare -A accuracy_floor=([fp32]=87.00 [quant]=80.00 [svd]=81.33 [act]=80.33
+	[act-device]=86.00 [sensitivity]=87.00)
+eval_sigma_static=26214
 
 # "accuracy M=V" lines of an eval log, checked against accuracy_floor.
 accuracies_ok() { # log
@@ -98,8 +104,8 @@ accuracies_ok() { # log
 	q=$(sed -n 's/^accuracy quant=\([0-9.]*\)$/\1/p' "$1")
 	s=$(sed -n 's/^accuracy sensitivity=\([0-9.]*\)$/\1/p' "$1")
 	if [ -n "$q" ] && [ -n "$s" ] &&
-		awk -v q="$q" -v s="$s" 'BEGIN { exit !(s < q + 1.0) }'; then
-		echo "  sensitivity $s % is not 1.00 above quant $q %" >&2
+		awk -v q="$q" -v s="$s" 'BEGIN { exit !(s < q + 3.0) }'; then
+		echo "  sensitivity $s % is not 3.00 above quant $q %" >&2
 		ok=1
 	fi
 	return $ok
@@ -107,7 +113,8 @@ accuracies_ok() { # log
 
 eval_ok() {
 	"$polar" eval --model "$model" --device sim --calib 128 --test 300 \
-		--report "$dir/report" >"$dir/eval.log" 2>&1 || return 1
+		--sigma-static "$eval_sigma_static" --report "$dir/report" \
+		>"$dir/eval.log" 2>&1 || return 1
 	accuracies_ok "$dir/eval.log" || return 1
 	[ -s "$dir/report/report.md" ] && [ -s "$dir/report/accuracy.svg" ]
 }
