@@ -30,10 +30,7 @@ mkdir -p "$BUILD/tests"
 tests/runner-test.sh >"$BUILD/tests/runner-test.log" 2>&1
 runner_rc=$?
 cat "$BUILD/tests/runner-test.log"
-tally "$BUILD/tests/runner-test.log"
-if [ "$runner_rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-	result 1 "tests/runner-test.sh exited with status $runner_rc"
-fi
+suite_verdict "$BUILD/tests/runner-test.log" "$runner_rc" "tests/runner-test.sh"
 fi
 
 if part unit; then
@@ -52,14 +49,7 @@ for t in "$BUILD"/tests/unit/test_*; do
 	"$t" >"$log" 2>&1
 	rc=$?
 	cat "$log"
-	tally "$log"
-	# A crash or an exit status without a failed test is one failure more.
-	if [ "$rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-		result 1 "$name exited with status $rc"
-	fi
-	if [ "$tally_results" = 0 ]; then
-		result 1 "$name reported no test"
-	fi
+	suite_verdict "$log" "$rc" "$name"
 done
 fi
 
@@ -69,10 +59,7 @@ mkdir -p "$BUILD/fuzz"
 make --no-print-directory fuzz-short >"$BUILD/fuzz/fuzz-short.log" 2>&1
 fuzz_rc=$?
 grep -E -v '^(clang|cc) ' "$BUILD/fuzz/fuzz-short.log"
-tally "$BUILD/fuzz/fuzz-short.log"
-if [ "$fuzz_rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-	result 1 "make fuzz-short exited with status $fuzz_rc"
-fi
+suite_verdict "$BUILD/fuzz/fuzz-short.log" "$fuzz_rc" "make fuzz-short"
 fi
 
 if part runner; then
@@ -80,10 +67,7 @@ echo "== the console report counter (tests/vm/test-console-reports.sh)"
 tests/vm/test-console-reports.sh >"$BUILD/console-reports-test.log" 2>&1
 cons_rc=$?
 cat "$BUILD/console-reports-test.log"
-tally "$BUILD/console-reports-test.log"
-if [ "$cons_rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-	result 1 "tests/vm/test-console-reports.sh exited with status $cons_rc"
-fi
+suite_verdict "$BUILD/console-reports-test.log" "$cons_rc" "tests/vm/test-console-reports.sh"
 fi
 
 if part qtest; then
@@ -93,13 +77,7 @@ mkdir -p "$(dirname "$qlog")" "$BUILD/fuzz"
 "$BUILD/tests/qtest/test_device" >"$qlog" 2>&1
 q_rc=$?
 cat "$qlog"
-tally "$qlog"
-if [ "$q_rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-	result 1 "test_device exited with status $q_rc"
-fi
-if [ "$tally_results" = 0 ]; then
-	result 1 "test_device reported no test"
-fi
+suite_verdict "$qlog" "$q_rc" "test_device"
 make --no-print-directory fuzz-device-short >"$BUILD/fuzz/device-fuzz-short.log" 2>&1
 fuzz_rc=$?
 grep -E '^(ok|not ok) - |^device_fuzz: (seed|FAIL)' "$BUILD/fuzz/device-fuzz-short.log" >"$BUILD/fuzz/device-fuzz-short.tap"
@@ -133,14 +111,7 @@ export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rat
 POLAR_VM_APPEND="${POLAR_VM_APPEND:+$POLAR_VM_APPEND }$race_append" \
 	tests/vm/run-vm.sh check "$BUILD/initramfs-check.cpio.gz"
 vm_rc=$?
-tally "$BUILD/vm-check.log"
-if [ "$vm_rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-	# The VM failed without a failing test: a hang, an oops or a lost run.
-	result 1 "VM run failed (see $BUILD/vm-check.log)"
-fi
-if [ "$tally_results" = 0 ]; then
-	result 1 "the VM reported no test results"
-fi
+suite_verdict "$BUILD/vm-check.log" "$vm_rc" "the VM run"
 fi
 
 if part iommu; then
@@ -158,13 +129,7 @@ POLAR_VM_APPEND="${POLAR_VM_APPEND:-} polar_tests=polar_accel_dma_canary_test,po
 vm_rc=$?
 grep -E '^(ok|not ok) |^vm: (iommu|running|status|FAIL)|^dma canary|DMAR: \[DMA|polar-cim: DMA|device error|iommu_group type|fuzz ops=' \
 	"$BUILD/vm-check-iommu.out"
-tally "$BUILD/vm-check-iommu.log"
-if [ "$vm_rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-	result 1 "IOMMU VM run failed (see $BUILD/vm-check-iommu.log)"
-fi
-if [ "$tally_results" = 0 ]; then
-	result 1 "the IOMMU VM run reported no test results"
-fi
+suite_verdict "$BUILD/vm-check-iommu.log" "$vm_rc" "the IOMMU VM run"
 fi
 
 if part packaging; then
@@ -191,13 +156,7 @@ echo "== the polar tool on the software backend (tests/tools.sh)"
 tests/tools.sh >"$BUILD/tools-test.log" 2>&1
 tools_rc=$?
 cat "$BUILD/tools-test.log"
-tally "$BUILD/tools-test.log"
-if [ "$tools_rc" != 0 ] && [ "$tally_failed" = 0 ]; then
-	result 1 "tests/tools.sh exited with status $tools_rc"
-fi
-if [ "$tally_results" = 0 ]; then
-	result 1 "tests/tools.sh reported nothing"
-fi
+suite_verdict "$BUILD/tools-test.log" "$tools_rc" "tests/tools.sh"
 fi
 
 if part lint; then

@@ -71,3 +71,15 @@ result() { # 0/1, name
 		failed=$((failed + 1))
 	fi
 }
+
+suite_verdict() { # log, exit status, name: tallies the log; an exit status
+	# that no failed test explains (a crash, a hung VM, a lost run) and a
+	# suite that reported no test at all are each one failure more
+	tally "$1"
+	if [ "$2" != 0 ] && [ "$tally_failed" = 0 ]; then
+		result 1 "$3 exited with status $2 (see $1)"
+	fi
+	if [ "$tally_results" = 0 ]; then
+		result 1 "$3 reported no test"
+	fi
+}
