@@ -133,7 +133,9 @@ static int add_tensor(struct polar_tensors *ts, const char *name,
 	}
 	t->dtype = dtype;
 	t->ndim = ndim;
-	memcpy(t->shape, shape, ndim * sizeof(shape[0]));
+	/* A scalar may come with no shape array at all. */
+	if (ndim)
+		memcpy(t->shape, shape, ndim * sizeof(shape[0]));
 	t->count = count;
 	t->nbytes = nbytes;
 	if (data)
