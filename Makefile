@@ -60,13 +60,14 @@ DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 .PHONY: all run check mutate setup install kernel harness qemu driver lib tools unit \
 	debug-kernel driver-debug check-debug check-swiotlb \
 	selftests initramfs lint checkpatch sparse clean distclean help \
-	firmware bench-engine bench-submit bench-overlap bench-lowrank
+	firmware bench-engine bench-submit bench-overlap bench-lowrank coverage abi-baseline
 
 all: lib tools driver firmware
 
 help:
 	@echo "make run    build everything, boot the VM with the device, print its identity"
 	@echo "make check  build everything and run the host and VM tests, plus lint"
+	@echo "make coverage       line coverage of lib/ by the unit tests (gcov)"
 	@echo "make mutate plant known bugs one at a time; each must fail the tests that should catch it"
 	@echo "make lint   checkpatch --strict and sparse over the driver"
 	@echo "make firmware       assemble build/firmware/polar_cim.fw"
@@ -232,9 +233,13 @@ bench-lowrank: setup
 	@$(BENCH_LOWRANK)
 
 check: setup
-	@$(MAKE) --no-print-directory qemu firmware unit $(QTEST_DEVICE) \
-		$(DEVICE_FUZZ) $(BUILD)/initramfs-check.cpio.gz
+	@$(MAKE) --no-print-directory qemu firmware unit unit-san lib \
+		$(QTEST_DEVICE) $(DEVICE_FUZZ) $(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
+
+# After a deliberate, compatible change of the library's ABI (lib/abi/).
+abi-baseline: lib
+	@lib/abi/check-abi.sh --update $(LIB_SO)
 
 # Not part of check (over an hour on this loaded machine): plants each bug of
 # tests/mutants/mutants.tsv in a copy of the tree under $(BUILD)/mutate and
@@ -317,3 +322,4 @@ distclean: clean
 # Fuzzers, the VM ABI fuzzer and make stress (tests/fuzz/README.md).
 include tests/fuzz/fuzz.mk
 include tests/qtest/qtest.mk
+include tests/unit/variants.mk

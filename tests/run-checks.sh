@@ -7,14 +7,14 @@
 # should not have (tests/skips-allowed) counts as failed.
 #
 # CHECK_PARTS (default: all) runs only some parts, in this order:
-#   runner unit fuzz qtest vm iommu packaging man tools lint
+#   runner unit sanitize abi fuzz qtest vm iommu packaging man tools lint
 # CHECK_UNIT (default: all) a space-separated list of unit test programs.
 # make mutate uses both to run the fastest part that should kill a mutant.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 cd "$TOP"
-parts=" ${CHECK_PARTS:-runner unit fuzz qtest vm iommu packaging man tools lint} "
+parts=" ${CHECK_PARTS:-runner unit sanitize abi fuzz qtest vm iommu packaging man tools lint} "
 
 passed=0
 failed=0
@@ -33,24 +33,50 @@ cat "$BUILD/tests/runner-test.log"
 suite_verdict "$BUILD/tests/runner-test.log" "$runner_rc" "tests/runner-test.sh"
 fi
 
+# The tests' own default is build/firmware under the current directory,
+# which is not where BUILD=dir puts it. A sanitizer report ends a program
+# with status 1 after the last test it passed; suite_verdict counts that
+# as one failure more.
+export POLAR_FIRMWARE=${POLAR_FIRMWARE:-$BUILD/firmware/polar_cim.fw}
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1
+
+run_unit_tests() { # directory of test programs, prefix for their results
+	local t name log rc
+	for t in "$1"/test_*; do
+		[ -x "$t" ] && [ -f "$t" ] || continue
+		name=$(basename "$t")
+		case $name in *.log) continue ;; esac
+		if [ -n "${CHECK_UNIT:-}" ] &&
+		   [[ " $CHECK_UNIT " != *" $name "* ]]; then
+			continue
+		fi
+		log=$1/$name.log
+		"$t" >"$log" 2>&1
+		rc=$?
+		[ -z "$2" ] || sed -i -e \
+			"s/^\(not \)\{0,1\}ok \([0-9]* \)\{0,1\}/&$2 /" "$log"
+		cat "$log"
+		suite_verdict "$log" "$rc" "${2:+$2 }$name"
+	done
+}
+
 if part unit; then
 echo "== host unit tests"
-# The tests' own default is build/firmware under the current directory,
-# which is not where BUILD=dir puts it.
-export POLAR_FIRMWARE=${POLAR_FIRMWARE:-$BUILD/firmware/polar_cim.fw}
-for t in "$BUILD"/tests/unit/test_*; do
-	[ -x "$t" ] && [ -f "$t" ] || continue
-	name=$(basename "$t")
-	case $name in *.log) continue ;; esac
-	if [ -n "${CHECK_UNIT:-}" ] && [[ " $CHECK_UNIT " != *" $name "* ]]; then
-		continue
-	fi
-	log=$BUILD/tests/unit/$name.log
-	"$t" >"$log" 2>&1
-	rc=$?
-	cat "$log"
-	suite_verdict "$log" "$rc" "$name"
-done
+run_unit_tests "$BUILD/tests/unit" ""
+fi
+
+if part sanitize; then
+echo "== host unit tests again, built with ASan and UBSan (tests/unit/variants.mk)"
+run_unit_tests "$BUILD/tests/unit-san" "asan+ubsan"
+fi
+
+if part abi; then
+echo "== the library's ABI against its baseline (abidiff; lib/abi/README.md)"
+lib/abi/check-abi.sh "$BUILD/lib/libpolar-accel.so" >"$BUILD/abi-check.log" 2>&1
+abi_rc=$?
+cat "$BUILD/abi-check.log"
+result $abi_rc "ABI of libpolar-accel.so.0 against lib/abi/"
 fi
 
 if part fuzz; then
