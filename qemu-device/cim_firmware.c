@@ -7,9 +7,11 @@
  * size and offset is checked in 64-bit arithmetic before it is used.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "cim_firmware.h"
 
@@ -24,26 +26,20 @@ _Static_assert(sizeof(struct polar_cim_fw_section) == 16, "fw section size");
 
 /* ---- CRC-32 ----------------------------------------------------------- */
 
-/* Reflected polynomial 0xEDB88320, four bits at a time. */
-static const uint32_t cim_crc32_nibble[16] = {
-	0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
-	0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
-	0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
-	0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
-};
-
 uint32_t cim_crc32(const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	uint32_t crc = 0xffffffffu;
-	size_t i;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	const Bytef *p = buf;
 
-	for (i = 0; i < len; i++) {
-		crc ^= p[i];
-		crc = (crc >> 4) ^ cim_crc32_nibble[crc & 15];
-		crc = (crc >> 4) ^ cim_crc32_nibble[crc & 15];
+	/* zlib takes a uInt length: feed a larger image in parts. */
+	while (len) {
+		uInt part = len > UINT_MAX ? UINT_MAX : (uInt)len;
+
+		crc = crc32(crc, p, part);
+		p += part;
+		len -= part;
 	}
-	return crc ^ 0xffffffffu;
+	return (uint32_t)crc;
 }
 
 /* ---- helpers ------------------------------------------------------------ */

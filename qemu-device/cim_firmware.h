@@ -85,7 +85,7 @@ struct cim_fw_diag {
 	char msg[120];
 };
 
-/** cim_crc32() - CRC-32 of @len bytes (IEEE 802.3, the one zlib computes). */
+/** cim_crc32() - CRC-32 of @len bytes (IEEE 802.3), by zlib's crc32(). */
 uint32_t cim_crc32(const void *buf, size_t len);
 
 /**

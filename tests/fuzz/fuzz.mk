@@ -17,7 +17,7 @@ FUZZ_LIBS_fuzz_safetensors = -ljansson
 FUZZ_SRCS_fuzz_idx = lib/src/idx.c lib/src/error.c
 FUZZ_LIBS_fuzz_idx = -lz
 FUZZ_SRCS_fuzz_firmware = qemu-device/cim_firmware.c
-FUZZ_LIBS_fuzz_firmware =
+FUZZ_LIBS_fuzz_firmware = -lz
 
 .PHONY: fuzz fuzz-short fuzz-long stress
 .SECONDEXPANSION:
