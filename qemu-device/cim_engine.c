@@ -30,6 +30,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+unsigned int cim_cpu_features(void)
+{
+	unsigned int f = 0;
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("popcnt"))
+		f |= CIM_CPU_POPCNT;
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		f |= CIM_CPU_AVX2_FMA;
+	if ((f & CIM_CPU_AVX2_FMA) && __builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512vl") &&
+	    __builtin_cpu_supports("avx512dq") &&
+	    __builtin_cpu_supports("avx512bw"))
+		f |= CIM_CPU_AVX512;
+	if ((f & CIM_CPU_AVX512) && __builtin_cpu_supports("avx512vnni"))
+		f |= CIM_CPU_AVX512_VNNI;
+#endif
+	return f;
+}
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(CIM_NO_SIMD)
 #define CIM_HAVE_AVX2 1
 /*
@@ -913,8 +934,7 @@ typedef void (*tile_item_fn)(const struct job *, const uint64_t *, int64_t *,
 static tile_item_fn pick_kernel(void)
 {
 #ifdef CIM_HAVE_POPCNT_DISPATCH
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("popcnt"))
+	if (cim_cpu_features() & CIM_CPU_POPCNT)
 		return tile_item_popcnt;
 #endif
 	return tile_item_generic;
@@ -952,8 +972,7 @@ static tile_item_fn pick_kernel(void)
 static int cpu_has_avx2(void)
 {
 #ifdef CIM_HAVE_AVX2
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	return !!(cim_cpu_features() & CIM_CPU_AVX2_FMA);
 #else
 	return 0;
 #endif
@@ -962,12 +981,7 @@ static int cpu_has_avx2(void)
 static int cpu_has_avx512(void)
 {
 #ifdef CIM_HAVE_AVX2
-	__builtin_cpu_init();
-	return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-	       __builtin_cpu_supports("avx512bw") &&
-	       __builtin_cpu_supports("avx512dq") &&
-	       __builtin_cpu_supports("avx512vl") &&
-	       __builtin_cpu_supports("avx512vnni");
+	return !!(cim_cpu_features() & CIM_CPU_AVX512_VNNI);
 #else
 	return 0;
 #endif

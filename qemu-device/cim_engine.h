@@ -297,6 +297,17 @@ enum cim_kernel {
  * CPU cannot run it.
  */
 int cim_engine_set_kernel(struct cim_engine *e, enum cim_kernel k);
+
+/*
+ * cim_cpu_features() - the vector units of this CPU that the engine and the
+ * library's kernels choose from: the one place that asks the CPU, so that
+ * every kernel choice agrees. CIM_CPU_AVX512 is F, VL, DQ and BW together.
+ */
+#define CIM_CPU_POPCNT		(1u << 0)
+#define CIM_CPU_AVX2_FMA	(1u << 1)
+#define CIM_CPU_AVX512		(1u << 2)
+#define CIM_CPU_AVX512_VNNI	(1u << 3)
+unsigned int cim_cpu_features(void);
 /**
  * cim_engine_kernel_name() - "avx512", "avx2" or "portable": the kernel a
  * MATMUL on this engine's chip uses (a chip the dot-product kernels do not

@@ -13,6 +13,7 @@
 
 #include "polar/lowrank.h"
 #include "polar_internal.h"
+#include "cim_engine.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define LOWRANK_HAVE_AVX2 1
@@ -53,12 +54,11 @@ static atomic_int lowrank_forced;
 static int lowrank_cpu_best(void)
 {
 #if LOWRANK_HAVE_AVX2
-	__builtin_cpu_init();
-	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+	unsigned int f = cim_cpu_features();
+
+	if (!(f & CIM_CPU_AVX2_FMA))
 		return LOWRANK_PORTABLE;
-	if (__builtin_cpu_supports("avx512f") &&
-	    __builtin_cpu_supports("avx512vl") &&
-	    __builtin_cpu_supports("avx512dq"))
+	if (f & CIM_CPU_AVX512)
 		return LOWRANK_AVX512;
 	return LOWRANK_AVX2;
 #else

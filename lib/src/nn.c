@@ -19,6 +19,7 @@
 
 #include "polar/nn.h"
 #include "polar_internal.h"
+#include "cim_engine.h"
 
 /* --- sgemm ------------------------------------------------------------- */
 
@@ -116,8 +117,7 @@ static void kernel_c(size_t kc, const float *a, const float *b, float *c,
 
 static kernel_fn pick_kernel(void)
 {
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+	if (cim_cpu_features() & CIM_CPU_AVX2_FMA)
 		return kernel_avx2;
 	return kernel_c;
 }
@@ -441,14 +441,16 @@ int polar_model_add_maxpool2(struct polar_model *m)
 	return 0;
 }
 
-/* splitmix64: seeds, initial weights, shuffling. */
+/*
+ * splitmix64 for seeds, initial weights and shuffling: the engine's own
+ * mixer (the state's next value is what cim_mix64 adds to its argument).
+ */
 static uint64_t rng_next(uint64_t *s)
 {
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+	uint64_t z = cim_mix64(*s);
 
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
+	*s += UINT64_C(0x9e3779b97f4a7c15);
+	return z;
 }
 
 /* Uniform in [0, 1) with 24 bits. */
