@@ -175,7 +175,7 @@ $(BENCH_SUBMIT): bench/bench_submit.c $(LIB_A) $(LIB_HDRS)
 
 unit: $(UNIT_TESTS)
 
-$(BUILD)/tests/selftests/%: tests/selftests/%.c $(LIB_A) $(HARNESS)
+$(BUILD)/tests/selftests/%: tests/selftests/%.c tests/unit/abi_cases.h $(LIB_A) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -Wno-sign-compare \
 		-I$(KSELFTEST_DIR) -static $(SELFTEST_LDFLAGS) \
@@ -307,7 +307,7 @@ install: lib tools firmware
 	install -d $(DKMS_SRC)/driver $(DKMS_SRC)/hw $(DKMS_SRC)/uapi/drm
 	install -m 644 Kbuild $(DKMS_SRC)/
 	install -m 644 driver/*.[ch] $(DKMS_SRC)/driver/
-	install -m 644 hw/polar_cim_hw.h $(DKMS_SRC)/hw/
+	install -m 644 hw/*.h $(DKMS_SRC)/hw/
 	install -m 644 uapi/drm/polar_accel.h $(DKMS_SRC)/uapi/drm/
 	sed 's|@VERSION@|$(VERSION)|' packaging/dkms.conf.in >$(DKMS_SRC)/dkms.conf
 

@@ -23,6 +23,7 @@
 #include <linux/uaccess.h>
 
 #include "polar_accel_drv.h"
+#include "polar_cim_cmd.h"
 #include "polar_accel_trace.h"
 
 /* Jobs a file may leave uncollected before SUBMIT says -EBUSY. */
@@ -388,63 +389,39 @@ static bool polar_buf_is_zero(const struct drm_polar_accel_buf *buf)
 	return !buf->handle && !buf->pad && !buf->offset && !buf->size;
 }
 
-/* Bytes a command reads from src and writes to dst; -errno if invalid. */
+/*
+ * Bytes a command reads from src and writes to dst; -errno if invalid. The
+ * rules are the ABI's, shared with the library's software backend.
+ */
 static int polar_cmd_check(struct polar_device *pdev,
 			   const struct drm_polar_accel_cmd *cmd,
 			   u64 *src_len, u64 *dst_len)
 {
-	u64 row_tiles, col_tiles;
+	const struct polar_cim_cmd_limits lim = {
+		.rows = pdev->rows, .cols = pdev->cols, .tiles = pdev->tiles,
+		.max_batch = pdev->max_batch,
+		.rows_per_conv = pdev->rows_per_conv,
+	};
+	const struct polar_cim_cmd_fields f = {
+		.opcode = cmd->opcode, .wfmt = cmd->wfmt, .xfmt = cmd->xfmt,
+		.src_empty = polar_buf_is_zero(&cmd->src),
+		.dst_empty = polar_buf_is_zero(&cmd->dst),
+		.tile0 = cmd->tile0, .rows_per_conv = cmd->rows_per_conv,
+		.in_dim = cmd->in_dim, .out_dim = cmd->out_dim,
+		.batch = cmd->batch, .adc_fs_q8 = cmd->adc_fs_q8,
+		.job_seed = cmd->job_seed,
+	};
+	const char *why = NULL;
+	int ret;
 
 	*src_len = 0;
 	*dst_len = 0;
 	if (cmd->pad0 || cmd->pad1 || cmd->src.pad || cmd->dst.pad)
 		return -EINVAL;
-
-	switch (cmd->opcode) {
-	case POLAR_CIM_OP_NOP:
-	case POLAR_CIM_OP_FENCE:
-	case POLAR_CIM_OP_READ_COUNTERS:
-		if (cmd->wfmt || cmd->xfmt || cmd->tile0 || cmd->rows_per_conv ||
-		    cmd->in_dim || cmd->out_dim || cmd->batch ||
-		    cmd->adc_fs_q8 || cmd->job_seed ||
-		    !polar_buf_is_zero(&cmd->src))
-			return -EINVAL;
-		if (cmd->opcode != POLAR_CIM_OP_READ_COUNTERS)
-			return polar_buf_is_zero(&cmd->dst) ? 0 : -EINVAL;
-		*dst_len = POLAR_CIM_NUM_COUNTERS * sizeof(u64);
-		return 0;
-	case POLAR_CIM_OP_PROGRAM_TILES:
-		if (cmd->xfmt || cmd->rows_per_conv || cmd->batch ||
-		    cmd->adc_fs_q8 || cmd->job_seed ||
-		    !polar_buf_is_zero(&cmd->dst))
-			return -EINVAL;
-		break;
-	case POLAR_CIM_OP_MATMUL:
-		if (cmd->xfmt > POLAR_CIM_XFMT_UINT4 || !cmd->batch ||
-		    cmd->batch > pdev->max_batch ||
-		    (cmd->rows_per_conv &&
-		     cmd->rows_per_conv != pdev->rows_per_conv) ||
-		    (cmd->adc_fs_q8 && (cmd->adc_fs_q8 < 256 ||
-					cmd->adc_fs_q8 > POLAR_CIM_MAX_FS_Q8)))
-			return -EINVAL;
-		break;
-	default:
-		return -EINVAL;
-	}
-
-	if (cmd->wfmt > POLAR_CIM_WFMT_NF4 || !cmd->in_dim || !cmd->out_dim)
-		return -EINVAL;
-	row_tiles = DIV_ROUND_UP_ULL(cmd->in_dim, pdev->rows);
-	col_tiles = DIV_ROUND_UP_ULL(cmd->out_dim, pdev->cols);
-	if (cmd->tile0 + row_tiles * col_tiles > pdev->tiles)
-		return -ERANGE;
-	if (cmd->opcode == POLAR_CIM_OP_PROGRAM_TILES) {
-		*src_len = (u64)cmd->in_dim * cmd->out_dim;
-	} else {
-		*src_len = (u64)cmd->batch * cmd->in_dim;
-		*dst_len = (u64)cmd->batch * cmd->out_dim * sizeof(u32);
-	}
-	return 0;
+	ret = polar_cim_cmd_check(&f, &lim, src_len, dst_len, &why);
+	if (ret)
+		drm_dbg_driver(&pdev->drm, "command refused: %s\n", why);
+	return ret;
 }
 
 /*

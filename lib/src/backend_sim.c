@@ -15,6 +15,7 @@
 
 #include "drm/polar_accel.h"
 #include "polar_internal.h"
+#include "polar_cim_cmd.h"
 
 #define SIM_NUM_QUEUES 4
 #define SIM_MAX_BATCH 4096
@@ -228,9 +229,28 @@ static int sim_submit(struct polar_device *dev, uint32_t queue,
 	int ret;
 
 	(void)queue;
-	/* Validate the whole job first, as the driver does. */
+	/*
+	 * Validate the whole job first, by the ABI's rules that the driver
+	 * applies too (hw/polar_cim_cmd.h), then as the device would.
+	 */
 	for (i = 0; i < n; i++) {
 		const struct polar_cmd *p = &cmds[i];
+		const struct polar_cim_cmd_limits lim = {
+			.rows = dev->caps.rows, .cols = dev->caps.cols,
+			.tiles = dev->caps.tiles,
+			.max_batch = dev->caps.max_batch,
+			.rows_per_conv = dev->caps.rows_per_conv,
+		};
+		const struct polar_cim_cmd_fields f = {
+			.opcode = p->opcode, .wfmt = p->wfmt, .xfmt = p->xfmt,
+			.src_empty = !p->src.buf && !p->src.offset &&
+				     !p->src.size,
+			.dst_empty = !p->dst.buf && !p->dst.offset &&
+				     !p->dst.size,
+			.tile0 = p->tile0, .in_dim = p->in_dim,
+			.out_dim = p->out_dim, .batch = p->batch,
+			.adc_fs_q8 = p->adc_fs_q8, .job_seed = p->job_seed,
+		};
 		struct cim_command c = {
 			.opcode = p->opcode, .wfmt = p->wfmt, .xfmt = p->xfmt,
 			.tile0 = p->tile0, .in_dim = p->in_dim,
@@ -238,17 +258,15 @@ static int sim_submit(struct polar_device *dev, uint32_t queue,
 			.adc_fs_q8 = p->adc_fs_q8, .job_seed = p->job_seed,
 		};
 		uint64_t src = 0, dst = 0;
+		const char *why = "";
 		uint16_t st;
 
-		switch (p->opcode) {
-		case POLAR_CIM_OP_NOP:
-		case POLAR_CIM_OP_FENCE:
-			break;
-		case POLAR_CIM_OP_READ_COUNTERS:
-			dst = POLAR_CIM_NUM_COUNTERS * sizeof(uint64_t);
-			break;
-		case POLAR_CIM_OP_PROGRAM_TILES:
-		case POLAR_CIM_OP_MATMUL:
+		ret = polar_cim_cmd_check(&f, &lim, &src, &dst, &why);
+		if (ret)
+			return polar_fail(ret, "%s: command %u, opcode %u: %s",
+					  dev->path, i, p->opcode, why);
+		if (p->opcode == POLAR_CIM_OP_PROGRAM_TILES ||
+		    p->opcode == POLAR_CIM_OP_MATMUL) {
 			st = cim_command_check(dev->engine, &c, SIM_MAX_BATCH);
 			if (st)
 				return polar_fail(sim_errno(st), "%s: command %u: "
@@ -256,12 +274,6 @@ static int sim_submit(struct polar_device *dev, uint32_t queue,
 						  dev->path, i,
 						  p->opcode == POLAR_CIM_OP_MATMUL ?
 						  "MATMUL" : "PROGRAM_TILES", st);
-			src = cim_command_src_bytes(&c);
-			dst = cim_command_dst_bytes(&c);
-			break;
-		default:
-			return polar_fail(-EINVAL, "%s: command %u: unknown "
-					  "opcode %u", dev->path, i, p->opcode);
 		}
 		ret = sim_check_buf(dev, i, "src", &p->src, src);
 		if (!ret)

@@ -11,6 +11,7 @@
 #include "polar/polar.h"
 #include "polar_cim_hw.h"
 #include "unit.h"
+#include "abi_cases.h"
 
 static struct polar_device *open_sim(const char *props)
 {
@@ -177,17 +178,17 @@ static void test_submit_errors_name_the_problem(void)
 	cmd.tile0 = 64;
 	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -ERANGE);
 	cmd.tile0 = 0;
-	/* One vector over max_batch: the device's own check refuses it (the
-	 * message says so; a buffer check would name a range instead). */
+	/* One vector over max_batch: the ABI's check refuses it and names
+	 * the field (a buffer check would name a range instead). */
 	CHECK(polar_get_caps(dev, &caps) == 0);
 	cmd.batch = caps.max_batch + 1;
 	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -EINVAL);
-	CHECK(strstr(polar_errmsg(), "invalid MATMUL") != NULL, "%s",
+	CHECK(strstr(polar_errmsg(), "batch") != NULL, "%s",
 	      polar_errmsg());
 	cmd.batch = 2;
 	cmd.opcode = 0x55;
 	CHECK(polar_submit(dev, 0, &cmd, 1, 0) == -EINVAL);
-	CHECK(strstr(polar_errmsg(), "unknown opcode 85") != NULL);
+	CHECK(strstr(polar_errmsg(), "opcode 85: unknown opcode") != NULL);
 
 	/* Tiles never programmed: the job runs and fails like the device. */
 	cmd.opcode = POLAR_CIM_OP_MATMUL;
@@ -196,6 +197,48 @@ static void test_submit_errors_name_the_problem(void)
 	CHECK(c.status == -ENOENT);
 	CHECK(c.cmd_status == POLAR_CIM_ST_NOT_PROGRAMMED);
 	CHECK(polar_reap(dev, &c, 1, 1) == -EINVAL);
+	polar_buffer_free(buf);
+	polar_close(dev);
+}
+
+/*
+ * The sim accepts and refuses each command exactly as the ABI says, the
+ * driver's rules (selftests/polar_lib_test.c holds the device to the same
+ * table): a NOP with a format or a FENCE with a buffer is refused, with a
+ * message naming what is wrong.
+ */
+static void test_abi_rules_as_the_driver(void)
+{
+	struct polar_device *dev = open_sim("sim");
+	struct polar_buffer *buf;
+	struct polar_completion c;
+	size_t i;
+
+	CHECK(dev != NULL);
+	if (!dev)
+		return;
+	CHECK(polar_buffer_create(dev, 4096, &buf) == 0);
+	for (i = 0; i < ABI_NUM_CASES; i++) {
+		const struct abi_case *t = &abi_cases[i];
+		struct polar_cmd cmd = t->cmd;
+		int ret;
+
+		if (t->src_bytes)
+			cmd.src = (struct polar_buf_ref){ buf, 0, t->src_bytes };
+		if (t->dst_bytes)
+			cmd.dst = (struct polar_buf_ref){ buf, 2048,
+							  t->dst_bytes };
+		ret = polar_submit(dev, 0, &cmd, 1, i);
+		CHECK(ret == t->expect, "%s: %d, expected %d (%s)", t->name,
+		      ret, t->expect, ret ? polar_errmsg() : "accepted");
+		if (ret && t->expect)
+			CHECK(strstr(polar_errmsg(), "command 0") != NULL,
+			      "%s: %s", t->name, polar_errmsg());
+		if (!ret)
+			CHECK(polar_reap(dev, &c, 1, 1) == 1 &&
+			      c.user_data == i && c.status == 0, "%s",
+			      t->name);
+	}
 	polar_buffer_free(buf);
 	polar_close(dev);
 }
@@ -235,6 +278,7 @@ int main(void)
 	RUN(test_bad_properties_are_named);
 	RUN(test_ideal_chip_is_exact);
 	RUN(test_submit_errors_name_the_problem);
+	RUN(test_abi_rules_as_the_driver);
 	RUN(test_inflight_is_capped);
 	return unit_summary();
 }
