@@ -19,6 +19,9 @@
 
 /* ---- Jacobi eigen-decomposition ------------------------------------------ */
 
+/* Cyclic Jacobi converges quadratically; a handful of sweeps is usual. */
+#define SYMEIG_MAX_SWEEPS 100u
+
 int polar_calib_symeig(double *S, uint32_t n, double *evals, double *evecs)
 {
 	uint32_t i, j, k, p, q, sweep;
@@ -32,10 +35,16 @@ int polar_calib_symeig(double *S, uint32_t n, double *evals, double *evecs)
 	if (!n || n > 4096)
 		return polar_fail(-EINVAL, "calib_symeig: n is %u, allowed "
 				  "1..4096", n);
+	/* A NaN or an infinity has no decomposition: say so, not garbage. */
+	for (i = 0; i < (size_t)n * n; i++)
+		if (!isfinite(S[i]))
+			return polar_fail(-EDOM, "calib_symeig: entry (%u, %u) "
+					  "is %g: a NaN or infinite matrix",
+					  i / n, i % n, S[i]);
 	for (i = 0; i < n; i++)
 		for (j = 0; j < n; j++)
 			V[(size_t)i * n + j] = i == j;
-	for (sweep = 0; sweep < 100; sweep++) {
+	for (sweep = 0;; sweep++) {
 		double off = 0.0, diag = 0.0;
 
 		for (p = 0; p < n; p++) {
@@ -45,6 +54,11 @@ int polar_calib_symeig(double *S, uint32_t n, double *evals, double *evecs)
 		}
 		if (off <= 1e-30 * diag || off == 0.0)
 			break;
+		if (sweep == SYMEIG_MAX_SWEEPS)
+			return polar_fail(-EDOM, "calib_symeig: no convergence "
+					  "in %u Jacobi sweeps (off-diagonal "
+					  "%g of the diagonal's %g)",
+					  SYMEIG_MAX_SWEEPS, off, diag);
 		for (p = 0; p < n; p++) {
 			for (q = p + 1; q < n; q++) {
 				double apq = S[(size_t)p * n + q], app, aqq, theta,

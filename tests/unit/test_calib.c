@@ -67,6 +67,17 @@ static void test_symeig(void)
 	CHECK(fabs(fabs(V[2 * 3 + 0]) - 1) < 1e-12);
 }
 
+/* A matrix with a NaN has no eigen-decomposition: an error, not NaNs. */
+static void test_symeig_refuses_nan(void)
+{
+	double S[9] = { 2, 1, 0, 1, 2, NAN, 0, NAN, 5 }, ev[3], V[9];
+	double I[4] = { INFINITY, 0, 0, 1 };
+
+	CHECK(polar_calib_symeig(S, 3, ev, V) == -EDOM);
+	CHECK(strstr(polar_errmsg(), "NaN") != NULL, "%s", polar_errmsg());
+	CHECK(polar_calib_symeig(I, 2, ev, V) == -EDOM);
+}
+
 static void test_svd_exact(void)
 {
 	enum { OUT = 24, IN = 40, R = 3 };
@@ -551,6 +562,7 @@ static void test_errors(void)
 int main(void)
 {
 	RUN(test_symeig);
+	RUN(test_symeig_refuses_nan);
 	RUN(test_svd_exact);
 	RUN(test_act_weighting);
 	RUN(test_rrr);
