@@ -416,21 +416,11 @@ TEST_F(job, wait_and_bo_info_reject_invalid_fields)
  */
 TEST_F(job, reset_leaves_a_devcoredump)
 {
-	char path[512], link[300], dev[256], want[64], buf[4096];
-	char dump[300] = "";
+	char path[512], bdf[64], dump[320];
 	uint64_t reset0;
-	int fd, found = 0;
-	char *bdf;
-	ssize_t n;
-	FILE *f;
+	int fd, found;
 
-	ASSERT_EQ(0, polar_find_device(NULL, 0, path, sizeof(path)));
-	snprintf(link, sizeof(link), "/sys/class/accel/%s/device",
-		 strrchr(path, '/') + 1);
-	n = readlink(link, dev, sizeof(dev) - 1);
-	ASSERT_LT(0, n);
-	dev[n] = '\0';
-	bdf = strrchr(dev, '/') + 1;
+	ASSERT_EQ(0, accel_bdf(self->fd, bdf, sizeof(bdf)));
 	snprintf(path, sizeof(path), "/sys/kernel/debug/accel/%s/reset", bdf);
 	fd = open(path, O_WRONLY);
 	if (fd < 0)
@@ -438,31 +428,13 @@ TEST_F(job, reset_leaves_a_devcoredump)
 	reset0 = param(self->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
 	ASSERT_EQ(2, write(fd, "1\n", 2));
 	close(fd);
-	snprintf(want, sizeof(want), "polar_accel coredump: reset %llu,",
-		 (unsigned long long)reset0 + 1);
 
-	/* Each dump of this device: its directory, then its data. */
-	snprintf(buf, sizeof(buf),
-		 "for d in /sys/class/devcoredump/devcd*; do "
-		 "case $(readlink $d/failing_device) in */%s) "
-		 "echo \"dir $d\"; cat $d/data;; esac; done 2>/dev/null", bdf);
-	f = popen(buf, "r");
-	ASSERT_NE(NULL, f);
-	path[0] = '\0';
-	while (fgets(buf, sizeof(buf), f)) {
-		if (!strncmp(buf, "dir ", 4)) {
-			buf[strcspn(buf, "\n")] = '\0';
-			snprintf(dump, sizeof(dump), "%.250s", buf + 4);
-		} else if (strstr(buf, want)) {
-			found = 1;
-			snprintf(path, sizeof(path), "%s/data", dump);
-		}
-	}
-	pclose(f);
-	EXPECT_TRUE(found) TH_LOG("no devcoredump of %s says \"%s\"", bdf, want);
+	found = devcoredump_find(bdf, reset0 + 1, dump, sizeof(dump));
+	EXPECT_TRUE(found) TH_LOG("no devcoredump of %s for reset %llu", bdf,
+				  (unsigned long long)reset0 + 1);
 	/* Writing to data frees the dump: ours only. */
 	if (found)
-		file_write(path, "1");
+		file_write(dump, "1");
 }
 
 /* A handle means nothing in another process's file. */

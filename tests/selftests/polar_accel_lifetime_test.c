@@ -12,7 +12,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -75,25 +74,6 @@ static int insmod(void)
 static int rmmod(void)
 {
 	return syscall(SYS_delete_module, "polar_accel", O_NONBLOCK) ? -errno : 0;
-}
-
-/* The PCI address of the open accel node's device, e.g. 0000:00:01.0. */
-static int accel_bdf(int fd, char *bdf, size_t len)
-{
-	char link[128], target[256];
-	struct stat st;
-	ssize_t n;
-
-	if (fstat(fd, &st))
-		return -errno;
-	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
-		 minor(st.st_rdev));
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return -errno;
-	target[n] = 0;
-	snprintf(bdf, len, "%s", basename(target));
-	return 0;
 }
 
 static int nop(int fd, uint32_t queue)

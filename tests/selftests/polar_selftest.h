@@ -222,6 +222,63 @@ static inline void debugfs_path(int fd, const char *name, char *out, size_t len)
 		 base ? base + 1 : target, name);
 }
 
+/* The PCI address of the open accel node's device, e.g. 0000:00:01.0. */
+static inline int accel_bdf(int fd, char *bdf, size_t len)
+{
+	char link[128], target[256];
+	const char *base;
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st))
+		return -errno;
+	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
+		 minor(st.st_rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	snprintf(bdf, len, "%.63s", base ? base + 1 : target);
+	return 0;
+}
+
+/*
+ * The device coredump that reset number @reset of the device at PCI
+ * address @bdf made: 1 with the path of its data file (write to it to
+ * free the dump) in @data, or 0. Only that one is read: other dumps (the
+ * other chip's, earlier tests') are neither read nor freed.
+ */
+static inline int devcoredump_find(const char *bdf, uint64_t reset,
+				   char *data, size_t len)
+{
+	char cmd[512], line[4096], want[64], dir[300] = "";
+	int found = 0;
+	FILE *f;
+
+	snprintf(want, sizeof(want), "polar_accel coredump: reset %llu,",
+		 (unsigned long long)reset);
+	/* Each dump of this device: its directory, then its data. */
+	snprintf(cmd, sizeof(cmd),
+		 "for d in /sys/class/devcoredump/devcd*; do "
+		 "case $(readlink $d/failing_device) in */%s) "
+		 "echo \"dir $d\"; cat $d/data;; esac; done 2>/dev/null", bdf);
+	f = popen(cmd, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "dir ", 4)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(dir, sizeof(dir), "%.250s", line + 4);
+		} else if (!found && strstr(line, want)) {
+			found = 1;
+			snprintf(data, len, "%s/data", dir);
+		}
+	}
+	pclose(f);
+	return found;
+}
+
 static inline int debugfs_write(int fd, const char *name, const char *text)
 {
 	char path[512];
