@@ -6,12 +6,14 @@
 #define __POLAR_ACCEL_DRV_H__
 
 #include <drm/drm_device.h>
+#include <linux/dma-fence.h>
 #include <linux/io.h>
 #include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <linux/ww_mutex.h>
 #include <linux/xarray.h>
 
 #include "polar_cim_hw.h"
@@ -25,6 +27,19 @@
 
 struct io_uring_cmd;
 struct polar_file;
+
+/**
+ * struct polar_fence - a job's dma_fence
+ * @base: the fence; first, so that the core's default release (kfree_rcu
+ *	of the fence) frees the whole struct
+ * @lock: the fence's lock. Per fence, not per queue: an importer may hold
+ *	the fence (and take its lock) after the device and its queues are
+ *	gone.
+ */
+struct polar_fence {
+	struct dma_fence base;
+	spinlock_t lock;	/* see @lock above */
+};
 
 /**
  * struct polar_job - a submitted job: commands that run in order on a queue
@@ -43,8 +58,16 @@ struct polar_file;
  * @ucmd: the io_uring command to complete, taken with xchg() by whoever
  *	completes or cancels it
  * @sqes: the job's submission entries, kept to re-run it after a reset
- * @bos: the BOs the job references, one reference each
+ * @bos: the BOs the job references, each once, one reference each
+ * @bo_written: a command of the job writes @bos[i]
  * @num_bos: entries in @bos
+ * @bos_locked: @bos' reservations are locked (polar_job_reserve() to
+ *	polar_job_commit()); @bos_ww says whether with @acquire (blocking)
+ *	or by trylock (non-blocking submission)
+ * @acquire: the ww context that locks @bos' reservations
+ * @fence: signalled (with an error if the job failed) when the job ends;
+ *	added to every BO's reservation at commit. Allocated with the job,
+ *	initialised (a seqno of its queue's timeline) only at commit.
  * @sgl: the job's scatter-gather lists (device memory)
  * @sgl_dma: their device address
  * @sgl_size: their size in bytes
@@ -64,7 +87,12 @@ struct polar_job {
 	struct io_uring_cmd *ucmd;
 	struct polar_cim_sqe *sqes;
 	struct drm_gem_object *bos[2 * POLAR_MAX_CMDS];
+	bool bo_written[2 * POLAR_MAX_CMDS];
 	u32 num_bos;
+	bool bos_locked;
+	bool bos_ww;
+	struct ww_acquire_ctx acquire;
+	struct polar_fence *fence;
 	struct polar_cim_sge *sgl;
 	dma_addr_t sgl_dma;
 	size_t sgl_size;
@@ -82,6 +110,8 @@ struct polar_job {
  * @pending: jobs submitted and not completed, oldest first
  * @last_activity: jiffies of the last completion, or of the submission
  *	that made the queue busy; the watchdog measures hangs from here
+ * @fence_seqno: the last seqno of the queue's fence timeline, handed out
+ *	under @lock in ring order, which is the order jobs end in
  */
 struct polar_queue {
 	struct mutex lock;	/* see @lock above */
@@ -95,6 +125,7 @@ struct polar_queue {
 	u32 inflight_cmds;
 	struct list_head pending;
 	unsigned long last_activity;
+	u64 fence_seqno;
 };
 
 /**
@@ -117,6 +148,7 @@ struct polar_queue {
  * @jobs: ioctl jobs by seqno until their submitter collects them (WAIT)
  *	or closes its file
  * @next_seqno: the last seqno handed out
+ * @fence_context: the first of @num_queues fence contexts, one per queue
  * @job_wq: waiters for job completion and for ring space
  * @complete_work: reaps completions outside the hard IRQ handler
  * @num_irqs: interrupt vectors allocated
@@ -153,6 +185,7 @@ struct polar_device {
 	struct polar_queue queues[POLAR_CIM_MAX_QUEUES];
 	struct xarray jobs;
 	atomic64_t next_seqno;
+	u64 fence_context;
 	wait_queue_head_t job_wq;
 	struct work_struct complete_work;
 	int num_irqs;

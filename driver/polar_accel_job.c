@@ -10,6 +10,31 @@
  * the completion ring, and a job ends when its last command completes.
  * An ioctl job's status waits in @jobs until its submitter collects it with
  * WAIT; an io_uring job's status goes to its CQE.
+ *
+ * DMA: a BO is mapped once, at its first use, and stays mapped, so each job
+ * syncs what its commands touch (the command's byte ranges, not the whole
+ * BO: jobs on other queues may use other parts of the same BO at the same
+ * time, and a bounce buffer (swiotlb) synced as a whole would overwrite
+ * what the device is writing there). Before the doorbell the inputs and
+ * outputs go to the device (outputs too, so that a command that fails half
+ * way does not hand back stale bounce memory); when the job ends its
+ * outputs come back to the CPU, before anyone is told. The rings, SG lists
+ * and firmware copy are coherent allocations and need no syncs.
+ *
+ * Fences: every job has a dma_fence on the timeline of its queue (our own,
+ * not drm_sched's: the device already schedules, runs each queue in order
+ * and a reset re-runs jobs from their saved entries, so all a fence needs
+ * is a seqno in ring order, handed out under the queue lock). The fence
+ * goes into each BO's reservation, write usage for BOs the job writes and
+ * read usage for the others, and is signalled when the job ends, with the
+ * job's error if it failed (a reset, a cancel or an unbind included), so
+ * that no fence is left unsignalled. Before the doorbell a job waits for
+ * the fences of other devices and drivers it must honour (implicit sync: a
+ * BO it reads waits for their writers, one it writes for everyone), but
+ * not for this device's own: commands on one queue run in order, and
+ * between queues the submitter orders its jobs itself (WAIT, CQEs), as it
+ * always has, so that jobs writing disjoint parts of one BO on several
+ * queues still run side by side.
  */
 
 #include <drm/drm_drv.h>
@@ -17,7 +42,9 @@
 #include <drm/drm_gem.h>
 #include <drm/drm_gem_shmem_helper.h>
 #include <drm/drm_utils.h>
+#include <linux/dma-fence.h>
 #include <linux/dma-mapping.h>
+#include <linux/dma-resv.h>
 #include <linux/interrupt.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -51,7 +78,160 @@ static void polar_job_release_resources(struct polar_device *pdev,
 
 static void polar_job_free(struct kref *kref)
 {
-	kfree(container_of(kref, struct polar_job, refcount));
+	struct polar_job *job = container_of(kref, struct polar_job, refcount);
+
+	/* A fence never committed is plain memory; a committed one is shared. */
+	if (job->fence && job->fence->base.ops)
+		dma_fence_put(&job->fence->base);
+	else
+		kfree(job->fence);
+	kfree(job);
+}
+
+/* ---- fences and DMA syncs -------------------------------------------------- */
+
+static const char *polar_fence_driver_name(struct dma_fence *fence)
+{
+	return DRIVER_NAME;
+}
+
+static const char *polar_fence_timeline_name(struct dma_fence *fence)
+{
+	/* Not the device's: the fence may outlive it. */
+	return "polar_accel-queue";
+}
+
+static const struct dma_fence_ops polar_fence_ops = {
+	.get_driver_name = polar_fence_driver_name,
+	.get_timeline_name = polar_fence_timeline_name,
+};
+
+static bool polar_fence_is_ours(struct polar_device *pdev,
+				struct dma_fence *fence)
+{
+	return fence->ops == &polar_fence_ops &&
+	       fence->context - pdev->fence_context < pdev->num_queues;
+}
+
+/*
+ * Syncs the byte ranges of the job's commands (their SG entries): to the
+ * device, inputs and outputs, before the doorbell; to the CPU, outputs,
+ * when the job has ended.
+ */
+static void polar_job_sync(struct polar_device *pdev, struct polar_job *job,
+			   bool for_cpu)
+{
+	struct device *dev = pdev->drm.dev;
+	u32 i, b, e;
+
+	if (!job->sgl || !job->sqes)
+		return;
+	for (i = 0; i < job->num_cmds; i++) {
+		const struct polar_cim_sqe *sqe = &job->sqes[i];
+		const u64 sgl[2] = { le64_to_cpu(sqe->src_sgl),
+				     le64_to_cpu(sqe->dst_sgl) };
+		const u32 nsge[2] = { le16_to_cpu(sqe->src_nsge),
+				      le16_to_cpu(sqe->dst_nsge) };
+
+		for (b = 0; b < 2; b++) {
+			const struct polar_cim_sge *sge;
+
+			/* The CPU gets back only what the device wrote. */
+			if (!nsge[b] || (for_cpu && !b))
+				continue;
+			sge = job->sgl + (sgl[b] - job->sgl_dma) / sizeof(*sge);
+			for (e = 0; e < nsge[b]; e++) {
+				dma_addr_t addr = le64_to_cpu(sge[e].addr);
+				size_t len = le32_to_cpu(sge[e].len);
+
+				if (for_cpu)
+					dma_sync_single_for_cpu(dev, addr, len,
+								DMA_FROM_DEVICE);
+				else
+					dma_sync_single_for_device(dev, addr, len,
+								   b ? DMA_BIDIRECTIONAL :
+								   DMA_TO_DEVICE);
+			}
+		}
+	}
+}
+
+/* Locks the reservations of the job's BOs; a non-blocking caller tries. */
+static int polar_job_lock_bos(struct polar_job *job, bool nonblock)
+{
+	u32 i;
+	int ret;
+
+	if (!job->num_bos)
+		return 0;
+	if (!nonblock) {
+		ret = drm_gem_lock_reservations(job->bos, job->num_bos,
+						&job->acquire);
+		if (ret)
+			return ret;
+		job->bos_ww = true;
+		job->bos_locked = true;
+		return 0;
+	}
+	for (i = 0; i < job->num_bos; i++) {
+		if (!dma_resv_trylock(job->bos[i]->resv)) {
+			while (i--)
+				dma_resv_unlock(job->bos[i]->resv);
+			return -EAGAIN;
+		}
+	}
+	job->bos_ww = false;
+	job->bos_locked = true;
+	return 0;
+}
+
+static void polar_job_unlock_bos(struct polar_job *job)
+{
+	u32 i;
+
+	if (!job->bos_locked)
+		return;
+	job->bos_locked = false;
+	if (job->bos_ww) {
+		drm_gem_unlock_reservations(job->bos, job->num_bos,
+					    &job->acquire);
+		return;
+	}
+	for (i = 0; i < job->num_bos; i++)
+		dma_resv_unlock(job->bos[i]->resv);
+}
+
+/*
+ * With the BOs locked: makes room for the job's fence in every
+ * reservation and looks for a fence of another device or driver the job
+ * must wait for (implicit sync). Returns 0, a -errno, or 1 with a
+ * reference to that fence in @dep.
+ */
+static int polar_job_prepare_bos(struct polar_device *pdev,
+				 struct polar_job *job, struct dma_fence **dep)
+{
+	struct dma_resv_iter cursor;
+	struct dma_fence *fence;
+	u32 i;
+	int ret;
+
+	for (i = 0; i < job->num_bos; i++) {
+		struct dma_resv *resv = job->bos[i]->resv;
+
+		ret = dma_resv_reserve_fences(resv, 1);
+		if (ret)
+			return ret;
+		dma_resv_for_each_fence(&cursor, resv,
+					dma_resv_usage_rw(job->bo_written[i]),
+					fence) {
+			if (polar_fence_is_ours(pdev, fence) ||
+			    dma_fence_is_signaled(fence))
+				continue;
+			*dep = dma_fence_get(fence);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 void polar_job_put(struct polar_job *job)
@@ -91,6 +271,13 @@ void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
 
 	trace_polar_job_complete(job->seqno, job->queue, status,
 				 job->cmd_status);
+	/* The outputs are the CPU's before anyone learns the job ended. */
+	polar_job_sync(pdev, job, true);
+	if (job->fence && job->fence->base.ops) {
+		if (status)
+			dma_fence_set_error(&job->fence->base, status);
+		dma_fence_signal(&job->fence->base);
+	}
 	polar_job_release_resources(pdev, job);
 	xa_lock(&pdev->jobs);
 	job->status = status;
@@ -273,6 +460,7 @@ int polar_queues_init(struct polar_device *pdev)
 
 	xa_init(&pdev->jobs);
 	init_waitqueue_head(&pdev->job_wq);
+	pdev->fence_context = dma_fence_context_alloc(pdev->num_queues);
 	INIT_WORK(&pdev->complete_work, polar_complete_work);
 
 	for (qid = 0; qid < pdev->num_queues; qid++) {
@@ -454,17 +642,25 @@ static int polar_cmd_check(struct polar_device *pdev,
  */
 static int polar_job_add_buf(struct drm_file *file, struct polar_job *job,
 			     const struct drm_polar_accel_buf *buf, u64 need,
-			     bool nonblock, struct sg_table **sgt)
+			     bool written, bool nonblock, struct sg_table **sgt)
 {
 	struct drm_gem_shmem_object *shmem;
 	struct drm_gem_object *obj;
+	u32 i;
 
 	if (buf->size < need || !buf->size)
 		return -EINVAL;
 	obj = drm_gem_object_lookup(file, buf->handle);
 	if (!obj)
 		return -ENOENT;
-	job->bos[job->num_bos++] = obj;
+	/* Once each: a reservation is locked once, and gets one fence. */
+	for (i = 0; i < job->num_bos && job->bos[i] != obj; i++)
+		;
+	if (i < job->num_bos)
+		drm_gem_object_put(obj);
+	else
+		job->bos[job->num_bos++] = obj;
+	job->bo_written[i] |= written;
 	if (buf->offset >= obj->size || buf->size > obj->size - buf->offset)
 		return -ERANGE;
 	shmem = to_drm_gem_shmem_obj(obj);
@@ -573,7 +769,8 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 			if (!len[b])
 				continue;
 			ret = polar_job_add_buf(file, job, buf[b], len[b],
-						nonblock, &bufs[i].sgt[b]);
+						b == 1, nonblock,
+						&bufs[i].sgt[b]);
 			if (ret)
 				return ret;
 			bufs[i].len[b] = len[b];
@@ -635,7 +832,9 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 	 * dma_alloc_coherent(), which cgroups do not account.)
 	 */
 	job = kzalloc(sizeof(*job), gfp | __GFP_ACCOUNT);
-	if (!bufs || !job) {
+	if (job)
+		job->fence = kzalloc(sizeof(*job->fence), gfp | __GFP_ACCOUNT);
+	if (!bufs || !job || !job->fence) {
 		ret = nonblock ? -EAGAIN : -ENOMEM;
 		goto err;
 	}
@@ -653,6 +852,7 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 err:
 	if (job) {
 		polar_job_release_resources(pdev, job);
+		kfree(job->fence);
 		kfree(job);
 	}
 	kfree(bufs);
@@ -703,8 +903,10 @@ static bool polar_reserve_may_go(struct polar_device *pdev,
 
 /*
  * Waits for ring space for the job, unless @nonblock (then -EAGAIN), then
- * enters the device (drm_dev_enter(), its index in @idx) and takes the
- * job's queue lock. The wait happens outside drm_dev_enter(): unbind's
+ * enters the device (drm_dev_enter(), its index in @idx), takes the job's
+ * queue lock and locks its BOs' reservations, once no fence of another
+ * device the job must honour is pending on them. Every wait (ring space,
+ * such a fence) happens outside drm_dev_enter() and the locks: unbind's
  * drm_dev_unplug() waits for every entered section, and a ring that can
  * only drain through a recovery (which does not run after unplug) would
  * hang it. polar_remove() wakes the waiters, which then see -ENODEV.
@@ -715,6 +917,8 @@ int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
 		      bool nonblock, int *idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
+	struct dma_fence *dep;
+	long waited;
 	int ret;
 
 	for (;;) {
@@ -741,25 +945,58 @@ int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
 			polar_recovery_schedule(pdev, -1, 0);
 			return -EIO;
 		}
-		if (q->inflight_cmds + job->num_cmds < POLAR_QUEUE_ENTRIES)
+		if (q->inflight_cmds + job->num_cmds >= POLAR_QUEUE_ENTRIES) {
+			mutex_unlock(&q->lock);
+			drm_dev_exit(*idx);
+			if (nonblock)
+				return -EAGAIN;
+			continue;
+		}
+		dep = NULL;
+		ret = polar_job_lock_bos(job, nonblock);
+		if (!ret) {
+			ret = polar_job_prepare_bos(pdev, job, &dep);
+			if (ret)
+				polar_job_unlock_bos(job);
+		}
+		if (!ret)
 			return 0;
 		mutex_unlock(&q->lock);
 		drm_dev_exit(*idx);
-		if (nonblock)
-			return -EAGAIN;
+		if (ret < 0)
+			return ret;
+		/* Another device's fence: wait with nothing held, then retry. */
+		waited = nonblock ? -EAGAIN :
+			 dma_fence_wait_timeout(dep, true, MAX_SCHEDULE_TIMEOUT);
+		dma_fence_put(dep);
+		if (waited < 0)
+			return waited;
 	}
 }
 
 /*
- * Writes the job to its ring, rings the doorbell, drops the lock and
- * exits the device. The job may end and be freed at once: the caller must
- * not touch it afterwards unless it holds a reference of its own.
+ * Gives the job its fence (the next seqno of its queue's timeline, in ring
+ * order), publishes it in the BOs' reservations, syncs the job's buffers
+ * for the device, writes the job to its ring, rings the doorbell, then
+ * unlocks and exits the device. The job may end and be freed at once: the
+ * caller must not touch it afterwards unless it holds a reference of its
+ * own.
  */
 void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
 		      int idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
+	u32 i;
 
+	spin_lock_init(&job->fence->lock);
+	dma_fence_init(&job->fence->base, &polar_fence_ops, &job->fence->lock,
+		       pdev->fence_context + job->queue, ++q->fence_seqno);
+	for (i = 0; i < job->num_bos; i++)
+		dma_resv_add_fence(job->bos[i]->resv, &job->fence->base,
+				   job->bo_written[i] ? DMA_RESV_USAGE_WRITE :
+				   DMA_RESV_USAGE_READ);
+	polar_job_unlock_bos(job);
+	polar_job_sync(pdev, job, false);
 	polar_queue_write_job(pdev, q, job);
 	list_add_tail(&job->node, &q->pending);
 	trace_polar_job_submit(job->seqno, job->queue, job->num_cmds);

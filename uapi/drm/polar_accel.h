@@ -20,8 +20,10 @@ extern "C" {
  * 3: WAIT's timeout_ns is an absolute CLOCK_MONOTONIC deadline; the
  * io_uring cmd_op is _IOWR-encoded; a CQE32 ring gets cmd_status;
  * the RECON param (the device's reconstruction).
+ * 4: jobs publish dma_fences in their BOs' reservations and honour other
+ * devices' fences there (FEATURE_IMPLICIT_FENCES; see SUBMIT).
  */
-#define DRM_POLAR_ACCEL_UAPI_VERSION	3
+#define DRM_POLAR_ACCEL_UAPI_VERSION	4
 
 #define DRM_POLAR_ACCEL_GET_PARAM	0x00
 #define DRM_POLAR_ACCEL_BO_CREATE	0x01
@@ -107,6 +109,7 @@ enum drm_polar_accel_param {
 /* Features a driver may have; userspace tests for them, not for versions. */
 #define DRM_POLAR_ACCEL_FEATURE_URING_CMD	(1ull << 0)
 #define DRM_POLAR_ACCEL_FEATURE_HANG_RECOVERY	(1ull << 1)
+#define DRM_POLAR_ACCEL_FEATURE_IMPLICIT_FENCES	(1ull << 2)
 
 /**
  * struct drm_polar_accel_get_param - read one device or driver parameter
@@ -128,7 +131,12 @@ struct drm_polar_accel_get_param {
  * @handle: out, the BO's handle in this file.
  *
  * BOs are shmem-backed; their pages are pinned and mapped for the device
- * from the first job that uses them until the BO is freed.
+ * from the first job that uses them until the BO is freed. Each job syncs
+ * the byte ranges its commands use (to the device at SUBMIT, the outputs
+ * back when it ends), so the CPU may read a job's outputs once WAIT or the
+ * CQE reports it ended, and must not touch those ranges while it runs.
+ * A BO exported with DRM_IOCTL_PRIME_HANDLE_TO_FD carries the fences of
+ * the jobs that use it (see SUBMIT).
  */
 struct drm_polar_accel_bo_create {
 	__u64 size;
@@ -215,7 +223,22 @@ struct drm_polar_accel_cmd {
  * @seqno: out, the job's sequence number, for WAIT.
  *
  * Every field and every buffer range is checked against the caller's BOs
- * before the device sees an address. SUBMIT returns 0 or:
+ * before the device sees an address.
+ *
+ * Fences (FEATURE_IMPLICIT_FENCES): each job has a dma_fence, signalled
+ * when the job ends, with the job's error if it failed (a hang, a reset's
+ * guilty job, a failed recovery, an unbind), so that none stays pending.
+ * It is added to the reservation of every BO the job names: as a write for
+ * a BO a command writes (dst), as a read otherwise. poll() on an exported
+ * dma-buf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE and other drivers importing the
+ * BO see it. Before the job reaches the device, SUBMIT (or the io_uring
+ * issue) waits, interruptibly, for the fences of other devices or drivers
+ * on those BOs (implicit sync: a BO read waits for their writes, a BO
+ * written for all their fences). Fences of this device's own jobs are not
+ * waited for: a queue runs its jobs in order, and jobs on different queues
+ * are ordered by their submitter (WAIT, CQEs), as without fences.
+ *
+ * SUBMIT returns 0 or:
  *
  * - -EINVAL: a bad field (unknown opcode or flag, nonzero padding, a
  *   dimension or batch out of range).
@@ -229,7 +252,8 @@ struct drm_polar_accel_cmd {
  * - -ENODEV: the device is gone (unbound).
  * - -EFAULT, -ENOMEM: as usual.
  * - -EINTR (or a transparent restart): a signal arrived while the ring
- *   was full and the job was not queued.
+ *   was full or another device's fence was pending, and the job was not
+ *   queued.
  */
 struct drm_polar_accel_submit {
 	__u32 queue;
