@@ -253,6 +253,8 @@ void polar_jobs_file_close(struct polar_device *pdev, struct polar_file *pfile);
 void polar_job_put(struct polar_job *job);
 void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
 		      int status);
+struct drm_polar_accel_cmd *polar_cmds_from_user(u64 uptr, u32 num,
+						 u32 stride, bool nonblock);
 struct polar_job *polar_job_create(struct polar_device *pdev,
 				   struct drm_file *file, u32 queue,
 				   const struct drm_polar_accel_cmd *cmds,

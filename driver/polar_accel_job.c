@@ -810,6 +810,54 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 }
 
 /*
+ * Copies @num commands, @stride bytes apart, from userspace (SUBMIT, the
+ * io_uring payload), or returns ERR_PTR(-errno). A stride larger than our
+ * struct is a newer caller's: its tail must be zero (-EINVAL otherwise, a
+ * field we do not know). With @nonblock nothing sleeps: what would (a
+ * fault, a newer caller's tail) returns -EAGAIN.
+ */
+struct drm_polar_accel_cmd *polar_cmds_from_user(u64 uptr, u32 num,
+						 u32 stride, bool nonblock)
+{
+	struct drm_polar_accel_cmd *cmds;
+	u32 i;
+	int ret = 0;
+
+	BUILD_BUG_ON(sizeof(*cmds) != DRM_POLAR_ACCEL_CMD_SIZE_V1);
+	if (!stride)
+		stride = DRM_POLAR_ACCEL_CMD_SIZE_V1;
+	if (stride < sizeof(*cmds) || stride > DRM_POLAR_ACCEL_MAX_CMD_STRIDE)
+		return ERR_PTR(-EINVAL);
+	if (nonblock && stride > sizeof(*cmds))
+		return ERR_PTR(-EAGAIN);
+	cmds = kmalloc_array(num, sizeof(*cmds),
+			     nonblock ? GFP_NOWAIT : GFP_KERNEL);
+	if (!cmds)
+		return ERR_PTR(nonblock ? -EAGAIN : -ENOMEM);
+	for (i = 0; i < num && !ret; i++) {
+		void __user *src = u64_to_user_ptr(uptr + (u64)i * stride);
+
+		if (nonblock) {
+			ret = copy_from_user_nofault(&cmds[i], src,
+						     sizeof(*cmds)) ? -EAGAIN : 0;
+			continue;
+		}
+		if (copy_from_user(&cmds[i], src, sizeof(*cmds))) {
+			ret = -EFAULT;
+		} else if (stride > sizeof(*cmds)) {
+			ret = check_zeroed_user(src + sizeof(*cmds),
+						stride - sizeof(*cmds));
+			ret = ret < 0 ? ret : ret ? 0 : -EINVAL;
+		}
+	}
+	if (ret) {
+		kfree(cmds);
+		return ERR_PTR(ret);
+	}
+	return cmds;
+}
+
+/*
  * Makes a job from validated user commands, or returns ERR_PTR(-errno).
  * With @nonblock nothing sleeps: whatever would returns -EAGAIN.
  */
@@ -1022,7 +1070,7 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	int ret, idx;
 	u64 seqno;
 
-	if (args->flags || args->pad || args->queue >= pdev->num_queues ||
+	if (args->flags || args->queue >= pdev->num_queues ||
 	    !args->num_cmds || args->num_cmds > POLAR_MAX_CMDS)
 		return -EINVAL;
 	if (atomic_inc_return(&pfile->outstanding) > POLAR_MAX_OUTSTANDING) {
@@ -1030,8 +1078,8 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 		return -EBUSY;
 	}
 
-	cmds = memdup_array_user(u64_to_user_ptr(args->cmds), args->num_cmds,
-				 sizeof(*cmds));
+	cmds = polar_cmds_from_user(args->cmds, args->num_cmds,
+				    args->cmd_stride, false);
 	if (IS_ERR(cmds)) {
 		ret = PTR_ERR(cmds);
 		goto out_dec;

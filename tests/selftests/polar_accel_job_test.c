@@ -437,6 +437,53 @@ TEST_F(job, reset_leaves_a_devcoredump)
 		file_write(dump, "1");
 }
 
+/*
+ * The command struct can grow (cmd_stride): an old binary's 0, today's
+ * size, and a larger command from a newer header whose extra bytes are
+ * zero all run, the second command read at the stride; an extra byte set
+ * (a field this driver does not know) and a stride below today's struct
+ * or above the limit are refused.
+ */
+TEST_F(job, cmd_stride_old_and_larger_commands)
+{
+	const uint32_t stride_ok[] = { 0, sizeof(struct drm_polar_accel_cmd),
+				       STRIDE_BIG };
+	const uint32_t stride_bad[] = { sizeof(struct drm_polar_accel_cmd) - 8,
+					DRM_POLAR_ACCEL_MAX_CMD_STRIDE + 8 };
+	uint8_t buf[2 * (DRM_POLAR_ACCEL_MAX_CMD_STRIDE + 8)];
+	struct drm_polar_accel_submit s = { .num_cmds = 2 };
+	uint64_t counters[2][POLAR_CIM_NUM_COUNTERS];
+	struct bo out = { 0 };
+	size_t k;
+
+	ASSERT_EQ(0, bo_new(self->fd, 4096, &out));
+	s.cmds = (uintptr_t)buf;
+	for (k = 0; k < 3; k++) {
+		memset(out.map, 0, 128);
+		stride_cmds(buf, stride_ok[k] ? stride_ok[k] :
+			    sizeof(struct drm_polar_accel_cmd), out.handle, 0);
+		s.cmd_stride = stride_ok[k];
+		ASSERT_EQ(0, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s))
+			TH_LOG("stride %u: %s", stride_ok[k], strerror(errno));
+		ASSERT_EQ(0, wait_job(self->fd, s.seqno, NULL));
+		memcpy(counters, out.map, sizeof(counters));
+		EXPECT_NE(0, counters[1][POLAR_CIM_CNT_COMMANDS])
+			TH_LOG("stride %u: the second command did not run",
+			       stride_ok[k]);
+	}
+	stride_cmds(buf, STRIDE_BIG, out.handle, 1);
+	s.cmd_stride = STRIDE_BIG;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("an unknown non-zero field");
+	for (k = 0; k < 2; k++) {
+		stride_cmds(buf, stride_bad[k], out.handle, 0);
+		s.cmd_stride = stride_bad[k];
+		EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_SUBMIT, &s));
+		EXPECT_EQ(EINVAL, errno) TH_LOG("stride %u", stride_bad[k]);
+	}
+	bo_free(self->fd, &out);
+}
+
 /* A handle means nothing in another process's file. */
 TEST_F(job, other_process_handle_unusable)
 {

@@ -360,6 +360,31 @@ static inline void sleep_ms(long ms)
 		;
 }
 
+/* ---- commands of another size (SUBMIT's cmd_stride) ----------------------- */
+
+/* Room for two commands of a future, larger struct. */
+#define STRIDE_BIG (sizeof(struct drm_polar_accel_cmd) + 24)
+
+/*
+ * Two READ_COUNTERS commands, @stride bytes apart in @buf, writing the
+ * first and the second 64 bytes of @out; their tails (beyond today's
+ * struct) zero, but for @tail_byte in the second one's last byte.
+ */
+static inline void stride_cmds(uint8_t *buf, size_t stride, uint32_t out,
+			       uint8_t tail_byte)
+{
+	struct drm_polar_accel_cmd c = { .opcode = POLAR_CIM_OP_READ_COUNTERS };
+	int k;
+
+	memset(buf, 0, 2 * stride);
+	for (k = 0; k < 2; k++) {
+		c.dst = (struct drm_polar_accel_buf){ out, 0, 64ull * k, 64 };
+		memcpy(buf + k * stride, &c, sizeof(c));
+	}
+	if (stride > sizeof(c))
+		buf[2 * stride - 1] = tail_byte;
+}
+
 /* ---- PRIME and the jobs' fences ----------------------------------------- */
 
 static inline int prime_export(int fd, uint32_t handle)

@@ -21,7 +21,9 @@ extern "C" {
  * io_uring cmd_op is _IOWR-encoded; a CQE32 ring gets cmd_status;
  * the RECON param (the device's reconstruction).
  * 4: jobs publish dma_fences in their BOs' reservations and honour other
- * devices' fences there (FEATURE_IMPLICIT_FENCES; see SUBMIT).
+ * devices' fences there (FEATURE_IMPLICIT_FENCES; see SUBMIT); SUBMIT's
+ * and the uring payload's pad became cmd_stride, so that struct
+ * drm_polar_accel_cmd can grow.
  */
 #define DRM_POLAR_ACCEL_UAPI_VERSION	4
 
@@ -194,7 +196,8 @@ struct drm_polar_accel_buf {
  * @dst: outputs (MATMUL: batch * out_dim * 4 bytes; READ_COUNTERS: 64
  *	bytes); unused otherwise (all zero).
  *
- * Fields a command does not use must be zero.
+ * Fields a command does not use must be zero. The struct may grow at its
+ * end: SUBMIT's cmd_stride tells the driver the size the caller knows.
  */
 struct drm_polar_accel_cmd {
 	__u8 opcode;
@@ -213,13 +216,25 @@ struct drm_polar_accel_cmd {
 	struct drm_polar_accel_buf dst;
 };
 
+/* sizeof(struct drm_polar_accel_cmd) in uapi 1 to 4. */
+#define DRM_POLAR_ACCEL_CMD_SIZE_V1	80
+/* The largest command stride SUBMIT accepts. */
+#define DRM_POLAR_ACCEL_MAX_CMD_STRIDE	4096
+
 /**
  * struct drm_polar_accel_submit - queue a job: commands run in order
  * @queue: in, 0..NUM_QUEUES-1.
  * @flags: in, must be zero.
  * @num_cmds: in, 1..MAX_CMDS.
- * @pad: must be zero.
- * @cmds: in, user pointer to num_cmds struct drm_polar_accel_cmd.
+ * @cmd_stride: in, bytes from one command to the next in @cmds: the size
+ *	of struct drm_polar_accel_cmd the caller was built with. 0 means
+ *	DRM_POLAR_ACCEL_CMD_SIZE_V1 (binaries from before the field, which
+ *	was zero padding); less than that, or more than
+ *	DRM_POLAR_ACCEL_MAX_CMD_STRIDE, gets -EINVAL. A command larger than
+ *	the driver's (a newer header) is accepted when its bytes beyond the
+ *	driver's struct are all zero, and refused with -EINVAL otherwise,
+ *	since it asks for something this driver does not know.
+ * @cmds: in, user pointer to num_cmds commands, @cmd_stride bytes apart.
  * @seqno: out, the job's sequence number, for WAIT.
  *
  * Every field and every buffer range is checked against the caller's BOs
@@ -259,7 +274,7 @@ struct drm_polar_accel_submit {
 	__u32 queue;
 	__u32 flags;
 	__u32 num_cmds;
-	__u32 pad;
+	__u32 cmd_stride;
 	__u64 cmds;
 	__u64 seqno;
 };
@@ -328,15 +343,15 @@ struct drm_polar_accel_wait {
  * @queue: as struct drm_polar_accel_submit.
  * @flags: must be zero.
  * @num_cmds: as struct drm_polar_accel_submit.
- * @pad: must be zero.
- * @cmds: user pointer to num_cmds struct drm_polar_accel_cmd.
+ * @cmd_stride: as struct drm_polar_accel_submit.
+ * @cmds: user pointer to num_cmds commands, @cmd_stride bytes apart.
  * @rsvd: must be zero.
  */
 struct drm_polar_accel_uring_submit {
 	__u32 queue;
 	__u32 flags;
 	__u32 num_cmds;
-	__u32 pad;
+	__u32 cmd_stride;
 	__u64 cmds;
 	__u64 rsvd[7];
 };
