@@ -26,6 +26,7 @@
 #define POLAR_MAX_CMDS		64
 
 struct io_uring_cmd;
+struct polar_device;
 struct polar_file;
 
 /**
@@ -100,6 +101,8 @@ struct polar_job {
 
 /**
  * struct polar_queue - one submission/completion ring pair
+ * @pdev: the device (for the queue's interrupt handler)
+ * @qid: the queue's index, its INT_STATUS bit and MSI-X vector
  * @lock: guards the rings, @pending, @inflight_cmds and @last_activity
  * @sq: submission ring (CPU address); @sq_dma its device address
  * @cq: completion ring; @cq_dma its device address
@@ -114,6 +117,8 @@ struct polar_job {
  *	under @lock in ring order, which is the order jobs end in
  */
 struct polar_queue {
+	struct polar_device *pdev;
+	u32 qid;
 	struct mutex lock;	/* see @lock above */
 	struct polar_cim_sqe *sq;
 	dma_addr_t sq_dma;

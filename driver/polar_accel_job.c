@@ -392,26 +392,76 @@ static void polar_complete_work(struct work_struct *work)
 		polar_queue_reap(pdev, qid);
 }
 
-static irqreturn_t polar_irq(int irq, void *arg)
+/* An error event (INT_ERROR), already acknowledged. */
+static void polar_irq_error(struct polar_device *pdev)
+{
+	u32 code, queue;
+
+	code = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_CODE);
+	queue = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_QUEUE);
+	drm_err(&pdev->drm, "device error %u on queue %u\n", code, queue);
+	/* A stopped sequencer needs a reset; its current job is guilty. */
+	if (polar_reg_read(pdev, POLAR_CIM_REG_STATUS) & POLAR_CIM_STATUS_FATAL)
+		polar_recovery_schedule(pdev, queue, -EIO);
+}
+
+/*
+ * MSI-X vector q: queue q posted a completion. Only bit q is the vector's
+ * to acknowledge (hw/README.md section 7.5), before the reap, so that a
+ * completion posted meanwhile raises the vector again rather than being
+ * lost; another queue's bit is its own vector's. The vector is ours alone:
+ * a message whose completions an earlier reap took is not spurious.
+ */
+static irqreturn_t polar_queue_irq(int irq, void *arg)
+{
+	struct polar_queue *q = arg;
+
+	polar_reg_write(q->pdev, POLAR_CIM_REG_INT_STATUS, BIT(q->qid));
+	queue_work(system_highpri_wq, &q->pdev->complete_work);
+	return IRQ_HANDLED;
+}
+
+/* MSI-X vector NUM_QUEUES: an error, or the end of a firmware boot. */
+static irqreturn_t polar_misc_irq(int irq, void *arg)
 {
 	struct polar_device *pdev = arg;
-	u32 status, code, queue;
+	u32 status;
 
 	status = polar_reg_read(pdev, POLAR_CIM_REG_INT_STATUS);
-	if (!status || status == U32_MAX)
+	if (status == U32_MAX)
+		return IRQ_NONE;
+	status &= POLAR_CIM_INT_FW | POLAR_CIM_INT_ERROR;
+	if (!status)
 		return IRQ_NONE;
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_STATUS, status);
 	if (status & POLAR_CIM_INT_ERROR) {
-		code = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_CODE);
-		queue = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_QUEUE);
-		drm_err(&pdev->drm, "device error %u on queue %u\n", code,
-			queue);
-		/* A stopped sequencer needs a reset; its current job is guilty. */
-		if (polar_reg_read(pdev, POLAR_CIM_REG_STATUS) &
-		    POLAR_CIM_STATUS_FATAL)
-			polar_recovery_schedule(pdev, queue, -EIO);
+		polar_irq_error(pdev);
+		/* The failed command's completion, if it posted one. */
+		queue_work(system_highpri_wq, &pdev->complete_work);
 	}
-	queue_work(system_highpri_wq, &pdev->complete_work);
+	return IRQ_HANDLED;
+}
+
+/*
+ * INTx, maybe shared with other devices: ours are the unmasked events
+ * (hw/README.md section 7.1), all acknowledged here.
+ */
+static irqreturn_t polar_intx_irq(int irq, void *arg)
+{
+	struct polar_device *pdev = arg;
+	u32 status;
+
+	status = polar_reg_read(pdev, POLAR_CIM_REG_INT_STATUS);
+	if (status == U32_MAX)
+		return IRQ_NONE;
+	status &= ~polar_reg_read(pdev, POLAR_CIM_REG_INT_MASK);
+	if (!status)
+		return IRQ_NONE;
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_STATUS, status);
+	if (status & POLAR_CIM_INT_ERROR)
+		polar_irq_error(pdev);
+	if (status & ~POLAR_CIM_INT_FW)
+		queue_work(system_highpri_wq, &pdev->complete_work);
 	return IRQ_HANDLED;
 }
 
@@ -466,6 +516,8 @@ int polar_queues_init(struct polar_device *pdev)
 	for (qid = 0; qid < pdev->num_queues; qid++) {
 		struct polar_queue *q = &pdev->queues[qid];
 
+		q->pdev = pdev;
+		q->qid = qid;
 		mutex_init(&q->lock);
 		lockdep_set_class(&q->lock, &polar_queue_lock_keys[qid]);
 		INIT_LIST_HEAD(&q->pending);
@@ -489,24 +541,47 @@ int polar_queues_init(struct polar_device *pdev)
 	return 0;
 }
 
+/* What vector @i's handler gets: its queue, or the device. */
+static void *polar_irq_arg(struct polar_device *pdev, int i)
+{
+	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
+
+	return pci->msix_enabled && i < pdev->num_queues ?
+	       (void *)&pdev->queues[i] : (void *)pdev;
+}
+
 int polar_irqs_init(struct polar_device *pdev)
 {
 	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
+	int nvec = pdev->num_queues + 1;
+	irq_handler_t handler;
 	int i, ret;
 
-	/* One vector per queue plus one for errors; else a single INTx. */
-	ret = pci_alloc_irq_vectors(pci, 1, pdev->num_queues + 1,
-				    PCI_IRQ_MSIX | PCI_IRQ_INTX);
+	/*
+	 * Queue q signals on MSI-X vector q, errors on vector NUM_QUEUES
+	 * (hw/README.md section 6): with fewer vectors some queues' messages
+	 * would go nowhere. So all of them, or a single INTx.
+	 */
+	ret = pci_alloc_irq_vectors(pci, nvec, nvec, PCI_IRQ_MSIX);
+	if (ret < 0)
+		ret = pci_alloc_irq_vectors(pci, 1, 1, PCI_IRQ_INTX);
 	if (ret < 0)
 		return ret;
 	pdev->num_irqs = ret;
 	for (i = 0; i < pdev->num_irqs; i++) {
-		ret = request_irq(pci_irq_vector(pci, i), polar_irq,
+		if (!pci->msix_enabled)
+			handler = polar_intx_irq;
+		else if (i < pdev->num_queues)
+			handler = polar_queue_irq;
+		else
+			handler = polar_misc_irq;
+		ret = request_irq(pci_irq_vector(pci, i), handler,
 				  pci->msix_enabled ? 0 : IRQF_SHARED,
-				  DRIVER_NAME, pdev);
+				  DRIVER_NAME, polar_irq_arg(pdev, i));
 		if (ret) {
 			while (--i >= 0)
-				free_irq(pci_irq_vector(pci, i), pdev);
+				free_irq(pci_irq_vector(pci, i),
+					 polar_irq_arg(pdev, i));
 			pci_free_irq_vectors(pci);
 			pdev->num_irqs = 0;
 			return ret;
@@ -524,7 +599,7 @@ void polar_irqs_fini(struct polar_device *pdev)
 
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, U32_MAX);
 	for (i = 0; i < pdev->num_irqs; i++)
-		free_irq(pci_irq_vector(pci, i), pdev);
+		free_irq(pci_irq_vector(pci, i), polar_irq_arg(pdev, i));
 	if (pdev->num_irqs)
 		pci_free_irq_vectors(pci);
 	pdev->num_irqs = 0;
