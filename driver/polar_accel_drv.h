@@ -6,12 +6,14 @@
 #define __POLAR_ACCEL_DRV_H__
 
 #include <drm/drm_device.h>
+#include <linux/dma-fence.h>
 #include <linux/io.h>
 #include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <linux/ww_mutex.h>
 #include <linux/xarray.h>
 
 #include "polar_cim_hw.h"
@@ -24,7 +26,21 @@
 #define POLAR_MAX_CMDS		64
 
 struct io_uring_cmd;
+struct polar_device;
 struct polar_file;
+
+/**
+ * struct polar_fence - a job's dma_fence
+ * @base: the fence; first, so that the core's default release (kfree_rcu
+ *	of the fence) frees the whole struct
+ * @lock: the fence's lock. Per fence, not per queue: an importer may hold
+ *	the fence (and take its lock) after the device and its queues are
+ *	gone.
+ */
+struct polar_fence {
+	struct dma_fence base;
+	spinlock_t lock;	/* see @lock above */
+};
 
 /**
  * struct polar_job - a submitted job: commands that run in order on a queue
@@ -43,8 +59,16 @@ struct polar_file;
  * @ucmd: the io_uring command to complete, taken with xchg() by whoever
  *	completes or cancels it
  * @sqes: the job's submission entries, kept to re-run it after a reset
- * @bos: the BOs the job references, one reference each
+ * @bos: the BOs the job references, each once, one reference each
+ * @bo_written: a command of the job writes @bos[i]
  * @num_bos: entries in @bos
+ * @bos_locked: @bos' reservations are locked (polar_job_reserve() to
+ *	polar_job_commit()); @bos_ww says whether with @acquire (blocking)
+ *	or by trylock (non-blocking submission)
+ * @acquire: the ww context that locks @bos' reservations
+ * @fence: signalled (with an error if the job failed) when the job ends;
+ *	added to every BO's reservation at commit. Allocated with the job,
+ *	initialised (a seqno of its queue's timeline) only at commit.
  * @sgl: the job's scatter-gather lists (device memory)
  * @sgl_dma: their device address
  * @sgl_size: their size in bytes
@@ -64,7 +88,12 @@ struct polar_job {
 	struct io_uring_cmd *ucmd;
 	struct polar_cim_sqe *sqes;
 	struct drm_gem_object *bos[2 * POLAR_MAX_CMDS];
+	bool bo_written[2 * POLAR_MAX_CMDS];
 	u32 num_bos;
+	bool bos_locked;
+	bool bos_ww;
+	struct ww_acquire_ctx acquire;
+	struct polar_fence *fence;
 	struct polar_cim_sge *sgl;
 	dma_addr_t sgl_dma;
 	size_t sgl_size;
@@ -72,6 +101,8 @@ struct polar_job {
 
 /**
  * struct polar_queue - one submission/completion ring pair
+ * @pdev: the device (for the queue's interrupt handler)
+ * @qid: the queue's index, its INT_STATUS bit and MSI-X vector
  * @lock: guards the rings, @pending, @inflight_cmds and @last_activity
  * @sq: submission ring (CPU address); @sq_dma its device address
  * @cq: completion ring; @cq_dma its device address
@@ -82,8 +113,12 @@ struct polar_job {
  * @pending: jobs submitted and not completed, oldest first
  * @last_activity: jiffies of the last completion, or of the submission
  *	that made the queue busy; the watchdog measures hangs from here
+ * @fence_seqno: the last seqno of the queue's fence timeline, handed out
+ *	under @lock in ring order, which is the order jobs end in
  */
 struct polar_queue {
+	struct polar_device *pdev;
+	u32 qid;
 	struct mutex lock;	/* see @lock above */
 	struct polar_cim_sqe *sq;
 	dma_addr_t sq_dma;
@@ -95,6 +130,7 @@ struct polar_queue {
 	u32 inflight_cmds;
 	struct list_head pending;
 	unsigned long last_activity;
+	u64 fence_seqno;
 };
 
 /**
@@ -117,6 +153,7 @@ struct polar_queue {
  * @jobs: ioctl jobs by seqno until their submitter collects them (WAIT)
  *	or closes its file
  * @next_seqno: the last seqno handed out
+ * @fence_context: the first of @num_queues fence contexts, one per queue
  * @job_wq: waiters for job completion and for ring space
  * @complete_work: reaps completions outside the hard IRQ handler
  * @num_irqs: interrupt vectors allocated
@@ -153,6 +190,7 @@ struct polar_device {
 	struct polar_queue queues[POLAR_CIM_MAX_QUEUES];
 	struct xarray jobs;
 	atomic64_t next_seqno;
+	u64 fence_context;
 	wait_queue_head_t job_wq;
 	struct work_struct complete_work;
 	int num_irqs;
@@ -220,6 +258,8 @@ void polar_jobs_file_close(struct polar_device *pdev, struct polar_file *pfile);
 void polar_job_put(struct polar_job *job);
 void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
 		      int status);
+struct drm_polar_accel_cmd *polar_cmds_from_user(u64 uptr, u32 num,
+						 u32 stride, bool nonblock);
 struct polar_job *polar_job_create(struct polar_device *pdev,
 				   struct drm_file *file, u32 queue,
 				   const struct drm_polar_accel_cmd *cmds,

@@ -10,6 +10,31 @@
  * the completion ring, and a job ends when its last command completes.
  * An ioctl job's status waits in @jobs until its submitter collects it with
  * WAIT; an io_uring job's status goes to its CQE.
+ *
+ * DMA: a BO is mapped once, at its first use, and stays mapped, so each job
+ * syncs what its commands touch (the command's byte ranges, not the whole
+ * BO: jobs on other queues may use other parts of the same BO at the same
+ * time, and a bounce buffer (swiotlb) synced as a whole would overwrite
+ * what the device is writing there). Before the doorbell the inputs and
+ * outputs go to the device (outputs too, so that a command that fails half
+ * way does not hand back stale bounce memory); when the job ends its
+ * outputs come back to the CPU, before anyone is told. The rings, SG lists
+ * and firmware copy are coherent allocations and need no syncs.
+ *
+ * Fences: every job has a dma_fence on the timeline of its queue (our own,
+ * not drm_sched's: the device already schedules, runs each queue in order
+ * and a reset re-runs jobs from their saved entries, so all a fence needs
+ * is a seqno in ring order, handed out under the queue lock). The fence
+ * goes into each BO's reservation, write usage for BOs the job writes and
+ * read usage for the others, and is signalled when the job ends, with the
+ * job's error if it failed (a reset, a cancel or an unbind included), so
+ * that no fence is left unsignalled. Before the doorbell a job waits for
+ * the fences of other devices and drivers it must honour (implicit sync: a
+ * BO it reads waits for their writers, one it writes for everyone), but
+ * not for this device's own: commands on one queue run in order, and
+ * between queues the submitter orders its jobs itself (WAIT, CQEs), as it
+ * always has, so that jobs writing disjoint parts of one BO on several
+ * queues still run side by side.
  */
 
 #include <drm/drm_drv.h>
@@ -17,7 +42,9 @@
 #include <drm/drm_gem.h>
 #include <drm/drm_gem_shmem_helper.h>
 #include <drm/drm_utils.h>
+#include <linux/dma-fence.h>
 #include <linux/dma-mapping.h>
+#include <linux/dma-resv.h>
 #include <linux/interrupt.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -52,7 +79,160 @@ static void polar_job_release_resources(struct polar_device *pdev,
 
 static void polar_job_free(struct kref *kref)
 {
-	kfree(container_of(kref, struct polar_job, refcount));
+	struct polar_job *job = container_of(kref, struct polar_job, refcount);
+
+	/* A fence never committed is plain memory; a committed one is shared. */
+	if (job->fence && job->fence->base.ops)
+		dma_fence_put(&job->fence->base);
+	else
+		kfree(job->fence);
+	kfree(job);
+}
+
+/* ---- fences and DMA syncs -------------------------------------------------- */
+
+static const char *polar_fence_driver_name(struct dma_fence *fence)
+{
+	return DRIVER_NAME;
+}
+
+static const char *polar_fence_timeline_name(struct dma_fence *fence)
+{
+	/* Not the device's: the fence may outlive it. */
+	return "polar_accel-queue";
+}
+
+static const struct dma_fence_ops polar_fence_ops = {
+	.get_driver_name = polar_fence_driver_name,
+	.get_timeline_name = polar_fence_timeline_name,
+};
+
+static bool polar_fence_is_ours(struct polar_device *pdev,
+				struct dma_fence *fence)
+{
+	return fence->ops == &polar_fence_ops &&
+	       fence->context - pdev->fence_context < pdev->num_queues;
+}
+
+/*
+ * Syncs the byte ranges of the job's commands (their SG entries): to the
+ * device, inputs and outputs, before the doorbell; to the CPU, outputs,
+ * when the job has ended.
+ */
+static void polar_job_sync(struct polar_device *pdev, struct polar_job *job,
+			   bool for_cpu)
+{
+	struct device *dev = pdev->drm.dev;
+	u32 i, b, e;
+
+	if (!job->sgl || !job->sqes)
+		return;
+	for (i = 0; i < job->num_cmds; i++) {
+		const struct polar_cim_sqe *sqe = &job->sqes[i];
+		const u64 sgl[2] = { le64_to_cpu(sqe->src_sgl),
+				     le64_to_cpu(sqe->dst_sgl) };
+		const u32 nsge[2] = { le16_to_cpu(sqe->src_nsge),
+				      le16_to_cpu(sqe->dst_nsge) };
+
+		for (b = 0; b < 2; b++) {
+			const struct polar_cim_sge *sge;
+
+			/* The CPU gets back only what the device wrote. */
+			if (!nsge[b] || (for_cpu && !b))
+				continue;
+			sge = job->sgl + (sgl[b] - job->sgl_dma) / sizeof(*sge);
+			for (e = 0; e < nsge[b]; e++) {
+				dma_addr_t addr = le64_to_cpu(sge[e].addr);
+				size_t len = le32_to_cpu(sge[e].len);
+
+				if (for_cpu)
+					dma_sync_single_for_cpu(dev, addr, len,
+								DMA_FROM_DEVICE);
+				else
+					dma_sync_single_for_device(dev, addr, len,
+								   b ? DMA_BIDIRECTIONAL :
+								   DMA_TO_DEVICE);
+			}
+		}
+	}
+}
+
+/* Locks the reservations of the job's BOs; a non-blocking caller tries. */
+static int polar_job_lock_bos(struct polar_job *job, bool nonblock)
+{
+	u32 i;
+	int ret;
+
+	if (!job->num_bos)
+		return 0;
+	if (!nonblock) {
+		ret = drm_gem_lock_reservations(job->bos, job->num_bos,
+						&job->acquire);
+		if (ret)
+			return ret;
+		job->bos_ww = true;
+		job->bos_locked = true;
+		return 0;
+	}
+	for (i = 0; i < job->num_bos; i++) {
+		if (!dma_resv_trylock(job->bos[i]->resv)) {
+			while (i--)
+				dma_resv_unlock(job->bos[i]->resv);
+			return -EAGAIN;
+		}
+	}
+	job->bos_ww = false;
+	job->bos_locked = true;
+	return 0;
+}
+
+static void polar_job_unlock_bos(struct polar_job *job)
+{
+	u32 i;
+
+	if (!job->bos_locked)
+		return;
+	job->bos_locked = false;
+	if (job->bos_ww) {
+		drm_gem_unlock_reservations(job->bos, job->num_bos,
+					    &job->acquire);
+		return;
+	}
+	for (i = 0; i < job->num_bos; i++)
+		dma_resv_unlock(job->bos[i]->resv);
+}
+
+/*
+ * With the BOs locked: makes room for the job's fence in every
+ * reservation and looks for a fence of another device or driver the job
+ * must wait for (implicit sync). Returns 0, a -errno, or 1 with a
+ * reference to that fence in @dep.
+ */
+static int polar_job_prepare_bos(struct polar_device *pdev,
+				 struct polar_job *job, struct dma_fence **dep)
+{
+	struct dma_resv_iter cursor;
+	struct dma_fence *fence;
+	u32 i;
+	int ret;
+
+	for (i = 0; i < job->num_bos; i++) {
+		struct dma_resv *resv = job->bos[i]->resv;
+
+		ret = dma_resv_reserve_fences(resv, 1);
+		if (ret)
+			return ret;
+		dma_resv_for_each_fence(&cursor, resv,
+					dma_resv_usage_rw(job->bo_written[i]),
+					fence) {
+			if (polar_fence_is_ours(pdev, fence) ||
+			    dma_fence_is_signaled(fence))
+				continue;
+			*dep = dma_fence_get(fence);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 void polar_job_put(struct polar_job *job)
@@ -92,6 +272,13 @@ void polar_job_finish(struct polar_device *pdev, struct polar_job *job,
 
 	trace_polar_job_complete(job->seqno, job->queue, status,
 				 job->cmd_status);
+	/* The outputs are the CPU's before anyone learns the job ended. */
+	polar_job_sync(pdev, job, true);
+	if (job->fence && job->fence->base.ops) {
+		if (status)
+			dma_fence_set_error(&job->fence->base, status);
+		dma_fence_signal(&job->fence->base);
+	}
 	polar_job_release_resources(pdev, job);
 	xa_lock(&pdev->jobs);
 	job->status = status;
@@ -206,26 +393,76 @@ static void polar_complete_work(struct work_struct *work)
 		polar_queue_reap(pdev, qid);
 }
 
-static irqreturn_t polar_irq(int irq, void *arg)
+/* An error event (INT_ERROR), already acknowledged. */
+static void polar_irq_error(struct polar_device *pdev)
+{
+	u32 code, queue;
+
+	code = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_CODE);
+	queue = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_QUEUE);
+	drm_err(&pdev->drm, "device error %u on queue %u\n", code, queue);
+	/* A stopped sequencer needs a reset; its current job is guilty. */
+	if (polar_reg_read(pdev, POLAR_CIM_REG_STATUS) & POLAR_CIM_STATUS_FATAL)
+		polar_recovery_schedule(pdev, queue, -EIO);
+}
+
+/*
+ * MSI-X vector q: queue q posted a completion. Only bit q is the vector's
+ * to acknowledge (hw/README.md section 7.5), before the reap, so that a
+ * completion posted meanwhile raises the vector again rather than being
+ * lost; another queue's bit is its own vector's. The vector is ours alone:
+ * a message whose completions an earlier reap took is not spurious.
+ */
+static irqreturn_t polar_queue_irq(int irq, void *arg)
+{
+	struct polar_queue *q = arg;
+
+	polar_reg_write(q->pdev, POLAR_CIM_REG_INT_STATUS, BIT(q->qid));
+	queue_work(system_highpri_wq, &q->pdev->complete_work);
+	return IRQ_HANDLED;
+}
+
+/* MSI-X vector NUM_QUEUES: an error, or the end of a firmware boot. */
+static irqreturn_t polar_misc_irq(int irq, void *arg)
 {
 	struct polar_device *pdev = arg;
-	u32 status, code, queue;
+	u32 status;
 
 	status = polar_reg_read(pdev, POLAR_CIM_REG_INT_STATUS);
-	if (!status || status == U32_MAX)
+	if (status == U32_MAX)
+		return IRQ_NONE;
+	status &= POLAR_CIM_INT_FW | POLAR_CIM_INT_ERROR;
+	if (!status)
 		return IRQ_NONE;
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_STATUS, status);
 	if (status & POLAR_CIM_INT_ERROR) {
-		code = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_CODE);
-		queue = polar_reg_read(pdev, POLAR_CIM_REG_ERROR_QUEUE);
-		drm_err(&pdev->drm, "device error %u on queue %u\n", code,
-			queue);
-		/* A stopped sequencer needs a reset; its current job is guilty. */
-		if (polar_reg_read(pdev, POLAR_CIM_REG_STATUS) &
-		    POLAR_CIM_STATUS_FATAL)
-			polar_recovery_schedule(pdev, queue, -EIO);
+		polar_irq_error(pdev);
+		/* The failed command's completion, if it posted one. */
+		queue_work(system_highpri_wq, &pdev->complete_work);
 	}
-	queue_work(system_highpri_wq, &pdev->complete_work);
+	return IRQ_HANDLED;
+}
+
+/*
+ * INTx, maybe shared with other devices: ours are the unmasked events
+ * (hw/README.md section 7.1), all acknowledged here.
+ */
+static irqreturn_t polar_intx_irq(int irq, void *arg)
+{
+	struct polar_device *pdev = arg;
+	u32 status;
+
+	status = polar_reg_read(pdev, POLAR_CIM_REG_INT_STATUS);
+	if (status == U32_MAX)
+		return IRQ_NONE;
+	status &= ~polar_reg_read(pdev, POLAR_CIM_REG_INT_MASK);
+	if (!status)
+		return IRQ_NONE;
+	polar_reg_write(pdev, POLAR_CIM_REG_INT_STATUS, status);
+	if (status & POLAR_CIM_INT_ERROR)
+		polar_irq_error(pdev);
+	if (status & ~POLAR_CIM_INT_FW)
+		queue_work(system_highpri_wq, &pdev->complete_work);
 	return IRQ_HANDLED;
 }
 
@@ -274,11 +511,14 @@ int polar_queues_init(struct polar_device *pdev)
 
 	xa_init(&pdev->jobs);
 	init_waitqueue_head(&pdev->job_wq);
+	pdev->fence_context = dma_fence_context_alloc(pdev->num_queues);
 	INIT_WORK(&pdev->complete_work, polar_complete_work);
 
 	for (qid = 0; qid < pdev->num_queues; qid++) {
 		struct polar_queue *q = &pdev->queues[qid];
 
+		q->pdev = pdev;
+		q->qid = qid;
 		mutex_init(&q->lock);
 		lockdep_set_class(&q->lock, &polar_queue_lock_keys[qid]);
 		INIT_LIST_HEAD(&q->pending);
@@ -302,24 +542,47 @@ int polar_queues_init(struct polar_device *pdev)
 	return 0;
 }
 
+/* What vector @i's handler gets: its queue, or the device. */
+static void *polar_irq_arg(struct polar_device *pdev, int i)
+{
+	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
+
+	return pci->msix_enabled && i < pdev->num_queues ?
+	       (void *)&pdev->queues[i] : (void *)pdev;
+}
+
 int polar_irqs_init(struct polar_device *pdev)
 {
 	struct pci_dev *pci = to_pci_dev(pdev->drm.dev);
+	int nvec = pdev->num_queues + 1;
+	irq_handler_t handler;
 	int i, ret;
 
-	/* One vector per queue plus one for errors; else a single INTx. */
-	ret = pci_alloc_irq_vectors(pci, 1, pdev->num_queues + 1,
-				    PCI_IRQ_MSIX | PCI_IRQ_INTX);
+	/*
+	 * Queue q signals on MSI-X vector q, errors on vector NUM_QUEUES
+	 * (hw/README.md section 6): with fewer vectors some queues' messages
+	 * would go nowhere. So all of them, or a single INTx.
+	 */
+	ret = pci_alloc_irq_vectors(pci, nvec, nvec, PCI_IRQ_MSIX);
+	if (ret < 0)
+		ret = pci_alloc_irq_vectors(pci, 1, 1, PCI_IRQ_INTX);
 	if (ret < 0)
 		return ret;
 	pdev->num_irqs = ret;
 	for (i = 0; i < pdev->num_irqs; i++) {
-		ret = request_irq(pci_irq_vector(pci, i), polar_irq,
+		if (!pci->msix_enabled)
+			handler = polar_intx_irq;
+		else if (i < pdev->num_queues)
+			handler = polar_queue_irq;
+		else
+			handler = polar_misc_irq;
+		ret = request_irq(pci_irq_vector(pci, i), handler,
 				  pci->msix_enabled ? 0 : IRQF_SHARED,
-				  DRIVER_NAME, pdev);
+				  DRIVER_NAME, polar_irq_arg(pdev, i));
 		if (ret) {
 			while (--i >= 0)
-				free_irq(pci_irq_vector(pci, i), pdev);
+				free_irq(pci_irq_vector(pci, i),
+					 polar_irq_arg(pdev, i));
 			pci_free_irq_vectors(pci);
 			pdev->num_irqs = 0;
 			return ret;
@@ -337,7 +600,7 @@ void polar_irqs_fini(struct polar_device *pdev)
 
 	polar_reg_write(pdev, POLAR_CIM_REG_INT_MASK, U32_MAX);
 	for (i = 0; i < pdev->num_irqs; i++)
-		free_irq(pci_irq_vector(pci, i), pdev);
+		free_irq(pci_irq_vector(pci, i), polar_irq_arg(pdev, i));
 	if (pdev->num_irqs)
 		pci_free_irq_vectors(pci);
 	pdev->num_irqs = 0;
@@ -431,17 +694,25 @@ static int polar_cmd_check(struct polar_device *pdev,
  */
 static int polar_job_add_buf(struct drm_file *file, struct polar_job *job,
 			     const struct drm_polar_accel_buf *buf, u64 need,
-			     bool nonblock, struct sg_table **sgt)
+			     bool written, bool nonblock, struct sg_table **sgt)
 {
 	struct drm_gem_shmem_object *shmem;
 	struct drm_gem_object *obj;
+	u32 i;
 
 	if (buf->size < need || !buf->size)
 		return -EINVAL;
 	obj = drm_gem_object_lookup(file, buf->handle);
 	if (!obj)
 		return -ENOENT;
-	job->bos[job->num_bos++] = obj;
+	/* Once each: a reservation is locked once, and gets one fence. */
+	for (i = 0; i < job->num_bos && job->bos[i] != obj; i++)
+		;
+	if (i < job->num_bos)
+		drm_gem_object_put(obj);
+	else
+		job->bos[job->num_bos++] = obj;
+	job->bo_written[i] |= written;
 	if (buf->offset >= obj->size || buf->size > obj->size - buf->offset)
 		return -ERANGE;
 	shmem = to_drm_gem_shmem_obj(obj);
@@ -550,7 +821,8 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 			if (!len[b])
 				continue;
 			ret = polar_job_add_buf(file, job, buf[b], len[b],
-						nonblock, &bufs[i].sgt[b]);
+						b == 1, nonblock,
+						&bufs[i].sgt[b]);
 			if (ret)
 				return ret;
 			bufs[i].len[b] = len[b];
@@ -590,6 +862,54 @@ static int polar_job_build(struct polar_device *pdev, struct drm_file *file,
 }
 
 /*
+ * Copies @num commands, @stride bytes apart, from userspace (SUBMIT, the
+ * io_uring payload), or returns ERR_PTR(-errno). A stride larger than our
+ * struct is a newer caller's: its tail must be zero (-EINVAL otherwise, a
+ * field we do not know). With @nonblock nothing sleeps: what would (a
+ * fault, a newer caller's tail) returns -EAGAIN.
+ */
+struct drm_polar_accel_cmd *polar_cmds_from_user(u64 uptr, u32 num,
+						 u32 stride, bool nonblock)
+{
+	struct drm_polar_accel_cmd *cmds;
+	u32 i;
+	int ret = 0;
+
+	BUILD_BUG_ON(sizeof(*cmds) != DRM_POLAR_ACCEL_CMD_SIZE_V1);
+	if (!stride)
+		stride = DRM_POLAR_ACCEL_CMD_SIZE_V1;
+	if (stride < sizeof(*cmds) || stride > DRM_POLAR_ACCEL_MAX_CMD_STRIDE)
+		return ERR_PTR(-EINVAL);
+	if (nonblock && stride > sizeof(*cmds))
+		return ERR_PTR(-EAGAIN);
+	cmds = kmalloc_array(num, sizeof(*cmds),
+			     nonblock ? GFP_NOWAIT : GFP_KERNEL);
+	if (!cmds)
+		return ERR_PTR(nonblock ? -EAGAIN : -ENOMEM);
+	for (i = 0; i < num && !ret; i++) {
+		void __user *src = u64_to_user_ptr(uptr + (u64)i * stride);
+
+		if (nonblock) {
+			ret = copy_from_user_nofault(&cmds[i], src,
+						     sizeof(*cmds)) ? -EAGAIN : 0;
+			continue;
+		}
+		if (copy_from_user(&cmds[i], src, sizeof(*cmds))) {
+			ret = -EFAULT;
+		} else if (stride > sizeof(*cmds)) {
+			ret = check_zeroed_user(src + sizeof(*cmds),
+						stride - sizeof(*cmds));
+			ret = ret < 0 ? ret : ret ? 0 : -EINVAL;
+		}
+	}
+	if (ret) {
+		kfree(cmds);
+		return ERR_PTR(ret);
+	}
+	return cmds;
+}
+
+/*
  * Makes a job from validated user commands, or returns ERR_PTR(-errno).
  * With @nonblock nothing sleeps: whatever would returns -EAGAIN.
  */
@@ -612,7 +932,9 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 	 * dma_alloc_coherent(), which cgroups do not account.)
 	 */
 	job = kzalloc(sizeof(*job), gfp | __GFP_ACCOUNT);
-	if (!bufs || !job) {
+	if (job)
+		job->fence = kzalloc(sizeof(*job->fence), gfp | __GFP_ACCOUNT);
+	if (!bufs || !job || !job->fence) {
 		ret = nonblock ? -EAGAIN : -ENOMEM;
 		goto err;
 	}
@@ -630,6 +952,7 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 err:
 	if (job) {
 		polar_job_release_resources(pdev, job);
+		kfree(job->fence);
 		kfree(job);
 	}
 	kfree(bufs);
@@ -680,8 +1003,10 @@ static bool polar_reserve_may_go(struct polar_device *pdev,
 
 /*
  * Waits for ring space for the job, unless @nonblock (then -EAGAIN), then
- * enters the device (drm_dev_enter(), its index in @idx) and takes the
- * job's queue lock. The wait happens outside drm_dev_enter(): unbind's
+ * enters the device (drm_dev_enter(), its index in @idx), takes the job's
+ * queue lock and locks its BOs' reservations, once no fence of another
+ * device the job must honour is pending on them. Every wait (ring space,
+ * such a fence) happens outside drm_dev_enter() and the locks: unbind's
  * drm_dev_unplug() waits for every entered section, and a ring that can
  * only drain through a recovery (which does not run after unplug) would
  * hang it. polar_remove() wakes the waiters, which then see -ENODEV.
@@ -692,6 +1017,8 @@ int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
 		      bool nonblock, int *idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
+	struct dma_fence *dep;
+	long waited;
 	int ret;
 
 	for (;;) {
@@ -718,25 +1045,58 @@ int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
 			polar_recovery_schedule(pdev, -1, 0);
 			return -EIO;
 		}
-		if (q->inflight_cmds + job->num_cmds < POLAR_QUEUE_ENTRIES)
+		if (q->inflight_cmds + job->num_cmds >= POLAR_QUEUE_ENTRIES) {
+			mutex_unlock(&q->lock);
+			drm_dev_exit(*idx);
+			if (nonblock)
+				return -EAGAIN;
+			continue;
+		}
+		dep = NULL;
+		ret = polar_job_lock_bos(job, nonblock);
+		if (!ret) {
+			ret = polar_job_prepare_bos(pdev, job, &dep);
+			if (ret)
+				polar_job_unlock_bos(job);
+		}
+		if (!ret)
 			return 0;
 		mutex_unlock(&q->lock);
 		drm_dev_exit(*idx);
-		if (nonblock)
-			return -EAGAIN;
+		if (ret < 0)
+			return ret;
+		/* Another device's fence: wait with nothing held, then retry. */
+		waited = nonblock ? -EAGAIN :
+			 dma_fence_wait_timeout(dep, true, MAX_SCHEDULE_TIMEOUT);
+		dma_fence_put(dep);
+		if (waited < 0)
+			return waited;
 	}
 }
 
 /*
- * Writes the job to its ring, rings the doorbell, drops the lock and
- * exits the device. The job may end and be freed at once: the caller must
- * not touch it afterwards unless it holds a reference of its own.
+ * Gives the job its fence (the next seqno of its queue's timeline, in ring
+ * order), publishes it in the BOs' reservations, syncs the job's buffers
+ * for the device, writes the job to its ring, rings the doorbell, then
+ * unlocks and exits the device. The job may end and be freed at once: the
+ * caller must not touch it afterwards unless it holds a reference of its
+ * own.
  */
 void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
 		      int idx)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
+	u32 i;
 
+	spin_lock_init(&job->fence->lock);
+	dma_fence_init(&job->fence->base, &polar_fence_ops, &job->fence->lock,
+		       pdev->fence_context + job->queue, ++q->fence_seqno);
+	for (i = 0; i < job->num_bos; i++)
+		dma_resv_add_fence(job->bos[i]->resv, &job->fence->base,
+				   job->bo_written[i] ? DMA_RESV_USAGE_WRITE :
+				   DMA_RESV_USAGE_READ);
+	polar_job_unlock_bos(job);
+	polar_job_sync(pdev, job, false);
 	polar_queue_write_job(pdev, q, job);
 	list_add_tail(&job->node, &q->pending);
 	trace_polar_job_submit(job->seqno, job->queue, job->num_cmds);
@@ -762,7 +1122,7 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	int ret, idx;
 	u64 seqno;
 
-	if (args->flags || args->pad || args->queue >= pdev->num_queues ||
+	if (args->flags || args->queue >= pdev->num_queues ||
 	    !args->num_cmds || args->num_cmds > POLAR_MAX_CMDS)
 		return -EINVAL;
 	if (atomic_inc_return(&pfile->outstanding) > POLAR_MAX_OUTSTANDING) {
@@ -770,8 +1130,8 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 		return -EBUSY;
 	}
 
-	cmds = memdup_array_user(u64_to_user_ptr(args->cmds), args->num_cmds,
-				 sizeof(*cmds));
+	cmds = polar_cmds_from_user(args->cmds, args->num_cmds,
+				    args->cmd_stride, false);
 	if (IS_ERR(cmds)) {
 		ret = PTR_ERR(cmds);
 		goto out_dec;

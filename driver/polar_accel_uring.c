@@ -76,7 +76,6 @@ static int polar_uring_submit(struct io_uring_cmd *ioucmd,
 	struct drm_polar_accel_uring_submit args;
 	struct drm_polar_accel_cmd *cmds;
 	struct polar_job *job;
-	size_t size;
 	u32 i;
 	int ret, idx;
 
@@ -85,27 +84,17 @@ static int polar_uring_submit(struct io_uring_cmd *ioucmd,
 		return -EINVAL;
 	/* Copy once: userspace may rewrite the shared SQE meanwhile. */
 	memcpy(&args, io_uring_sqe_cmd(ioucmd->sqe), sizeof(args));
-	if (args.flags || args.pad || args.queue >= pdev->num_queues ||
+	if (args.flags || args.queue >= pdev->num_queues ||
 	    !args.num_cmds || args.num_cmds > POLAR_MAX_CMDS)
 		return -EINVAL;
 	for (i = 0; i < ARRAY_SIZE(args.rsvd); i++)
 		if (args.rsvd[i])
 			return -EINVAL;
 
-	size = array_size(args.num_cmds, sizeof(*cmds));
-	cmds = kmalloc(size, nonblock ? GFP_NOWAIT : GFP_KERNEL);
-	if (!cmds)
-		return nonblock ? -EAGAIN : -ENOMEM;
-	if (nonblock)
-		ret = copy_from_user_nofault(cmds, u64_to_user_ptr(args.cmds),
-					     size) ? -EAGAIN : 0;
-	else
-		ret = copy_from_user(cmds, u64_to_user_ptr(args.cmds), size) ?
-		      -EFAULT : 0;
-	if (ret) {
-		kfree(cmds);
-		return ret;
-	}
+	cmds = polar_cmds_from_user(args.cmds, args.num_cmds, args.cmd_stride,
+				    nonblock);
+	if (IS_ERR(cmds))
+		return PTR_ERR(cmds);
 	job = polar_job_create(pdev, file, args.queue, cmds, args.num_cmds,
 			       nonblock);
 	kfree(cmds);

@@ -13,7 +13,9 @@ cd "$TOP"
 name=$1 initramfs=$2
 
 export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7}
-export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8}
+# The second chip as make check has it (tests/run-checks.sh): whole-cell
+# reconstruction, which lib.layer_across_two_devices requires.
+export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8,recon=cells}
 
 echo "== VM kselftests ($name: ${POLAR_VM_SMP:-1} vCPUs${POLAR_VM_APPEND:+, $POLAR_VM_APPEND}${POLAR_KENV:+, kernel env $POLAR_KENV})"
 start=$(date +%s)

@@ -12,7 +12,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -75,25 +74,6 @@ static int insmod(void)
 static int rmmod(void)
 {
 	return syscall(SYS_delete_module, "polar_accel", O_NONBLOCK) ? -errno : 0;
-}
-
-/* The PCI address of the open accel node's device, e.g. 0000:00:01.0. */
-static int accel_bdf(int fd, char *bdf, size_t len)
-{
-	char link[128], target[256];
-	struct stat st;
-	ssize_t n;
-
-	if (fstat(fd, &st))
-		return -errno;
-	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
-		 minor(st.st_rdev));
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return -errno;
-	target[n] = 0;
-	snprintf(bdf, len, "%s", basename(target));
-	return 0;
 }
 
 static int nop(int fd, uint32_t queue)
@@ -194,7 +174,7 @@ TEST_F_TIMEOUT(lifetime, unbind_with_job_in_flight, 60)
 	pthread_t thread;
 	struct bo out = { 0 };
 	char path[512];
-	int fd, ret, klog0;
+	int fd, ret, klog0, dmabuf, sync;
 
 	klog0 = klog_problems();
 	uring = param(self->fd, DRM_POLAR_ACCEL_PARAM_FEATURES) &
@@ -223,12 +203,23 @@ TEST_F_TIMEOUT(lifetime, unbind_with_job_in_flight, 60)
 		memcpy(sqe->cmd, &p, sizeof(p));
 		ASSERT_EQ(1, io_uring_submit(&ring));
 	}
+	/* The fence of the last job writing the BO, as an importer sees it. */
+	dmabuf = prime_export(self->fd, out.handle);
+	ASSERT_LE(0, dmabuf) TH_LOG("PRIME export: %d", dmabuf);
+	sync = export_sync_file(dmabuf, DMA_BUF_SYNC_READ);
+	ASSERT_LE(0, sync) TH_LOG("EXPORT_SYNC_FILE: %d", sync);
 	w.fd = self->fd;
 	ASSERT_EQ(0, pthread_create(&thread, NULL, wait_thread, &w));
 	sleep_ms(100);
 
 	ASSERT_EQ(0, file_write(PCI_DRV "/unbind", self->bdf));
 	ASSERT_EQ(0, pthread_join(thread, NULL));
+	/* Unbind leaves no fence unsignalled: done, or failed -ENODEV. */
+	ret = sync_file_status(sync);
+	EXPECT_TRUE(ret == 1 || ret == -ENODEV) TH_LOG("fence status %d", ret);
+	EXPECT_EQ(POLLIN, poll_now(dmabuf, POLLIN));
+	close(sync);
+	close(dmabuf);
 	EXPECT_TRUE(w.result == 0 || w.result == -ENODEV ||
 		    w.result == -1000 - ENODEV)
 		TH_LOG("WAIT across unbind: %d", w.result);

@@ -366,7 +366,7 @@ TEST_F_TIMEOUT(uring, submit_errors_arrive_as_cqe_res, 90)
 		case 0: p.queue = self->queues; break;
 		case 1: p.queue = 0xffffffff; break;
 		case 2: p.flags = 1; break;
-		case 3: p.pad = 1; break;
+		case 3: p.cmd_stride = 1; break;	/* below the struct */
 		case 4: p.rsvd[0] = 1; break;
 		case 5: p.rsvd[6] = 0x8000000000000000ull; break;
 		case 6: p.num_cmds = 0; break;
@@ -405,6 +405,38 @@ TEST_F_TIMEOUT(uring, submit_errors_arrive_as_cqe_res, 90)
 	EXPECT_EQ(0, run(self->fd, 0, &rc, 1));
 	bo_free(other, &foreign_bo);
 	close(other);
+	bo_free(self->fd, &out);
+}
+
+/*
+ * cmd_stride on the io_uring path: a larger command with a zero tail runs
+ * (its second command read at the stride), one with a non-zero tail gets
+ * -EINVAL as its CQE res.
+ */
+TEST_F(uring, cmd_stride_larger_commands)
+{
+	struct drm_polar_accel_uring_submit p = {
+		.num_cmds = 2, .cmd_stride = STRIDE_BIG,
+	};
+	uint64_t counters[2][POLAR_CIM_NUM_COUNTERS];
+	uint8_t buf[2 * STRIDE_BIG];
+	struct io_uring ring;
+	struct bo out = { 0 };
+
+	ASSERT_EQ(0, bo_new(self->fd, 4096, &out));
+	ASSERT_EQ(0, ring_init(&ring, 4));
+	p.cmds = (uintptr_t)buf;
+	memset(out.map, 0, 128);
+	stride_cmds(buf, STRIDE_BIG, out.handle, 0);
+	ASSERT_EQ(0, uring_prep(&ring, self->fd, &p, 1));
+	EXPECT_EQ(0, uring_run_one(&ring, 1));
+	memcpy(counters, out.map, sizeof(counters));
+	EXPECT_NE(0, counters[1][POLAR_CIM_CNT_COMMANDS])
+		TH_LOG("the second command did not run");
+	stride_cmds(buf, STRIDE_BIG, out.handle, 1);
+	ASSERT_EQ(0, uring_prep(&ring, self->fd, &p, 2));
+	EXPECT_EQ(-EINVAL, uring_run_one(&ring, 2));
+	io_uring_queue_exit(&ring);
 	bo_free(self->fd, &out);
 }
 

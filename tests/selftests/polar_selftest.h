@@ -9,6 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/dma-buf.h>
+#include <linux/sync_file.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -222,6 +225,63 @@ static inline void debugfs_path(int fd, const char *name, char *out, size_t len)
 		 base ? base + 1 : target, name);
 }
 
+/* The PCI address of the open accel node's device, e.g. 0000:00:01.0. */
+static inline int accel_bdf(int fd, char *bdf, size_t len)
+{
+	char link[128], target[256];
+	const char *base;
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st))
+		return -errno;
+	snprintf(link, sizeof(link), "/sys/class/accel/accel%u/device",
+		 minor(st.st_rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	snprintf(bdf, len, "%.63s", base ? base + 1 : target);
+	return 0;
+}
+
+/*
+ * The device coredump that reset number @reset of the device at PCI
+ * address @bdf made: 1 with the path of its data file (write to it to
+ * free the dump) in @data, or 0. Only that one is read: other dumps (the
+ * other chip's, earlier tests') are neither read nor freed.
+ */
+static inline int devcoredump_find(const char *bdf, uint64_t reset,
+				   char *data, size_t len)
+{
+	char cmd[512], line[4096], want[64], dir[300] = "";
+	int found = 0;
+	FILE *f;
+
+	snprintf(want, sizeof(want), "polar_accel coredump: reset %llu,",
+		 (unsigned long long)reset);
+	/* Each dump of this device: its directory, then its data. */
+	snprintf(cmd, sizeof(cmd),
+		 "for d in /sys/class/devcoredump/devcd*; do "
+		 "case $(readlink $d/failing_device) in */%s) "
+		 "echo \"dir $d\"; cat $d/data;; esac; done 2>/dev/null", bdf);
+	f = popen(cmd, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "dir ", 4)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(dir, sizeof(dir), "%.250s", line + 4);
+		} else if (!found && strstr(line, want)) {
+			found = 1;
+			snprintf(data, len, "%s/data", dir);
+		}
+	}
+	pclose(f);
+	return found;
+}
+
 static inline int debugfs_write(int fd, const char *name, const char *text)
 {
 	char path[512];
@@ -298,6 +358,71 @@ static inline void sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
+}
+
+/* ---- commands of another size (SUBMIT's cmd_stride) ----------------------- */
+
+/* Room for two commands of a future, larger struct. */
+#define STRIDE_BIG (sizeof(struct drm_polar_accel_cmd) + 24)
+
+/*
+ * Two READ_COUNTERS commands, @stride bytes apart in @buf, writing the
+ * first and the second 64 bytes of @out; their tails (beyond today's
+ * struct) zero, but for @tail_byte in the second one's last byte.
+ */
+static inline void stride_cmds(uint8_t *buf, size_t stride, uint32_t out,
+			       uint8_t tail_byte)
+{
+	struct drm_polar_accel_cmd c = { .opcode = POLAR_CIM_OP_READ_COUNTERS };
+	int k;
+
+	memset(buf, 0, 2 * stride);
+	for (k = 0; k < 2; k++) {
+		c.dst = (struct drm_polar_accel_buf){ out, 0, 64ull * k, 64 };
+		memcpy(buf + k * stride, &c, sizeof(c));
+	}
+	if (stride > sizeof(c))
+		buf[2 * stride - 1] = tail_byte;
+}
+
+/* ---- PRIME and the jobs' fences ----------------------------------------- */
+
+static inline int prime_export(int fd, uint32_t handle)
+{
+	struct drm_prime_handle p = {
+		.handle = handle,
+		.flags = DRM_CLOEXEC | DRM_RDWR,
+		.fd = -1,
+	};
+
+	return ioctl(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p) ? -errno : p.fd;
+}
+
+/* A sync_file of the fences a reader (DMA_BUF_SYNC_READ) must wait for. */
+static inline int export_sync_file(int dmabuf, uint32_t flags)
+{
+	struct dma_buf_export_sync_file e = { .flags = flags, .fd = -1 };
+
+	return ioctl(dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &e) ? -errno :
+	       e.fd;
+}
+
+/* poll() revents for @events right now (0: not ready). */
+static inline short poll_now(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	return poll(&p, 1, 0) == 1 ? p.revents : 0;
+}
+
+/* 1 signalled, 0 pending, a negative errno if signalled with an error. */
+static inline int sync_file_status(int fd)
+{
+	struct sync_file_info info = { 0 };
+
+	if (ioctl(fd, SYNC_IOC_FILE_INFO, &info))
+		return -1000 - errno;
+	return info.status;
 }
 
 #endif /* POLAR_SELFTEST_H */

@@ -20,8 +20,12 @@ extern "C" {
  * 3: WAIT's timeout_ns is an absolute CLOCK_MONOTONIC deadline; the
  * io_uring cmd_op is _IOWR-encoded; a CQE32 ring gets cmd_status;
  * the RECON param (the device's reconstruction).
+ * 4: jobs publish dma_fences in their BOs' reservations and honour other
+ * devices' fences there (FEATURE_IMPLICIT_FENCES; see SUBMIT); SUBMIT's
+ * and the uring payload's pad became cmd_stride, so that struct
+ * drm_polar_accel_cmd can grow.
  */
-#define DRM_POLAR_ACCEL_UAPI_VERSION	3
+#define DRM_POLAR_ACCEL_UAPI_VERSION	4
 
 #define DRM_POLAR_ACCEL_GET_PARAM	0x00
 #define DRM_POLAR_ACCEL_BO_CREATE	0x01
@@ -107,6 +111,7 @@ enum drm_polar_accel_param {
 /* Features a driver may have; userspace tests for them, not for versions. */
 #define DRM_POLAR_ACCEL_FEATURE_URING_CMD	(1ull << 0)
 #define DRM_POLAR_ACCEL_FEATURE_HANG_RECOVERY	(1ull << 1)
+#define DRM_POLAR_ACCEL_FEATURE_IMPLICIT_FENCES	(1ull << 2)
 
 /**
  * struct drm_polar_accel_get_param - read one device or driver parameter
@@ -128,7 +133,12 @@ struct drm_polar_accel_get_param {
  * @handle: out, the BO's handle in this file.
  *
  * BOs are shmem-backed; their pages are pinned and mapped for the device
- * from the first job that uses them until the BO is freed.
+ * from the first job that uses them until the BO is freed. Each job syncs
+ * the byte ranges its commands use (to the device at SUBMIT, the outputs
+ * back when it ends), so the CPU may read a job's outputs once WAIT or the
+ * CQE reports it ended, and must not touch those ranges while it runs.
+ * A BO exported with DRM_IOCTL_PRIME_HANDLE_TO_FD carries the fences of
+ * the jobs that use it (see SUBMIT).
  */
 struct drm_polar_accel_bo_create {
 	__u64 size;
@@ -186,7 +196,8 @@ struct drm_polar_accel_buf {
  * @dst: outputs (MATMUL: batch * out_dim * 4 bytes; READ_COUNTERS: 64
  *	bytes); unused otherwise (all zero).
  *
- * Fields a command does not use must be zero.
+ * Fields a command does not use must be zero. The struct may grow at its
+ * end: SUBMIT's cmd_stride tells the driver the size the caller knows.
  */
 struct drm_polar_accel_cmd {
 	__u8 opcode;
@@ -205,17 +216,44 @@ struct drm_polar_accel_cmd {
 	struct drm_polar_accel_buf dst;
 };
 
+/* sizeof(struct drm_polar_accel_cmd) in uapi 1 to 4. */
+#define DRM_POLAR_ACCEL_CMD_SIZE_V1	80
+/* The largest command stride SUBMIT accepts. */
+#define DRM_POLAR_ACCEL_MAX_CMD_STRIDE	4096
+
 /**
  * struct drm_polar_accel_submit - queue a job: commands run in order
  * @queue: in, 0..NUM_QUEUES-1.
  * @flags: in, must be zero.
  * @num_cmds: in, 1..MAX_CMDS.
- * @pad: must be zero.
- * @cmds: in, user pointer to num_cmds struct drm_polar_accel_cmd.
+ * @cmd_stride: in, bytes from one command to the next in @cmds: the size
+ *	of struct drm_polar_accel_cmd the caller was built with. 0 means
+ *	DRM_POLAR_ACCEL_CMD_SIZE_V1 (binaries from before the field, which
+ *	was zero padding); less than that, or more than
+ *	DRM_POLAR_ACCEL_MAX_CMD_STRIDE, gets -EINVAL. A command larger than
+ *	the driver's (a newer header) is accepted when its bytes beyond the
+ *	driver's struct are all zero, and refused with -EINVAL otherwise,
+ *	since it asks for something this driver does not know.
+ * @cmds: in, user pointer to num_cmds commands, @cmd_stride bytes apart.
  * @seqno: out, the job's sequence number, for WAIT.
  *
  * Every field and every buffer range is checked against the caller's BOs
- * before the device sees an address. SUBMIT returns 0 or:
+ * before the device sees an address.
+ *
+ * Fences (FEATURE_IMPLICIT_FENCES): each job has a dma_fence, signalled
+ * when the job ends, with the job's error if it failed (a hang, a reset's
+ * guilty job, a failed recovery, an unbind), so that none stays pending.
+ * It is added to the reservation of every BO the job names: as a write for
+ * a BO a command writes (dst), as a read otherwise. poll() on an exported
+ * dma-buf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE and other drivers importing the
+ * BO see it. Before the job reaches the device, SUBMIT (or the io_uring
+ * issue) waits, interruptibly, for the fences of other devices or drivers
+ * on those BOs (implicit sync: a BO read waits for their writes, a BO
+ * written for all their fences). Fences of this device's own jobs are not
+ * waited for: a queue runs its jobs in order, and jobs on different queues
+ * are ordered by their submitter (WAIT, CQEs), as without fences.
+ *
+ * SUBMIT returns 0 or:
  *
  * - -EINVAL: a bad field (unknown opcode or flag, nonzero padding, a
  *   dimension or batch out of range).
@@ -229,13 +267,14 @@ struct drm_polar_accel_cmd {
  * - -ENODEV: the device is gone (unbound).
  * - -EFAULT, -ENOMEM: as usual.
  * - -EINTR (or a transparent restart): a signal arrived while the ring
- *   was full and the job was not queued.
+ *   was full or another device's fence was pending, and the job was not
+ *   queued.
  */
 struct drm_polar_accel_submit {
 	__u32 queue;
 	__u32 flags;
 	__u32 num_cmds;
-	__u32 pad;
+	__u32 cmd_stride;
 	__u64 cmds;
 	__u64 seqno;
 };
@@ -304,15 +343,15 @@ struct drm_polar_accel_wait {
  * @queue: as struct drm_polar_accel_submit.
  * @flags: must be zero.
  * @num_cmds: as struct drm_polar_accel_submit.
- * @pad: must be zero.
- * @cmds: user pointer to num_cmds struct drm_polar_accel_cmd.
+ * @cmd_stride: as struct drm_polar_accel_submit.
+ * @cmds: user pointer to num_cmds commands, @cmd_stride bytes apart.
  * @rsvd: must be zero.
  */
 struct drm_polar_accel_uring_submit {
 	__u32 queue;
 	__u32 flags;
 	__u32 num_cmds;
-	__u32 pad;
+	__u32 cmd_stride;
 	__u64 cmds;
 	__u64 rsvd[7];
 };
