@@ -14,6 +14,7 @@ BOOKWORM_PKGS=(
 	seabios qemu-system-data
 	dataset-fashion-mnist
 	clang-14 libclang-rt-14-dev
+	libprotobuf-c-dev protobuf-c-compiler libonnx-dev
 )
 BACKPORTS_PKGS=(meson python3-pycotap)
 
