@@ -9,8 +9,10 @@ export BUILD
 CC ?= gcc
 WERROR ?= -Werror
 DRM_CFLAGS = $(shell pkg-config --cflags libdrm 2>/dev/null)
+# Code generated at build time (the ONNX protobuf reader) lives here.
+GEN = $(BUILD)/gen
 USER_CFLAGS = -std=c11 -O2 -g -Wall -Wextra $(WERROR) \
-	-Ihw -Iuapi -Ilib/include -Ilib/src -Iqemu-device $(DRM_CFLAGS)
+	-Ihw -Iuapi -Ilib/include -Ilib/src -Iqemu-device -I$(GEN) $(DRM_CFLAGS)
 
 KENV = $(BUILD)/kernel/env
 HARNESS = $(BUILD)/kernel-tools/.done
@@ -25,10 +27,16 @@ LIB_SONAME = libpolar-accel.so.0
 CIM_SRCS = qemu-device/cim_engine.c qemu-device/cim_firmware.c \
 	qemu-device/cim_command.c
 LIB_SRCS = $(wildcard lib/src/*.c) $(CIM_SRCS)
-LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS))
+# ONNX import reads models with protobuf-c code generated from the
+# onnx.proto that Debian's libonnx-dev ships (never copied here).
+ONNX_PROTO = /usr/include/onnx/onnx.proto
+ONNX_PB_H = $(GEN)/onnx/onnx.pb-c.h
+ONNX_PB_C = $(GEN)/onnx/onnx.pb-c.c
+ONNX_PB_OBJ = $(BUILD)/obj/pic/gen/onnx.pb-c.o
+LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS)) $(ONNX_PB_OBJ)
 LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
 # What the library itself links; static users add these after the archive.
-LIB_LIBS = -ldrm -luring -ljansson -lz -lpthread -lm
+LIB_LIBS = -ldrm -luring -ljansson -lprotobuf-c -lz -lpthread -lm
 LIB_A = $(BUILD)/lib/libpolar-accel.a
 LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
 	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h) \
@@ -116,6 +124,18 @@ driver-debug: debug-kernel
 $(BUILD)/obj/pic/%.o: %.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -fPIC -c $< -o $@
+
+$(ONNX_PB_C): $(ONNX_PB_H)
+$(ONNX_PB_H): $(ONNX_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) --proto_path=$(dir $(ONNX_PROTO)).. \
+		onnx/$(notdir $(ONNX_PROTO))
+
+$(ONNX_PB_OBJ): $(ONNX_PB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/obj/pic/lib/src/onnx.o: $(ONNX_PB_H)
 
 $(LIB_A): $(LIB_PIC_OBJS)
 	@mkdir -p $(dir $@)
