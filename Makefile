@@ -65,7 +65,7 @@ FWDIR ?= /lib/firmware
 VERSION = $(LIB_VERSION)
 DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 
-.PHONY: all run check mutate setup install kernel harness qemu driver lib tools unit \
+.PHONY: all run check check-onnx mutate setup install kernel harness qemu driver lib tools unit \
 	debug-kernel driver-debug check-debug check-swiotlb \
 	selftests initramfs lint checkpatch sparse clean distclean help \
 	firmware bench-engine bench-submit bench-overlap bench-lowrank
@@ -194,6 +194,12 @@ $(BENCH_SUBMIT): bench/bench_submit.c $(LIB_A) $(LIB_HDRS)
 
 unit: $(UNIT_TESTS)
 
+# The library side of the PyTorch client test (tests/onnx/).
+ONNX_FORWARD = $(BUILD)/tests/onnx/onnx_forward
+$(ONNX_FORWARD): tests/onnx/onnx_forward.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $< -o $@ $(LIB_A) $(LIB_LIBS)
+
 $(BUILD)/tests/selftests/%: tests/selftests/%.c $(LIB_A) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -Wno-sign-compare \
@@ -253,8 +259,15 @@ bench-lowrank: setup
 
 check: setup
 	@$(MAKE) --no-print-directory qemu firmware unit $(QTEST_DEVICE) \
-		$(DEVICE_FUZZ) $(BUILD)/initramfs-check.cpio.gz
+		$(DEVICE_FUZZ) $(ONNX_FORWARD) $(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
+
+# PyTorch models trained for a few minutes, exported to ONNX, against the
+# library's forward pass and polarized on the sim (tests/onnx/README.md);
+# make check runs its short form.
+check-onnx: setup
+	@$(MAKE) --no-print-directory $(ONNX_FORWARD) $(POLAR_TOOL) $(FIRMWARE)
+	@tests/onnx/onnx-client.sh
 
 # Not part of check (over an hour on this loaded machine): plants each bug of
 # tests/mutants/mutants.tsv in a copy of the tree under $(BUILD)/mutate and
