@@ -1210,6 +1210,14 @@ static int import(struct importer *im, const Onnx__ModelProto *mp)
 	if (g->n_output != 1)
 		return polar_fail(-EINVAL, "%s: the graph has %zu outputs, want 1",
 				  im->src, g->n_output);
+	/* proto2 leaves a string a file omits NULL. */
+	if (!g->output[0]->name || !g->output[0]->name[0])
+		return polar_fail(-EINVAL, "%s: the graph output has no name",
+				  im->src);
+	for (i = 0; i < g->n_input; i++)
+		if (!g->input[i]->name || !g->input[i]->name[0])
+			return polar_fail(-EINVAL, "%s: graph input %zu has no "
+					  "name", im->src, i);
 	im->output = g->output[0]->name;
 	nv = g->n_initializer + g->n_input;
 	for (i = 0; i < g->n_node; i++)

@@ -367,6 +367,21 @@ static void test_malformed(void)
 		    NULL);
 	ob_free(&b);
 
+	/*
+	 * Names proto2 leaves NULL when a file omits them (fuzz_onnx found
+	 * the graph input's): an error, not a NULL strcmp().
+	 */
+	ob_residual_cnn(&b, &p);
+	b.ins[0]->name = NULL;
+	check_error(parse(&b, "noname.onnx", &m), "noname.onnx: graph input 0",
+		    "no name");
+	ob_free(&b);
+	ob_residual_cnn(&b, &p);
+	b.outs[0]->name = NULL;
+	check_error(parse(&b, "noname.onnx", &m), "noname.onnx: the graph output",
+		    "no name");
+	ob_free(&b);
+
 	/* BatchNormalization after something it cannot fold into. */
 	ob_residual_cnn(&b, &p);
 	b.nodes[1]->input[0] = ob_str(&b, "x");
