@@ -458,7 +458,7 @@ static int visit(struct importer *im, size_t i)
 static void layer_name(struct importer *im, const Onnx__NodeProto *n,
 		       char *out, size_t len)
 {
-	const char *s = n->name ? n->name : "", *end;
+	const char *base = n->name ? n->name : "", *s = base, *end;
 	size_t j, o = 0;
 	unsigned int i;
 
@@ -473,7 +473,7 @@ static void layer_name(struct importer *im, const Onnx__NodeProto *n,
 	for (i = 0; o && i < im->m->nlayers; i++)
 		if (!strcmp(im->m->layers[i].name, out))
 			o = 0;
-	if (!o || (size_t)(end - (n->name ? n->name : "")) >= len)
+	if (!o || (size_t)(end - base) >= len)
 		snprintf(out, len, "%s%u", n->op_type, im->m->nlayers);
 	for (j = 0; out[j]; j++)
 		if (out[j] == ',' || out[j] == ' ')
