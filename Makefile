@@ -9,8 +9,10 @@ export BUILD
 CC ?= gcc
 WERROR ?= -Werror
 DRM_CFLAGS = $(shell pkg-config --cflags libdrm 2>/dev/null)
+# Code generated at build time (the ONNX protobuf reader) lives here.
+GEN = $(BUILD)/gen
 USER_CFLAGS = -std=c11 -O2 -g -Wall -Wextra $(WERROR) \
-	-Ihw -Iuapi -Ilib/include -Ilib/src -Iqemu-device $(DRM_CFLAGS)
+	-Ihw -Iuapi -Ilib/include -Ilib/src -Iqemu-device -I$(GEN) $(DRM_CFLAGS)
 
 KENV = $(BUILD)/kernel/env
 HARNESS = $(BUILD)/kernel-tools/.done
@@ -25,10 +27,16 @@ LIB_SONAME = libpolar-accel.so.0
 CIM_SRCS = qemu-device/cim_engine.c qemu-device/cim_firmware.c \
 	qemu-device/cim_command.c
 LIB_SRCS = $(wildcard lib/src/*.c) $(CIM_SRCS)
-LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS))
+# ONNX import reads models with protobuf-c code generated from the
+# onnx.proto that Debian's libonnx-dev ships (never copied here).
+ONNX_PROTO = /usr/include/onnx/onnx.proto
+ONNX_PB_H = $(GEN)/onnx/onnx.pb-c.h
+ONNX_PB_C = $(GEN)/onnx/onnx.pb-c.c
+ONNX_PB_OBJ = $(BUILD)/obj/pic/gen/onnx.pb-c.o
+LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS)) $(ONNX_PB_OBJ)
 LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
 # What the library itself links; static users add these after the archive.
-LIB_LIBS = -ldrm -luring -ljansson -lz -lpthread -lm
+LIB_LIBS = -ldrm -luring -ljansson -lprotobuf-c -lz -lpthread -lm
 LIB_A = $(BUILD)/lib/libpolar-accel.a
 LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
 	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h) \
@@ -57,7 +65,7 @@ FWDIR ?= /lib/firmware
 VERSION = $(LIB_VERSION)
 DKMS_SRC = $(DESTDIR)/usr/src/polar-accel-$(VERSION)
 
-.PHONY: all run check mutate setup install kernel harness qemu driver lib tools unit \
+.PHONY: all run check check-onnx mutate setup install kernel harness qemu driver lib tools unit \
 	debug-kernel driver-debug check-debug check-swiotlb \
 	selftests initramfs lint checkpatch sparse clean distclean help \
 	firmware bench-engine bench-submit bench-overlap bench-lowrank coverage abi-baseline
@@ -118,6 +126,18 @@ $(BUILD)/obj/pic/%.o: %.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -fPIC -c $< -o $@
 
+$(ONNX_PB_C): $(ONNX_PB_H)
+$(ONNX_PB_H): $(ONNX_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) --proto_path=$(dir $(ONNX_PROTO)).. \
+		onnx/$(notdir $(ONNX_PROTO))
+
+$(ONNX_PB_OBJ): $(ONNX_PB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/obj/pic/lib/src/onnx.o: $(ONNX_PB_H)
+
 $(LIB_A): $(LIB_PIC_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -174,6 +194,12 @@ $(BENCH_SUBMIT): bench/bench_submit.c $(LIB_A) $(LIB_HDRS)
 	$(CC) $(USER_CFLAGS) -static $< -o $@ $(LIB_A) $(LIB_LIBS)
 
 unit: $(UNIT_TESTS)
+
+# The library side of the PyTorch client test (tests/onnx/).
+ONNX_FORWARD = $(BUILD)/tests/onnx/onnx_forward
+$(ONNX_FORWARD): tests/onnx/onnx_forward.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $< -o $@ $(LIB_A) $(LIB_LIBS)
 
 $(BUILD)/tests/selftests/%: tests/selftests/%.c tests/unit/abi_cases.h $(LIB_A) $(HARNESS)
 	@mkdir -p $(dir $@)
@@ -234,12 +260,20 @@ bench-lowrank: setup
 
 check: setup
 	@$(MAKE) --no-print-directory qemu firmware unit unit-san lib \
-		$(QTEST_DEVICE) $(DEVICE_FUZZ) $(BUILD)/initramfs-check.cpio.gz
+		$(QTEST_DEVICE) $(DEVICE_FUZZ) $(ONNX_FORWARD) \
+		$(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh
 
 # After a deliberate, compatible change of the library's ABI (lib/abi/).
 abi-baseline: lib
 	@lib/abi/check-abi.sh --update $(LIB_SO)
+
+# PyTorch models trained for a few minutes, exported to ONNX, against the
+# library's forward pass and polarized on the sim (tests/onnx/README.md);
+# make check runs its short form.
+check-onnx: setup
+	@$(MAKE) --no-print-directory $(ONNX_FORWARD) $(POLAR_TOOL) $(FIRMWARE)
+	@tests/onnx/onnx-client.sh
 
 # Not part of check (over an hour on this loaded machine): plants each bug of
 # tests/mutants/mutants.tsv in a copy of the tree under $(BUILD)/mutate and

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Installs the Debian packages that the build, the VM and the tests need.
-# Idempotent: when every package is already installed it does nothing.
+# Installs the Debian packages that the build, the VM and the tests need,
+# and any bookworm packages named as arguments (tests/onnx/onnx-client.sh
+# asks for python3-torch this way). Idempotent: when every package is
+# already installed it does nothing.
 . "$(dirname "$0")/common.sh"
 
 BOOKWORM_PKGS=(
@@ -15,7 +17,9 @@ BOOKWORM_PKGS=(
 	dataset-fashion-mnist
 	clang-14 libclang-rt-14-dev
 	abigail-tools
+	libprotobuf-c-dev protobuf-c-compiler libonnx-dev
 )
+BOOKWORM_PKGS+=("$@")
 BACKPORTS_PKGS=(meson python3-pycotap)
 
 missing=()

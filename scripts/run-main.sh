@@ -12,6 +12,9 @@
 # reconstruction (codes; cells for the whole-cell model), POLAR_TEST test
 # images (10000, the whole split), POLAR_CALIB calibration images (512),
 # POLAR_EVAL_EXTRA more `polar eval` options (e.g. "--wfmt int4"),
+# POLAR_MODEL another model to evaluate instead of the CNN (a safetensors
+# file of polar train or an ONNX file, e.g. build/onnx/resnet_small.onnx
+# from make check-onnx),
 # POLAR_VM_SMP guest vCPUs (2: polar eval evaluates on one thread per
 # vCPU).
 set -euo pipefail
@@ -25,14 +28,17 @@ adc=${POLAR_ADC_BITS:-5}
 recon=${POLAR_RECON:-codes}
 ntest=${POLAR_TEST:-10000}
 ncalib=${POLAR_CALIB:-512}
-model=$BUILD/models/cnn.safetensors
+model=${POLAR_MODEL:-$BUILD/models/cnn.safetensors}
 reports=$BUILD/reports/run
 log=$BUILD/vm-run.log
 
 # Wall-clock seconds of the host's phases, printed at the end.
 t_start=$(date +%s)
 export LD_LIBRARY_PATH=$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-if [ ! -s "$model" ]; then
+if [ -n "${POLAR_MODEL:-}" ]; then
+	[ -s "$model" ] || { echo "run: POLAR_MODEL=$model: no such model" >&2; exit 1; }
+	echo "run: evaluating $model"
+elif [ ! -s "$model" ]; then
 	echo "run: training the CNN on the host (cached in $model)"
 	mkdir -p "$(dirname "$model")"
 	"$BUILD/bin/polar" train --arch cnn --out "$model.tmp"

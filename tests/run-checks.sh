@@ -8,14 +8,14 @@
 # should not have (tests/skips-allowed) counts as failed.
 #
 # CHECK_PARTS (default: all) runs only some parts, in this order:
-#   runner unit sanitize abi fuzz qtest vm iommu swiotlb packaging man tools lint
+#   runner unit sanitize abi fuzz qtest vm iommu swiotlb packaging man tools onnx lint
 # CHECK_UNIT (default: all) a space-separated list of unit test programs.
 # make mutate uses both to run the fastest part that should kill a mutant.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 cd "$TOP"
-parts=" ${CHECK_PARTS:-runner unit sanitize abi fuzz qtest vm iommu swiotlb packaging man tools lint} "
+parts=" ${CHECK_PARTS:-runner unit sanitize abi fuzz qtest vm iommu swiotlb packaging man tools onnx lint} "
 
 passed=0
 failed=0
@@ -203,6 +203,14 @@ tests/tools.sh >"$BUILD/tools-test.log" 2>&1
 tools_rc=$?
 cat "$BUILD/tools-test.log"
 suite_verdict "$BUILD/tools-test.log" "$tools_rc" "tests/tools.sh"
+fi
+
+if part onnx; then
+echo "== ONNX models from PyTorch, short form (tests/onnx/onnx-client.sh --short)"
+tests/onnx/onnx-client.sh --short >"$BUILD/onnx-client.log" 2>&1
+onnx_rc=$?
+cat "$BUILD/onnx-client.log"
+suite_verdict "$BUILD/onnx-client.log" "$onnx_rc" "tests/onnx/onnx-client.sh"
 fi
 
 if part lint; then

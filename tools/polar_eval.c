@@ -27,6 +27,7 @@
 #include "polar/data.h"
 #include "polar/model.h"
 #include "polar/nn.h"
+#include "polar/onnx.h"
 #include "polar/polar.h"
 #include "polar/qlayer.h"
 #include "polar/quant.h"
@@ -41,6 +42,7 @@ static const char *const method_names[NMETH] = {
 };
 
 #define MAXL POLAR_MODEL_MAX_LAYERS
+#define DEFAULT_METHODS "fp32,quant,svd,act,act-device,sensitivity"
 #define MAX_WORKERS 16		/* --threads */
 #define EVAL_BATCH 250		/* test images per forward call */
 #define MAX_FIT_ROWS 8192	/* im2col rows per conv layer for fitting */
@@ -121,6 +123,7 @@ struct ctx {
 	float *bc[NMETH][MAXL];	/* bias corrections (--intercept), or NULL */
 	enum method cur;
 	int use_host;		/* run the low-rank path in the hook */
+	int sens;		/* the model has gradients: fit sensitivity */
 	uint64_t host_flops;
 	double calib_s;
 	struct timing *t;	/* phases of this point */
@@ -436,11 +439,13 @@ static int gather_rows(const struct polar_layer *l, size_t n, const float *act,
 }
 
 /*
- * Runs layer i of m on n samples (act in -> out), chunked so that the
- * im2col scratch stays small; hook may be NULL.
+ * Runs layer i of m on n samples, chunked so that the im2col scratch stays
+ * small: its inputs are act[j + 1] for each layer j it reads (act[0], the
+ * images, for POLAR_LAYER_INPUT). hook may be NULL.
  */
-static int run_layer(struct ctx *c, unsigned int i, size_t n, const float *in,
-		     float *out, const struct polar_matmul_hook *hook)
+static int run_layer(struct ctx *c, unsigned int i, size_t n,
+		     float *const *act, float *out,
+		     const struct polar_matmul_hook *hook)
 {
 	const struct polar_layer *l = &c->m->layers[i];
 	size_t chunk = 64, s0, isz = polar_layer_in_size(l),
@@ -452,9 +457,13 @@ static int run_layer(struct ctx *c, unsigned int i, size_t n, const float *in,
 		return -ENOMEM;
 	for (s0 = 0; s0 < n && !ret; s0 += chunk) {
 		size_t b = n - s0 < chunk ? n - s0 : chunk;
+		const float *in[2] = {
+			act[l->input[0] + 1] + s0 * isz,
+			act[l->ninputs > 1 ? l->input[1] + 1 : 0] + s0 * isz,
+		};
 
-		ret = polar_layer_forward(c->m, i, b, in + s0 * isz,
-					  out + s0 * osz, scr, hook);
+		ret = polar_layer_forward_inputs(c->m, i, b, in,
+						 out + s0 * osz, scr, hook);
 	}
 	free(scr);
 	return ret;
@@ -584,43 +593,45 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 {
 	const struct opts *o = c->o;
 	struct polar_model *m = c->m;
-	size_t n = cal->count, insz = (size_t)m->in_c * m->in_h * m->in_w;
-	size_t maxact = insz;
-	float *fp_in = NULL, *fp_out = NULL, *pol_in = NULL, *pol_out = NULL;
+	size_t n = cal->count;
+	/*
+	 * Activations of the calibration images: fp[j + 1] (pol[j + 1]) is
+	 * layer j's output in the fp32 (polarized) network, fp[0] = pol[0]
+	 * the images. Each is freed after the last layer that reads it.
+	 */
+	float *fp[MAXL + 1] = { 0 }, *pol[MAXL + 1] = { 0 };
+	unsigned int last[MAXL], i, k;
 	double *fisher[MAXL] = { 0 };
 	struct polar_matmul_hook hook = { hook_matmul, c };
-	unsigned int i;
 	struct bar bar;
 	double t0 = now_s();
 	int ret = 0;
 
 	for (i = 0; i < m->nlayers; i++)
-		if (polar_layer_out_size(&m->layers[i]) > maxact)
-			maxact = polar_layer_out_size(&m->layers[i]);
-	fp_in = malloc(sizeof(float) * n * maxact);
-	fp_out = malloc(sizeof(float) * n * maxact);
-	pol_in = malloc(sizeof(float) * n * maxact);
-	pol_out = malloc(sizeof(float) * n * maxact);
-	if (!fp_in || !fp_out || !pol_in || !pol_out) {
-		ret = -ENOMEM;
-		fprintf(stderr, "polar eval: out of memory\n");
-		goto out;
-	}
+		last[i] = i;
+	for (i = 0; i < m->nlayers; i++)
+		for (k = 0; k < m->layers[i].ninputs; k++)
+			if (m->layers[i].input[k] >= 0)
+				last[m->layers[i].input[k]] = i;
+	fp[0] = pol[0] = cal->images;
 	c->t_mark = t0;
-	bar_start(&bar, "sensitivity (Fisher)");
-	ret = polar_calib_output_fisher_full(m, n, cal->images, cal->labels,
-					     fisher);
-	bar_done(&bar, 1);
+	if (c->sens) {
+		bar_start(&bar, "sensitivity (Fisher)");
+		ret = polar_calib_output_fisher_full(m, n, cal->images,
+						     cal->labels, fisher);
+		bar_done(&bar, 1);
+	}
 	phase_end(c, PH_FISHER);
 	if (ret) {
 		die("fisher");
 		goto out;
 	}
-	memcpy(fp_in, cal->images, sizeof(float) * n * insz);
-	memcpy(pol_in, cal->images, sizeof(float) * n * insz);
 
 	for (i = 0; i < m->nlayers && !ret; i++) {
 		const struct polar_layer *l = &m->layers[i];
+		const float *fp_in = fp[l->input[0] + 1],
+			    *pol_in = pol[l->input[0] + 1];
+		float *fp_out, *pol_out = NULL;
 		size_t isz = polar_layer_in_size(l), total, S, Sfs, j;
 		uint32_t in = l->cols, out = l->rows, r = layer_rank(o, l);
 		struct polar_qlayer_desc d = { 0 };
@@ -635,10 +646,20 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		enum polar_xfmt xf = i == first_weighted(m) ? o->first_xfmt :
 				     o->xfmt;
 
+		fp_out = fp[i + 1] = malloc(sizeof(float) * n *
+					    polar_layer_out_size(l));
+		if (c->sens)
+			pol_out = pol[i + 1] = malloc(sizeof(float) * n *
+						      polar_layer_out_size(l));
+		if (!fp_out || (c->sens && !pol_out)) {
+			ret = -ENOMEM;
+			fprintf(stderr, "polar eval: out of memory\n");
+			break;
+		}
 		if (!o->on_device[i]) {
-			ret = run_layer(c, i, n, fp_in, fp_out, NULL);
-			if (!ret)
-				ret = run_layer(c, i, n, pol_in, pol_out, NULL);
+			ret = run_layer(c, i, n, fp, fp_out, NULL);
+			if (!ret && c->sens)
+				ret = run_layer(c, i, n, pol, pol_out, NULL);
 			goto next;
 		}
 		snprintf(label, sizeof(label), "calibrate %s", l->name);
@@ -767,7 +788,17 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		bar_update(&bar, 4, 6);
 		phase_end(c, PH_ACTDEV);
 
-		/* sensitivity: polarized inputs, fp32 targets, Fisher weights */
+		/*
+		 * sensitivity: polarized inputs, fp32 targets, Fisher weights;
+		 * only where the model has gradients (c->sens).
+		 */
+		if (!c->sens) {
+			ret = run_layer(c, i, n, fp, fp_out, NULL);
+			if (ret)
+				die(l->name);
+			bar_done(&bar, 6);
+			goto layer_out;
+		}
 		ret = gather_rows(l, n, pol_in, S, Xp);
 		if (!ret)
 			ret = polar_qlayer_forward(c->ql[i], (uint32_t)S, Xp, Yd,
@@ -815,14 +846,14 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		phase_end(c, PH_SENS);
 
 		/* Propagate: fp32 through fp32, polarized through the device. */
-		ret = run_layer(c, i, n, fp_in, fp_out, NULL);
+		ret = run_layer(c, i, n, fp, fp_out, NULL);
 		if (!ret)
 			ret = polar_qlayer_set_lowrank(c->ql[i], r, c->A[M_SENS][i],
 						       c->B[M_SENS][i]);
 		c->use_host = 1;
 		c->cur = M_SENS;
 		if (!ret)
-			ret = run_layer(c, i, n, pol_in, pol_out, &hook);
+			ret = run_layer(c, i, n, pol, pol_out, &hook);
 		c->use_host = 0;
 		if (ret)
 			die(l->name);
@@ -841,24 +872,20 @@ layer_out:
 		free(mr);
 next:
 		phase_end(c, PH_PROPAGATE);
-		if (!ret) {
-			float *t = fp_in;
-
-			fp_in = fp_out;
-			fp_out = t;
-			t = pol_in;
-			pol_in = pol_out;
-			pol_out = t;
-		}
+		for (k = 0; k <= i; k++)
+			if (last[k] == i) {
+				free(fp[k + 1]);
+				free(pol[k + 1]);
+				fp[k + 1] = pol[k + 1] = NULL;
+			}
 	}
 	c->host_flops = 0;
 out:
-	for (i = 0; i < MAXL; i++)
+	for (i = 0; i < MAXL; i++) {
 		free(fisher[i]);
-	free(fp_in);
-	free(fp_out);
-	free(pol_in);
-	free(pol_out);
+		free(fp[i + 1]);
+		free(pol[i + 1]);
+	}
 	c->calib_s = now_s() - t0;
 	return ret;
 }
@@ -1231,7 +1258,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		o->threads = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS :
 			     (uint32_t)ncpu;
 	}
-	o->methods = "fp32,quant,svd,act,act-device,sensitivity";
+	o->methods = DEFAULT_METHODS;
 	o->adc_pct = 99.99;
 	/*
 	 * 4-bit inputs: clipping the rare largest activations buys finer
@@ -1471,6 +1498,7 @@ static int run_point(const struct opts *o, struct polar_model *m,
 
 	c.o = o;
 	c.m = m;
+	c.sens = polar_model_is_chain(m);
 	c.t = &pt->t;
 	c.t_mark = now_s();
 	ret = open_device(&c, pt->sigma, pt->adc_bits);
@@ -1803,12 +1831,35 @@ static int load_all(struct opts *o, struct polar_model *m,
 		    struct polar_dataset *train, struct polar_dataset *test,
 		    struct polar_dataset *cal)
 {
-	if (polar_model_load(m, o->model))
+	size_t len = strlen(o->model);
+	uint64_t want, have;
+
+	if (len > 5 && !strcmp(o->model + len - 5, ".onnx") ?
+	    polar_model_load_onnx(m, o->model, NULL) :
+	    polar_model_load(m, o->model))
 		return die("model");
 	if (resolve_device_layers(o, m))
 		return 1;
 	if (polar_fashion_mnist_load(o->data, train, test))
 		return die("data");
+	/* A model on [N, F] inputs takes the images flattened. */
+	want = (uint64_t)m->in_c * m->in_h * m->in_w;
+	have = (uint64_t)train->channels * train->rows * train->cols;
+	if (want != have || (m->in_h > 1 && (m->in_c != train->channels ||
+					    m->in_h != train->rows))) {
+		fprintf(stderr, "polar eval: %s takes %ux%ux%u inputs, the data "
+			"set has %ux%ux%u images\n", o->model, m->in_c, m->in_h,
+			m->in_w, train->channels, train->rows, train->cols);
+		return 1;
+	}
+	if (m->classes < train->classes) {
+		fprintf(stderr, "polar eval: %s has %u outputs, the data set %u "
+			"classes\n", o->model, m->classes, train->classes);
+		return 1;
+	}
+	if (polar_dataset_preprocess(train, &m->pre) ||
+	    polar_dataset_preprocess(test, &m->pre))
+		return die("preprocess");
 	if (calib_subset(train, o->calib, cal)) {
 		fprintf(stderr, "polar eval: out of memory\n");
 		return 1;
@@ -1832,6 +1883,20 @@ int polar_cmd_eval(int argc, char **argv)
 		return 2;
 	if (load_all(&o, &m, &train, &test, &cal))
 		goto out;
+	if (want[M_SENS] && !polar_model_is_chain(&m)) {
+		/*
+		 * Its Fisher needs the model's gradient, which the library
+		 * computes for chains of the built-in layer types only.
+		 */
+		if (strcmp(o.methods, DEFAULT_METHODS)) {
+			fprintf(stderr, "polar eval: --methods sensitivity: %s\n",
+				polar_errmsg());
+			goto out;
+		}
+		fprintf(stderr, "polar eval: no sensitivity method for %s (%s)\n",
+			o.model, polar_errmsg());
+		want[M_SENS] = 0;
+	}
 	pt.t.load = now_s() - t0;
 	th = head(&test, o.test);
 	pt.sigma = o.sigma_static;
@@ -1944,6 +2009,11 @@ int polar_cmd_calibrate(int argc, char **argv)
 	polar_tensors_init(&ts);
 	if (load_all(&o, &m, &train, &test, &cal))
 		goto out;
+	if (o.save_method == M_SENS && !polar_model_is_chain(&m)) {
+		fprintf(stderr, "polar calibrate: no sensitivity factors for %s "
+			"(%s): saving act-device's\n", o.model, polar_errmsg());
+		o.save_method = M_ACTDEV;
+	}
 	pt.sigma = o.sigma_static;
 	pt.adc_bits = o.adc_bits;
 	if (run_point(&o, &m, &cal, &test, want, &pt, &c))

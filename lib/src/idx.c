@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,53 @@ void polar_dataset_free(struct polar_dataset *d)
 	free(d->images);
 	free(d->labels);
 	memset(d, 0, sizeof(*d));
+}
+
+int polar_dataset_preprocess(struct polar_dataset *d,
+			     const struct polar_preprocess *p)
+{
+	size_t plane, k, j;
+	uint32_t c, i;
+	int identity;
+
+	polar_clear_error();
+	POLAR_NONNULL(__func__, d);
+	POLAR_NONNULL(__func__, p);
+	if (p->channels && p->channels != d->channels)
+		return polar_fail(-EINVAL, "%s: preprocessing for %u channels, "
+				  "the images have %u", __func__, p->channels,
+				  d->channels);
+	if (p->channels > POLAR_PRE_MAX_CHANNELS)
+		return polar_fail(-EINVAL, "%s: %u channels, at most %d",
+				  __func__, p->channels, POLAR_PRE_MAX_CHANNELS);
+	if (!isfinite(p->pixel_scale) || p->pixel_scale == 0.0f)
+		return polar_fail(-EINVAL, "%s: pixel_scale %g", __func__,
+				  (double)p->pixel_scale);
+	identity = p->pixel_scale == 1.0f / 255.0f;
+	for (i = 0; i < p->channels; i++) {
+		if (!isfinite(p->mean[i]) || !isfinite(p->std[i]) ||
+		    p->std[i] == 0.0f)
+			return polar_fail(-EINVAL, "%s: channel %u has mean %g "
+					  "and std %g", __func__, i,
+					  (double)p->mean[i],
+					  (double)p->std[i]);
+		identity &= p->mean[i] == 0.0f && p->std[i] == 1.0f;
+	}
+	/* The images already are pixels / 255: ToTensor changes no bit. */
+	if (identity)
+		return 0;
+	plane = (size_t)d->rows * d->cols;
+	for (k = 0; k < d->count; k++)
+		for (c = 0; c < d->channels; c++) {
+			float *x = d->images + (k * d->channels + c) * plane;
+			float scale = p->pixel_scale * 255.0f;
+			float mean = p->channels ? p->mean[c] : 0.0f;
+			float std = p->channels ? p->std[c] : 1.0f;
+
+			for (j = 0; j < plane; j++)
+				x[j] = (x[j] * scale - mean) / std;
+		}
+	return 0;
 }
 
 static int load_part(const char *dir, const char *prefix,

@@ -322,6 +322,7 @@ int polar_model_init(struct polar_model *m, const char *arch, uint32_t c,
 	m->in_c = c;
 	m->in_h = h;
 	m->in_w = w;
+	m->pre.pixel_scale = 1.0f / 255.0f;
 	return 0;
 }
 
@@ -342,6 +343,10 @@ static struct polar_layer *add_layer(struct polar_model *m,
 	memset(l, 0, sizeof(*l));
 	l->type = type;
 	strcpy(l->name, name);
+	l->stride = 1;
+	l->ninputs = 1;
+	l->input[0] = (int32_t)m->nlayers - 1;
+	l->input[1] = POLAR_LAYER_INPUT;
 	if (m->nlayers) {
 		prev = &m->layers[m->nlayers - 1];
 		l->in_c = prev->out_c;
@@ -675,11 +680,15 @@ int polar_model_load(struct polar_model *m, const char *path)
 
 /* --- layers, forward ------------------------------------------------------ */
 
-/* The kernel columns kx with 0 <= ox + kx - pad < in_w: [*lo, *hi). */
+/*
+ * The kernel columns kx with 0 <= ox * stride + kx - pad < in_w:
+ * [*lo, *hi).
+ */
 static void kx_range(const struct polar_layer *l, uint32_t ox, uint32_t *lo,
 		     uint32_t *hi)
 {
-	long a = (long)l->pad - ox, b = (long)l->in_w + l->pad - ox;
+	long x0 = (long)ox * l->stride;
+	long a = (long)l->pad - x0, b = (long)l->in_w + l->pad - x0;
 
 	*lo = a < 0 ? 0 : (uint32_t)a;
 	*hi = b > (long)l->kernel ? l->kernel : b < 0 ? 0 : (uint32_t)b;
@@ -714,7 +723,8 @@ void polar_conv2d_im2col(const struct polar_layer *l, size_t n,
 				kx_range(l, ox, &lo, &hi);
 				for (c = 0; c < l->in_c; c++) {
 					for (ky = 0; ky < k; ky++, r += k) {
-						long iy = (long)oy + ky - l->pad;
+						long iy = (long)oy * l->stride +
+							  ky - l->pad;
 						const float *src;
 
 						if (iy < 0 || iy >= l->in_h) {
@@ -723,7 +733,8 @@ void polar_conv2d_im2col(const struct polar_layer *l, size_t n,
 							continue;
 						}
 						src = xs + c * plane + iy * l->in_w +
-							((long)ox + lo - l->pad);
+							((long)ox * l->stride +
+							 lo - l->pad);
 						if (lo)
 							memset(r, 0,
 							       lo * sizeof(float));
@@ -759,13 +770,15 @@ static void conv2d_col2im(const struct polar_layer *l, size_t n,
 				kx_range(l, ox, &lo, &hi);
 				for (c = 0; c < l->in_c; c++) {
 					for (ky = 0; ky < k; ky++, r += k) {
-						long iy = (long)oy + ky - l->pad;
+						long iy = (long)oy * l->stride +
+							  ky - l->pad;
 						float *dst;
 
 						if (iy < 0 || iy >= l->in_h)
 							continue;
 						dst = xs + c * plane + iy * l->in_w +
-							((long)ox + lo - l->pad);
+							((long)ox * l->stride +
+							 lo - l->pad);
 						for (kx = lo; kx < hi; kx++)
 							dst[kx - lo] += r[kx];
 					}
@@ -855,9 +868,81 @@ static void relu_bwd(const float *y, const float *dy, float *dx, size_t n)
  * matrix and tmp (conv: n * pos * rows) the position-major product; idx
  * (maxpool, may be NULL) records which input each output came from.
  */
+/*
+ * Max or average over each window of a maxpool or avgpool layer; padding
+ * cells never win a max and count in an average only with count_pad.
+ */
+static void pool_fwd(const struct polar_layer *l, size_t n, const float *x,
+		     float *y)
+{
+	size_t insz = polar_layer_in_size(l), outsz = polar_layer_out_size(l);
+	size_t s;
+	uint32_t c, oy, ox, ky, kx;
+
+	for (s = 0; s < n; s++)
+		for (c = 0; c < l->in_c; c++) {
+			const float *xc = x + s * insz +
+					  (size_t)c * l->in_h * l->in_w;
+			float *yc = y + s * outsz +
+				    (size_t)c * l->out_h * l->out_w;
+
+			for (oy = 0; oy < l->out_h; oy++)
+				for (ox = 0; ox < l->out_w; ox++) {
+					long y0 = (long)oy * l->stride - l->pad;
+					long x0 = (long)ox * l->stride - l->pad;
+					float best = -INFINITY, sum = 0.0f;
+					uint32_t cells = 0;
+
+					for (ky = 0; ky < l->kernel; ky++) {
+						long iy = y0 + ky;
+
+						if (iy < 0 || iy >= l->in_h)
+							continue;
+						for (kx = 0; kx < l->kernel; kx++) {
+							long ix = x0 + kx;
+							float v;
+
+							if (ix < 0 || ix >= l->in_w)
+								continue;
+							v = xc[iy * l->in_w + ix];
+							best = v > best ? v : best;
+							sum += v;
+							cells++;
+						}
+					}
+					if (l->type == POLAR_LAYER_MAXPOOL)
+						yc[oy * l->out_w + ox] = best;
+					else
+						yc[oy * l->out_w + ox] = sum /
+							(float)(l->count_pad ?
+								l->kernel * l->kernel :
+								cells);
+				}
+		}
+}
+
+static void softmax_fwd(size_t n, size_t len, const float *x, float *y)
+{
+	size_t s, j;
+
+	for (s = 0; s < n; s++, x += len, y += len) {
+		float mx = x[0], sum = 0.0f;
+
+		for (j = 1; j < len; j++)
+			mx = x[j] > mx ? x[j] : mx;
+		for (j = 0; j < len; j++) {
+			y[j] = expf(x[j] - mx);
+			sum += y[j];
+		}
+		for (j = 0; j < len; j++)
+			y[j] /= sum;
+	}
+}
+
 static int layer_fwd(const struct polar_model *m, unsigned int i, size_t n,
-		     const float *x, float *y, float *cols, float *tmp,
-		     uint32_t *idx, const struct polar_matmul_hook *hook)
+		     const float *x, const float *x2, float *y, float *cols,
+		     float *tmp, uint32_t *idx,
+		     const struct polar_matmul_hook *hook)
 {
 	const struct polar_layer *l = &m->layers[i];
 	size_t insz = polar_layer_in_size(l), outsz = polar_layer_out_size(l);
@@ -918,29 +1003,74 @@ static int layer_fwd(const struct polar_model *m, unsigned int i, size_t n,
 								(best - s * insz);
 					}
 		return 0;
+	case POLAR_LAYER_MAXPOOL:
+	case POLAR_LAYER_AVGPOOL:
+		pool_fwd(l, n, x, y);
+		return 0;
+	case POLAR_LAYER_GLOBAL_AVGPOOL:
+		for (s = 0; s < n; s++)
+			for (c = 0; c < l->in_c; c++) {
+				const float *xc = x + s * insz +
+						  (size_t)c * l->in_h * l->in_w;
+				size_t plane = (size_t)l->in_h * l->in_w;
+				float sum = 0.0f;
+
+				for (j = 0; j < plane; j++)
+					sum += xc[j];
+				y[s * outsz + c] = sum / (float)plane;
+			}
+		return 0;
+	case POLAR_LAYER_ADD:
+		for (j = 0; j < n * outsz; j++)
+			y[j] = x[j] + x2[j];
+		return 0;
+	case POLAR_LAYER_SOFTMAX:
+		softmax_fwd(n, outsz, x, y);
+		return 0;
 	}
 	return polar_fail(-EINVAL, "%s: layer %u has unknown type %d",
 			  m->arch, i, (int)l->type);
+}
+
+int polar_layer_forward_inputs(const struct polar_model *m,
+			       unsigned int layer, size_t n,
+			       const float *const *in, float *y,
+			       float *scratch,
+			       const struct polar_matmul_hook *hook)
+{
+	const struct polar_layer *l;
+
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, in);
+	POLAR_NONNULL(__func__, y);
+	if (layer >= m->nlayers)
+		return polar_fail(-EINVAL, "%s: no layer %u", m->arch, layer);
+	l = &m->layers[layer];
+	if (!in[0] || (l->ninputs > 1 && !in[1]))
+		return polar_fail(-EINVAL, "%s: in[%d] is NULL", __func__,
+				  in[0] ? 1 : 0);
+	if (!scratch && l->type == POLAR_LAYER_CONV2D)
+		return polar_fail(-EINVAL, "%s: scratch is NULL for conv2d "
+				  "layer %u", __func__, layer);
+	return layer_fwd(m, layer, n, in[0], l->ninputs > 1 ? in[1] : NULL, y,
+			 scratch,
+			 scratch ? scratch + n * l->out_h * l->out_w * l->cols :
+			 NULL, NULL, hook);
 }
 
 int polar_layer_forward(const struct polar_model *m, unsigned int layer,
 			size_t n, const float *x, float *y, float *scratch,
 			const struct polar_matmul_hook *hook)
 {
-	const struct polar_layer *l;
-
 	POLAR_NONNULL(__func__, m);
 	POLAR_NONNULL(__func__, x);
 	POLAR_NONNULL(__func__, y);
-	if (layer >= m->nlayers)
-		return polar_fail(-EINVAL, "%s: no layer %u", m->arch, layer);
-	l = &m->layers[layer];
-	if (!scratch && l->type == POLAR_LAYER_CONV2D)
-		return polar_fail(-EINVAL, "%s: scratch is NULL for conv2d "
-				  "layer %u", __func__, layer);
-	return layer_fwd(m, layer, n, x, y, scratch,
-			 scratch ? scratch + n * l->out_h * l->out_w * l->cols :
-			 NULL, NULL, hook);
+	if (layer < m->nlayers && m->layers[layer].ninputs > 1)
+		return polar_fail(-EINVAL, "%s: layer %u (%s) reads %u inputs: "
+				  "use polar_layer_forward_inputs()", m->arch,
+				  layer, m->layers[layer].name,
+				  m->layers[layer].ninputs);
+	return polar_layer_forward_inputs(m, layer, n, &x, y, scratch, hook);
 }
 
 static size_t max_act(const struct polar_model *m)
@@ -954,6 +1084,71 @@ static size_t max_act(const struct polar_model *m)
 	return mx;
 }
 
+int polar_model_is_chain(const struct polar_model *m)
+{
+	unsigned int i;
+
+	if (!m) {
+		polar_null_arg(__func__, "m");
+		return 0;
+	}
+	for (i = 0; i < m->nlayers; i++) {
+		const struct polar_layer *l = &m->layers[i];
+		int ok;
+
+		switch (l->type) {
+		case POLAR_LAYER_CONV2D:
+			ok = l->stride == 1;
+			break;
+		case POLAR_LAYER_LINEAR:
+		case POLAR_LAYER_RELU:
+		case POLAR_LAYER_MAXPOOL2:
+			ok = 1;
+			break;
+		default:
+			ok = 0;
+		}
+		if (!ok || l->ninputs != 1 || l->input[0] != (int32_t)i - 1) {
+			polar_fail(-EOPNOTSUPP, "%s: layer %u (%s) is not part "
+				   "of a chain of stride-1 conv2d, linear, relu "
+				   "and maxpool2 layers", m->arch, i, l->name);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Which of nslots activation buffers each layer's output goes to: a
+ * buffer is free again after the last layer that reads it, so a chain
+ * needs two and a residual block three.
+ */
+static unsigned int plan_slots(const struct polar_model *m,
+			       unsigned int *slot)
+{
+	unsigned int last[POLAR_MODEL_MAX_LAYERS], i, k, nslots = 0;
+	uint64_t busy = 0;
+
+	for (i = 0; i < m->nlayers; i++)
+		last[i] = i;
+	for (i = 0; i < m->nlayers; i++)
+		for (k = 0; k < m->layers[i].ninputs; k++)
+			if (m->layers[i].input[k] >= 0)
+				last[m->layers[i].input[k]] = i;
+	for (i = 0; i < m->nlayers; i++) {
+		for (k = 0; busy >> k & 1; k++)
+			;
+		slot[i] = k;
+		busy |= UINT64_C(1) << k;
+		if (k + 1 > nslots)
+			nslots = k + 1;
+		for (k = 0; k <= i; k++)
+			if (last[k] == i)
+				busy &= ~(UINT64_C(1) << slot[k]);
+	}
+	return nslots;
+}
+
 #define FWD_CHUNK 256
 
 int polar_model_forward(const struct polar_model *m, size_t n,
@@ -961,8 +1156,8 @@ int polar_model_forward(const struct polar_model *m, size_t n,
 			const struct polar_matmul_hook *hook)
 {
 	size_t act, scr = 0, insz, done, chunk;
-	float *buf[2], *scratch;
-	unsigned int i;
+	unsigned int slot[POLAR_MODEL_MAX_LAYERS], nslots, i, k;
+	float *buf[POLAR_MODEL_MAX_LAYERS] = { 0 }, *scratch;
 	int ret = 0;
 
 	POLAR_NONNULL(__func__, m);
@@ -975,31 +1170,38 @@ int polar_model_forward(const struct polar_model *m, size_t n,
 	for (i = 0; i < m->nlayers; i++)
 		if (polar_layer_scratch_size(&m->layers[i], 1) > scr)
 			scr = polar_layer_scratch_size(&m->layers[i], 1);
+	nslots = plan_slots(m, slot);
 	chunk = n < FWD_CHUNK ? n : FWD_CHUNK;
-	buf[0] = malloc(chunk * act * sizeof(float) + 64);
-	buf[1] = malloc(chunk * act * sizeof(float) + 64);
 	scratch = malloc(chunk * scr * sizeof(float) + 64);
-	if (!buf[0] || !buf[1] || !scratch) {
+	ret = scratch ? 0 : -ENOMEM;
+	for (k = 0; k < nslots && !ret; k++) {
+		buf[k] = malloc(chunk * act * sizeof(float) + 64);
+		ret = buf[k] ? 0 : -ENOMEM;
+	}
+	if (ret) {
 		ret = polar_fail(-ENOMEM, "%s: out of memory", m->arch);
 		goto out;
 	}
 	insz = (size_t)m->in_c * m->in_h * m->in_w;
 	for (done = 0; done < n && !ret; done += chunk) {
 		size_t b = n - done < chunk ? n - done : chunk;
-		const float *in = x + done * insz;
 
 		for (i = 0; i < m->nlayers && !ret; i++) {
+			const struct polar_layer *l = &m->layers[i];
 			float *out = i + 1 == m->nlayers ?
-				logits + done * m->classes : buf[i & 1];
+				logits + done * m->classes : buf[slot[i]];
+			const float *in[2];
 
-			ret = polar_layer_forward(m, i, b, in, out, scratch,
-						  hook);
-			in = out;
+			for (k = 0; k < l->ninputs; k++)
+				in[k] = l->input[k] < 0 ? x + done * insz :
+					buf[slot[l->input[k]]];
+			ret = polar_layer_forward_inputs(m, i, b, in, out,
+							 scratch, hook);
 		}
 	}
 out:
-	free(buf[0]);
-	free(buf[1]);
+	for (k = 0; k < nslots; k++)
+		free(buf[k]);
 	free(scratch);
 	return ret;
 }
@@ -1266,6 +1468,9 @@ static void layer_bwd(const struct polar_model *m, unsigned int i,
 						dy[s * outsz + j];
 		}
 		return;
+	default:
+		/* polar_model_is_chain() keeps other layers out. */
+		return;
 	}
 }
 
@@ -1284,7 +1489,7 @@ static int ws_grad(const struct polar_model *m, struct nn_ws *ws, size_t n,
 	if (!n)
 		goto done;
 	for (i = 0; i < L; i++) {
-		ret = layer_fwd(m, i, n, in, ws->act[i + 1], ws->cols[i],
+		ret = layer_fwd(m, i, n, in, NULL, ws->act[i + 1], ws->cols[i],
 				ws->tmp, ws->idx[i], NULL);
 		if (ret)
 			return ret;
@@ -1344,6 +1549,8 @@ int polar_model_grad(const struct polar_model *m, size_t n, const float *x,
 	if (!m->params)
 		return polar_fail(-EINVAL, "%s: model has no parameters",
 				  m->arch);
+	if (!polar_model_is_chain(m))
+		return -EOPNOTSUPP;
 	ws = ws_alloc(m, n ? n : 1);
 	if (!ws)
 		return -ENOMEM;
@@ -1477,6 +1684,8 @@ int polar_model_train(struct polar_model *m, const struct polar_dataset *d,
 	POLAR_NONNULL(__func__, m);
 	POLAR_NONNULL(__func__, d);
 	POLAR_NONNULL(__func__, opts);
+	if (!polar_model_is_chain(m))
+		return -EOPNOTSUPP;
 	epochs = opts->epochs ? opts->epochs : 5;
 	bs = opts->batch ? opts->batch : 64;
 	lr0 = opts->lr > 0.0f ? opts->lr : 2e-3f;

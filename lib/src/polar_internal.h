@@ -32,6 +32,11 @@ void polar_clear_error(void);
  * checks its pointers before it uses them, and the message names the one
  * that was wrong.
  */
+/*
+ * Reads the whole file at path into *buf (malloc'd, *len bytes); -errno
+ * with a message naming the file.
+ */
+int polar_read_file(const char *path, void **buf, size_t *len);
 int polar_null_arg(const char *fn, const char *arg);
 #define POLAR_NONNULL(fn, p)						\
 	do {								\

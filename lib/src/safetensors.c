@@ -528,45 +528,17 @@ out:
 
 int polar_tensors_load(const char *path, struct polar_tensors *ts)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0, cap = 0, n;
-	FILE *f;
+	void *buf;
+	size_t len;
 	int ret;
 
 	polar_clear_error();
 	POLAR_NONNULL(__func__, ts);
 	polar_tensors_init(ts);
 	POLAR_NONNULL(__func__, path);
-	f = fopen(path, "rb");
-	if (!f)
-		return polar_fail(-errno, "%s: cannot open: %s", path,
-				  strerror(errno));
-	for (;;) {
-		if (len == cap) {
-			uint8_t *nb;
-
-			cap = cap ? cap * 2 : 1 << 20;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return polar_fail(-ENOMEM, "%s: out of memory",
-						  path);
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		ret = polar_fail(-EIO, "%s: read error", path);
-		free(buf);
-		fclose(f);
+	ret = polar_read_file(path, &buf, &len);
+	if (ret)
 		return ret;
-	}
-	fclose(f);
 	ret = polar_tensors_parse(buf, len, path, ts);
 	free(buf);
 	return ret;

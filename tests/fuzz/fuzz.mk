@@ -5,19 +5,23 @@
 FUZZ_CC ?= clang-14
 FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Wall -Wextra $(WERROR) \
-	-Ihw -Iuapi -Ilib/include -Ilib/src -Iqemu-device
+	-Ihw -Iuapi -Ilib/include -Ilib/src -Iqemu-device -I$(GEN)
 FUZZ_DIR = $(BUILD)/fuzz
 FUZZERS = $(FUZZ_DIR)/fuzz_safetensors $(FUZZ_DIR)/fuzz_idx \
-	$(FUZZ_DIR)/fuzz_firmware
+	$(FUZZ_DIR)/fuzz_firmware $(FUZZ_DIR)/fuzz_onnx
 FUZZ_SEEDS = $(FUZZ_DIR)/seeds/.done
 # Each fuzzer gets the library sources it exercises compiled in, with the
 # sanitizers, rather than the -fPIC archive.
-FUZZ_SRCS_fuzz_safetensors = lib/src/safetensors.c lib/src/error.c
+FUZZ_SRCS_fuzz_safetensors = lib/src/safetensors.c lib/src/error.c \
+	lib/src/file.c
 FUZZ_LIBS_fuzz_safetensors = -ljansson
 FUZZ_SRCS_fuzz_idx = lib/src/idx.c lib/src/error.c
 FUZZ_LIBS_fuzz_idx = -lz
 FUZZ_SRCS_fuzz_firmware = qemu-device/cim_firmware.c
 FUZZ_LIBS_fuzz_firmware = -lz
+FUZZ_SRCS_fuzz_onnx = lib/src/onnx.c lib/src/nn.c lib/src/safetensors.c \
+	lib/src/error.c lib/src/file.c qemu-device/cim_engine.c $(ONNX_PB_C)
+FUZZ_LIBS_fuzz_onnx = -lprotobuf-c -ljansson -lpthread -lm
 
 .PHONY: fuzz fuzz-short fuzz-long stress
 .SECONDEXPANSION:
@@ -27,9 +31,9 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_fuzz_%) $(LIB_HDRS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS_fuzz_$*) -o $@ \
 		$(FUZZ_LIBS_fuzz_$*)
 
-$(FUZZ_DIR)/mkseeds: tests/fuzz/mkseeds.c $(LIB_A)
+$(FUZZ_DIR)/mkseeds: tests/fuzz/mkseeds.c tests/unit/onnx_build.h $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $< -o $@ $(LIB_A) $(LIB_LIBS)
+	$(CC) $(USER_CFLAGS) -Itests/unit $< -o $@ $(LIB_A) $(LIB_LIBS)
 
 $(FUZZ_SEEDS): $(FUZZ_DIR)/mkseeds $(FIRMWARE)
 	@rm -rf $(FUZZ_DIR)/seeds

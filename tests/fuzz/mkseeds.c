@@ -6,6 +6,8 @@
  *   OUTDIR/idx/          label and image files, raw and gzip'd
  *   OUTDIR/firmware/     images built by cim_firmware_build() (the real
  *                        build/firmware/polar_cim.fw is added by make)
+ *   OUTDIR/onnx/         the residual CNN of tests/unit/onnx_build.h,
+ *                        whole and cut short
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <zlib.h>
 
 #include "cim_firmware.h"
+#include "onnx_build.h"
 #include "polar/model.h"
 
 static const char *outdir;
@@ -166,6 +169,26 @@ static void firmware_seeds(void)
 	put("firmware/small.fw", image, len, 0);
 }
 
+static void onnx_seeds(void)
+{
+	struct ob_cnn p;
+	struct ob b;
+	uint8_t *buf;
+	size_t len, i;
+	float *all = (float *)&p;
+
+	for (i = 0; i < sizeof(p) / sizeof(float); i++)
+		all[i] = (float)((i * 7) % 11) / 8.0f - 0.5f;
+	for (i = 0; i < OB_C; i++)
+		p.bn[3][i] = 1.0f;
+	ob_residual_cnn(&b, &p);
+	len = ob_pack(&b, &buf);
+	ob_free(&b);
+	put("onnx/cnn.onnx", buf, len, 0);
+	put("onnx/cnn-cut.onnx", buf, len / 2, 0);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -180,8 +203,10 @@ int main(int argc, char **argv)
 	mkd("safetensors");
 	mkd("idx");
 	mkd("firmware");
+	mkd("onnx");
 	safetensors_seeds();
 	idx_seeds();
 	firmware_seeds();
+	onnx_seeds();
 	return 0;
 }

@@ -12,7 +12,7 @@ secs=$1 seed=$2
 dir=$BUILD/fuzz
 rc=0
 mkdir -p "$dir/artifacts"
-for name in safetensors idx firmware; do
+for name in safetensors idx firmware onnx; do
 	fz=$dir/fuzz_$name
 	corpus=$dir/corpus/$name
 	log=$dir/fuzz_$name.log

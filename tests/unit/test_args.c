@@ -25,6 +25,7 @@
 #include "polar/lowrank.h"
 #include "polar/model.h"
 #include "polar/nn.h"
+#include "polar/onnx.h"
 #include "polar/polar.h"
 #include "polar/qlayer.h"
 #include "polar/quant.h"
@@ -64,6 +65,8 @@ static uint8_t labels[4], held_out[4] = { 0, 0, 0, 1 };
 static uint32_t fs_q8;
 static uint64_t value, shape[1] = { 4 }, shape5[5] = { 4, 1, 1, 1, 1 };
 static char path[256];
+static const float *ins[2] = { x, x }, *no_ins[2];
+static const struct polar_preprocess bad_pre = { 0.0f, 1, { 0 }, { 1 } };
 static const unsigned char st_file[] = "\x02\0\0\0\0\0\0\0{}";
 
 enum want {
@@ -412,6 +415,24 @@ enum want {
 	X(polar_model_load, "m", WANT_EINVAL, polar_model_load(NULL, path)) \
 	X(polar_model_load, "path", WANT_EINVAL,			\
 	  polar_model_load(&model_out, NULL))				\
+	X(polar_model_load_onnx, "m", WANT_EINVAL,			\
+	  polar_model_load_onnx(NULL, path, NULL))			\
+	X(polar_model_load_onnx, "path", WANT_EINVAL,			\
+	  polar_model_load_onnx(&model_out, NULL, NULL))		\
+	X(polar_model_parse_onnx, "m", WANT_EINVAL,			\
+	  polar_model_parse_onnx(NULL, st_file, 8, "f", NULL))		\
+	X(polar_model_parse_onnx, "buf", WANT_EINVAL,			\
+	  polar_model_parse_onnx(&model_out, NULL, 8, "f", NULL))	\
+	X(polar_model_parse_onnx, "source", WANT_EINVAL,		\
+	  polar_model_parse_onnx(&model_out, st_file, 8, NULL, NULL))	\
+	X(polar_model_parse_onnx, "pre", WANT_EINVAL,			\
+	  polar_model_parse_onnx(&model_out, st_file, 8, "f", &bad_pre))	\
+	X(polar_model_is_chain, "m", WANT_ZERO,				\
+	  (long)polar_model_is_chain(NULL))				\
+	X(polar_dataset_preprocess, "d", WANT_EINVAL,			\
+	  polar_dataset_preprocess(NULL, &model.pre))			\
+	X(polar_dataset_preprocess, "p", WANT_EINVAL,			\
+	  polar_dataset_preprocess(&data_out, NULL))			\
 	X(polar_sgemm, "a", WANT_ZERO,					\
 	  (polar_sgemm(0, 0, 1, 1, 1, NULL, 1, w, 1, 0.0f, y, 1), 0))	\
 	X(polar_sgemm, "c", WANT_ZERO,					\
@@ -432,6 +453,16 @@ enum want {
 	  polar_layer_forward(&model, 0, 1, x, NULL, scratch, NULL))	\
 	X(polar_layer_forward, "scratch", WANT_EINVAL,			\
 	  polar_layer_forward(&model_cnn, 0, 1, x, y, NULL, NULL))	\
+	X(polar_layer_forward_inputs, "m", WANT_EINVAL,		\
+	  polar_layer_forward_inputs(NULL, 0, 1, ins, y, scratch, NULL)) \
+	X(polar_layer_forward_inputs, "in", WANT_EINVAL,		\
+	  polar_layer_forward_inputs(&model, 0, 1, NULL, y, scratch, NULL)) \
+	X(polar_layer_forward_inputs, "in[0]", WANT_EINVAL,		\
+	  polar_layer_forward_inputs(&model, 0, 1, no_ins, y, scratch, NULL)) \
+	X(polar_layer_forward_inputs, "y", WANT_EINVAL,		\
+	  polar_layer_forward_inputs(&model, 0, 1, ins, NULL, scratch, NULL)) \
+	X(polar_layer_forward_inputs, "scratch", WANT_EINVAL,		\
+	  polar_layer_forward_inputs(&model_cnn, 0, 1, ins, y, NULL, NULL)) \
 	X(polar_model_forward, "m", WANT_EINVAL,			\
 	  polar_model_forward(NULL, 1, x, y, NULL))			\
 	X(polar_model_forward, "x", WANT_EINVAL,			\

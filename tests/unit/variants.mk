@@ -26,11 +26,25 @@ $(BUILD)/obj/cov/%.o: %.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(COV_CFLAGS) -c $< -o $@
 
-$(LIB_SAN_A): $(patsubst %.c,$(BUILD)/obj/san/%.o,$(LIB_SRCS))
+# The ONNX reader's generated code (Makefile: ONNX_PB_C) is built the same
+# way; lib/src/onnx.c needs its header first.
+$(BUILD)/obj/san/gen/onnx.pb-c.o: $(ONNX_PB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cov/gen/onnx.pb-c.o: $(ONNX_PB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(COV_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/san/lib/src/onnx.o $(BUILD)/obj/cov/lib/src/onnx.o: $(ONNX_PB_H)
+
+$(LIB_SAN_A): $(patsubst %.c,$(BUILD)/obj/san/%.o,$(LIB_SRCS)) \
+		$(BUILD)/obj/san/gen/onnx.pb-c.o
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIB_COV_A): $(patsubst %.c,$(BUILD)/obj/cov/%.o,$(LIB_SRCS))
+$(LIB_COV_A): $(patsubst %.c,$(BUILD)/obj/cov/%.o,$(LIB_SRCS)) \
+		$(BUILD)/obj/cov/gen/onnx.pb-c.o
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -77,7 +77,9 @@ if [ "$mode" = run ]; then
 	mkdir -p "$root/data/fashion-mnist" "$root/models"
 	cp "${POLAR_DATA:-/usr/share/datasets/fashion-mnist}"/*-ubyte.gz \
 		"$root/data/fashion-mnist/"
-	cp "${POLAR_MODEL:-$BUILD/models/cnn.safetensors}" "$root/models/cnn.safetensors"
+	# model.safetensors or model.onnx: polar eval reads either.
+	model=${POLAR_MODEL:-$BUILD/models/cnn.safetensors}
+	cp "$model" "$root/models/model.${model##*.}"
 	echo "${POLAR_EVAL_ARGS:-}" >"$root/etc/polar-eval-args"
 fi
 for t in "$@"; do

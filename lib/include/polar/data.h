@@ -102,6 +102,33 @@ int polar_fashion_mnist_load(const char *dir, struct polar_dataset *train,
 
 void polar_dataset_free(struct polar_dataset *d);
 
+#define POLAR_PRE_MAX_CHANNELS 4
+
+/**
+ * struct polar_preprocess - how a model wants its input made from pixels
+ * @pixel_scale: multiplies the 8-bit pixel value (1/255: [0, 1] floats)
+ * @channels: entries of @mean and @std in use (0: the same mean 0 and std
+ *	1 for every channel)
+ * @mean, @std: per channel, x = (pixel * @pixel_scale - @mean) / @std
+ *
+ * torchvision's ToTensor is { 1/255, 0 }; ToTensor then
+ * Normalize((0.2860,), (0.3530,)) is { 1/255, 1, { 0.2860 }, { 0.3530 } }.
+ */
+struct polar_preprocess {
+	float pixel_scale;
+	uint32_t channels;
+	float mean[POLAR_PRE_MAX_CHANNELS];
+	float std[POLAR_PRE_MAX_CHANNELS];
+};
+
+/*
+ * Turns d's images (pixels / 255, as loaded) into what p asks for, in
+ * place. p's @channels must be 0 or d's channels, every @std nonzero and
+ * @pixel_scale finite and nonzero. ToTensor leaves d as it is.
+ */
+int polar_dataset_preprocess(struct polar_dataset *d,
+			     const struct polar_preprocess *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,8 +2,12 @@
 /*
  * fp32 neural networks on the host: layers, models, inference, training.
  *
- * A model is a chain of layers over one sample of shape C x H x W (NCHW
- * batches). The layers with weights, conv2d and linear, are both a matrix
+ * A model is a graph of layers over one sample of shape C x H x W (NCHW
+ * batches): a list of layers in an order where each layer comes after the
+ * layers it reads (@input), so a residual add reads two earlier outputs.
+ * The built-in models are chains (each layer reads the one before); ONNX
+ * import (polar/onnx.h) builds general graphs. The layers with weights,
+ * conv2d and linear, are both a matrix
  * product with a weight matrix W of rows x cols (out features x in
  * features, row-major, PyTorch's layout):
  *
@@ -38,11 +42,19 @@ extern "C" {
 #endif
 
 enum polar_layer_type {
-	POLAR_LAYER_CONV2D,	/* square kernel, stride 1, zero padding */
+	POLAR_LAYER_CONV2D,	/* square kernel, @stride, zero padding */
 	POLAR_LAYER_LINEAR,	/* flattens its C x H x W input */
 	POLAR_LAYER_RELU,
 	POLAR_LAYER_MAXPOOL2,	/* 2 x 2, stride 2 (odd edges dropped) */
+	POLAR_LAYER_MAXPOOL,	/* @kernel square, @stride, @pad (never wins) */
+	POLAR_LAYER_AVGPOOL,	/* @kernel square, @stride, @pad, @count_pad */
+	POLAR_LAYER_GLOBAL_AVGPOOL,	/* C x H x W -> C x 1 x 1 */
+	POLAR_LAYER_ADD,	/* the sum of two inputs of one size */
+	POLAR_LAYER_SOFTMAX,	/* over all values of a sample */
 };
+
+/* Index in @input of a layer that reads the model's input. */
+#define POLAR_LAYER_INPUT (-1)
 
 /**
  * struct polar_layer - one layer of a model
@@ -50,35 +62,49 @@ enum polar_layer_type {
  * @name: parameter prefix ("conv1", "fc2"); "" for layers without weights
  * @in_c, @in_h, @in_w: the shape of one input sample
  * @out_c, @out_h, @out_w: the shape of one output sample
- * @kernel, @pad: conv2d kernel size and zero padding
+ * @kernel, @pad: conv2d and pooling window size and zero padding
  * @rows, @cols: the weight matrix (out features x in features); 0 for
  *	layers without weights. conv2d: @out_c x (@in_c * @kernel^2);
  *	linear: @out_c x (@in_c * @in_h * @in_w)
  * @weight, @bias: @rows x @cols and @rows floats, inside the model's
  *	parameter array
  * @weight_off, @bias_off: their offsets in that array (and in gradients)
+ * @stride: conv2d and pooling step (1 for the built-in layers)
+ * @count_pad: avgpool divides by @kernel^2 (1) or by the cells of the
+ *	window inside the input (0)
+ * @ninputs: 2 for add, else 1
+ * @input: the layers whose outputs this one reads, each earlier in the
+ *	model, or POLAR_LAYER_INPUT for the model's input
  */
 struct polar_layer {
 	enum polar_layer_type type;
-	char name[16];
+	char name[32];
 	uint32_t in_c, in_h, in_w;
 	uint32_t out_c, out_h, out_w;
 	uint32_t kernel, pad;
 	uint32_t rows, cols;
 	float *weight, *bias;
 	size_t weight_off, bias_off;
+	uint32_t stride;
+	uint32_t count_pad;
+	uint32_t ninputs;
+	int32_t input[2];
 };
 
-#define POLAR_MODEL_MAX_LAYERS 16
+#define POLAR_MODEL_MAX_LAYERS 64
 
 /**
- * struct polar_model - a chain of layers and its parameters
- * @arch: "cnn", "mlp" or what polar_model_init() was given
+ * struct polar_model - a graph of layers and its parameters
+ * @arch: "cnn", "mlp", "onnx" or what polar_model_init() was given
  * @in_c, @in_h, @in_w: the input shape
  * @classes: outputs of the last layer
- * @nlayers, @layers: the layers, input first
+ * @nlayers, @layers: the layers, each after the layers it reads; the last
+ *	one's output is the model's
  * @nparams, @params: every weight and bias, in layer order (weight, then
  *	bias), 64-byte aligned
+ * @pre: how the model wants its input made from 8-bit pixels
+ *	(polar_dataset_preprocess()); [0, 1] floats, torchvision's ToTensor,
+ *	for the built-in models and by default for ONNX ones
  */
 struct polar_model {
 	char arch[16];
@@ -88,6 +114,7 @@ struct polar_model {
 	struct polar_layer layers[POLAR_MODEL_MAX_LAYERS];
 	size_t nparams;
 	float *params;
+	struct polar_preprocess pre;
 };
 
 /* --- building ---------------------------------------------------------- */
@@ -117,6 +144,14 @@ int polar_model_finalize(struct polar_model *m, uint64_t seed);
 int polar_model_create(struct polar_model *m, const char *arch,
 		       uint64_t seed);
 void polar_model_free(struct polar_model *m);
+
+/*
+ * 1 when every layer reads the one before it (the first the input) and is
+ * a conv2d of stride 1, linear, relu or maxpool2: the models that
+ * polar_model_grad() and polar_model_train() can differentiate. 0 (with a
+ * polar_errmsg() naming the first layer that is not) otherwise.
+ */
+int polar_model_is_chain(const struct polar_model *m);
 
 /* Values per sample at the input / output of layer i. */
 size_t polar_layer_in_size(const struct polar_layer *l);
@@ -178,11 +213,21 @@ size_t polar_layer_scratch_size(const struct polar_layer *l, size_t n);
 
 /*
  * Runs layer `layer` of m on n samples: x is n x in_size, y n x out_size.
- * hook may be NULL.
+ * hook may be NULL. An add layer reads two inputs: -EINVAL, use
+ * polar_layer_forward_inputs().
  */
 int polar_layer_forward(const struct polar_model *m, unsigned int layer,
 			size_t n, const float *x, float *y, float *scratch,
 			const struct polar_matmul_hook *hook);
+/*
+ * The same with the layer's l->ninputs inputs in in[0], in[1] (each n x
+ * in_size, in the order of l->input).
+ */
+int polar_layer_forward_inputs(const struct polar_model *m,
+			       unsigned int layer, size_t n,
+			       const float *const *in, float *y,
+			       float *scratch,
+			       const struct polar_matmul_hook *hook);
 
 /* Logits (n x classes) of n samples; hook may be NULL. */
 int polar_model_forward(const struct polar_model *m, size_t n,
@@ -202,7 +247,8 @@ int polar_model_evaluate(const struct polar_model *m,
 /* --- training ---------------------------------------------------------- */
 
 /*
- * Gradient of the summed softmax cross-entropy of n samples:
+ * Gradient (chains only: polar_model_is_chain(), else -EOPNOTSUPP) of the
+ * summed softmax cross-entropy of n samples:
  * grad[i] += scale * d(loss)/d(params[i]) (grad has m->nparams floats).
  * *loss (if not NULL) gets the summed loss, *correct (if not NULL) the
  * number of samples whose argmax is their label.
@@ -248,7 +294,7 @@ struct polar_train_opts {
 	void *ctx;
 };
 
-/* Trains m on d with Adam (beta1 0.9, beta2 0.999). */
+/* Trains m (a chain) on d with Adam (beta1 0.9, beta2 0.999). */
 int polar_model_train(struct polar_model *m, const struct polar_dataset *d,
 		      const struct polar_train_opts *opts);
 
