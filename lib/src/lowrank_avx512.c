@@ -43,12 +43,11 @@
  * panels and a masked tail panel; y is read and written once per tile.
  * The 16-wide panels replaced 8-wide ones, which this kernel read two
  * rows to a vector and reduced with 3 shuffles and adds per 16 outputs
- * and row (27 % of the FMA ports' work at rank 8): measured in one
- * process, the change is worth up to 1.5x on small layers (64 x 64, 256
- * x 256) and at batch 1 from out 777 up (1.1-1.2x), and about even on
- * the larger layers at batch 16 and 256 at rank 8, where y's read and
- * write through L2 (2 flops per byte of y at rank 8), not the FMA
- * ports, set the pace.
+ * and row (27 % of the FMA ports' work at rank 8). Old and new B z timed
+ * alternately: 1.3-1.5x on small layers (64 x 64, 256 x 256) at batch
+ * 16 and 256, 1.1-1.2x at batch 1 from out 777 up, even on the larger
+ * layers at batch 16 and 256, rank 8, where y's read and write through
+ * L2 (2 flops per byte of y at rank 8), not the FMA ports, set the pace.
  */
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
