@@ -428,7 +428,7 @@ static void test_pack_split(void)
 	CHECK(bigp[24] == 28 && bigp[32] == 16 && bigp[35] == 19);
 	CHECK(bigp[36] == 0 && bigp[40] == 36 && bigp[43] == 39);
 	CHECK(bigp[44] == 0 && bigp[47] == 0 && bigp[63] == 0);
-	/* Two panels of 16: B[o][k] lands at (o / 16) * 32 + k * 16 + o % 16. */
+	/* Two panels of 16: B[o][k] at (o / 16) * 32 + k * 16 + o % 16. */
 	memset(bigp, 0xff, sizeof(bigp));
 	CHECK(polar_lowrank_pack(NULL, big, 2, 0, 20, NULL, bigp) == 0);
 	CHECK(bigp[0] == 0 && bigp[1] == 2 && bigp[15] == 30);
