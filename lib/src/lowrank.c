@@ -173,28 +173,31 @@ static void az_portable(const float *restrict Ap, uint32_t rank, size_t in,
 	}
 }
 
-/* y[b][8p .. 8p+8) (+)= sum_k z[b][k] Bp[p][k][0..8), B packed. */
+/*
+ * y[b][8h .. 8h+8) (+)= sum_k z[b][k] B^T[k][8h .. 8h+8), B packed: the
+ * half h % 2 of its panel h / 2 (panels of rank x 16, rows 16 apart).
+ */
 static void bz_portable(const float *restrict Bp, uint32_t rank, size_t out,
 			size_t batch, const float *restrict z,
 			float *restrict y, int accumulate)
 {
-	size_t b, p, np = (out + 7) / 8, panel = (size_t)8 * rank;
+	size_t b, h, nh = (out + 7) / 8, panel = (size_t)16 * rank;
 	uint32_t k, l, n;
 
 	for (b = 0; b < batch; b++) {
 		float *yb = y + b * out;
 		const float *zb = z + b * rank;
 
-		for (p = 0; p < np; p++) {
-			const float *bp = Bp + p * panel;
+		for (h = 0; h < nh; h++) {
+			const float *bp = Bp + h / 2 * panel + h % 2 * 8;
 			float t[8] = { 0 };
 
-			n = out - p * 8 < 8 ? (uint32_t)(out - p * 8) : 8;
+			n = out - h * 8 < 8 ? (uint32_t)(out - h * 8) : 8;
 			if (accumulate)
 				for (l = 0; l < n; l++)
-					t[l] = yb[p * 8 + l];
+					t[l] = yb[h * 8 + l];
 			for (k = 0; k < rank; k++) {
-				const float *bk = bp + (size_t)k * 8;
+				const float *bk = bp + (size_t)k * 16;
 				float zk = zb[k];
 
 				t[0] += zk * bk[0];
@@ -207,7 +210,7 @@ static void bz_portable(const float *restrict Bp, uint32_t rank, size_t out,
 				t[7] += zk * bk[7];
 			}
 			for (l = 0; l < n; l++)
-				yb[p * 8 + l] = t[l];
+				yb[h * 8 + l] = t[l];
 		}
 	}
 }
@@ -302,21 +305,25 @@ int polar_lowrank_apply(const float *Ap, const float *Bp, uint32_t rank,
 
 size_t polar_lowrank_packed_size(uint32_t rank, uint32_t dim)
 {
-	return (size_t)rank * (((size_t)dim + 7) / 8 * 8);
+	return (size_t)rank * (((size_t)dim + 15) / 16 * 16);
 }
 
-/* Panels of 8 along dim: P[(j / 8) * 8 * rank + k * 8 + j % 8] = M(k, j). */
+/*
+ * Panels of w columns along dim:
+ * P[(j / w) * w * rank + k * w + j % w] = M(k, j), zeros up to the end of
+ * polar_lowrank_packed_size().
+ */
 static void lowrank_pack_one(const float *M, size_t row_stride,
 			     size_t col_stride, uint32_t rank, uint32_t dim,
-			     float *P)
+			     uint32_t w, float *P)
 {
-	size_t j, panel = (size_t)8 * rank;
+	size_t j, panel = (size_t)w * rank;
 	uint32_t k;
 
 	memset(P, 0, polar_lowrank_packed_size(rank, dim) * sizeof(*P));
 	for (j = 0; j < dim; j++)
 		for (k = 0; k < rank; k++)
-			P[j / 8 * panel + (size_t)k * 8 + j % 8] =
+			P[j / w * panel + (size_t)k * w + j % w] =
 				M[k * row_stride + j * col_stride];
 }
 
@@ -335,8 +342,8 @@ int polar_lowrank_pack(const float *A, const float *B, uint32_t rank,
 		return polar_fail(-EINVAL, "lowrank: %s is 0",
 				  A && !in_dim ? "in_dim" : "out_dim");
 	if (A)	/* A(k, i) = A[k * in_dim + i] */
-		lowrank_pack_one(A, in_dim, 1, rank, in_dim, Ap);
+		lowrank_pack_one(A, in_dim, 1, rank, in_dim, 8, Ap);
 	if (B)	/* B^T(k, o) = B[o * rank + k] */
-		lowrank_pack_one(B, 1, rank, rank, out_dim, Bp);
+		lowrank_pack_one(B, 1, rank, rank, out_dim, 16, Bp);
 	return 0;
 }

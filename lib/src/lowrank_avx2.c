@@ -20,10 +20,11 @@
  * broadcasts per 12 FMAs), 1 x 8 for a single row, then single vectors and
  * a masked tail vector. y is read (accumulate) and written once per tile.
  *
- * A and B are packed (<polar/lowrank.h>): panels of rank x 8 floats, so a
- * tile's reads of A or B are one contiguous stream and their zero padding
- * makes the last, partial panel safe to load whole; only x and y need
- * masked loads and stores at the tail.
+ * A and B are packed (<polar/lowrank.h>): panels of rank x 8 floats for A,
+ * rank x 16 for B (read here as two halves of 8), so a tile's reads of A
+ * or B are a few contiguous streams and their zero padding makes the
+ * last, partial panel safe to load whole; only x and y need masked loads
+ * and stores at the tail.
  *
  * Long in_dim is cut into blocks of AZ_KBLOCK floats so that the slice of
  * A a tile reads (rank x AZ_KBLOCK) stays in L1 while the batch streams
@@ -251,21 +252,27 @@ POLAR_AVX2 void polar_lowrank_az_avx2(const float *Ap, uint32_t rank,
 }
 
 /*
- * One y tile: y[j][c*8 .. c*8+8) (+)= sum_k z[j][k] B^T[k][c*8 ..) for
- * j < NB, c < NC. B points at the tile's first panel (panels ps floats
- * apart, row k of a panel at k * 8). With MASKED (NC 1) only the first
- * `tail` lanes of y are read and written (B's padding is zero).
+ * One y tile: y[j][(h0+c)*8 .. +8) (+)= sum_k z[j][k] B^T[k][(h0+c)*8 ..)
+ * for j < NB, c < NC. B's packed panels are 16 outputs wide (ps floats
+ * apart, row k of a panel at k * 16); the tile reads half-panels h0 ..
+ * h0 + NC, 8 outputs each, half h of panel h / 2 at offset 8 (h % 2).
+ * With MASKED (NC 1) only the first `tail` lanes of y are read and
+ * written (B's padding is zero).
  */
-POLAR_AVX2_INLINE void bz_tile(const float *B, size_t ps, uint32_t rank,
-			       const float *z, float *y, size_t ldy, int NB,
-			       int NC, int accumulate, int MASKED,
-			       size_t tail)
+POLAR_AVX2_INLINE void bz_tile(const float *Bp, size_t ps, size_t h0,
+			       uint32_t rank, const float *z, float *y,
+			       size_t ldy, int NB, int NC, int accumulate,
+			       int MASKED, size_t tail)
 {
 	__m256 acc[3][8];
 	__m256i m = MASKED ? lane_mask(tail) : _mm256_setzero_si256();
+	const float *bh[8];
 	uint32_t k;
 	int j, c;
 
+#pragma GCC unroll 8
+	for (c = 0; c < NC; c++)
+		bh[c] = Bp + (h0 + c) / 2 * ps + (h0 + c) % 2 * 8;
 #pragma GCC unroll 3
 	for (j = 0; j < NB; j++)
 #pragma GCC unroll 8
@@ -280,7 +287,6 @@ POLAR_AVX2_INLINE void bz_tile(const float *B, size_t ps, uint32_t rank,
 				acc[j][c] = _mm256_loadu_ps(yp);
 		}
 	for (k = 0; k < rank; k++) {
-		const float *bk = B + k * 8;
 		__m256 zb[3];
 
 #pragma GCC unroll 3
@@ -288,7 +294,7 @@ POLAR_AVX2_INLINE void bz_tile(const float *B, size_t ps, uint32_t rank,
 			zb[j] = _mm256_broadcast_ss(z + j * rank + k);
 #pragma GCC unroll 8
 		for (c = 0; c < NC; c++) {
-			__m256 bv = _mm256_loadu_ps(bk + c * ps);
+			__m256 bv = _mm256_loadu_ps(bh[c] + k * 16);
 
 #pragma GCC unroll 3
 			for (j = 0; j < NB; j++)
@@ -309,21 +315,21 @@ POLAR_AVX2_INLINE void bz_tile(const float *B, size_t ps, uint32_t rank,
 		}
 }
 
-/* y rows [0, NB) over all of out_dim, in tiles of NCMAX panels. */
+/* y rows [0, NB) over all of out_dim, in tiles of NCMAX half-panels. */
 POLAR_AVX2_INLINE void bz_rows(const float *Bp, uint32_t rank, size_t out,
 			       const float *z, float *y, int NB, int NCMAX,
 			       int accumulate)
 {
-	size_t ps = (size_t)8 * rank, o = 0;
+	size_t ps = (size_t)16 * rank, o = 0;
 
 	for (; o + 8 * (size_t)NCMAX <= out; o += 8 * (size_t)NCMAX)
-		bz_tile(Bp + o / 8 * ps, ps, rank, z, y + o, out, NB, NCMAX,
+		bz_tile(Bp, ps, o / 8, rank, z, y + o, out, NB, NCMAX,
 			accumulate, 0, 8);
 	for (; o + 8 <= out; o += 8)
-		bz_tile(Bp + o / 8 * ps, ps, rank, z, y + o, out, NB, 1,
+		bz_tile(Bp, ps, o / 8, rank, z, y + o, out, NB, 1,
 			accumulate, 0, 8);
 	if (o < out)
-		bz_tile(Bp + o / 8 * ps, ps, rank, z, y + o, out, NB, 1,
+		bz_tile(Bp, ps, o / 8, rank, z, y + o, out, NB, 1,
 			accumulate, 1, out - o);
 }
 

@@ -6,13 +6,13 @@
  * of the library is built for the baseline ISA. Single-threaded, no
  * allocation.
  *
- * The packed layout (<polar/lowrank.h>) has panels of 8 floats, rows of a
- * panel 8 floats apart, so 16 contiguous floats are two rows of one panel:
- * rows k and k+1 of A's panel p (A[k][8p..8p+8), A[k+1][8p..8p+8)), or
- * columns k and k+1 of B's panel p. The kernels work on such row pairs;
+ * A's packed layout (<polar/lowrank.h>) has panels of 8 floats, rows of a
+ * panel 8 floats apart, so 16 contiguous floats are two rows of one panel
+ * (A[k][8p..8p+8), A[k+1][8p..8p+8)). z = A x works on such row pairs;
  * the lane halves of an accumulator belong to different rows and are
- * added (or kept apart) once, at the end of a tile. An odd last row loads
- * its pair with the upper half masked off (never past the array).
+ * added once, at the end of a tile. An odd last row loads its pair with
+ * the upper half masked off (never past the array). B's panels are 16
+ * outputs wide, one vector a row, so y = B z needs no lane shuffles.
  *
  * Every row is summed in one order, fixed by in_dim and rank alone, so a
  * row's bits never depend on the batch size or on the row's place in the
@@ -36,13 +36,18 @@
  * once.
  *
  * y (+)= B z (polar_lowrank_bz_avx512): an accumulator per (batch row,
- * panel of 8 outputs) collects B-pair x [z[k] x 8, z[k+1] x 8]; the halves
- * are added at the end and give 8 outputs, two panels at a time (two
- * lane shuffles and one add per 16 outputs). The z pairs of a tile's batch
- * rows are built once per tile into a small array on the stack (at most 6
- * x 32 vectors, 12 KiB). Tiles: up to 6 batch rows x 4 panels (24
- * accumulators, 4 B loads per 24 FMAs), 1 row x 8 panels at batch 1, then
- * single panels and a masked tail panel.
+ * panel of 16 outputs) starts from y (or 0) and adds z[k] x B^T[k] for k
+ * in order, one FMA of a broadcast z[k] and a row of the panel. Tiles:
+ * up to 6 batch rows x 4 panels (24 accumulators, 4 B loads and 6
+ * broadcasts per 24 FMAs), 1 row x 8 panels at batch 1, then single
+ * panels and a masked tail panel; y is read and written once per tile.
+ * The 16-wide panels replaced 8-wide ones, which this kernel read two
+ * rows to a vector and reduced with 3 shuffles and adds per 16 outputs
+ * and row (27 % of the FMA ports' work at rank 8). Old and new B z timed
+ * alternately: 1.3-1.5x on small layers (64 x 64, 256 x 256) at batch
+ * 16 and 256, 1.1-1.2x at batch 1 from out 777 up, even on the larger
+ * layers at batch 16 and 256, rank 8, where y's read and write through
+ * L2 (2 flops per byte of y at rank 8), not the FMA ports, set the pace.
  */
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 
@@ -61,9 +66,8 @@
 /* Floats of A per in-block at most (32 KiB): its slice of all rows. */
 #define AZ_SLICE 8192
 
-/* The most batch rows of a y tile; z pairs per batch row. */
+/* The most batch rows of a y tile. */
 #define BZ_NB 6
-#define BZ_PAIRS ((POLAR_LOWRANK_MAX_RANK + 1) / 2)
 
 void polar_lowrank_az_avx512(const float *Ap, uint32_t rank, size_t in_dim,
 			     size_t batch, const float *x, float *z);
@@ -354,125 +358,96 @@ POLAR_AVX512 void polar_lowrank_az_avx512(const float *Ap, uint32_t rank,
 }
 
 /*
- * One y tile: y[j][c*8 .. c*8+8) (+)= sum_k z[j][k] B^T[k][c*8 ..) for
- * j < NB, c < NC. B points at the tile's first panel (panels ps floats
- * apart), zz at the z pairs of batch row 0 (rows BZ_PAIRS apart). With
- * MASKED (NC 1) only the first `tail` outputs are read and written.
+ * One y tile: y[j][c*16 .. c*16+16) (+)= sum_k z[j][k] B^T[k][c*16 ..)
+ * for j < NB, c < NV, k in order from 0. B points at the tile's first
+ * panel (panels ps floats apart, row k of a panel at k * 16), z at batch
+ * row 0's z, y at its first output (rows ldy apart). With MASKED (NV 1)
+ * only the outputs in ym are read and written (B's padding is zero).
  */
 POLAR_AVX512_INLINE void bz_tile(const float *B, size_t ps, uint32_t rank,
-				 const __m512 *zz, float *y, size_t ldy,
-				 int NB, int NC, int accumulate, int MASKED,
-				 size_t tail)
+				 const float *z, float *y, size_t ldy,
+				 int NB, int NV, int accumulate, int MASKED,
+				 __mmask16 ym)
 {
 	__m512 acc[BZ_NB][8];
-	__mmask8 ym = MASKED ? first_lanes(tail) : (__mmask8)0xFF;
-	uint32_t mp, full = rank / 2;
+	const float *zr[BZ_NB];
+	uint32_t k;
 	int j, c;
 
-#pragma GCC unroll 6
+#pragma GCC unroll 8
+	for (j = 0; j < NB; j++)
+		zr[j] = z + (size_t)j * rank;
+
+#pragma GCC unroll 8
 	for (j = 0; j < NB; j++)
 #pragma GCC unroll 8
-		for (c = 0; c < NC; c++) {
-			const float *yp = y + j * ldy + c * 8;
+		for (c = 0; c < NV; c++) {
+			const float *yp = y + j * ldy + c * 16;
 
 			if (!accumulate)
 				acc[j][c] = _mm512_setzero_ps();
 			else if (MASKED)
-				acc[j][c] = _mm512_zextps256_ps512(
-					_mm256_maskz_loadu_ps(ym, yp));
+				acc[j][c] = _mm512_maskz_loadu_ps(ym, yp);
 			else
-				acc[j][c] = _mm512_zextps256_ps512(
-					_mm256_loadu_ps(yp));
+				acc[j][c] = _mm512_loadu_ps(yp);
 		}
-	for (mp = 0; mp < full; mp++) {
+	for (k = 0; k < rank; k++) {
 		__m512 bv[8];
 
 #pragma GCC unroll 8
-		for (c = 0; c < NC; c++)
-			bv[c] = _mm512_loadu_ps(B + c * ps + 16 * mp);
-#pragma GCC unroll 6
+		for (c = 0; c < NV; c++)
+			bv[c] = _mm512_loadu_ps(B + c * ps + 16 * k);
+#pragma GCC unroll 8
 		for (j = 0; j < NB; j++) {
-			__m512 zv = zz[j * BZ_PAIRS + mp];
+			__m512 zv = _mm512_set1_ps(zr[j][k]);
 
 #pragma GCC unroll 8
-			for (c = 0; c < NC; c++)
+			for (c = 0; c < NV; c++)
 				acc[j][c] = _mm512_fmadd_ps(bv[c], zv,
 							    acc[j][c]);
 		}
 	}
-	if (rank & 1) {
-		__m512 bv[8];
-
 #pragma GCC unroll 8
-		for (c = 0; c < NC; c++)
-			bv[c] = _mm512_maskz_loadu_ps(LO8,
-						      B + c * ps + 16 * full);
-#pragma GCC unroll 6
-		for (j = 0; j < NB; j++) {
-			__m512 zv = zz[j * BZ_PAIRS + full];
-
+	for (j = 0; j < NB; j++)
 #pragma GCC unroll 8
-			for (c = 0; c < NC; c++)
-				acc[j][c] = _mm512_fmadd_ps(bv[c], zv,
-							    acc[j][c]);
-		}
-	}
-#pragma GCC unroll 6
-	for (j = 0; j < NB; j++) {
-		float *yj = y + j * ldy;
-
-		/* Two panels at once: [a_lo | b_lo] + [a_hi | b_hi] gives
-		 * their 16 outputs, which are contiguous in y. */
-#pragma GCC unroll 4
-		for (c = 0; c + 1 < NC; c += 2) {
-			__m512 a = acc[j][c], b = acc[j][c + 1];
-
-			_mm512_storeu_ps(yj + c * 8, _mm512_add_ps(
-				_mm512_shuffle_f32x4(a, b, 0x44),
-				_mm512_shuffle_f32x4(a, b, 0xEE)));
-		}
-		if (NC & 1) {
-			__m256 s = _mm256_add_ps(
-				_mm512_castps512_ps256(acc[j][NC - 1]),
-				_mm512_extractf32x8_ps(acc[j][NC - 1], 1));
-			float *yp = yj + (NC - 1) * 8;
+		for (c = 0; c < NV; c++) {
+			float *yp = y + j * ldy + c * 16;
 
 			if (MASKED)
-				_mm256_mask_storeu_ps(yp, ym, s);
+				_mm512_mask_storeu_ps(yp, ym, acc[j][c]);
 			else
-				_mm256_storeu_ps(yp, s);
+				_mm512_storeu_ps(yp, acc[j][c]);
 		}
-	}
 }
 
-/* y rows [0, NB) over all of out_dim, in tiles of NCMAX panels. */
+/* y rows [0, NB) over all of out_dim, in tiles of NVMAX panels. */
 POLAR_AVX512_INLINE void bz_rows(const float *Bp, uint32_t rank, size_t out,
-				 const __m512 *zz, float *y, int NB,
-				 int NCMAX, int accumulate)
+				 const float *z, float *y, int NB, int NVMAX,
+				 int accumulate)
 {
-	size_t ps = (size_t)8 * rank, o = 0;
+	size_t ps = (size_t)16 * rank, o = 0;
 
-	for (; o + 8 * (size_t)NCMAX <= out; o += 8 * (size_t)NCMAX)
-		bz_tile(Bp + o / 8 * ps, ps, rank, zz, y + o, out, NB, NCMAX,
-			accumulate, 0, 8);
-	for (; o + 8 <= out; o += 8)
-		bz_tile(Bp + o / 8 * ps, ps, rank, zz, y + o, out, NB, 1,
-			accumulate, 0, 8);
+	for (; o + 16 * (size_t)NVMAX <= out; o += 16 * (size_t)NVMAX)
+		bz_tile(Bp + o / 16 * ps, ps, rank, z, y + o, out, NB, NVMAX,
+			accumulate, 0, 0xFFFF);
+	for (; o + 16 <= out; o += 16)
+		bz_tile(Bp + o / 16 * ps, ps, rank, z, y + o, out, NB, 1,
+			accumulate, 0, 0xFFFF);
 	if (o < out)
-		bz_tile(Bp + o / 8 * ps, ps, rank, zz, y + o, out, NB, 1,
-			accumulate, 1, out - o);
+		bz_tile(Bp + o / 16 * ps, ps, rank, z, y + o, out, NB, 1,
+			accumulate, 1, (__mmask16)((1u << (out - o)) - 1));
 }
 
-#define BZ_ROWS_FN(nb, ncmax)                                             \
+#define BZ_ROWS_FN(nb, nvmax)                                             \
 	POLAR_AVX512 static void bz_rows_##nb(const float *Bp,            \
 					      uint32_t rank, size_t out,  \
-					      const __m512 *zz, float *y, \
+					      const float *z, float *y,   \
 					      int accumulate)             \
 	{                                                                 \
 		if (accumulate)                                           \
-			bz_rows(Bp, rank, out, zz, y, nb, ncmax, 1);      \
+			bz_rows(Bp, rank, out, z, y, nb, nvmax, 1);       \
 		else                                                      \
-			bz_rows(Bp, rank, out, zz, y, nb, ncmax, 0);      \
+			bz_rows(Bp, rank, out, z, y, nb, nvmax, 0);       \
 	}
 
 BZ_ROWS_FN(1, 8)
@@ -487,32 +462,21 @@ POLAR_AVX512 void polar_lowrank_bz_avx512(const float *Bp, uint32_t rank,
 					  const float *z, float *y,
 					  int accumulate)
 {
-	__m512 zz[BZ_NB * BZ_PAIRS];
-	size_t b, nb, j;
-	uint32_t mp, np = (rank + 1) / 2;
+	size_t b, nb;
 
 	for (b = 0; b < batch; b += nb) {
 		const float *zb = z + b * rank;
 		float *yb = y + b * out_dim;
 
 		nb = batch - b < BZ_NB ? batch - b : BZ_NB;
-		for (j = 0; j < nb; j++)
-			for (mp = 0; mp < np; mp++) {
-				float hi = 2 * mp + 1 < rank ?
-					   zb[j * rank + 2 * mp + 1] : 0.0f;
-
-				zz[j * BZ_PAIRS + mp] = _mm512_insertf32x8(
-					_mm512_set1_ps(zb[j * rank + 2 * mp]),
-					_mm256_set1_ps(hi), 1);
-			}
 		switch (nb) {
-		case 6: bz_rows_6(Bp, rank, out_dim, zz, yb, accumulate); break;
-		case 5: bz_rows_5(Bp, rank, out_dim, zz, yb, accumulate); break;
-		case 4: bz_rows_4(Bp, rank, out_dim, zz, yb, accumulate); break;
-		case 3: bz_rows_3(Bp, rank, out_dim, zz, yb, accumulate); break;
-		case 2: bz_rows_2(Bp, rank, out_dim, zz, yb, accumulate); break;
+		case 6: bz_rows_6(Bp, rank, out_dim, zb, yb, accumulate); break;
+		case 5: bz_rows_5(Bp, rank, out_dim, zb, yb, accumulate); break;
+		case 4: bz_rows_4(Bp, rank, out_dim, zb, yb, accumulate); break;
+		case 3: bz_rows_3(Bp, rank, out_dim, zb, yb, accumulate); break;
+		case 2: bz_rows_2(Bp, rank, out_dim, zb, yb, accumulate); break;
 		default:
-			bz_rows_1(Bp, rank, out_dim, zz, yb, accumulate);
+			bz_rows_1(Bp, rank, out_dim, zb, yb, accumulate);
 		}
 	}
 }

@@ -340,7 +340,7 @@ static void test_rows_independent(void)
 	static const uint32_t shapes[][2] = {	/* in, out */
 		{ 77, 13 }, { 300, 129 }, { 1031, 517 }, { 2600, 40 },
 	};
-	static const uint32_t rk[] = { 8, 16, 32 };
+	static const uint32_t rk[] = { 5, 8, 16, 32, 33 };
 	size_t kn, s, r;
 	int bad = 0;
 
@@ -400,16 +400,19 @@ static void test_pack_split(void)
 	const float A[2 * 3] = { 1, 2, 3, 4, 5, 6 };
 	const float B[3 * 2] = { 1, 0, 0, 1, 1, 1 };
 	const float x[3] = { 1, 1, 1 };
-	float Ap[16], Bp[16], z[2], y[3] = { 100, 100, 100 };
-	const float Ap_want[16] = { 1, 2, 3, 0, 0, 0, 0, 0,
+	float Ap[32], Bp[32], z[2], y[3] = { 100, 100, 100 };
+	const float Ap_want[32] = { 1, 2, 3, 0, 0, 0, 0, 0,
 				    4, 5, 6, 0, 0, 0, 0, 0 };
-	const float Bp_want[16] = { 1, 0, 1, 0, 0, 0, 0, 0,
-				    0, 1, 1, 0, 0, 0, 0, 0 };
-	float big[2 * 20], bigp[2 * 24];
+	const float Bp_want[32] = { 1, 0, 1, 0, 0, 0, 0, 0,
+				    0, 0, 0, 0, 0, 0, 0, 0,
+				    0, 1, 1, 0, 0, 0, 0, 0,
+				    0, 0, 0, 0, 0, 0, 0, 0 };
+	float big[2 * 20], bigp[2 * 32];
 	int i;
 
-	CHECK(polar_lowrank_packed_size(2, 3) == 16);
+	CHECK(polar_lowrank_packed_size(2, 3) == 32);
 	CHECK(polar_lowrank_packed_size(8, 4096) == 8 * 4096);
+	CHECK(polar_lowrank_packed_size(3, 17) == 3 * 32);
 	CHECK(polar_lowrank_packed_size(0, 5) == 0);
 	memset(Ap, 0xff, sizeof(Ap));
 	memset(Bp, 0xff, sizeof(Bp));
@@ -424,7 +427,14 @@ static void test_pack_split(void)
 	CHECK(bigp[0] == 0 && bigp[8] == 20 && bigp[16] == 8);
 	CHECK(bigp[24] == 28 && bigp[32] == 16 && bigp[35] == 19);
 	CHECK(bigp[36] == 0 && bigp[40] == 36 && bigp[43] == 39);
-	CHECK(bigp[44] == 0 && bigp[47] == 0);
+	CHECK(bigp[44] == 0 && bigp[47] == 0 && bigp[63] == 0);
+	/* Two panels of 16: B[o][k] at (o / 16) * 32 + k * 16 + o % 16. */
+	memset(bigp, 0xff, sizeof(bigp));
+	CHECK(polar_lowrank_pack(NULL, big, 2, 0, 20, NULL, bigp) == 0);
+	CHECK(bigp[0] == 0 && bigp[1] == 2 && bigp[15] == 30);
+	CHECK(bigp[16] == 1 && bigp[31] == 31 && bigp[32] == 32);
+	CHECK(bigp[35] == 38 && bigp[36] == 0 && bigp[48] == 33);
+	CHECK(bigp[51] == 39 && bigp[52] == 0 && bigp[63] == 0);
 
 	CHECK(polar_lowrank_az(Ap, 2, 3, 1, x, z) == 0);
 	CHECK(z[0] == 6 && z[1] == 15);

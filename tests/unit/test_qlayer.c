@@ -138,7 +138,8 @@ static void test_host_path_overlapped_or_not(void)
 	struct polar_qlayer *l = NULL;
 	float *w = randv(in * out), *x = randv(batch * in);
 	float *A = randv(r * in), *B = randv(out * r);
-	float Ap[8 * 104], Bp[8 * 40];
+	float *Ap = malloc(sizeof(float) * polar_lowrank_packed_size(r, in));
+	float *Bp = malloc(sizeof(float) * polar_lowrank_packed_size(r, out));
 	float dev_only[6 * 40], ov[6 * 40], ser[6 * 40], host[6 * 40];
 	float z[6 * 8], e[6 * 40];
 	uint32_t i;
@@ -179,6 +180,8 @@ out:
 	free(x);
 	free(A);
 	free(B);
+	free(Ap);
+	free(Bp);
 }
 
 /*

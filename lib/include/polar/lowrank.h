@@ -13,17 +13,19 @@
  *   y   batch x out_dim    y[b * out_dim + o]     y (+)= B z, per batch row
  *
  * The kernels read A and B in a packed form that polar_lowrank_pack()
- * makes once, at calibration time. Both are cut into panels of 8 columns
- * of the long dimension (in_dim for A, out_dim for B), each panel a
- * contiguous rank x 8 block, the last one padded with zeros:
+ * makes once, at calibration time. Both are cut into panels of columns of
+ * the long dimension (in_dim for A, 8 wide; out_dim for B, 16 wide), each
+ * panel a contiguous rank x width block, the last one padded with zeros:
  *
  *   Ap[(i / 8) * 8 * rank + k * 8 + i % 8] = A[k][i]
- *   Bp[(o / 8) * 8 * rank + k * 8 + o % 8] = B[o][k]
+ *   Bp[(o / 16) * 16 * rank + k * 16 + o % 16] = B[o][k]
  *
  * (polar_lowrank_packed_size() floats each). Why: z = A x is rank dot
- * products of length in_dim per batch row and y = B z is, per 8 outputs,
- * rank FMAs of a broadcast z[b][k] with 8 floats of B's column k; in the
- * panel layout both kernels read one contiguous stream of 32-byte vectors.
+ * products of length in_dim per batch row and y = B z is, per 16 outputs,
+ * rank FMAs of a broadcast z[b][k] with 16 floats of B's column k; in the
+ * panel layout both kernels read one contiguous stream of vectors, and a
+ * row of B's panels is one AVX-512 vector (two AVX2 ones), so y = B z
+ * needs no lane shuffles.
  * Row-major A and column-major B would read rank streams whose stride is
  * the layer width, and at power-of-two widths (4096 floats = 16 KiB) those
  * streams all map to the same L1 sets and evict each other (measured on
@@ -41,8 +43,8 @@
  * check it).
  *
  * Kernels: AVX-512 (F, VL, DQ) when the CPU has it, else AVX2+FMA when it
- * has both, else a portable C11 path, chosen at run time (the AVX-512
- * kernels read the same 8-wide panels, two rows to a vector).
+ * has both, else a portable C11 path, chosen at run time (all read the
+ * same packed panels).
  * POLAR_LOWRANK=<kernel name> in the environment (read at the first call)
  * caps the choice: avx2-fma or portable. polar_lowrank_force_kernel()
  * selects a kernel for the process (tests, benchmarks). Results of the
@@ -66,7 +68,7 @@ extern "C" {
 #define POLAR_LOWRANK_MAX_RANK 64
 
 /* Floats of a packed A (dim = in_dim) or B (dim = out_dim): rank x dim
- * rounded up to a multiple of 8. 0 if rank or dim is 0. */
+ * rounded up to a multiple of 16. 0 if rank or dim is 0. */
 size_t polar_lowrank_packed_size(uint32_t rank, uint32_t dim);
 
 /*
