@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * AVX2+FMA low-rank kernels. Only lowrank.c calls them, and only after
- * __builtin_cpu_supports() said the CPU has AVX2 and FMA: every function
+ * cim_cpu_features() said the CPU has AVX2 and FMA: every function
  * here carries target("avx2,fma"), the rest of the library is built for the
  * baseline ISA. Single-threaded, no allocation.
  *

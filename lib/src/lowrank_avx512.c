@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * AVX-512 low-rank kernels. Only lowrank.c calls them, and only after
- * __builtin_cpu_supports() said the CPU has AVX-512 F, VL and DQ (and
+ * cim_cpu_features() said the CPU has AVX-512 F, VL, DQ and BW (and
  * AVX2, FMA): every function here carries that target attribute, the rest
  * of the library is built for the baseline ISA. Single-threaded, no
  * allocation.
