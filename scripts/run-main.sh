@@ -88,4 +88,5 @@ echo "run: host phases: model $((t_model - t_start)) s, initramfs" \
 	"total $((t_vm - t_start)) s"
 grep -E '^phases: ' "$log" | sed 's/^/run: guest /' || true
 grep -E '^accuracy [a-z0-9-]+=' "$log" || { echo "run: polar eval printed no results"; rc=1; }
+grep -E '^tops_per_w=' "$log" || { echo "run: polar eval printed no tops_per_w"; rc=1; }
 exit $rc

@@ -78,19 +78,20 @@ check "train an MLP for one epoch" train_ok
 #   act          82.33     80.33  6 images
 #   act-device   88.00     86.00  6 images
 #   sensitivity  88.67     87.00  5 images
+#   trained      88.33     86.33  6 images
 # and sensitivity at least 3.00 above quant (measured 6.67): its host path
 # must add something, which a missing or zero host path would not. At the
 # default sigma-static 0.2 this one-epoch MLP loses under 1 point to the
 # chip (2000 images: fp32 86.80, quant 86.00), too little to tell a host
 # path from none.
 declare -A accuracy_floor=([fp32]=87.00 [quant]=80.00 [svd]=81.33 [act]=80.33
-	[act-device]=86.00 [sensitivity]=87.00)
+	[act-device]=86.00 [sensitivity]=87.00 [trained]=86.33)
 eval_sigma_static=26214
 
 # "accuracy M=V" lines of an eval log, checked against accuracy_floor.
 accuracies_ok() { # log
 	local m v q s ok=0
-	for m in fp32 quant svd act act-device sensitivity; do
+	for m in fp32 quant svd act act-device sensitivity trained; do
 		v=$(sed -n "s/^accuracy $m=\([0-9.]*\)$/\1/p" "$1")
 		if [ -z "$v" ]; then
 			echo "  no accuracy line for $m" >&2
@@ -137,6 +138,31 @@ eval_threads_ok() {
 }
 check "eval --threads 2: the results of one thread, and the phases line" \
 	eval_threads_ok
+
+# Two chips in one command: a line per chip, and each method's mean gap to
+# fp32 inside its bootstrap interval and equal to the mean of the chips'.
+chip_seeds_ok() {
+	"$polar" eval --model "$model" --device sim --calib 64 --test 250 \
+		--sigma-static "$eval_sigma_static" --chip-seeds 7-8 \
+		--methods fp32,quant,sensitivity >"$dir/chips.log" \
+		2>"$dir/chips.err" || return 1
+	awk '
+		/^chip [78]:/ { n++; g += $4 - $6 }
+		/^gap quant=/ {
+			split($0, f, /[=\[,\] ]+/)
+			mean = f[3]; lo = f[5]; hi = f[6]; seen = 1
+		}
+		END {
+			if (n != 2 || !seen || lo > mean || mean > hi ||
+			    (g / 2 - mean) ^ 2 > 0.0001) {
+				print "  chips " n ", quant gap " mean " [" lo ", " hi \
+				      "], mean of the chips " g / 2 > "/dev/stderr"
+				exit 1
+			}
+		}' "$dir/chips.log"
+}
+check "eval --chip-seeds 7-8: per chip, and a gap inside its interval" \
+	chip_seeds_ok
 
 calibrate_ok() {
 	local f
@@ -189,6 +215,14 @@ check "a missing data directory is named" \
 	--model "$model" --data /nonexistent
 check "--rank 0 is refused with its range" \
 	fails_naming "--rank: bad value '0' (1..64)" eval --model "$model" --rank 0
+check "--epochs 0 is refused with its range" \
+	fails_naming "--epochs: bad value '0' (1..1000)" eval --model "$model" \
+	--epochs 0
+check "a negative --lr is refused" \
+	fails_naming "--lr: bad value '-1'" eval --model "$model" --lr -1
+check "--chip-seeds without a range is refused" \
+	fails_naming "--chip-seeds: bad value '7' (A-B)" eval --model "$model" \
+	--chip-seeds 7
 check "--calib beyond 1024 is refused" \
 	fails_naming "--calib: bad value '2000' (1..1024)" eval --model "$model" \
 	--calib 2000

@@ -1324,15 +1324,6 @@ int polar_model_evaluate(const struct polar_model *m,
 
 /* --- gradients ------------------------------------------------------------ */
 
-/* Everything one thread needs to run forward and backward on n samples. */
-struct nn_ws {
-	size_t maxn;
-	float *act[POLAR_MODEL_MAX_LAYERS + 1];	/* act[0] unused (input) */
-	float *cols[POLAR_MODEL_MAX_LAYERS];
-	uint32_t *idx[POLAR_MODEL_MAX_LAYERS];
-	float *tmp, *dcols, *g[2];
-};
-
 static void ws_free(struct nn_ws *ws)
 {
 	unsigned int i;
@@ -1399,7 +1390,27 @@ static struct nn_ws *ws_alloc(const struct polar_model *m, size_t maxn)
 	return ws;
 }
 
-/* Backward through layer i: dy -> dx (when dx), accumulating into grad. */
+void polar_nn_conv_rows(const struct polar_layer *l, size_t n, const float *dy,
+			float *rows)
+{
+	size_t s, j, pos = (size_t)l->out_h * l->out_w,
+	       outsz = polar_layer_out_size(l);
+	uint32_t o;
+
+	for (s = 0; s < n; s++)
+		for (o = 0; o < l->rows; o++) {
+			const float *d = dy + s * outsz + o * pos;
+			float *t = rows + s * pos * l->rows + o;
+
+			for (j = 0; j < pos; j++)
+				t[j * l->rows] = d[j];
+		}
+}
+
+/*
+ * Backward through layer i: dy -> dx (when dx), accumulating the weight
+ * and bias gradients into grad (when grad).
+ */
 static void layer_bwd(const struct polar_model *m, unsigned int i,
 		      struct nn_ws *ws, size_t n, const float *x,
 		      const float *y, const float *dy, float *dx, float *grad)
@@ -1411,29 +1422,25 @@ static void layer_bwd(const struct polar_model *m, unsigned int i,
 
 	switch (l->type) {
 	case POLAR_LAYER_CONV2D: {
-		float *dypm = ws->tmp, *db = grad + l->bias_off;
+		float *dypm = ws->tmp;
 
-		/* dy (n x rows x pos) to position-major (n * pos x rows). */
-		for (s = 0; s < n; s++)
-			for (o = 0; o < l->rows; o++) {
-				const float *d = dy + s * outsz + o * pos;
-				float *t = dypm + s * pos * l->rows + o;
+		polar_nn_conv_rows(l, n, dy, dypm);
+		if (grad) {
+			float *db = grad + l->bias_off;
 
-				for (j = 0; j < pos; j++)
-					t[j * l->rows] = d[j];
-			}
-		polar_sgemm(1, 0, l->rows, l->cols, n * pos, dypm, l->rows,
-			    ws->cols[i], l->cols, 1.0f, grad + l->weight_off,
-			    l->cols);
-		for (s = 0; s < n; s++)
-			for (o = 0; o < l->rows; o++) {
-				const float *d = dy + s * outsz + o * pos;
-				float sum = 0.0f;
+			polar_sgemm(1, 0, l->rows, l->cols, n * pos, dypm,
+				    l->rows, ws->cols[i], l->cols, 1.0f,
+				    grad + l->weight_off, l->cols);
+			for (s = 0; s < n; s++)
+				for (o = 0; o < l->rows; o++) {
+					const float *d = dy + s * outsz + o * pos;
+					float sum = 0.0f;
 
-				for (j = 0; j < pos; j++)
-					sum += d[j];
-				db[o] += sum;
-			}
+					for (j = 0; j < pos; j++)
+						sum += d[j];
+					db[o] += sum;
+				}
+		}
 		if (dx) {
 			polar_sgemm(0, 0, n * pos, l->cols, l->rows, dypm,
 				    l->rows, l->weight, l->cols, 0.0f,
@@ -1443,13 +1450,16 @@ static void layer_bwd(const struct polar_model *m, unsigned int i,
 		return;
 	}
 	case POLAR_LAYER_LINEAR: {
-		float *db = grad + l->bias_off;
+		if (grad) {
+			float *db = grad + l->bias_off;
 
-		polar_sgemm(1, 0, l->rows, l->cols, n, dy, l->rows, x, l->cols,
-			    1.0f, grad + l->weight_off, l->cols);
-		for (s = 0; s < n; s++)
-			for (o = 0; o < l->rows; o++)
-				db[o] += dy[s * l->rows + o];
+			polar_sgemm(1, 0, l->rows, l->cols, n, dy, l->rows, x,
+				    l->cols, 1.0f, grad + l->weight_off,
+				    l->cols);
+			for (s = 0; s < n; s++)
+				for (o = 0; o < l->rows; o++)
+					db[o] += dy[s * l->rows + o];
+		}
 		if (dx)
 			polar_sgemm(0, 0, n, l->cols, l->rows, dy, l->rows,
 				    l->weight, l->cols, 0.0f, dx, l->cols);
@@ -1557,6 +1567,37 @@ int polar_model_grad(const struct polar_model *m, size_t n, const float *x,
 	ret = ws_grad(m, ws, n, x, labels, scale, grad, loss, correct);
 	ws_free(ws);
 	return ret;
+}
+
+uint64_t polar_nn_rng_below(uint64_t *s, uint64_t n)
+{
+	return rng_below(s, n);
+}
+
+struct nn_ws *polar_nn_ws_alloc(const struct polar_model *m, size_t maxn)
+{
+	return ws_alloc(m, maxn);
+}
+
+void polar_nn_ws_free(struct nn_ws *ws)
+{
+	ws_free(ws);
+}
+
+int polar_nn_layer_fwd(const struct polar_model *m, unsigned int i,
+		       struct nn_ws *ws, size_t n, const float *x,
+		       const struct polar_matmul_hook *hook)
+{
+	/* Training runs on chains (polar_model_is_chain()): one input. */
+	return layer_fwd(m, i, n, x, NULL, ws->act[i + 1], ws->cols[i],
+			 ws->tmp, ws->idx[i], hook);
+}
+
+void polar_nn_layer_bwd(const struct polar_model *m, unsigned int i,
+			struct nn_ws *ws, size_t n, const float *x,
+			const float *dy, float *dx)
+{
+	layer_bwd(m, i, ws, n, x, ws->act[i + 1], dy, dx, NULL);
 }
 
 /* --- training ------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "polar/nn.h"
 #include "polar/polar.h"
 #include "cim_command.h"
 
@@ -111,5 +112,34 @@ extern const struct polar_backend_ops polar_sim_ops;
 int polar_drm_open(struct polar_device *dev);
 int polar_load_firmware(struct polar_device *dev, int required);
 int polar_sim_open(struct polar_device *dev, const char *props);
+
+/*
+ * nn.c's forward and backward passes, for the trained host paths
+ * (calib_train.c), which run them through the device.
+ */
+/* Everything one thread needs to run forward and backward on n samples. */
+struct nn_ws {
+	size_t maxn;
+	float *act[POLAR_MODEL_MAX_LAYERS + 1];	/* act[0] unused (input) */
+	float *cols[POLAR_MODEL_MAX_LAYERS];	/* a conv's im2col rows */
+	uint32_t *idx[POLAR_MODEL_MAX_LAYERS];
+	float *tmp, *dcols, *g[2];
+};
+
+struct nn_ws *polar_nn_ws_alloc(const struct polar_model *m, size_t maxn);
+void polar_nn_ws_free(struct nn_ws *ws);
+/* Layer i forward on n <= maxn samples x: output in ws->act[i + 1]. */
+int polar_nn_layer_fwd(const struct polar_model *m, unsigned int i,
+		       struct nn_ws *ws, size_t n, const float *x,
+		       const struct polar_matmul_hook *hook);
+/* Layer i backward: dy -> dx (when dx) through m's weights; no gradients. */
+void polar_nn_layer_bwd(const struct polar_model *m, unsigned int i,
+			struct nn_ws *ws, size_t n, const float *x,
+			const float *dy, float *dx);
+/* Uniform below n from nn.c's splitmix64 stream s (shuffling). */
+uint64_t polar_nn_rng_below(uint64_t *s, uint64_t n);
+/* A conv's dy (n x rows x pos) as product rows (n * pos x rows). */
+void polar_nn_conv_rows(const struct polar_layer *l, size_t n, const float *dy,
+			float *rows);
 
 #endif /* POLAR_INTERNAL_H */

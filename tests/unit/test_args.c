@@ -59,6 +59,10 @@ static float *grad_big, *fisher[POLAR_MODEL_MAX_LAYERS];
 static double metric[OUT * OUT], S[4 * 4], evals[4], evecs[4 * 4];
 static double gram_d, *gram[POLAR_MODEL_MAX_LAYERS], lambdas[1] = { 1e-2 };
 static double acc, chosen;
+static struct polar_calib_train_layer train_layers[POLAR_MODEL_MAX_LAYERS];
+static struct polar_calib_train_opts train_opts = { 1, 1, 1e-3f, 0, 1.0f, 1,
+						    NULL, NULL };
+static struct polar_calib_train_result train_res;
 static int8_t codes[4 * IN], cb[16], dst[IN];
 static int32_t sums[4 * OUT];
 static uint8_t labels[4], held_out[4] = { 0, 0, 0, 1 };
@@ -318,6 +322,24 @@ enum want {
 	  polar_calib_output_fisher_full(&model, 1, x, labels, NULL))	\
 	X(polar_calib_output_fisher_full, "m", WANT_EINVAL,		\
 	  polar_calib_output_fisher_full(NULL, 1, x, labels, gram))	\
+	X(polar_calib_train, "m", WANT_EINVAL,				\
+	  polar_calib_train(NULL, train_layers, &data, &data, &train_opts, \
+			    &train_res))				\
+	X(polar_calib_train, "layers", WANT_EINVAL,			\
+	  polar_calib_train(&model, NULL, &data, &data, &train_opts,	\
+			    &train_res))				\
+	X(polar_calib_train, "train", WANT_EINVAL,			\
+	  polar_calib_train(&model, train_layers, NULL, &data, &train_opts, \
+			    &train_res))				\
+	X(polar_calib_train, "val", WANT_EINVAL,			\
+	  polar_calib_train(&model, train_layers, &data, NULL, &train_opts, \
+			    &train_res))				\
+	X(polar_calib_train, "opts", WANT_EINVAL,			\
+	  polar_calib_train(&model, train_layers, &data, &data, NULL,	\
+			    &train_res))				\
+	X(polar_calib_train, "res", WANT_EINVAL,			\
+	  polar_calib_train(&model, train_layers, &data, &data, &train_opts, \
+			    NULL))					\
 	X(polar_calib_symeig, "S", WANT_EINVAL,				\
 	  polar_calib_symeig(NULL, 4, evals, evecs))			\
 	X(polar_calib_symeig, "evals", WANT_EINVAL,			\

@@ -199,6 +199,110 @@ int polar_calib_output_fisher_full(const struct polar_model *m, size_t n,
 				   const float *x, const uint8_t *labels,
 				   double *gram[POLAR_MODEL_MAX_LAYERS]);
 
+/* ---- trained host paths ------------------------------------------------ */
+
+struct polar_qlayer;
+
+/**
+ * struct polar_calib_train_layer - one layer of the model being trained.
+ * @qlayer: the layer's main path (made from a descriptor without a bias:
+ *	the model adds its own), or NULL: the layer runs in fp32 on the host
+ *	and is not trained (its other fields are ignored)
+ * @rank: of the host path, 1..min(rows, cols)
+ * @A: rank x cols, @B: rows x rank, @bias: rows: the host path
+ *	y = main(x) + B (A x) + bias, trained in place from their values
+ * @fisher: rows floats, the diagonal Fisher of the layer's outputs
+ *	(polar_calib_output_fisher()), or NULL: no per-layer loss term
+ */
+struct polar_calib_train_layer {
+	struct polar_qlayer *qlayer;
+	uint32_t rank;
+	float *A, *B, *bias;
+	const float *fisher;
+};
+
+/**
+ * struct polar_calib_train_progress - what the progress callback sees.
+ * @epoch, @epochs: from 1; @batch, @batches: from 1, within the epoch
+ * @loss: mean training loss over the epoch so far
+ * @epoch_done: 1 after an epoch, when @val_loss is that epoch's
+ *	validation loss
+ */
+struct polar_calib_train_progress {
+	unsigned int epoch, epochs;
+	size_t batch, batches;
+	double loss, val_loss;
+	int epoch_done;
+};
+
+/**
+ * struct polar_calib_train_opts - how polar_calib_train() trains.
+ * @epochs: at most, 1..1000
+ * @batch: images per step, 1..4096
+ * @lr: Adam's step, in (0, 1]
+ * @patience: epochs without a lower validation loss before stopping, 0
+ *	never stops early
+ * @layer_weight: weight of the Fisher-weighted layer errors, >= 0
+ * @seed: the order of the training images in each epoch
+ * @progress: called after every step and epoch, or NULL; @ctx its first
+ *	argument
+ */
+struct polar_calib_train_opts {
+	unsigned int epochs, batch;
+	float lr;
+	unsigned int patience;
+	float layer_weight;
+	uint64_t seed;
+	void (*progress)(void *ctx, const struct polar_calib_train_progress *p);
+	void *ctx;
+};
+
+/**
+ * struct polar_calib_train_result - what polar_calib_train() achieved.
+ * @val_loss0, @val_accuracy0: on the validation images, before training
+ * @val_loss, @val_accuracy: with the factors kept (the lowest validation
+ *	loss seen, the initial ones included)
+ * @best_epoch: the epoch those factors came from, 0: the initial ones
+ * @epochs_run: epochs trained before the end or the early stop
+ */
+struct polar_calib_train_result {
+	double val_loss0, val_accuracy0, val_loss, val_accuracy;
+	unsigned int best_epoch, epochs_run;
+};
+
+/**
+ * polar_calib_train() - trains every layer's host path jointly, end to
+ * end, through the main paths' real outputs.
+ * @m: the fp32 model; its weights are never changed
+ * @layers: m->nlayers entries
+ * @train, @val: images (labels only for the accuracy) in m's input shape;
+ *	val chooses the epoch whose factors are kept
+ * @opts: see struct polar_calib_train_opts
+ * @res: filled in
+ *
+ * The loss of an image is the KL divergence of the polarized model's
+ * softmax from the fp32 model's (distillation) plus, per trained layer,
+ * @layer_weight x 1/2 sum_o fisher_o e_o^2 (the loss increase a second
+ * order expansion predicts for an output error e, averaged over a
+ * conv's positions), e the layer's output minus the fp32 model's. The
+ * forward pass runs each main path (POLAR_FWD_DEVICE_ONLY: the device's
+ * actual outputs) plus B (A x) + bias; the backward pass goes straight
+ * through the quantized main path, as through deq(Q(W)) + B A. Adam
+ * steps only A, B and bias. After each epoch the validation loss is
+ * measured; the factors with the lowest one (the initial factors
+ * included) are left in A, B and bias.
+ *
+ * Return: 0, or a -errno (-EINVAL for a bad argument or option, with
+ * polar_errmsg() naming it), when A, B and bias hold the best factors
+ * seen so far.
+ */
+int polar_calib_train(const struct polar_model *m,
+		      struct polar_calib_train_layer *layers,
+		      const struct polar_dataset *train,
+		      const struct polar_dataset *val,
+		      const struct polar_calib_train_opts *opts,
+		      struct polar_calib_train_result *res);
+
 #ifdef __cplusplus
 }
 #endif
