@@ -20,8 +20,9 @@ KSELFTEST_DIR = $(BUILD)/kernel-tools/tools/testing/selftests
 CHECKPATCH = $(BUILD)/kernel-tools/scripts/checkpatch.pl
 
 # libpolar-accel
-LIB_VERSION = 0.1.0
-LIB_SONAME = libpolar-accel.so.0
+LIB_VERSION = 1.0.0
+# The major number changes with every incompatible ABI change (lib/abi/).
+LIB_SONAME = libpolar-accel.so.1
 # The device's arithmetic (cim_*) is compiled into the library too: the
 # software backend and the device model share one implementation.
 CIM_SRCS = qemu-device/cim_engine.c qemu-device/cim_firmware.c \

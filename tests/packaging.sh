@@ -19,7 +19,7 @@ export POLAR_FIRMWARE=$stage/lib/firmware/polar_cim.fw
 cc -std=c11 -Wall -Wextra -Werror "$demo" \
 	$(pkg-config --cflags --libs polar-accel) -lm -o "$BUILD/layer_demo"
 soname=$(readelf -d "$stage/usr/lib/libpolar-accel.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
-[ "$soname" = libpolar-accel.so.0 ] || { echo "SONAME is '$soname'"; exit 1; }
+[ "$soname" = libpolar-accel.so.1 ] || { echo "SONAME is '$soname'"; exit 1; }
 LD_LIBRARY_PATH=$stage/usr/lib "$BUILD/layer_demo" sim
 
 cc -static -std=c11 -Wall -Wextra -Werror "$demo" \

@@ -77,7 +77,7 @@ echo "== the library's ABI against its baseline (abidiff; lib/abi/README.md)"
 lib/abi/check-abi.sh "$BUILD/lib/libpolar-accel.so" >"$BUILD/abi-check.log" 2>&1
 abi_rc=$?
 cat "$BUILD/abi-check.log"
-result $abi_rc "ABI of libpolar-accel.so.0 against lib/abi/"
+result $abi_rc "ABI of libpolar-accel.so against lib/abi/"
 fi
 
 if part fuzz; then

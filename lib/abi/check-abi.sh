@@ -7,13 +7,20 @@
 set -uo pipefail
 ABI_DIR=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$ABI_DIR/../.." && pwd)
-BASELINE=$ABI_DIR/libpolar-accel.so.0.abi
 update=0
 if [ "${1:-}" = --update ]; then
 	update=1
 	shift
 fi
 so=${1:?usage: check-abi.sh [--update] libpolar-accel.so}
+# One baseline per SONAME: a new major number starts a new ABI.
+soname=$(objdump -p "$so" | awk '$1 == "SONAME" { print $2 }')
+[ -n "$soname" ] || { echo "abi: $so has no SONAME"; exit 1; }
+BASELINE=$ABI_DIR/$soname.abi
+if [ $update = 0 ] && [ ! -f "$BASELINE" ]; then
+	echo "abi: no baseline for $soname in lib/abi/: run 'make abi-baseline'"
+	exit 1
+fi
 # Only what the public headers declare is the ABI; types private to the
 # library's sources are left out of the comparison.
 hdrs=(--headers-dir "$TOP/lib/include/polar")
@@ -33,11 +40,11 @@ rc=$?
 # application allocates that changed its layout is not), 8 a change that
 # is incompatible for sure (a function removed).
 if [ $rc = 0 ]; then
-	echo "abi: libpolar-accel.so.0 matches lib/abi/ ($(grep -c '<elf-symbol ' "$BASELINE") symbols)"
+	echo "abi: $soname matches lib/abi/ ($(grep -c '<elf-symbol ' "$BASELINE") symbols)"
 elif [ $((rc & 3)) != 0 ]; then
 	echo "abi: abidiff could not compare (status $rc)"
 elif [ $((rc & 8)) != 0 ]; then
-	echo "abi: the change above breaks applications linked against .so.0:" \
+	echo "abi: the change above breaks applications linked against $soname:" \
 		"keep the old ABI, or bump LIB_SONAME and the baseline together"
 else
 	echo "abi: the ABI changed (above). If every change is compatible" \
