@@ -481,12 +481,93 @@ static inline int round_half_away(double t)
 	return r + (f >= 0.5) - (f <= -0.5);
 }
 
+/* The code of x by the definition in <polar/quant.h>; s > 0, x not NaN. */
+static int act_code(double s, int lo, int hi, float x)
+{
+	double t = (double)x / s;
+
+	if (t > hi)
+		t = hi;
+	if (t < lo)
+		t = lo;
+	return round_half_away(t);
+}
+
+/*
+ * Floats as int32 keys whose signed order is the floats' order (-0 just
+ * below +0); the map is its own inverse. NaNs fall outside
+ * [KEY_NEG_INF, KEY_POS_INF].
+ */
+#define KEY_POS_INF 0x7f800000
+#define KEY_NEG_INF (-KEY_POS_INF - 1)
+
+static inline int32_t float_key(uint32_t bits)
+{
+	int32_t k = (int32_t)bits;
+
+	return k < 0 ? k ^ 0x7fffffff : k;
+}
+
+static float key_float(int32_t key)
+{
+	uint32_t bits = (uint32_t)(key < 0 ? key ^ 0x7fffffff : key);
+	float x;
+
+	memcpy(&x, &bits, sizeof(x));
+	return x;
+}
+
+#define MAX_LEVELS 256		/* codes of the widest format, a power of 2 */
+
+/*
+ * act_code() never decreases as x grows (a correctly rounded division,
+ * a clamp and a rounding, each monotonic), so code(x) = lo + the number
+ * of thresholds t[j] <= key(x), where t[j] is the least key whose code
+ * is above lo + j: found by bisection over the keys, with act_code()
+ * itself, so the codes are exactly the definition's. P, a power of 2,
+ * is the table's size; the entries past hi - lo never match.
+ */
+static uint32_t act_thresholds(double s, int lo, int hi, int32_t *t)
+{
+	uint32_t P = 1, j;
+
+	while (P <= (uint32_t)(hi - lo))
+		P <<= 1;
+	for (j = 0; j < P; j++) {
+		int64_t below = KEY_NEG_INF, at = KEY_POS_INF;
+
+		if (j >= (uint32_t)(hi - lo)) {
+			t[j] = INT32_MAX;
+			continue;
+		}
+		while (at - below > 1) {
+			int64_t mid = below + (at - below) / 2;
+
+			if (act_code(s, lo, hi, key_float((int32_t)mid)) >
+			    lo + (int)j)
+				at = mid;
+			else
+				below = mid;
+		}
+		t[j] = (int32_t)at;
+	}
+	return P;
+}
+
+/*
+ * Below this many inputs per threshold, act_thresholds() costs more than
+ * it saves.
+ */
+#define THRESHOLD_MIN_INPUTS 32
+
 int polar_quantize_acts(const struct polar_act_quant *aq, const float *x,
 			size_t n, int8_t *codes)
 {
 	static const char fn[] = "quantize_acts";
 	uint8_t *out = (uint8_t *)codes;
 	int lo = 0, hi = 0, ret = act_check(aq, fn);
+	int32_t t[MAX_LEVELS];
+	uint32_t P, step, c;
 	double s;
 	size_t i;
 
@@ -499,23 +580,46 @@ int polar_quantize_acts(const struct polar_act_quant *aq, const float *x,
 				  x ? "codes" : "x");
 	xfmt_range(aq->fmt, &lo, &hi);
 	s = aq->scale;
+	if (s == 0.0) {
+		for (i = 0; i < n; i++) {
+			if (isnan(x[i]))
+				return polar_fail(-EINVAL, "%s: x[%zu] of %zu "
+						  "is NaN", fn, i, n);
+			out[i] = 0;
+		}
+		return 0;
+	}
+	if (n < (size_t)THRESHOLD_MIN_INPUTS * (hi - lo)) {
+		for (i = 0; i < n; i++) {
+			if (isnan(x[i]))
+				return polar_fail(-EINVAL, "%s: x[%zu] of %zu "
+						  "is NaN", fn, i, n);
+			/* two's complement byte for signed formats */
+			out[i] = (uint8_t)act_code(s, lo, hi, x[i]);
+		}
+		return 0;
+	}
+	/*
+	 * Integer compares against the thresholds instead of a division
+	 * and a rounding per input: the same codes, and several times
+	 * faster where float arithmetic is emulated (the guest of a TCG
+	 * VM runs each SSE float instruction as a softfloat call).
+	 */
+	P = act_thresholds(s, lo, hi, t);
 	for (i = 0; i < n; i++) {
-		double t;
+		uint32_t bits;
+		int32_t key;
 
-		if (isnan(x[i]))
+		memcpy(&bits, &x[i], sizeof(bits));
+		if ((bits & 0x7fffffff) > KEY_POS_INF)
 			return polar_fail(-EINVAL, "%s: x[%zu] of %zu is NaN",
 					  fn, i, n);
-		if (s == 0.0) {
-			out[i] = 0;
-			continue;
-		}
-		t = (double)x[i] / s;
-		if (t > hi)
-			t = hi;
-		if (t < lo)
-			t = lo;
-		/* two's complement byte for signed formats */
-		out[i] = (uint8_t)round_half_away(t);
+		key = float_key(bits);
+		c = 0;
+		for (step = P / 2; step; step /= 2)
+			if (key >= t[c + step - 1])
+				c += step;
+		out[i] = (uint8_t)(lo + (int)c);
 	}
 	return 0;
 }
