@@ -1136,8 +1136,8 @@ static void *fisher_thread(void *p)
 	j->ret = grad ? 0 : polar_fail(-ENOMEM, "out of memory");
 	for (s = j->t; s < j->n && !j->ret; s += j->threads) {
 		memset(grad, 0, sizeof(float) * m->nparams);
-		j->ret = polar_model_grad(m, 1, j->x + s * in, j->labels + s,
-					  1.0f, grad, NULL, NULL);
+		j->ret = polar_model_bias_grad(m, 1, j->x + s * in,
+					       j->labels + s, grad);
 		for (l = 0, off = 0; !j->ret && l < m->nlayers; l++) {
 			memcpy(j->g + s * j->stride + off,
 			       grad + m->layers[l].bias_off,

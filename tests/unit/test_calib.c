@@ -286,10 +286,11 @@ static void test_rrr_ridge_solution(void)
 
 /*
  * The output Fisher is computed on a thread per CPU and summed in sample
- * order: it must equal the plain sequential sum of the per-sample bias
- * gradients' outer products bit for bit.
+ * order, from gradients that leave out the weights': it must equal the
+ * plain sequential sum of the outer products of polar_model_grad()'s
+ * per-sample bias gradients bit for bit, for linear and conv layers.
  */
-static void test_fisher_threads(void)
+static void fisher_matches_grad(const char *arch)
 {
 	enum { N = 9 };
 	struct polar_model m;
@@ -301,7 +302,7 @@ static void test_fisher_threads(void)
 	uint32_t a, b;
 	int same = 1;
 
-	CHECK(polar_model_create(&m, "mlp", 5) == 0);
+	CHECK(polar_model_create(&m, arch, 5) == 0);
 	in = (size_t)m.in_c * m.in_h * m.in_w;
 	x = malloc(sizeof(float) * N * in);
 	grad = malloc(sizeof(float) * m.nparams);
@@ -331,10 +332,16 @@ static void test_fisher_threads(void)
 		free(ref);
 		free(gram[l]);
 	}
-	CHECK(same);
+	CHECK(same, "%s", arch);
 	free(x);
 	free(grad);
 	polar_model_free(&m);
+}
+
+static void test_fisher_threads(void)
+{
+	fisher_matches_grad("mlp");
+	fisher_matches_grad("cnn");
 }
 
 /* sum over rows of e^T W e, e = R - B A x (W out x out). */
