@@ -16,6 +16,7 @@
 #include "polar/nn.h"
 #include "polar/polar.h"
 #include "polar_cim_hw.h"
+#include "polar_internal.h"
 #include "unit.h"
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
@@ -344,6 +345,43 @@ static void test_fisher_threads(void)
 	fisher_matches_grad("cnn");
 }
 
+/*
+ * The fits' grams are computed on and above the diagonal and mirrored:
+ * they must be polar_sgemm()'s bits for the whole matrix, for X^T X and
+ * X X^T, on one thread and on several, at sizes no block divides.
+ */
+static void test_gram_symmetric(void)
+{
+	static const size_t shapes[][2] = { { 37, 500 }, { 150, 301 },
+					     { 200, 2000 }, { 400, 700 } };
+	size_t i, t;
+
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		size_t n = shapes[i][0], k = shapes[i][1];
+		float *x = malloc(sizeof(float) * n * k);
+		float *want = malloc(sizeof(float) * n * n);
+		float *got = malloc(sizeof(float) * n * n);
+
+		CHECK(x && want && got);
+		if (!x || !want || !got)
+			goto next;
+		fill(x, n * k);
+		for (t = 0; t < 2; t++) {
+			/* t = 1: x is k x n and C = x^T x; else n x k, x x^T */
+			polar_sgemm(t == 1, t == 0, n, n, k, x, t ? n : k, x,
+				    t ? n : k, 0.0f, want, n);
+			memset(got, 0xff, sizeof(float) * n * n);
+			polar_gram_sym(t == 1, n, k, x, t ? n : k, got, n);
+			CHECK(!memcmp(want, got, sizeof(float) * n * n),
+			      "n %zu k %zu %s", n, k, t ? "x^T x" : "x x^T");
+		}
+next:
+		free(x);
+		free(want);
+		free(got);
+	}
+}
+
 /* sum over rows of e^T W e, e = R - B A x (W out x out). */
 static double metric_residual(const float *X, const float *R, const float *A,
 			      const float *B, size_t n, uint32_t in,
@@ -569,5 +607,6 @@ int main(void)
 	/* Last: they draw from frand(), and the others' data stay as they were. */
 	RUN(test_rrr_ridge_solution);
 	RUN(test_fisher_threads);
+	RUN(test_gram_symmetric);
 	return unit_summary();
 }
