@@ -564,6 +564,81 @@ static void test_dequantize_sums_nf4(void)
 }
 
 /*
+ * polar_dequantize_sums() works on two outputs at a time; each output must
+ * get exactly the bits of the formula done in scalar double, in its order:
+ * acc = sum_b scale_b * sums_b (NF4: / 127), y = (float)(acc * x_scale
+ * + bias + y), for odd and even out_dim, with and without bias and
+ * POLAR_DEQ_ACCUMULATE.
+ */
+static void test_dequantize_sums_bits(void)
+{
+	static const enum polar_wfmt fmts[] = { POLAR_WFMT_NF4,
+						POLAR_WFMT_INT8 };
+	static const uint32_t outs[] = { 1, 7, 32 };
+	const uint32_t in = 150, batch = 3;
+	size_t f, oi, i;
+	int with_bias, acc_mode, same = 1;
+
+	for (f = 0; f < 2; f++)
+		for (oi = 0; oi < 3; oi++) {
+			uint32_t out = outs[oi], k, o, b;
+			struct polar_qweights q;
+			struct polar_act_quant aq = { POLAR_XFMT_UINT4, 0.037f };
+			float *w = alloc_weights(out, in);
+			float bias[32], y[3 * 32], y0[3 * 32], ref[3 * 32];
+			int32_t *sums;
+
+			CHECK(w && polar_quantize_weights(w, out, in, fmts[f],
+				fmts[f] == POLAR_WFMT_NF4 ? 64 : 0, &q) == 0);
+			sums = malloc(sizeof(int32_t) * batch * q.nblocks * out);
+			for (i = 0; sums && i < (size_t)batch * q.nblocks * out; i++)
+				sums[i] = (int32_t)(frand() * 2e6f);
+			for (o = 0; o < out; o++)
+				bias[o] = frand();
+			for (i = 0; i < (size_t)batch * out; i++)
+				y0[i] = frand() * 10.0f;
+			for (with_bias = 0; sums && with_bias < 2; with_bias++)
+				for (acc_mode = 0; acc_mode < 2; acc_mode++) {
+					for (k = 0; k < batch; k++)
+						for (o = 0; o < out; o++) {
+							size_t at = (size_t)k * out + o;
+							double a = 0.0, v;
+
+							for (b = 0; b < q.nblocks; b++)
+								a += (double)q.scales[o * q.nblocks + b] *
+								     sums[(b * batch + k) * out + o];
+							if (fmts[f] == POLAR_WFMT_NF4)
+								a /= 127;
+							v = a * aq.scale;
+							if (with_bias)
+								v += bias[o];
+							if (acc_mode)
+								v += y0[at];
+							ref[at] = (float)v;
+						}
+					memcpy(y, y0, sizeof(y));
+					CHECK(polar_dequantize_sums(&q, &aq, sums, batch,
+						with_bias ? bias : NULL,
+						acc_mode ? POLAR_DEQ_ACCUMULATE : 0,
+						y) == 0);
+					for (i = 0; i < (size_t)batch * out; i++)
+						if (memcmp(&y[i], &ref[i], sizeof(float))) {
+							if (same)
+								CHECK(0, "fmt %d out %u bias %d "
+								      "acc %d y[%zu] %a want %a",
+								      (int)fmts[f], out, with_bias,
+								      acc_mode, i, (double)y[i],
+								      (double)ref[i]);
+							same = 0;
+						}
+				}
+			free(sums);
+			free(w);
+			polar_qweights_free(&q);
+		}
+}
+
+/*
  * Quantized y against the float y = W x, output by output, within the
  * analytic bound of the two quantizers: each weight is off by at most ew
  * (INT8/INT4: half a step, scale / 2; NF4: half the largest gap between
@@ -746,6 +821,7 @@ int main(void)
 	RUN(test_act_quantize_thresholds);
 	RUN(test_dequantize_sums_int);
 	RUN(test_dequantize_sums_nf4);
+	RUN(test_dequantize_sums_bits);
 	RUN(test_layer_accuracy);
 	RUN(test_errors);
 	return unit_summary();
