@@ -138,6 +138,19 @@ eval_threads_ok() {
 check "eval --threads 2: the results of one thread, and the phases line" \
 	eval_threads_ok
 
+# make run computes the fp32 reference natively: --methods fp32 alone must
+# open no device (this one does not exist) and give the fp32 accuracy of
+# a whole evaluation.
+eval_fp32_only_ok() {
+	"$polar" eval --model "$model" --device /dev/accel/no-such-node \
+		--methods fp32 --calib 128 --test 300 >"$dir/eval-fp32.log" 2>&1 ||
+		{ cat "$dir/eval-fp32.log" >&2; return 1; }
+	diff <(grep '^accuracy fp32=' "$dir/eval-t1.log") \
+		<(grep '^accuracy fp32=' "$dir/eval-fp32.log") >&2
+}
+check "eval --methods fp32: no device, the fp32 accuracy of a full eval" \
+	eval_fp32_only_ok
+
 calibrate_ok() {
 	local f
 	for f in a b; do
