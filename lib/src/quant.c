@@ -556,6 +556,45 @@ static uint32_t act_thresholds(double s, int lo, int hi, int32_t *t)
 }
 
 /*
+ * The 4-bit formats' codes, four inputs at a time with SSE2 integer
+ * compares against each of the L <= 15 thresholds (inline vector code
+ * under TCG, a few cycles per input natively). Stops before the first
+ * group with a NaN, which the caller's scalar loop then reports; returns
+ * how many inputs it coded.
+ */
+static size_t act_codes_sse2(const int32_t *t, uint32_t L, int lo,
+			     const float *x, size_t n, uint8_t *out)
+{
+	const __m128i abs_mask = _mm_set1_epi32(0x7fffffff);
+	const __m128i inf = _mm_set1_epi32(KEY_POS_INF);
+	const __m128i base = _mm_set1_epi32(lo);
+	__m128i below[15];
+	size_t i;
+	uint32_t j;
+
+	for (j = 0; j < L; j++)	/* key >= t[j] is key > t[j] - 1 */
+		below[j] = _mm_set1_epi32(t[j] - 1);
+	for (i = 0; i + 4 <= n; i += 4) {
+		__m128i bits = _mm_loadu_si128((const __m128i *)(x + i));
+		__m128i key, code = base;
+		int32_t packed;
+
+		if (_mm_movemask_epi8(_mm_cmpgt_epi32(_mm_and_si128(bits,
+							abs_mask), inf)))
+			break;
+		/* float_key(): flip the magnitude bits of negative floats */
+		key = _mm_xor_si128(bits, _mm_and_si128(_mm_srai_epi32(bits, 31),
+							abs_mask));
+		for (j = 0; j < L; j++)	/* a true compare is -1 */
+			code = _mm_sub_epi32(code, _mm_cmpgt_epi32(key, below[j]));
+		code = _mm_packs_epi32(code, code);
+		packed = _mm_cvtsi128_si32(_mm_packs_epi16(code, code));
+		memcpy(out + i, &packed, 4);
+	}
+	return i;
+}
+
+/*
  * Below this many inputs per threshold, act_thresholds() costs more than
  * it saves.
  */
@@ -607,7 +646,10 @@ int polar_quantize_acts(const struct polar_act_quant *aq, const float *x,
 	 * VM runs each SSE float instruction as a softfloat call).
 	 */
 	P = act_thresholds(s, lo, hi, t);
-	for (i = 0; i < n; i++) {
+	i = 0;
+	if (hi - lo <= 15)
+		i = act_codes_sse2(t, (uint32_t)(hi - lo), lo, x, n, out);
+	for (; i < n; i++) {
 		uint32_t bits;
 		int32_t key;
 
@@ -617,9 +659,9 @@ int polar_quantize_acts(const struct polar_act_quant *aq, const float *x,
 					  fn, i, n);
 		key = float_key(bits);
 		c = 0;
+		/* branch-free: which side of a threshold is data, not flow */
 		for (step = P / 2; step; step /= 2)
-			if (key >= t[c + step - 1])
-				c += step;
+			c += step & -(uint32_t)(key >= t[c + step - 1]);
 		out[i] = (uint8_t)(lo + (int)c);
 	}
 	return 0;
