@@ -66,9 +66,11 @@ t_initramfs=$(date +%s)
 # host path) runs about 25x slower than natively. The guest evaluates on
 # one thread per vCPU under multi-threaded TCG; the device model's engine
 # threads share the same host cores. Measured on the shared 2-core machine
-# with 2 vCPUs (POLAR_TEST=1000): about 4 minutes of calibration, then
-# about 0.24 s per test image for all six methods; the timeout allows more
-# than twice that.
+# with 2 vCPUs (POLAR_TEST=1000, before the fp32 pass moved to the host
+# and the guest's float work was cut): about 4 minutes of calibration,
+# then about 0.24 s per test image for all six methods; the timeout
+# allows more than twice that on a quiet machine. On a loaded one set
+# POLAR_VM_TIMEOUT (seconds).
 export POLAR_VM_SMP=${POLAR_VM_SMP:-2}
 export POLAR_VM_TIMEOUT=${POLAR_VM_TIMEOUT:-$((1200 + ntest / 2))}
 rc=0
