@@ -1484,8 +1484,11 @@ static int run_point(const struct opts *o, struct polar_model *m,
 	c.t_mark = now_s();
 	for (me = M_QUANT; me < NMETH; me++)
 		chip |= want[me];
-	/* The fp32 reference alone needs neither a chip nor calibration. */
-	if (!chip)
+	/*
+	 * The fp32 reference alone needs neither a chip nor calibration;
+	 * polar calibrate wants no evaluation, only the calibration.
+	 */
+	if (!chip && want[M_FP32])
 		goto evaluate;
 	ret = open_device(&c, pt->sigma, pt->adc_bits);
 	phase_end(&c, PH_OPEN);
