@@ -164,6 +164,19 @@ chip_seeds_ok() {
 check "eval --chip-seeds 7-8: per chip, and a gap inside its interval" \
 	chip_seeds_ok
 
+# make run computes the fp32 reference natively: --methods fp32 alone must
+# open no device (this one does not exist) and give the fp32 accuracy of
+# a whole evaluation.
+eval_fp32_only_ok() {
+	"$polar" eval --model "$model" --device /dev/accel/no-such-node \
+		--methods fp32 --calib 128 --test 300 >"$dir/eval-fp32.log" 2>&1 ||
+		{ cat "$dir/eval-fp32.log" >&2; return 1; }
+	diff <(grep '^accuracy fp32=' "$dir/eval-t1.log") \
+		<(grep '^accuracy fp32=' "$dir/eval-fp32.log") >&2
+}
+check "eval --methods fp32: no device, the fp32 accuracy of a full eval" \
+	eval_fp32_only_ok
+
 calibrate_ok() {
 	local f
 	for f in a b; do

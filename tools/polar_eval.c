@@ -126,6 +126,7 @@ struct timing {
 	double phase[NPHASE];
 	double eval[NMETH];		/* each method's evaluation */
 	double eval_layers[NMETH];	/* of which in the polarized layers */
+	double eval_layer[NMETH][MAXL];	/* of which in each of them */
 	double total;			/* load to the last evaluation */
 };
 
@@ -151,6 +152,7 @@ struct ctx {
 	struct timing *t;	/* phases of this point */
 	double t_mark;		/* end of the last phase timed */
 	double t_layers;	/* seconds in hook_matmul */
+	double t_layer[MAXL];	/* of which in each layer */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -344,7 +346,9 @@ static int hook_matmul(void *p, const struct polar_model *m, unsigned int layer,
 			c->host_flops += (uint64_t)nrows * l->rows;
 		}
 	}
-	c->t_layers += now_s() - t0;
+	t0 = now_s() - t0;
+	c->t_layers += t0;
+	c->t_layer[layer] += t0;
 	return ret;
 }
 
@@ -1107,7 +1111,7 @@ static int evaluate(struct worker *wk, unsigned int nw, enum method me,
 	pthread_t th[MAX_WORKERS];
 	atomic_size_t done = 0;
 	uint64_t host_flops = 0;
-	unsigned int w, started = 0;
+	unsigned int w, l, started = 0;
 	char label[64];
 	struct bar bar;
 	double t0, layers = 0;
@@ -1118,6 +1122,7 @@ static int evaluate(struct worker *wk, unsigned int nw, enum method me,
 		ret = set_method(&wk[w].c, me);
 		wk[w].c.host_flops = 0;
 		wk[w].c.t_layers = 0;
+		memset(wk[w].c.t_layer, 0, sizeof(wk[w].c.t_layer));
 		wk[w].t = t;
 		wk[w].me = me;
 		wk[w].w = w;
@@ -1153,6 +1158,8 @@ static int evaluate(struct worker *wk, unsigned int nw, enum method me,
 		res->acc += (double)wk[w].correct;
 		host_flops += wk[w].c.host_flops;
 		layers += wk[w].c.t_layers;
+		for (l = 0; l < MAXL; l++)
+			wk[0].c.t->eval_layer[me][l] += wk[w].c.t_layer[l] / nw;
 	}
 	wk[0].c.t->eval_layers[me] = layers / nw;
 	if (ret)
@@ -1266,6 +1273,8 @@ static int make_worker(const struct ctx *c, struct ctx *wc)
 	wc->dev = NULL;
 	memset(wc->ql, 0, sizeof(wc->ql));
 	wc->quiet = 1;
+	if (!c->dev)	/* fp32 only: no chip */
+		return 0;
 	ret = open_device(wc, c->open_sigma, c->open_adc_bits);
 	for (i = 0; !ret && i < c->m->nlayers; i++) {
 		if (!c->ql[i])
@@ -1683,13 +1692,21 @@ static int run_point(const struct opts *o, struct polar_model *m,
 	struct worker *wk;
 	struct ctx c = { 0 };
 	unsigned int nw = 0, w;
-	int me, ret, any = 0;
+	int me, ret = 0, any = 0, chip = 0;
 
 	c.o = o;
 	c.m = m;
 	c.sens = polar_model_is_chain(m);
 	c.t = &pt->t;
 	c.t_mark = now_s();
+	for (me = M_QUANT; me < NMETH; me++)
+		chip |= want[me];
+	/*
+	 * The fp32 reference alone needs neither a chip nor calibration;
+	 * polar calibrate wants no evaluation, only the calibration.
+	 */
+	if (!chip && want[M_FP32])
+		goto evaluate;
 	ret = open_device(&c, pt->sigma, pt->adc_bits);
 	phase_end(&c, PH_OPEN);
 	if (ret) {
@@ -1711,6 +1728,7 @@ static int run_point(const struct opts *o, struct polar_model *m,
 	pt->calib_s = c.calib_s;
 	memcpy(pt->adc_fs, c.adc_fs, sizeof(pt->adc_fs));
 	memcpy(pt->lambda, c.lambda, sizeof(pt->lambda));
+evaluate:
 	for (me = 0; me < NMETH; me++)
 		any |= want[me];
 	wk = calloc(MAX_WORKERS, sizeof(*wk));
@@ -1868,8 +1886,10 @@ out:
  * evaluation is the fp32 parts of the network (im2col, pooling, ReLU).
  */
 static void print_timing(FILE *f, const char *pre, const struct timing *t,
-			 const int want[NMETH])
+			 const int want[NMETH], const struct polar_model *m)
 {
+	const char *sep;
+	unsigned int l;
 	int ph, me;
 
 	fprintf(f, "%sload %.1f s", pre, t->load);
@@ -1879,8 +1899,16 @@ static void print_timing(FILE *f, const char *pre, const struct timing *t,
 		if (!want[me])
 			continue;
 		fprintf(f, ", eval %s %.1f s", method_names[me], t->eval[me]);
-		if (me != M_FP32)
-			fprintf(f, " (layers %.1f s)", t->eval_layers[me]);
+		if (me == M_FP32)
+			continue;
+		fprintf(f, " (layers %.1f s", t->eval_layers[me]);
+		for (l = 0, sep = ": "; l < m->nlayers; l++)
+			if (t->eval_layer[me][l] > 0) {
+				fprintf(f, "%s%s %.1f", sep, m->layers[l].name,
+					t->eval_layer[me][l]);
+				sep = ", ";
+			}
+		fprintf(f, ")");
 	}
 	fprintf(f, ", total %.1f s\n", t->total);
 }
@@ -2073,7 +2101,7 @@ static void write_report(const struct opts *o, const struct point *pt,
 	fprintf(f, ".\n\n## Time\n\nWall-clock seconds of each phase (eval "
 		"X (layers Y): Y of the X seconds inside the polarized layers: "
 		"quantize, device, host path, dequantize):\n");
-	print_timing(f, "", &pt->t, want);
+	print_timing(f, "", &pt->t, want, m);
 	fprintf(f, "\n## Energy\n\n");
 	for (me = M_QUANT; me < NMETH; me++)
 		if (want[me] && pt->r[me].have_energy) {
@@ -2247,7 +2275,7 @@ int polar_cmd_eval(int argc, char **argv)
 			fprintf(stderr, " %s %g / %g", m.layers[i].name,
 				pt.lambda[M_ACTDEV][i], pt.lambda[M_SENS][i]);
 	fprintf(stderr, "\n");
-	print_timing(stderr, "phases: ", &pt.t, want);
+	print_timing(stderr, "phases: ", &pt.t, want, &m);
 	for (me = M_QUANT; me < NMETH; me++)
 		if (want[me] && (me == M_QUANT || me == M_SENS))
 			print_energy(stdout, &pt.r[me], me == M_QUANT ?

@@ -5,6 +5,7 @@
  * partial-sum statistics, and per-output loss sensitivity.
  */
 #define _GNU_SOURCE
+#include <emmintrin.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -341,6 +342,75 @@ static void gram_sgemm(int ta, int tb, size_t m, size_t n, size_t k,
 		pthread_join(th[t], NULL);
 }
 
+#define GRAM_BLOCK 64	/* rows of a symmetric gram per polar_sgemm() */
+
+struct gram_sym_job {
+	int ta;
+	size_t n, k, lda, ldc;
+	const float *a;
+	float *c;
+	unsigned int t, threads;
+};
+
+/* Row blocks t, 2T - 1 - t, 2T + t, ...: the triangle's work evenly. */
+static void *gram_sym_run(void *p)
+{
+	struct gram_sym_job *g = p;
+	size_t nb = (g->n + GRAM_BLOCK - 1) / GRAM_BLOCK, b;
+
+	for (b = 0; b < nb; b++) {
+		size_t i0 = b * GRAM_BLOCK, rows;
+		unsigned int owner = (unsigned int)(b % (2 * g->threads));
+
+		if (owner >= g->threads)
+			owner = 2 * g->threads - 1 - owner;
+		if (owner != g->t)
+			continue;
+		rows = g->n - i0 < GRAM_BLOCK ? g->n - i0 : GRAM_BLOCK;
+		/* rows [i0, i0 + rows) x columns [i0, n) */
+		polar_sgemm(g->ta, !g->ta, rows, g->n - i0, g->k,
+			    g->ta ? g->a + i0 : g->a + i0 * g->lda, g->lda,
+			    g->ta ? g->a + i0 : g->a + i0 * g->lda, g->lda,
+			    0.0f, g->c + i0 * g->ldc + i0, g->ldc);
+	}
+	return NULL;
+}
+
+/*
+ * polar_gram_sym(): C = A^T A (ta) or A A^T, n x n, computed on and above
+ * the diagonal and mirrored below. polar_sgemm() sums each element's k
+ * products in the same order wherever the element lies, and x_i x_j is
+ * x_j x_i, so the mirror is the bits that computing it would give: half
+ * the work of gram_sgemm() for the same matrix.
+ */
+void polar_gram_sym(int ta, size_t n, size_t k, const float *a, size_t lda,
+		    float *c, size_t ldc)
+{
+	struct gram_sym_job job[GRAM_MAX_THREADS];
+	pthread_t th[GRAM_MAX_THREADS];
+	unsigned int t, threads = calib_threads(GRAM_MAX_THREADS), started;
+	size_t i, j;
+
+	if ((double)n * n * k < 2e7 || n < 2 * GRAM_BLOCK)
+		threads = 1;
+	for (t = 0; t < threads; t++)
+		job[t] = (struct gram_sym_job){ .ta = ta, .n = n, .k = k,
+			.lda = lda, .ldc = ldc, .a = a, .c = c, .t = t,
+			.threads = threads };
+	for (started = 1; started < threads; started++)
+		if (pthread_create(&th[started], NULL, gram_sym_run,
+				   &job[started]))
+			break;
+	gram_sym_run(&job[0]);
+	for (t = started; t < threads; t++)
+		gram_sym_run(&job[t]);
+	for (t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
+	for (i = 1; i < n; i++)
+		for (j = 0; j < i; j++)
+			c[i * ldc + j] = c[j * ldc + i];
+}
+
 /* In-place Cholesky of the n x n SPD matrix (lower triangle used). */
 static int cholesky(double *L, uint32_t n)
 {
@@ -566,7 +636,12 @@ static int ridge_dual(const float *X, const float *R, size_t n, uint32_t in,
 		goto out;
 	}
 	chol_solve(L, (uint32_t)n, Y, out);
-	/* M += X^T Y */
+	/*
+	 * M += X^T Y, two outputs at a time in SSE2's packed doubles: each
+	 * lane adds the products in the scalar loop's order (the same bits)
+	 * with half the instructions: 0.54-0.84x the time natively. Under
+	 * TCG each lane is still a softfloat call: no gain measured there.
+	 */
 	for (k = 0; k < n; k++) {
 		const float *x = X + k * in;
 		const double *y = Y + k * out;
@@ -574,8 +649,12 @@ static int ridge_dual(const float *X, const float *R, size_t n, uint32_t in,
 		for (i = 0; i < in; i++) {
 			double xi = x[i];
 			double *m = M + (size_t)i * out;
+			__m128d xv = _mm_set1_pd(xi);
 
-			for (a = 0; a < out; a++)
+			for (a = 0; a + 2 <= out; a += 2)
+				_mm_storeu_pd(m + a, _mm_add_pd(_mm_loadu_pd(m + a),
+					_mm_mul_pd(xv, _mm_loadu_pd(y + a))));
+			for (; a < out; a++)
 				m[a] += xi * y[a];
 		}
 	}
@@ -661,9 +740,9 @@ static int rrr(const float *X, const float *R, size_t n, uint32_t in,
 			Ws[a * out + a] = Wsi[a * out + a] = 1.0;
 	}
 	if (!gram_xx && dual)
-		gram_sgemm(0, 1, n, n, in, X, in, X, in, xtx_buf, n);
+		polar_gram_sym(0, n, in, X, in, xtx_buf, n);
 	else if (!gram_xx) {
-		gram_sgemm(1, 0, in, in, n, X, in, X, in, xtx_buf, in);
+		polar_gram_sym(1, in, n, X, in, xtx_buf, in);
 		gram_sgemm(1, 0, in, out, n, X, in, R, out, xtr_buf, out);
 	}
 	/* trace(X^T X) = trace(X X^T) */
@@ -880,9 +959,9 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	}
 	/* The fitted rows are the same for every candidate: one gram. */
 	if (nf < in) {
-		gram_sgemm(0, 1, nf, nf, in, Xf, in, Xf, in, xtx, nf);
+		polar_gram_sym(0, nf, in, Xf, in, xtx, nf);
 	} else {
-		gram_sgemm(1, 0, in, in, nf, Xf, in, Xf, in, xtx, in);
+		polar_gram_sym(1, in, nf, Xf, in, xtx, in);
 		gram_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, xtr, out);
 	}
 	for (j = 0; j < nlambdas; j++) {
@@ -1150,8 +1229,8 @@ static void *fisher_thread(void *p)
 	j->ret = grad ? 0 : polar_fail(-ENOMEM, "out of memory");
 	for (s = j->t; s < j->n && !j->ret; s += j->threads) {
 		memset(grad, 0, sizeof(float) * m->nparams);
-		j->ret = polar_model_grad(m, 1, j->x + s * in, j->labels + s,
-					  1.0f, grad, NULL, NULL);
+		j->ret = polar_model_bias_grad(m, 1, j->x + s * in,
+					       j->labels + s, grad);
 		for (l = 0, off = 0; !j->ret && l < m->nlayers; l++) {
 			memcpy(j->g + s * j->stride + off,
 			       grad + m->layers[l].bias_off,

@@ -1413,7 +1413,8 @@ void polar_nn_conv_rows(const struct polar_layer *l, size_t n, const float *dy,
  */
 static void layer_bwd(const struct polar_model *m, unsigned int i,
 		      struct nn_ws *ws, size_t n, const float *x,
-		      const float *y, const float *dy, float *dx, float *grad)
+		      const float *y, const float *dy, float *dx, float *grad,
+		      int weights)
 {
 	const struct polar_layer *l = &m->layers[i];
 	size_t insz = polar_layer_in_size(l), outsz = polar_layer_out_size(l);
@@ -1428,9 +1429,11 @@ static void layer_bwd(const struct polar_model *m, unsigned int i,
 		if (grad) {
 			float *db = grad + l->bias_off;
 
-			polar_sgemm(1, 0, l->rows, l->cols, n * pos, dypm,
-				    l->rows, ws->cols[i], l->cols, 1.0f,
-				    grad + l->weight_off, l->cols);
+			if (weights)
+				polar_sgemm(1, 0, l->rows, l->cols, n * pos,
+					    dypm, l->rows, ws->cols[i],
+					    l->cols, 1.0f,
+					    grad + l->weight_off, l->cols);
 			for (s = 0; s < n; s++)
 				for (o = 0; o < l->rows; o++) {
 					const float *d = dy + s * outsz + o * pos;
@@ -1453,9 +1456,10 @@ static void layer_bwd(const struct polar_model *m, unsigned int i,
 		if (grad) {
 			float *db = grad + l->bias_off;
 
-			polar_sgemm(1, 0, l->rows, l->cols, n, dy, l->rows, x,
-				    l->cols, 1.0f, grad + l->weight_off,
-				    l->cols);
+			if (weights)
+				polar_sgemm(1, 0, l->rows, l->cols, n, dy,
+					    l->rows, x, l->cols, 1.0f,
+					    grad + l->weight_off, l->cols);
 			for (s = 0; s < n; s++)
 				for (o = 0; o < l->rows; o++)
 					db[o] += dy[s * l->rows + o];
@@ -1484,10 +1488,13 @@ static void layer_bwd(const struct polar_model *m, unsigned int i,
 	}
 }
 
-/* Forward, softmax cross-entropy and backward for n <= ws->maxn samples. */
+/*
+ * Forward, softmax cross-entropy and backward for n <= ws->maxn samples;
+ * !weights leaves the weights' gradients out (the biases' are the same).
+ */
 static int ws_grad(const struct polar_model *m, struct nn_ws *ws, size_t n,
 		   const float *x, const uint8_t *labels, float scale,
-		   float *grad, double *loss, size_t *correct)
+		   float *grad, double *loss, size_t *correct, int weights)
 {
 	unsigned int i, L = m->nlayers, C = m->classes;
 	const float *in = x;
@@ -1531,7 +1538,7 @@ static int ws_grad(const struct polar_model *m, struct nn_ws *ws, size_t n,
 		float *t;
 
 		layer_bwd(m, i, ws, n, i ? ws->act[i] : x, ws->act[i + 1], cur,
-			  i ? next : NULL, grad);
+			  i ? next : NULL, grad, weights);
 		t = cur;
 		cur = next;
 		next = t;
@@ -1564,7 +1571,20 @@ int polar_model_grad(const struct polar_model *m, size_t n, const float *x,
 	ws = ws_alloc(m, n ? n : 1);
 	if (!ws)
 		return -ENOMEM;
-	ret = ws_grad(m, ws, n, x, labels, scale, grad, loss, correct);
+	ret = ws_grad(m, ws, n, x, labels, scale, grad, loss, correct, 1);
+	ws_free(ws);
+	return ret;
+}
+
+int polar_model_bias_grad(const struct polar_model *m, size_t n,
+			  const float *x, const uint8_t *labels, float *grad)
+{
+	struct nn_ws *ws = ws_alloc(m, n ? n : 1);
+	int ret;
+
+	if (!ws)
+		return -ENOMEM;
+	ret = ws_grad(m, ws, n, x, labels, 1.0f, grad, NULL, NULL, 0);
 	ws_free(ws);
 	return ret;
 }
@@ -1597,7 +1617,7 @@ void polar_nn_layer_bwd(const struct polar_model *m, unsigned int i,
 			struct nn_ws *ws, size_t n, const float *x,
 			const float *dy, float *dx)
 {
-	layer_bwd(m, i, ws, n, x, ws->act[i + 1], dy, dx, NULL);
+	layer_bwd(m, i, ws, n, x, ws->act[i + 1], dy, dx, NULL, 0);
 }
 
 /* --- training ------------------------------------------------------------- */
@@ -1649,7 +1669,7 @@ static void trainer_work(struct trainer *tr, unsigned int t)
 		memset(tr->grad[s], 0, np * sizeof(float));
 		tr->ret[s] = ws_grad(tr->m, tr->ws[t], e - b, tr->x + b * insz,
 				     tr->y + b, tr->scale, tr->grad[s],
-				     &tr->loss[s], &tr->correct[s]);
+				     &tr->loss[s], &tr->correct[s], 1);
 		if (tr->ret[s])
 			snprintf(tr->err[s], sizeof(tr->err[s]), "%s",
 				 polar_errmsg());

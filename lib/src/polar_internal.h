@@ -109,6 +109,23 @@ struct polar_device {
 extern const struct polar_backend_ops polar_drm_ops;
 extern const struct polar_backend_ops polar_sim_ops;
 
+/*
+ * polar_model_grad() without the weights' gradients, which cost a third of
+ * it: the biases' entries of grad (zeroed by the caller) get the summed
+ * gradient of the loss at each layer's outputs, the same bits as
+ * polar_model_grad() gives them with scale 1. For the output Fisher.
+ */
+struct polar_model;
+int polar_model_bias_grad(const struct polar_model *m, size_t n,
+			  const float *x, const uint8_t *labels, float *grad);
+
+/*
+ * C = A^T A (ta) or A A^T (n x n, k the other dimension), the same bits as
+ * polar_sgemm() gives, for half its work (calib.c).
+ */
+void polar_gram_sym(int ta, size_t n, size_t k, const float *a, size_t lda,
+		    float *c, size_t ldc);
+
 int polar_drm_open(struct polar_device *dev);
 int polar_load_firmware(struct polar_device *dev, int required);
 int polar_sim_open(struct polar_device *dev, const char *props);

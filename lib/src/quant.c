@@ -7,6 +7,7 @@
  * Choices of codes are made in double precision so that they do not depend
  * on the compiler's float evaluation; results are stored as float.
  */
+#include <emmintrin.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -481,12 +482,132 @@ static inline int round_half_away(double t)
 	return r + (f >= 0.5) - (f <= -0.5);
 }
 
+/* The code of x by the definition in <polar/quant.h>; s > 0, x not NaN. */
+static int act_code(double s, int lo, int hi, float x)
+{
+	double t = (double)x / s;
+
+	if (t > hi)
+		t = hi;
+	if (t < lo)
+		t = lo;
+	return round_half_away(t);
+}
+
+/*
+ * Floats as int32 keys whose signed order is the floats' order (-0 just
+ * below +0); the map is its own inverse. NaNs fall outside
+ * [KEY_NEG_INF, KEY_POS_INF].
+ */
+#define KEY_POS_INF 0x7f800000
+#define KEY_NEG_INF (-KEY_POS_INF - 1)
+
+static inline int32_t float_key(uint32_t bits)
+{
+	int32_t k = (int32_t)bits;
+
+	return k < 0 ? k ^ 0x7fffffff : k;
+}
+
+static float key_float(int32_t key)
+{
+	uint32_t bits = (uint32_t)(key < 0 ? key ^ 0x7fffffff : key);
+	float x;
+
+	memcpy(&x, &bits, sizeof(x));
+	return x;
+}
+
+#define MAX_LEVELS 256		/* codes of the widest format, a power of 2 */
+
+/*
+ * act_code() never decreases as x grows (a correctly rounded division,
+ * a clamp and a rounding, each monotonic), so code(x) = lo + the number
+ * of thresholds t[j] <= key(x), where t[j] is the least key whose code
+ * is above lo + j: found by bisection over the keys, with act_code()
+ * itself, so the codes are exactly the definition's. P, a power of 2,
+ * is the table's size; the entries past hi - lo never match.
+ */
+static uint32_t act_thresholds(double s, int lo, int hi, int32_t *t)
+{
+	uint32_t P = 1, j;
+
+	while (P <= (uint32_t)(hi - lo))
+		P <<= 1;
+	for (j = 0; j < P; j++) {
+		int64_t below = KEY_NEG_INF, at = KEY_POS_INF;
+
+		if (j >= (uint32_t)(hi - lo)) {
+			t[j] = INT32_MAX;
+			continue;
+		}
+		while (at - below > 1) {
+			int64_t mid = below + (at - below) / 2;
+
+			if (act_code(s, lo, hi, key_float((int32_t)mid)) >
+			    lo + (int)j)
+				at = mid;
+			else
+				below = mid;
+		}
+		t[j] = (int32_t)at;
+	}
+	return P;
+}
+
+/*
+ * The 4-bit formats' codes, four inputs at a time with SSE2 integer
+ * compares against each of the L <= 15 thresholds (inline vector code
+ * under TCG, a few cycles per input natively). Stops before the first
+ * group with a NaN, which the caller's scalar loop then reports; returns
+ * how many inputs it coded.
+ */
+static size_t act_codes_sse2(const int32_t *t, uint32_t L, int lo,
+			     const float *x, size_t n, uint8_t *out)
+{
+	const __m128i abs_mask = _mm_set1_epi32(0x7fffffff);
+	const __m128i inf = _mm_set1_epi32(KEY_POS_INF);
+	const __m128i base = _mm_set1_epi32(lo);
+	__m128i below[15];
+	size_t i;
+	uint32_t j;
+
+	for (j = 0; j < L; j++)	/* key >= t[j] is key > t[j] - 1 */
+		below[j] = _mm_set1_epi32(t[j] - 1);
+	for (i = 0; i + 4 <= n; i += 4) {
+		__m128i bits = _mm_loadu_si128((const __m128i *)(x + i));
+		__m128i key, code = base;
+		int32_t packed;
+
+		if (_mm_movemask_epi8(_mm_cmpgt_epi32(_mm_and_si128(bits,
+							abs_mask), inf)))
+			break;
+		/* float_key(): flip the magnitude bits of negative floats */
+		key = _mm_xor_si128(bits, _mm_and_si128(_mm_srai_epi32(bits, 31),
+							abs_mask));
+		for (j = 0; j < L; j++)	/* a true compare is -1 */
+			code = _mm_sub_epi32(code, _mm_cmpgt_epi32(key, below[j]));
+		code = _mm_packs_epi32(code, code);
+		packed = _mm_cvtsi128_si32(_mm_packs_epi16(code, code));
+		memcpy(out + i, &packed, 4);
+	}
+	return i;
+}
+
+/*
+ * Below this many inputs per threshold, act_thresholds() costs more than
+ * it saves.
+ */
+#define THRESHOLD_MIN_INPUTS 32
+
 int polar_quantize_acts(const struct polar_act_quant *aq, const float *x,
 			size_t n, int8_t *codes)
 {
 	static const char fn[] = "quantize_acts";
 	uint8_t *out = (uint8_t *)codes;
 	int lo = 0, hi = 0, ret = act_check(aq, fn);
+	int32_t t[MAX_LEVELS];
+	uint32_t P, step, c;
 	double s;
 	size_t i;
 
@@ -499,23 +620,49 @@ int polar_quantize_acts(const struct polar_act_quant *aq, const float *x,
 				  x ? "codes" : "x");
 	xfmt_range(aq->fmt, &lo, &hi);
 	s = aq->scale;
-	for (i = 0; i < n; i++) {
-		double t;
+	if (s == 0.0) {
+		for (i = 0; i < n; i++) {
+			if (isnan(x[i]))
+				return polar_fail(-EINVAL, "%s: x[%zu] of %zu "
+						  "is NaN", fn, i, n);
+			out[i] = 0;
+		}
+		return 0;
+	}
+	if (n < (size_t)THRESHOLD_MIN_INPUTS * (hi - lo)) {
+		for (i = 0; i < n; i++) {
+			if (isnan(x[i]))
+				return polar_fail(-EINVAL, "%s: x[%zu] of %zu "
+						  "is NaN", fn, i, n);
+			/* two's complement byte for signed formats */
+			out[i] = (uint8_t)act_code(s, lo, hi, x[i]);
+		}
+		return 0;
+	}
+	/*
+	 * Integer compares against the thresholds instead of a division
+	 * and a rounding per input: the same codes, and several times
+	 * faster where float arithmetic is emulated (the guest of a TCG
+	 * VM runs each SSE float instruction as a softfloat call).
+	 */
+	P = act_thresholds(s, lo, hi, t);
+	i = 0;
+	if (hi - lo <= 15)
+		i = act_codes_sse2(t, (uint32_t)(hi - lo), lo, x, n, out);
+	for (; i < n; i++) {
+		uint32_t bits;
+		int32_t key;
 
-		if (isnan(x[i]))
+		memcpy(&bits, &x[i], sizeof(bits));
+		if ((bits & 0x7fffffff) > KEY_POS_INF)
 			return polar_fail(-EINVAL, "%s: x[%zu] of %zu is NaN",
 					  fn, i, n);
-		if (s == 0.0) {
-			out[i] = 0;
-			continue;
-		}
-		t = (double)x[i] / s;
-		if (t > hi)
-			t = hi;
-		if (t < lo)
-			t = lo;
-		/* two's complement byte for signed formats */
-		out[i] = (uint8_t)round_half_away(t);
+		key = float_key(bits);
+		c = 0;
+		/* branch-free: which side of a threshold is data, not flow */
+		for (step = P / 2; step; step /= 2)
+			c += step & -(uint32_t)(key >= t[c + step - 1]);
+		out[i] = (uint8_t)(lo + (int)c);
 	}
 	return 0;
 }
@@ -551,6 +698,17 @@ int polar_dequantize_acts(const struct polar_act_quant *aq,
 
 /* ---- device sums --------------------------------------------------------- */
 
+/* Two int32 or two floats as the lanes of a packed double. */
+static inline __m128d load_i32x2(const int32_t *p)
+{
+	return _mm_cvtepi32_pd(_mm_loadl_epi64((const __m128i *)p));
+}
+
+static inline __m128d load_f32x2(const float *p)
+{
+	return _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)p)));
+}
+
 int polar_dequantize_sums(const struct polar_qweights *q,
 			  const struct polar_act_quant *aq,
 			  const int32_t *sums, uint32_t batch,
@@ -558,7 +716,9 @@ int polar_dequantize_sums(const struct polar_qweights *q,
 {
 	static const char fn[] = "dequantize_sums";
 	size_t plane;
-	uint32_t k, o, b;
+	uint32_t k, o, b, nb;
+	double *ds;
+	int nf4;
 	int ret = qweights_check(q, fn);
 
 	if (ret)
@@ -575,18 +735,57 @@ int polar_dequantize_sums(const struct polar_qweights *q,
 		return polar_fail(-EINVAL, "%s: %s is NULL", fn,
 				  sums ? "y" : "sums");
 	plane = (size_t)batch * q->out_dim;	/* sums of one block */
+	nf4 = q->fmt == POLAR_WFMT_NF4;
+	nb = nf4 ? q->nblocks : 1;
+	/* The scales in double, block-major: two outputs' are adjacent. */
+	ds = malloc(sizeof(double) * nb * q->out_dim);
+	if (!ds)
+		return polar_fail(-ENOMEM, "out of memory");
+	for (o = 0; o < q->out_dim; o++)
+		for (b = 0; b < nb; b++)
+			ds[(size_t)b * q->out_dim + o] =
+				q->scales[(size_t)o * q->nblocks + b];
 	for (k = 0; k < batch; k++) {
-		for (o = 0; o < q->out_dim; o++) {
-			const float *s = q->scales + (size_t)o * q->nblocks;
+		/*
+		 * Two outputs at a time in SSE2's packed doubles: each lane
+		 * does the scalar loop's operations in its order, so the bits
+		 * are the same, with half the instructions (every one a
+		 * softfloat call in a TCG guest).
+		 */
+		for (o = 0; o + 2 <= q->out_dim; o += 2) {
+			size_t at = (size_t)k * q->out_dim + o;
+			__m128d acc, v;
+
+			if (!nf4) {
+				acc = _mm_mul_pd(_mm_loadu_pd(ds + o),
+						 load_i32x2(sums + at));
+			} else {
+				acc = _mm_setzero_pd();
+				for (b = 0; b < nb; b++)
+					acc = _mm_add_pd(acc, _mm_mul_pd(
+						_mm_loadu_pd(ds + (size_t)b *
+							     q->out_dim + o),
+						load_i32x2(sums + b * plane + at)));
+				acc = _mm_div_pd(acc,
+						 _mm_set1_pd(POLAR_NF4_CB_ONE));
+			}
+			v = _mm_mul_pd(acc, _mm_set1_pd(aq->scale));
+			if (bias)
+				v = _mm_add_pd(v, load_f32x2(bias + o));
+			if (flags & POLAR_DEQ_ACCUMULATE)
+				v = _mm_add_pd(v, load_f32x2(y + at));
+			_mm_storel_pi((__m64 *)(y + at), _mm_cvtpd_ps(v));
+		}
+		for (; o < q->out_dim; o++) {
 			size_t at = (size_t)k * q->out_dim + o;
 			double acc = 0.0, v;
 
-			if (q->fmt != POLAR_WFMT_NF4) {
-				acc = (double)s[0] * sums[at];
+			if (!nf4) {
+				acc = ds[o] * sums[at];
 			} else {
-				for (b = 0; b < q->nblocks; b++)
-					acc += (double)s[b] *
-						sums[b * plane + at];
+				for (b = 0; b < nb; b++)
+					acc += ds[(size_t)b * q->out_dim + o] *
+					       sums[b * plane + at];
 				acc /= POLAR_NF4_CB_ONE;
 			}
 			v = acc * aq->scale;
@@ -597,5 +796,6 @@ int polar_dequantize_sums(const struct polar_qweights *q,
 			y[at] = (float)v;
 		}
 	}
+	free(ds);
 	return 0;
 }

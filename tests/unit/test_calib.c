@@ -16,6 +16,7 @@
 #include "polar/nn.h"
 #include "polar/polar.h"
 #include "polar_cim_hw.h"
+#include "polar_internal.h"
 #include "unit.h"
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
@@ -297,10 +298,11 @@ static void test_rrr_ridge_solution(void)
 
 /*
  * The output Fisher is computed on a thread per CPU and summed in sample
- * order: it must equal the plain sequential sum of the per-sample bias
- * gradients' outer products bit for bit.
+ * order, from gradients that leave out the weights': it must equal the
+ * plain sequential sum of the outer products of polar_model_grad()'s
+ * per-sample bias gradients bit for bit, for linear and conv layers.
  */
-static void test_fisher_threads(void)
+static void fisher_matches_grad(const char *arch)
 {
 	enum { N = 9 };
 	struct polar_model m;
@@ -312,7 +314,7 @@ static void test_fisher_threads(void)
 	uint32_t a, b;
 	int same = 1;
 
-	CHECK(polar_model_create(&m, "mlp", 5) == 0);
+	CHECK(polar_model_create(&m, arch, 5) == 0);
 	in = (size_t)m.in_c * m.in_h * m.in_w;
 	x = malloc(sizeof(float) * N * in);
 	grad = malloc(sizeof(float) * m.nparams);
@@ -342,10 +344,53 @@ static void test_fisher_threads(void)
 		free(ref);
 		free(gram[l]);
 	}
-	CHECK(same);
+	CHECK(same, "%s", arch);
 	free(x);
 	free(grad);
 	polar_model_free(&m);
+}
+
+static void test_fisher_threads(void)
+{
+	fisher_matches_grad("mlp");
+	fisher_matches_grad("cnn");
+}
+
+/*
+ * The fits' grams are computed on and above the diagonal and mirrored:
+ * they must be polar_sgemm()'s bits for the whole matrix, for X^T X and
+ * X X^T, on one thread and on several, at sizes no block divides.
+ */
+static void test_gram_symmetric(void)
+{
+	static const size_t shapes[][2] = { { 37, 500 }, { 150, 301 },
+					     { 200, 2000 }, { 400, 700 } };
+	size_t i, t;
+
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		size_t n = shapes[i][0], k = shapes[i][1];
+		float *x = malloc(sizeof(float) * n * k);
+		float *want = malloc(sizeof(float) * n * n);
+		float *got = malloc(sizeof(float) * n * n);
+
+		CHECK(x && want && got);
+		if (!x || !want || !got)
+			goto next;
+		fill(x, n * k);
+		for (t = 0; t < 2; t++) {
+			/* t = 1: x is k x n and C = x^T x; else n x k, x x^T */
+			polar_sgemm(t == 1, t == 0, n, n, k, x, t ? n : k, x,
+				    t ? n : k, 0.0f, want, n);
+			memset(got, 0xff, sizeof(float) * n * n);
+			polar_gram_sym(t == 1, n, k, x, t ? n : k, got, n);
+			CHECK(!memcmp(want, got, sizeof(float) * n * n),
+			      "n %zu k %zu %s", n, k, t ? "x^T x" : "x x^T");
+		}
+next:
+		free(x);
+		free(want);
+		free(got);
+	}
 }
 
 /* sum over rows of e^T W e, e = R - B A x (W out x out). */
@@ -574,5 +619,6 @@ int main(void)
 	/* Last: they draw from frand(), and the others' data stay as they were. */
 	RUN(test_rrr_ridge_solution);
 	RUN(test_fisher_threads);
+	RUN(test_gram_symmetric);
 	return unit_summary();
 }

@@ -464,6 +464,89 @@ done:
 	free(wd);
 }
 
+/* The definition in <polar/quant.h>: round half away from zero, clamped. */
+static int act_code_ref(const struct polar_act_quant *aq, int lo, int hi,
+			float x)
+{
+	double t = (double)x / aq->scale;
+
+	return (int)round(t < lo ? lo : t > hi ? hi : t);
+}
+
+/*
+ * A long input takes the threshold path of polar_quantize_acts(), one
+ * input at a time the division: both must give the definition's codes,
+ * at every rounding boundary (k + 1/2) * scale, the floats next to it,
+ * signed zeros, subnormals, infinities and random values.
+ */
+static void test_act_quantize_thresholds(void)
+{
+	static const enum polar_xfmt fmts[] = { POLAR_XFMT_INT8,
+		POLAR_XFMT_UINT8, POLAR_XFMT_INT4, POLAR_XFMT_UINT4 };
+	static const int lo_of[] = { -127, 0, -7, 0 }, hi_of[] = { 127, 255, 7, 15 };
+	static const float scales[] = { 0.5f, 0.1f, 1.0f / 3, 7.3e-3f, 1e-40f,
+					3e30f };
+	const size_t n = 20001;	/* a tail past the groups of four */
+	float *x = malloc(sizeof(float) * n);
+	int8_t *c = malloc(n), one;
+	size_t f, si, i, bad;
+
+	CHECK(x && c);
+	for (f = 0; x && c && f < sizeof(fmts) / sizeof(fmts[0]); f++) {
+		for (si = 0; si < sizeof(scales) / sizeof(scales[0]); si++) {
+			struct polar_act_quant aq = { fmts[f], scales[si] };
+			int lo = lo_of[f], hi = hi_of[f], k;
+
+			i = 0;
+			for (k = lo - 2; k <= hi + 1; k++) {
+				float b = (float)((k + 0.5) * aq.scale);
+
+				x[i++] = b;
+				x[i++] = nextafterf(b, INFINITY);
+				x[i++] = nextafterf(b, -INFINITY);
+				x[i++] = (float)(k * (double)aq.scale);
+			}
+			x[i++] = 0.0f;
+			x[i++] = -0.0f;
+			x[i++] = 1e-45f;
+			x[i++] = -1e-45f;
+			x[i++] = INFINITY;
+			x[i++] = -INFINITY;
+			x[i++] = 3.4e38f;
+			x[i++] = -3.4e38f;
+			while (i < n)
+				x[i++] = nrand() * (float)hi * aq.scale;
+			CHECK(polar_quantize_acts(&aq, x, n, c) == 0);
+			for (i = 0, bad = 0; i < n; i++) {
+				int want = act_code_ref(&aq, lo, hi, x[i]);
+				int got = lo < 0 ? c[i] : (uint8_t)c[i];
+
+				CHECK(polar_quantize_acts(&aq, x + i, 1, &one) == 0);
+				if ((got != want ||
+				     (lo < 0 ? one : (uint8_t)one) != want) &&
+				    bad++ < 3)
+					CHECK(0, "fmt %d scale %g x %a: codes %d "
+					      "(long) %d (short), want %d",
+					      (int)aq.fmt, (double)aq.scale,
+					      (double)x[i], got,
+					      lo < 0 ? one : (uint8_t)one, want);
+			}
+		}
+	}
+	/* A NaN in a long input is named, as in a short one. */
+	if (x && c) {
+		struct polar_act_quant aq = { POLAR_XFMT_UINT4, 0.5f };
+
+		for (i = 0; i < n; i++)
+			x[i] = 1.0f;
+		x[12345] = -NAN;
+		CHECK(polar_quantize_acts(&aq, x, n, c) == -EINVAL);
+		CHECK(errmsg_has("quantize_acts: x[12345] of 20001 is NaN"));
+	}
+	free(x);
+	free(c);
+}
+
 static void test_dequantize_sums_int(void)
 {
 	check_layer(POLAR_WFMT_INT8, POLAR_XFMT_INT8, 0);
@@ -478,6 +561,81 @@ static void test_dequantize_sums_nf4(void)
 	check_layer(POLAR_WFMT_NF4, POLAR_XFMT_UINT8, 50);	/* 3 even */
 	check_layer(POLAR_WFMT_NF4, POLAR_XFMT_INT4, 1);	/* 150 blocks */
 	check_layer(POLAR_WFMT_NF4, POLAR_XFMT_UINT4, 0);
+}
+
+/*
+ * polar_dequantize_sums() works on two outputs at a time; each output must
+ * get exactly the bits of the formula done in scalar double, in its order:
+ * acc = sum_b scale_b * sums_b (NF4: / 127), y = (float)(acc * x_scale
+ * + bias + y), for odd and even out_dim, with and without bias and
+ * POLAR_DEQ_ACCUMULATE.
+ */
+static void test_dequantize_sums_bits(void)
+{
+	static const enum polar_wfmt fmts[] = { POLAR_WFMT_NF4,
+						POLAR_WFMT_INT8 };
+	static const uint32_t outs[] = { 1, 7, 32 };
+	const uint32_t in = 150, batch = 3;
+	size_t f, oi, i;
+	int with_bias, acc_mode, same = 1;
+
+	for (f = 0; f < 2; f++)
+		for (oi = 0; oi < 3; oi++) {
+			uint32_t out = outs[oi], k, o, b;
+			struct polar_qweights q;
+			struct polar_act_quant aq = { POLAR_XFMT_UINT4, 0.037f };
+			float *w = alloc_weights(out, in);
+			float bias[32], y[3 * 32], y0[3 * 32], ref[3 * 32];
+			int32_t *sums;
+
+			CHECK(w && polar_quantize_weights(w, out, in, fmts[f],
+				fmts[f] == POLAR_WFMT_NF4 ? 64 : 0, &q) == 0);
+			sums = malloc(sizeof(int32_t) * batch * q.nblocks * out);
+			for (i = 0; sums && i < (size_t)batch * q.nblocks * out; i++)
+				sums[i] = (int32_t)(frand() * 2e6f);
+			for (o = 0; o < out; o++)
+				bias[o] = frand();
+			for (i = 0; i < (size_t)batch * out; i++)
+				y0[i] = frand() * 10.0f;
+			for (with_bias = 0; sums && with_bias < 2; with_bias++)
+				for (acc_mode = 0; acc_mode < 2; acc_mode++) {
+					for (k = 0; k < batch; k++)
+						for (o = 0; o < out; o++) {
+							size_t at = (size_t)k * out + o;
+							double a = 0.0, v;
+
+							for (b = 0; b < q.nblocks; b++)
+								a += (double)q.scales[o * q.nblocks + b] *
+								     sums[(b * batch + k) * out + o];
+							if (fmts[f] == POLAR_WFMT_NF4)
+								a /= 127;
+							v = a * aq.scale;
+							if (with_bias)
+								v += bias[o];
+							if (acc_mode)
+								v += y0[at];
+							ref[at] = (float)v;
+						}
+					memcpy(y, y0, sizeof(y));
+					CHECK(polar_dequantize_sums(&q, &aq, sums, batch,
+						with_bias ? bias : NULL,
+						acc_mode ? POLAR_DEQ_ACCUMULATE : 0,
+						y) == 0);
+					for (i = 0; i < (size_t)batch * out; i++)
+						if (memcmp(&y[i], &ref[i], sizeof(float))) {
+							if (same)
+								CHECK(0, "fmt %d out %u bias %d "
+								      "acc %d y[%zu] %a want %a",
+								      (int)fmts[f], out, with_bias,
+								      acc_mode, i, (double)y[i],
+								      (double)ref[i]);
+							same = 0;
+						}
+				}
+			free(sums);
+			free(w);
+			polar_qweights_free(&q);
+		}
 }
 
 /*
@@ -660,8 +818,10 @@ int main(void)
 	RUN(test_nf4_firmware_codebook);
 	RUN(test_act_calibrate);
 	RUN(test_act_quantize);
+	RUN(test_act_quantize_thresholds);
 	RUN(test_dequantize_sums_int);
 	RUN(test_dequantize_sums_nf4);
+	RUN(test_dequantize_sums_bits);
 	RUN(test_layer_accuracy);
 	RUN(test_errors);
 	return unit_summary();

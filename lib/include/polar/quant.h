@@ -318,7 +318,8 @@ int polar_dequantize_acts(const struct polar_act_quant *aq,
  *		  + bias[o]
  * computed in double and rounded once to float. The codebook is not used:
  * the device's sums already hold the codebook values.
- * Returns 0 or -EINVAL (NULL, q inconsistent, bad aq scale, unknown flags).
+ * Returns 0, -EINVAL (NULL, q inconsistent, bad aq scale, unknown flags)
+ * or -ENOMEM.
  */
 int polar_dequantize_sums(const struct polar_qweights *q,
 			  const struct polar_act_quant *aq,
