@@ -724,12 +724,7 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 	double t0 = now_s();
 	int ret = 0;
 
-	for (i = 0; i < m->nlayers; i++)
-		last[i] = i;
-	for (i = 0; i < m->nlayers; i++)
-		for (k = 0; k < m->layers[i].ninputs; k++)
-			if (m->layers[i].input[k] >= 0)
-				last[m->layers[i].input[k]] = i;
+	polar_model_last_reader(m, last);
 	fp[0] = pol[0] = cal->images;
 	c->t_mark = t0;
 	if (c->sens) {

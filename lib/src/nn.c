@@ -1123,18 +1123,28 @@ int polar_model_is_chain(const struct polar_model *m)
  * buffer is free again after the last layer that reads it, so a chain
  * needs two and a residual block three.
  */
-static unsigned int plan_slots(const struct polar_model *m,
-			       unsigned int *slot)
+int polar_model_last_reader(const struct polar_model *m, unsigned int *last)
 {
-	unsigned int last[POLAR_MODEL_MAX_LAYERS], i, k, nslots = 0;
-	uint64_t busy = 0;
+	unsigned int i, k;
 
+	POLAR_NONNULL(__func__, m);
+	POLAR_NONNULL(__func__, last);
 	for (i = 0; i < m->nlayers; i++)
 		last[i] = i;
 	for (i = 0; i < m->nlayers; i++)
 		for (k = 0; k < m->layers[i].ninputs; k++)
 			if (m->layers[i].input[k] >= 0)
 				last[m->layers[i].input[k]] = i;
+	return 0;
+}
+
+static unsigned int plan_slots(const struct polar_model *m,
+			       unsigned int *slot)
+{
+	unsigned int last[POLAR_MODEL_MAX_LAYERS], i, k, nslots = 0;
+	uint64_t busy = 0;
+
+	polar_model_last_reader(m, last);
 	for (i = 0; i < m->nlayers; i++) {
 		for (k = 0; busy >> k & 1; k++)
 			;

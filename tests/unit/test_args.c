@@ -44,6 +44,7 @@ static struct polar_qweights q, q_out;
 static struct polar_act_quant aq = { POLAR_XFMT_INT4, 0.1f };
 static struct polar_caps caps;
 static struct polar_model model, model_out;
+static unsigned int last_out[POLAR_MODEL_MAX_LAYERS];
 static struct polar_tensors ts, ts_out;
 static const struct polar_tensor *tensor;
 static struct polar_dataset data, data_out;
@@ -451,6 +452,10 @@ enum want {
 	  polar_model_parse_onnx(&model_out, st_file, 8, "f", &bad_pre))	\
 	X(polar_model_is_chain, "m", WANT_ZERO,				\
 	  (long)polar_model_is_chain(NULL))				\
+	X(polar_model_last_reader, "m", WANT_EINVAL,			\
+	  polar_model_last_reader(NULL, last_out))			\
+	X(polar_model_last_reader, "last", WANT_EINVAL,			\
+	  polar_model_last_reader(&model, NULL))			\
 	X(polar_dataset_preprocess, "d", WANT_EINVAL,			\
 	  polar_dataset_preprocess(NULL, &model.pre))			\
 	X(polar_dataset_preprocess, "p", WANT_EINVAL,			\

@@ -153,6 +153,13 @@ void polar_model_free(struct polar_model *m);
  */
 int polar_model_is_chain(const struct polar_model *m);
 
+/*
+ * last[i] = the index of the last layer that reads layer i's output (i
+ * itself when no layer does), for i < m->nlayers: when an evaluation that
+ * keeps each layer's output may free it. 0, or -EINVAL.
+ */
+int polar_model_last_reader(const struct polar_model *m, unsigned int *last);
+
 /* Values per sample at the input / output of layer i. */
 size_t polar_layer_in_size(const struct polar_layer *l);
 size_t polar_layer_out_size(const struct polar_layer *l);
