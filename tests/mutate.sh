@@ -63,9 +63,35 @@ seed_build() {
 		rm -rf "$mbuild/qemu-src" "$mbuild/qemu-build" "$mbuild/qemu.tmp"
 		mkdir "$mbuild/qemu.tmp"
 		cp -a -H "$BUILD/qemu-src" "$BUILD/qemu-build" "$mbuild/qemu.tmp/" &&
+			repoint_qemu_build "$mbuild/qemu.tmp" &&
 			mv "$mbuild/qemu.tmp/qemu-src" "$mbuild/qemu.tmp/qemu-build" \
 				"$mbuild/" && rmdir "$mbuild/qemu.tmp"
 	fi
+}
+
+# QEMU's build.ninja names the trees it was configured in by absolute
+# path: include directories and trace-events in the source tree, its
+# Python venv and config in the build tree. A copied build tree still
+# reads (and on a meson re-run would write) the original ones, which may
+# be another worktree's, so a device mutant's trace-events or headers
+# would not count. Points it at the copies in $1 (ninja then recompiles
+# QEMU once, through ccache). Sources themselves are named relative
+# (../qemu-src/...), which the copy gets right by itself.
+repoint_qemu_build() { # dir holding the copied qemu-src and qemu-build
+	local d=$1 ninja=$1/qemu-build/build.ninja old_src old_obj
+	old_src=$(grep -o -m1 '/[^ ]*/qemu-src/qemu-10' "$ninja" | head -1 |
+		sed 's#/qemu-10$##')
+	old_obj=$(grep -o -m1 '[^ ]*/qemu-build/pyvenv/bin/python3' "$ninja" |
+		head -1 | sed 's#/pyvenv/bin/python3$##')
+	[ -n "$old_src" ] && [ -n "$old_obj" ] || {
+		log "cannot find QEMU's tree paths in $ninja"
+		return 1
+	}
+	log "QEMU build tree: $old_src -> $mbuild/qemu-src, $old_obj -> $mbuild/qemu-build"
+	grep -rlI --exclude='*.o' --exclude='*.d' -e "$old_src" -e "$old_obj" \
+		"$d/qemu-build" | xargs -r sed -i \
+		-e "s#$old_src/#$mbuild/qemu-src/#g" -e "s#$old_src\\b#$mbuild/qemu-src#g" \
+		-e "s#$old_obj/#$mbuild/qemu-build/#g" -e "s#$old_obj\\b#$mbuild/qemu-build#g"
 }
 export CCACHE_DIR=${CCACHE_DIR:-$BUILD/ccache}
 # Through ccache, restoring a file after its mutant costs no compile.
@@ -94,24 +120,38 @@ PY
 # Builds the copy and runs the check named in the table's third column:
 #   unit:test_a,test_b   those host unit tests
 #   vm:test_a,test_b     those kselftests in the VM (driver, device, library)
+#   qtest                the device over qtest and the short device fuzz
 #   tools                tests/tools.sh
 # Returns 0 when the check passed, 1 when it failed, 2 when the build did.
 build_and_check() { # check, log
 	local check=$1 out=$2 kind=${1%%:*} names=${1#*:}
+	qemu_now=
 	# (the kernel module is built with the kernel's own CC, not ccache's)
 	local m=(make --no-print-directory -C "$src" BUILD="$mbuild")
 	case $kind in
 	unit) "${m[@]}" CC="$cc" unit firmware >>"$out" 2>&1 || return 2 ;;
 	vm) "${m[@]}" qemu firmware "$mbuild/initramfs-check.cpio.gz" \
-		>>"$out" 2>&1 || return 2 ;;
+		>>"$out" 2>&1 || return 2
+	    qemu_now=$(sha256sum <"$mbuild/qemu-build/qemu-system-x86_64") ;;
+	qtest) "${m[@]}" qemu firmware "$mbuild/tests/qtest/test_device" \
+		"$mbuild/fuzz/device_fuzz" >>"$out" 2>&1 || return 2
+	    qemu_now=$(sha256sum <"$mbuild/qemu-build/qemu-system-x86_64") ;;
 	tools) "${m[@]}" CC="$cc" tools firmware >>"$out" 2>&1 || return 2 ;;
 	*) echo "unknown check '$check'" >>"$out"; return 2 ;;
 	esac
+	# A device mutant must be in the QEMU it is tested with.
+	if [ -n "$qemu_now" ] && [ "$device_mutant" = 1 ] &&
+		[ "$qemu_now" = "$qemu_clean" ]; then
+		echo "the mutant did not change qemu-system-x86_64" >>"$out"
+		return 3
+	fi
 	case $kind in
 	unit) CHECK_PARTS=unit CHECK_UNIT=${names//,/ } \
 		BUILD=$mbuild "$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
 	vm) CHECK_PARTS=vm POLAR_VM_APPEND=polar_tests=$names \
 		BUILD=$mbuild "$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
+	qtest) CHECK_PARTS=qtest BUILD=$mbuild \
+		"$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
 	tools) CHECK_PARTS=tools BUILD=$mbuild \
 		"$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
 	esac
@@ -122,6 +162,7 @@ build_and_check() { # check, log
 # programs, all kselftests, tools.sh), or no mutant of that kind can be
 # said to be killed: they are then reported INVALID.
 declare -A baseline=()
+qemu_clean='' qemu_now='' device_mutant=0
 baseline_ok() { # kind
 	local kind=$1 check
 	if [ -z "${baseline[$kind]:-}" ]; then
@@ -133,8 +174,10 @@ baseline_ok() { # kind
 		*) check=$kind ;;
 		esac
 		: >"$logs/baseline-$kind.log"
+		device_mutant=0
 		build_and_check "$check" "$logs/baseline-$kind.log"
 		baseline[$kind]=$?
+		case $kind in vm | qtest) qemu_clean=$qemu_now ;; esac
 		log "baseline $kind: $([ "${baseline[$kind]}" = 0 ] && echo passes ||
 			echo "FAILS (see $logs/baseline-$kind.log)")"
 	fi
@@ -166,6 +209,8 @@ while IFS=$'\037' read -r id file check from to flag; do
 		invalid=$((invalid + 1))
 		invalids+=("$id")
 	else
+		device_mutant=0
+		case $file in qemu-device/*) device_mutant=1 ;; esac
 		build_and_check "$check" "$out"
 		case $? in
 		0) if [ "$flag" = equivalent ]; then
@@ -177,6 +222,9 @@ while IFS=$'\037' read -r id file check from to flag; do
 		   survived=$((survived + 1))
 		   survivors+=("$id") ;;
 		1) verdict=killed; killed=$((killed + 1)) ;;
+		3) verdict="INVALID (not compiled into QEMU)"
+		   invalid=$((invalid + 1))
+		   invalids+=("$id") ;;
 		*) verdict="INVALID (does not build)"
 		   invalid=$((invalid + 1))
 		   invalids+=("$id") ;;
