@@ -131,17 +131,35 @@ build_and_check() { # check, log
 		echo "the mutant did not change qemu-system-x86_64" >>"$out"
 		return 3
 	fi
-	case $kind in
-	unit) CHECK_PARTS=unit CHECK_UNIT=${names//,/ } \
-		BUILD=$mbuild "$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
-	vm) CHECK_PARTS=vm POLAR_VM_APPEND=polar_tests=$names \
-		BUILD=$mbuild "$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
-	qtest) CHECK_PARTS=qtest BUILD=$mbuild \
-		"$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
-	tools) CHECK_PARTS=tools BUILD=$mbuild \
-		"$src/tests/run-checks.sh" >>"$out" 2>&1 ;;
-	esac
-	[ $? = 0 ] && return 0 || return 1
+	local try rc attempt=$out.try
+	for try in 1 2; do
+		: >"$attempt"
+		case $kind in
+		unit) CHECK_PARTS=unit CHECK_UNIT=${names//,/ } \
+			BUILD=$mbuild "$src/tests/run-checks.sh" >>"$attempt" 2>&1 ;;
+		vm) CHECK_PARTS=vm POLAR_VM_APPEND=polar_tests=$names \
+			BUILD=$mbuild "$src/tests/run-checks.sh" >>"$attempt" 2>&1 ;;
+		qtest) CHECK_PARTS=qtest BUILD=$mbuild \
+			"$src/tests/run-checks.sh" >>"$attempt" 2>&1 ;;
+		tools) CHECK_PARTS=tools BUILD=$mbuild \
+			"$src/tests/run-checks.sh" >>"$attempt" 2>&1 ;;
+		esac
+		rc=$?
+		cat "$attempt" >>"$out"
+		# QEMU aborting before the guest reported a test (TCG's
+		# iotlb_to_section assertion under load, seen once in a
+		# baseline) is no verdict on the tree: one more try, whose
+		# result stands (a mutant that makes QEMU abort does so again).
+		if [ "$kind" = vm ] && [ "$try" = 1 ] && [ "$rc" != 0 ] &&
+			grep -q 'the VM run reported no test' "$attempt" &&
+			grep -q 'QEMU exit status 134' "$attempt"; then
+			echo "mutate: QEMU aborted before any test; again" >>"$out"
+			continue
+		fi
+		break
+	done
+	rm -f "$attempt"
+	[ "$rc" = 0 ] && return 0 || return 1
 }
 
 # Each kind of check must pass on the unmutated copy first (all its unit
