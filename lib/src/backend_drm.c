@@ -486,11 +486,20 @@ static uint32_t drm_take_cqes(struct polar_device *dev,
  * and at least one round has entered the kernel, so that the call flushes
  * (and, on a DEFER_TASKRUN ring, gathers what has completed).
  */
+/*
+ * Rounds in a row that a reap offers the queued jobs again when the
+ * kernel took none of them and holds none. The first covers the race in
+ * which everything the kernel held completed before the reap looked (a
+ * second CPU); a kernel that keeps refusing is out of memory for requests,
+ * and the reap says so instead of spinning.
+ */
+#define POLAR_REAP_REOFFERS 4
+
 static int drm_reap_uring(struct polar_device *dev,
 			  struct polar_completion *out, uint32_t max,
 			  uint32_t min_wait)
 {
-	uint32_t n = 0, queued = 0, held, want;
+	uint32_t n = 0, queued = 0, held, want, reoffers = 0;
 	struct io_uring_cqe *cqe;
 	int entered = 0, ret;
 
@@ -507,6 +516,8 @@ static int drm_reap_uring(struct polar_device *dev,
 		entered = 1;
 		if (ret == -EINTR)
 			continue;
+		if (ret > 0)
+			reoffers = 0;
 		if (ret == -EAGAIN || ret == -EBUSY) {
 			/* The kernel took no job: wait for those it has. */
 			queued = io_uring_sq_ready(dev->ring);
@@ -526,7 +537,16 @@ static int drm_reap_uring(struct polar_device *dev,
 				 * looks): offer the queued ones again rather
 				 * than return fewer than min_wait.
 				 */
-				continue;
+				if (++reoffers <= POLAR_REAP_REOFFERS)
+					continue;
+				if (n)
+					return n;
+				return polar_fail(ret, "%s: io_uring_enter "
+						  "took none of %u queued jobs "
+						  "in %u rounds, and the kernel "
+						  "holds none: %s", dev->path,
+						  queued, reoffers,
+						  strerror(-ret));
 			}
 		}
 		if (ret < 0) {

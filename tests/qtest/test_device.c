@@ -293,6 +293,50 @@ static void test_huge_matmul_is_refused(void)
 	qtest_cleanup(&q);
 }
 
+/*
+ * Without booted firmware the device runs NOPs only: a valid
+ * PROGRAM_TILES completes with NO_FIRMWARE, then runs once the firmware
+ * has booted. The driver never submits in that state (probe and recovery
+ * fail first), so only a test that drives the rings itself sees the gate.
+ */
+static void test_commands_need_booted_firmware(void)
+{
+	struct polar_cim_sqe nop = { .opcode = POLAR_CIM_OP_NOP, .tag = 1 };
+	struct polar_cim_sqe prog = {
+		.opcode = POLAR_CIM_OP_PROGRAM_TILES,
+		.tag = 2,
+		.in_dim = 8,
+		.out_dim = 8,
+		.src_sgl = CIM_SGL_ADDR,
+		.src_nsge = 1,
+	};
+	struct polar_cim_cqe cqe;
+	struct qtest q;
+	uint32_t tail = 0;
+
+	if (start(&q, "", "")) {
+		CHECK(0);
+		qtest_stop(&q);
+		qtest_cleanup(&q);
+		return;
+	}
+	CHECK(!(rd(&q, POLAR_CIM_REG_STATUS) & POLAR_CIM_STATUS_FW_BOOTED));
+	qtest_memset(&q, W_ADDR, 1, 64);
+	cim_sgl_one(&q, CIM_SGL_ADDR, W_ADDR, 64);
+	cim_queue_setup(&q, 0, 16);
+	cim_submit(&q, 0, 16, &tail, &nop);
+	CHECK(cim_wait_cqe(&q, 0, 0, 1, 10000, &cqe) == POLAR_CIM_ST_OK);
+	cim_submit(&q, 0, 16, &tail, &prog);
+	CHECK(cim_wait_cqe(&q, 0, 1, 1, 10000, &cqe) ==
+	      POLAR_CIM_ST_NO_FIRMWARE);
+	CHECK(cim_boot_firmware(&q, fw, fw_size) == POLAR_CIM_FW_BOOTED);
+	cim_submit(&q, 0, 16, &tail, &prog);
+	CHECK(cim_wait_cqe(&q, 0, 2, 1, 10000, &cqe) == POLAR_CIM_ST_OK);
+	CHECK(!q.failed);
+	qtest_stop(&q);
+	qtest_cleanup(&q);
+}
+
 /* Finding 14: cycle-ps out of its range fails device creation. */
 static void test_cycle_ps_is_validated(void)
 {
@@ -371,6 +415,7 @@ int main(void)
 	RUN(test_power_on_reset_stops_matmul);
 	RUN(test_ctrl_reset_stops_matmul);
 	RUN(test_huge_matmul_is_refused);
+	RUN(test_commands_need_booted_firmware);
 	RUN(test_cycle_ps_is_validated);
 	RUN(test_unknown_queue_register_is_logged);
 	return unit_summary();

@@ -35,7 +35,6 @@
 #include "polar_cim_hw.h"
 
 #define PCI_DRV "/sys/bus/pci/drivers/polar_accel"
-#define JOB_TIMEOUT_PARAM "/sys/module/polar_accel/parameters/job_timeout_ms"
 
 /* Opens the first polar accel node, waiting up to @ms for it to appear. */
 static int accel_open_wait(long ms)

@@ -3,8 +3,9 @@
  * kselftests of io_uring submission on polar_accel.ko: IORING_OP_URING_CMD
  * with DRM_POLAR_ACCEL_URING_SUBMIT on an IORING_SETUP_SQE128 ring.
  * PROGRAM_TILES + MATMUL jobs checked bit for bit against cim_engine on the
- * host CPU, 64 NOP jobs kept in flight, submission errors delivered as CQE
- * results, and a ring (and a file) closed with commands still in flight.
+ * host CPU, 64 NOP jobs kept in flight, a queue's SQ kept completely
+ * full, submission errors delivered as CQE results, and a ring (and a
+ * file) closed with commands still in flight.
  * Everything is skipped when the driver does not report
  * DRM_POLAR_ACCEL_FEATURE_URING_CMD. GPL-2.0: includes the kselftest
  * harness.
@@ -16,12 +17,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -701,6 +704,155 @@ static void uring_mode_run(struct __test_metadata *_metadata, int fd,
 	}
 	io_uring_queue_exit(&ring);
 	bo_free(fd, &out);
+}
+
+/* BAR0 of @fd's device, read-only through sysfs; NULL if it cannot. */
+static volatile uint32_t *bar0_of(int fd)
+{
+	void *bar;
+	char path[128];
+	struct stat st;
+	int bfd;
+
+	if (fstat(fd, &st))
+		return NULL;
+	snprintf(path, sizeof(path),
+		 "/sys/class/accel/accel%u/device/resource0", minor(st.st_rdev));
+	bfd = open(path, O_RDONLY | O_SYNC | O_CLOEXEC);
+	if (bfd < 0)
+		return NULL;
+	bar = mmap(NULL, POLAR_CIM_BAR0_SIZE, PROT_READ, MAP_SHARED, bfd, 0);
+	close(bfd);
+	return bar == MAP_FAILED ? NULL : bar;
+}
+
+/* The driver's count of SQ slots in use on queue @q (debugfs "queues"). */
+static int queue_inflight(int fd, uint32_t q)
+{
+	char buf[16384], key[32];
+	unsigned int inflight;
+	const char *line;
+
+	if (debugfs_read(fd, "queues", buf, sizeof(buf)) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "queue %u:", q);
+	line = strstr(buf, key);
+	if (!line || !(line = strstr(line, " inflight ")) ||
+	    sscanf(line, " inflight %u", &inflight) != 1)
+		return -1;
+	return inflight;
+}
+
+static void on_sigalrm(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * A ring kept completely full. The device runs one command at a time and
+ * holds queue 1's (a DELAY fault), so queue 0 fills with NOP jobs of one
+ * command each that it does not fetch: an SQ of Q_SIZE slots holds
+ * Q_SIZE - 1 commands (tail == head means empty), so exactly that many
+ * SUBMITs return at once and the next waits for space (the uapi: a signal
+ * then ends it with -EINTR, not queued). io_uring jobs submitted meanwhile
+ * wait too, without overfilling. When the hold ends, every job completes
+ * with status 0 and without a reset. A ring filled one slot further has
+ * tail == head and looks empty to the device: its jobs never run until a
+ * hang recovery (mutant driver-ring-full-off-by-one).
+ */
+TEST_F_TIMEOUT(uring, ring_kept_full_loses_no_job, 120)
+{
+	enum { URING_JOBS = 32, HOLD_US = 3000000 };
+	struct drm_polar_accel_cmd nop = { .opcode = POLAR_CIM_OP_NOP };
+	struct sigaction sa = { .sa_handler = on_sigalrm };  /* no SA_RESTART */
+	struct itimerval in_200ms = { .it_value = { 0, 200000 } };
+	struct drm_polar_accel_wait poll = { 0 };
+	static uint64_t seq[POLAR_CIM_MAX_QUEUE_ENTRIES];
+	unsigned int done = 0, bad = 0, k;
+	char timeout_ms[32] = "1000", hold[64];
+	uint64_t reset0, held = 0, extra = 0, ud;
+	uint32_t slots, capacity;
+	volatile uint32_t *bar;
+	struct io_uring ring;
+	int boundary, ret, res;
+
+	if (!debugfs_has(self->fd, "fault"))
+		SKIP(return, "no debugfs fault file");
+	ASSERT_LE(2, self->queues);
+	bar = bar0_of(self->fd);
+	ASSERT_NE(NULL, bar) TH_LOG("cannot map BAR0");
+	slots = bar[POLAR_CIM_REG_Q(0, POLAR_CIM_Q_SIZE) / 4];
+	ASSERT_GE(POLAR_CIM_MAX_QUEUE_ENTRIES, slots);
+	capacity = slots - 1;
+	reset0 = param(self->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT);
+	/* Neither the hold nor the full ring may count as a hang. */
+	file_read(JOB_TIMEOUT_PARAM, timeout_ms, sizeof(timeout_ms));
+	ASSERT_EQ(0, file_write(JOB_TIMEOUT_PARAM, "60000"));
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ASSERT_EQ(0, ring_init(&ring, URING_JOBS));
+
+	snprintf(hold, sizeof(hold), "delay 1 0 %d", HOLD_US);
+	ASSERT_EQ(0, debugfs_write(self->fd, "fault", hold));
+	ASSERT_EQ(0, submit(self->fd, 1, &nop, 1, &held));
+	/* Queue 0 must not get a command in before the held one. */
+	for (k = 0; k < 200 && !(bar[POLAR_CIM_REG_STATUS / 4] &
+				 POLAR_CIM_STATUS_BUSY); k++)
+		sleep_ms(10);
+	ASSERT_TRUE(bar[POLAR_CIM_REG_STATUS / 4] & POLAR_CIM_STATUS_BUSY)
+		TH_LOG("the device did not start the held command in 2 s");
+	for (k = 0; k < capacity; k++)
+		ASSERT_EQ(0, submit(self->fd, 0, &nop, 1, &seq[k]))
+			TH_LOG("SUBMIT %u of %u", k + 1, capacity);
+	EXPECT_EQ((int)capacity, queue_inflight(self->fd, 0));
+	/* The ring is full: the next SUBMIT waits until the signal ends it. */
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &in_200ms, NULL));
+	boundary = submit(self->fd, 0, &nop, 1, &extra);
+	EXPECT_EQ(-EINTR, boundary)
+		TH_LOG("SUBMIT to a ring holding %u commands returned %d",
+		       capacity, boundary);
+	for (k = 0; k < URING_JOBS; k++)
+		ASSERT_EQ(0, uring_prep_job(&ring, self->fd, 0, &nop, 1, k));
+	ASSERT_EQ(URING_JOBS, io_uring_submit(&ring));
+	sleep_ms(200);
+	EXPECT_EQ((int)capacity + (boundary ? 0 : 1),
+		  queue_inflight(self->fd, 0));
+	/* All of the above happened while the device held queue 1. */
+	poll.seqno = held;
+	EXPECT_EQ(-1, ioctl(self->fd, DRM_IOCTL_POLAR_ACCEL_WAIT, &poll));
+	EXPECT_EQ(ETIME, errno) TH_LOG("the %d us hold ended too early: "
+				       "the boundary was not tested", HOLD_US);
+
+	/* Let it drain: every job completes, with no reset. */
+	EXPECT_EQ(0, wait_job(self->fd, held, NULL));
+	for (k = 0; k < capacity; k++) {
+		ret = wait_job(self->fd, seq[k], NULL);
+		if (ret && ++bad <= 4)
+			TH_LOG("job %u of the full ring: %d", k, ret);
+		/* Lost jobs are failed by a hang recovery, in time. */
+		if (k == 0)
+			file_write(JOB_TIMEOUT_PARAM, timeout_ms);
+	}
+	if (!boundary)
+		EXPECT_EQ(0, wait_job(self->fd, extra, NULL));
+	for (k = 0; k < URING_JOBS; k++) {
+		if (uring_reap(&ring, &res, &ud, CQE_WAIT_S))
+			break;
+		done++;
+		if (res && ++bad <= 4)
+			TH_LOG("io_uring job %llu: %d", (unsigned long long)ud,
+			       res);
+	}
+	io_uring_queue_exit(&ring);
+	file_write(JOB_TIMEOUT_PARAM, timeout_ms);
+	EXPECT_EQ(0, bad);
+	EXPECT_EQ(URING_JOBS, done);
+	EXPECT_EQ(0, queue_inflight(self->fd, 0));
+	EXPECT_EQ(reset0, param(self->fd, DRM_POLAR_ACCEL_PARAM_RESET_COUNT))
+		TH_LOG("the device was reset while the ring was full");
+	munmap((void *)bar, POLAR_CIM_BAR0_SIZE);
+	TH_LOG("queue 0: %u slots, %u commands taken before SUBMIT waited; "
+	       "%u + %u jobs completed, %u failed", slots, capacity, capacity,
+	       done, bad);
 }
 
 TEST_F(uring, sqpoll_and_async_submissions)

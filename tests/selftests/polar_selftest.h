@@ -31,6 +31,7 @@
 
 #define FW_PATH "/lib/firmware/polar_cim.fw"
 #define WAIT_NS (20ll * 1000 * 1000 * 1000)
+#define JOB_TIMEOUT_PARAM "/sys/module/polar_accel/parameters/job_timeout_ms"
 
 /* WAIT's timeout_ns: the CLOCK_MONOTONIC deadline @ns from now. */
 static inline int64_t deadline_ns(int64_t ns)
