@@ -62,7 +62,7 @@ t_fp32=$(date +%s)
 # The device's properties are the chip; polar eval reads them back from
 # the device and records them in the report.
 export POLAR_MODEL=$model
-export POLAR_EVAL_ARGS="--chip-seed $seed --sigma-static $sigma --adc-bits $adc --recon $recon --test $ntest --calib $ncalib --methods quant,svd,act,act-device,sensitivity ${POLAR_EVAL_EXTRA:-}"
+export POLAR_EVAL_ARGS="--chip-seed $seed --sigma-static $sigma --adc-bits $adc --recon $recon --test $ntest --calib $ncalib --methods quant,svd,act,act-device,sensitivity,trained ${POLAR_EVAL_EXTRA:-}"
 export POLAR_CIM_PROPS="seed=$seed,sigma-static=$sigma,adc-bits=$adc,recon=$recon${POLAR_CIM_PROPS:+,$POLAR_CIM_PROPS}"
 initramfs=$BUILD/initramfs-run.cpio.gz
 "$TOP/tests/vm/mkinitramfs.sh" "$initramfs" run "$TOP/polar_accel.ko"

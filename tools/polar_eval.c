@@ -2224,19 +2224,22 @@ int polar_cmd_eval(int argc, char **argv)
 		/*
 		 * Their Fisher and training need the model's gradient, which
 		 * the library computes for chains of the built-in layer types
-		 * only.
+		 * only: the other methods still run, with a note.
 		 */
-		if (strcmp(o.methods, DEFAULT_METHODS)) {
-			fprintf(stderr, "polar eval: --methods %s: %s\n",
-				want[M_SENS] ? "sensitivity" : "trained",
-				polar_errmsg());
-			goto out;
-		}
+		int left = 0;
+
 		fprintf(stderr, "polar eval: no sensitivity or trained method "
 			"for %s (%s)\n", o.model, polar_errmsg());
 		want[M_SENS] = 0;
 		want[M_TRAINED] = 0;
 		o.train = 0;
+		for (me = 0; me < NMETH; me++)
+			left += want[me];
+		if (!left) {
+			fprintf(stderr, "polar eval: --methods %s: no method "
+				"left for this model\n", o.methods);
+			goto out;
+		}
 	}
 	pt.t.load = now_s() - t0;
 	th = head(&test, o.test);
