@@ -299,7 +299,7 @@ check-debug: setup
 
 check-swiotlb: setup
 	@$(MAKE) --no-print-directory qemu $(BUILD)/initramfs-check.cpio.gz
-	@POLAR_VM_SMP=4 POLAR_VM_APPEND=swiotlb=force \
+	@POLAR_VM_SMP=4 POLAR_VM_APPEND=swiotlb=65536,force \
 		tests/run-vm-suite.sh check-swiotlb $(BUILD)/initramfs-check.cpio.gz
 
 # --- lint -----------------------------------------------------------------

@@ -169,7 +169,11 @@ echo "== VM kselftests with swiotlb=force (every DMA bounced: the DMA syncs)"
 # re-run jobs and compare their outputs too, and the subset
 # (job, uring, lib, fence tests) took 100 s against the whole set's 168 s
 # (load average 14; RELIABILITY.md).
-POLAR_VM_APPEND="${POLAR_VM_APPEND:-} swiotlb=force $race_append" \
+# 128 MiB of bounce buffers (65536 slots of 2 KiB), not the default 64:
+# a BO is mapped whole at its first use, and job.sgl_covers_what_the_
+# command_touches maps a 64 MiB one, which the default pool holds only
+# when nothing else is mapped ("swiotlb buffer is full" otherwise).
+POLAR_VM_APPEND="${POLAR_VM_APPEND:-} swiotlb=65536,force $race_append" \
 	tests/vm/run-vm.sh check-swiotlb "$BUILD/initramfs-check.cpio.gz" \
 	>"$BUILD/vm-check-swiotlb.out" 2>&1
 vm_rc=$?

@@ -446,7 +446,9 @@ static void test_pack_split(void)
 
 static void test_errors(void)
 {
-	float A[512] = { 0 }, Bp[512] = { 0 }, x[1] = { 0 }, z[65];
+	/* Room for rank 64 on one row: polar_lowrank_packed_size(64, 1). */
+	static float A[16 * 64], Bp[16 * 64];
+	float x[1] = { 0 }, z[65];
 	float y[1] = { 7 };
 
 	CHECK(polar_lowrank_apply(A, Bp, 0, 1, 1, 1, x, z, y, 0) == -EINVAL);
@@ -480,7 +482,8 @@ static void test_errors(void)
 	CHECK(y[0] == 7);
 	CHECK(polar_lowrank_force_kernel("avx1024") == -EINVAL);
 	CHECK(strstr(polar_errmsg(), "avx1024") != NULL);
-	/* The bounds themselves are valid (padded: 8 x rank floats). */
+	/* The bounds themselves are valid (padded: 16 x rank floats). */
+	CHECK(polar_lowrank_packed_size(64, 1) <= sizeof(Bp) / sizeof(Bp[0]));
 	CHECK(polar_lowrank_apply(A, Bp, 1, 1, 1, 1, x, z, y, 0) == 0);
 	CHECK(polar_lowrank_apply(A, Bp, 64, 1, 1, 1, x, z, y, 0) == 0);
 }
