@@ -294,6 +294,66 @@ static void test_huge_matmul_is_refused(void)
 }
 
 /*
+ * The device's own bound on a MATMUL's batch, the MAX_BATCH register: a
+ * guest that drives the rings itself (not through the driver, whose
+ * SUBMIT checks the same bound first) gets BAD_FIELD one past it, and
+ * the bound itself runs.
+ */
+static void test_batch_bound_is_the_registers(void)
+{
+	const uint32_t dim = 8;
+	struct polar_cim_sqe prog = {
+		.opcode = POLAR_CIM_OP_PROGRAM_TILES,
+		.tag = 1,
+		.in_dim = dim,
+		.out_dim = dim,
+		.src_sgl = CIM_SGL_ADDR,
+		.src_nsge = 1,
+	};
+	struct polar_cim_sqe mm = {
+		.opcode = POLAR_CIM_OP_MATMUL,
+		.in_dim = dim,
+		.out_dim = dim,
+		.src_sgl = CIM_SGL_ADDR + 0x100,
+		.src_nsge = 1,
+		.dst_sgl = CIM_SGL_ADDR + 0x200,
+		.dst_nsge = 1,
+	};
+	struct polar_cim_cqe cqe;
+	struct qtest q;
+	uint32_t tail = 0, max_batch;
+
+	if (start(&q, "", "") || bring_up(&q, 16)) {
+		CHECK(0);
+		qtest_stop(&q);
+		qtest_cleanup(&q);
+		return;
+	}
+	max_batch = rd(&q, POLAR_CIM_REG_MAX_BATCH);
+	CHECK(max_batch > 0 && max_batch <= 0x10000);
+	qtest_memset(&q, W_ADDR, 1, dim * dim);
+	qtest_memset(&q, X_ADDR, 1, (size_t)dim * (max_batch + 1));
+	cim_sgl_one(&q, CIM_SGL_ADDR, W_ADDR, dim * dim);
+	cim_sgl_one(&q, CIM_SGL_ADDR + 0x100, X_ADDR, dim * (max_batch + 1));
+	cim_sgl_one(&q, CIM_SGL_ADDR + 0x200, Y_ADDR,
+		    (size_t)dim * (max_batch + 1) * 4);
+	cim_submit(&q, 0, 16, &tail, &prog);
+	CHECK(cim_wait_cqe(&q, 0, 0, 1, 10000, &cqe) == POLAR_CIM_ST_OK);
+	mm.tag = 2;
+	mm.batch = max_batch;
+	cim_submit(&q, 0, 16, &tail, &mm);
+	CHECK(cim_wait_cqe(&q, 0, 1, 1, 20000, &cqe) == POLAR_CIM_ST_OK);
+	mm.tag = 3;
+	mm.batch = max_batch + 1;
+	cim_submit(&q, 0, 16, &tail, &mm);
+	CHECK(cim_wait_cqe(&q, 0, 2, 1, 10000, &cqe) ==
+	      POLAR_CIM_ST_BAD_FIELD);
+	CHECK(qtest_alive(&q));
+	qtest_stop(&q);
+	qtest_cleanup(&q);
+}
+
+/*
  * Without booted firmware the device runs NOPs only: a valid
  * PROGRAM_TILES completes with NO_FIRMWARE, then runs once the firmware
  * has booted. The driver never submits in that state (probe and recovery
@@ -415,6 +475,7 @@ int main(void)
 	RUN(test_power_on_reset_stops_matmul);
 	RUN(test_ctrl_reset_stops_matmul);
 	RUN(test_huge_matmul_is_refused);
+	RUN(test_batch_bound_is_the_registers);
 	RUN(test_commands_need_booted_firmware);
 	RUN(test_cycle_ps_is_validated);
 	RUN(test_unknown_queue_register_is_logged);
