@@ -60,6 +60,21 @@ for f in sys.stdin.buffer.read().decode().split("\0"):
 # QEMU (1581 steps), too long on this machine; instead build_and_check
 # requires every device mutant to change qemu-system-x86_64, so a mutant
 # that did not reach QEMU is INVALID, never killed or survived.
+# Whether the copy's build.ninja compiles the device from the copy's
+# qemu-src. Meson regenerates build.ninja when a meson.build changes (a
+# device source file added) and then writes the source directory it was
+# configured with, $BUILD's: the copy would compile $BUILD's sources and
+# no device mutant would reach its QEMU (seen: every device mutant
+# INVALID after the device gained cim_command.c). A fresh copy of $BUILD's
+# build tree, which `make mutate` has just brought up to date, is right.
+qemu_copy_builds_own_sources() {
+	local rel
+	rel=$(grep -o -m1 '[./]*qemu-src/qemu-10\.0\.[0-9]*/hw/misc/polar-cim/polar_cim\.c' \
+		"$mbuild/qemu-build/build.ninja" 2>/dev/null) || return 1
+	[ "$(cd "$mbuild/qemu-build" && realpath -m "$rel")" = \
+	  "$(realpath -m "$mbuild/qemu-src")/${rel#*qemu-src/}" ]
+}
+
 seed_build() {
 	local d
 	for d in apt kernel kernel-tools models; do
@@ -67,9 +82,10 @@ seed_build() {
 			ln -s "$BUILD/$d" "$mbuild/$d"
 		fi
 	done
-	if [ ! -x "$mbuild/qemu-build/qemu-system-x86_64" ] &&
-		[ -x "$BUILD/qemu-build/qemu-system-x86_64" ]; then
-		log "copying QEMU's source and build tree (once)"
+	if [ -x "$BUILD/qemu-build/qemu-system-x86_64" ] &&
+		{ [ ! -x "$mbuild/qemu-build/qemu-system-x86_64" ] ||
+		  ! qemu_copy_builds_own_sources; }; then
+		log "copying QEMU's source and build tree"
 		# (into a fresh directory first: an interrupted copy is not used)
 		rm -rf "$mbuild/qemu-src" "$mbuild/qemu-build" "$mbuild/qemu.tmp"
 		mkdir "$mbuild/qemu.tmp"
