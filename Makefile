@@ -259,8 +259,10 @@ bench-lowrank: setup
 	@$(MAKE) --no-print-directory $(BENCH_LOWRANK)
 	@$(BENCH_LOWRANK)
 
+# The build phase compiles on every core: its objects and programs (the
+# library with and without sanitizers, the unit tests twice) are independent.
 check: setup
-	@$(MAKE) --no-print-directory qemu firmware unit unit-san lib \
+	@$(MAKE) --no-print-directory -j$$(nproc) qemu firmware unit unit-san lib \
 		$(QTEST_DEVICE) $(DEVICE_FUZZ) $(ONNX_FORWARD) \
 		$(BUILD)/initramfs-check.cpio.gz
 	@tests/run-checks.sh

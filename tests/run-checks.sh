@@ -25,13 +25,22 @@ skipped=0
 
 part() { [[ $parts == *" $1 "* ]]; }
 
+# logged_suite LOG NAME COMMAND...: runs COMMAND with its output in LOG,
+# shows LOG and judges the suite NAME by its TAP lines and exit status.
+logged_suite() {
+	local log=$1 name=$2 rc
+	shift 2
+	mkdir -p "$(dirname "$log")"
+	"$@" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	suite_verdict "$log" "$rc" "$name"
+}
+
 if part runner; then
 echo "== the counting of this script (tests/runner-test.sh)"
-mkdir -p "$BUILD/tests"
-tests/runner-test.sh >"$BUILD/tests/runner-test.log" 2>&1
-runner_rc=$?
-cat "$BUILD/tests/runner-test.log"
-suite_verdict "$BUILD/tests/runner-test.log" "$runner_rc" "tests/runner-test.sh"
+logged_suite "$BUILD/tests/runner-test.log" tests/runner-test.sh \
+	tests/runner-test.sh
 fi
 
 # The tests' own default is build/firmware under the current directory,
@@ -91,20 +100,15 @@ fi
 
 if part runner; then
 echo "== the console report counter (tests/vm/test-console-reports.sh)"
-tests/vm/test-console-reports.sh >"$BUILD/console-reports-test.log" 2>&1
-cons_rc=$?
-cat "$BUILD/console-reports-test.log"
-suite_verdict "$BUILD/console-reports-test.log" "$cons_rc" "tests/vm/test-console-reports.sh"
+logged_suite "$BUILD/console-reports-test.log" tests/vm/test-console-reports.sh \
+	tests/vm/test-console-reports.sh
 fi
 
 if part qtest; then
 echo "== the device model over qtest (tests/qtest/README.md)"
-qlog=$BUILD/tests/qtest/test_device.log
-mkdir -p "$(dirname "$qlog")" "$BUILD/fuzz"
-"$BUILD/tests/qtest/test_device" >"$qlog" 2>&1
-q_rc=$?
-cat "$qlog"
-suite_verdict "$qlog" "$q_rc" "test_device"
+mkdir -p "$BUILD/fuzz"
+logged_suite "$BUILD/tests/qtest/test_device.log" test_device \
+	"$BUILD/tests/qtest/test_device"
 make --no-print-directory fuzz-device-short >"$BUILD/fuzz/device-fuzz-short.log" 2>&1
 fuzz_rc=$?
 grep -E '^(ok|not ok) - |^device_fuzz: (seed|FAIL)' "$BUILD/fuzz/device-fuzz-short.log" >"$BUILD/fuzz/device-fuzz-short.tap"
@@ -126,6 +130,26 @@ fi
 export POLAR_VM_SMP=${POLAR_VM_SMP:-4}
 race_append="init_on_free=1 preempt=full"
 
+# vm_suite RUN NAME APPEND FILTER: one VM run of the kselftests (run-vm.sh
+# RUN, its console in $BUILD/vm-RUN.log), with APPEND and the race options
+# added to the guest's command line; shows the lines of run-vm.sh's output
+# that match the extended regex FILTER (all of them when it is empty), as
+# they come, and
+# judges the run NAME by the console's TAP lines and run-vm.sh's status.
+# Environment set on the call (POLAR_VM_IOMMU=1) reaches run-vm.sh.
+vm_suite() {
+	local run=$1 name=$2 append=$3 filter=$4 out=$BUILD/vm-$1.out rc
+	POLAR_VM_APPEND="${POLAR_VM_APPEND:+$POLAR_VM_APPEND }${append:+$append }$race_append" \
+		tests/vm/run-vm.sh "$run" "$BUILD/initramfs-check.cpio.gz" 2>&1 |
+		if [ -n "$filter" ]; then
+			tee "$out" | grep -E --line-buffered "$filter"
+		else
+			tee "$out"
+		fi
+	rc=${PIPESTATUS[0]}
+	suite_verdict "$BUILD/vm-$run.log" "$rc" "$name"
+}
+
 # The VM runs' chips. A chip with static variability, so that the
 # device-versus-software-engine comparisons cover conductance spread, stuck
 # cells and ADC offset and gain.
@@ -137,10 +161,7 @@ export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rat
 
 if part vm; then
 echo "== VM kselftests"
-POLAR_VM_APPEND="${POLAR_VM_APPEND:+$POLAR_VM_APPEND }$race_append" \
-	tests/vm/run-vm.sh check "$BUILD/initramfs-check.cpio.gz"
-vm_rc=$?
-suite_verdict "$BUILD/vm-check.log" "$vm_rc" "the VM run"
+vm_suite check "the VM run" "" ""
 fi
 
 if part iommu; then
@@ -151,14 +172,9 @@ echo "== VM kselftests under the IOMMU (DMA isolation)"
 # out: their injected DMA errors are meant to be reported. The DMA canary is
 # in: its one stray DMA must be caught by the IOMMU (run-vm.sh). The fuzz
 # test's iommu_domain_reported requires the strict, translated DMA domain.
-POLAR_VM_IOMMU=1 \
-POLAR_VM_APPEND="${POLAR_VM_APPEND:-} polar_tests=polar_accel_dma_canary_test,polar_accel_fuzz_test,polar_accel_job_test,polar_accel_stress_test,polar_accel_uring_test,polar_lib_test $race_append" \
-	tests/vm/run-vm.sh check-iommu "$BUILD/initramfs-check.cpio.gz" \
-	>"$BUILD/vm-check-iommu.out" 2>&1
-vm_rc=$?
-grep -E '^(ok|not ok) |^vm: (iommu|running|status|FAIL)|^dma canary|DMAR: \[DMA|polar-cim: DMA|device error|iommu_group type|fuzz ops=' \
-	"$BUILD/vm-check-iommu.out"
-suite_verdict "$BUILD/vm-check-iommu.log" "$vm_rc" "the IOMMU VM run"
+POLAR_VM_IOMMU=1 vm_suite check-iommu "the IOMMU VM run" \
+	polar_tests=polar_accel_dma_canary_test,polar_accel_fuzz_test,polar_accel_job_test,polar_accel_stress_test,polar_accel_uring_test,polar_lib_test \
+	'^(ok|not ok) |^vm: (iommu|running|status|FAIL)|^dma canary|DMAR: \[DMA|polar-cim: DMA|device error|iommu_group type|fuzz ops='
 fi
 
 if part swiotlb; then
@@ -173,13 +189,8 @@ echo "== VM kselftests with swiotlb=force (every DMA bounced: the DMA syncs)"
 # a BO is mapped whole at its first use, and job.sgl_covers_what_the_
 # command_touches maps a 64 MiB one, which the default pool holds only
 # when nothing else is mapped ("swiotlb buffer is full" otherwise).
-POLAR_VM_APPEND="${POLAR_VM_APPEND:-} swiotlb=65536,force $race_append" \
-	tests/vm/run-vm.sh check-swiotlb "$BUILD/initramfs-check.cpio.gz" \
-	>"$BUILD/vm-check-swiotlb.out" 2>&1
-vm_rc=$?
-grep -E '^(ok|not ok) |^vm: (running|status|FAIL|console)' \
-	"$BUILD/vm-check-swiotlb.out"
-suite_verdict "$BUILD/vm-check-swiotlb.log" "$vm_rc" "the swiotlb VM run"
+vm_suite check-swiotlb "the swiotlb VM run" swiotlb=65536,force \
+	'^(ok|not ok) |^vm: (running|status|FAIL|console)'
 fi
 
 if part packaging; then
@@ -203,18 +214,13 @@ fi
 
 if part tools; then
 echo "== the polar tool on the software backend (tests/tools.sh)"
-tests/tools.sh >"$BUILD/tools-test.log" 2>&1
-tools_rc=$?
-cat "$BUILD/tools-test.log"
-suite_verdict "$BUILD/tools-test.log" "$tools_rc" "tests/tools.sh"
+logged_suite "$BUILD/tools-test.log" tests/tools.sh tests/tools.sh
 fi
 
 if part onnx; then
 echo "== ONNX models from PyTorch, short form (tests/onnx/onnx-client.sh --short)"
-tests/onnx/onnx-client.sh --short >"$BUILD/onnx-client.log" 2>&1
-onnx_rc=$?
-cat "$BUILD/onnx-client.log"
-suite_verdict "$BUILD/onnx-client.log" "$onnx_rc" "tests/onnx/onnx-client.sh"
+logged_suite "$BUILD/onnx-client.log" tests/onnx/onnx-client.sh \
+	tests/onnx/onnx-client.sh --short
 fi
 
 if part lint; then
