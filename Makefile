@@ -155,7 +155,7 @@ lib: $(LIB_SO) $(LIB_A)
 
 TOOL_SRCS = $(wildcard tools/*.c)
 
-$(POLAR_TOOL): $(TOOL_SRCS) $(LIB_SO) $(LIB_HDRS)
+$(POLAR_TOOL): $(TOOL_SRCS) tools/*.h $(LIB_SO) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(TOOL_SRCS) -o $@ -L$(BUILD)/lib -lpolar-accel \
 		$(LIB_LIBS)
