@@ -36,8 +36,10 @@ ONNX_PB_C = $(GEN)/onnx/onnx.pb-c.c
 ONNX_PB_OBJ = $(BUILD)/obj/pic/gen/onnx.pb-c.o
 LIB_PIC_OBJS = $(patsubst %.c,$(BUILD)/obj/pic/%.o,$(LIB_SRCS)) $(ONNX_PB_OBJ)
 LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
-# What the library itself links; static users add these after the archive.
-LIB_LIBS = -ldrm -luring -ljansson -lprotobuf-c -lz -lpthread -lm
+# What the library itself links; static users add these after the archive
+# (and, when they use the calibration, LAPACK's own: polar-accel.pc).
+LIB_LIBS = -ldrm -luring -ljansson -lprotobuf-c -lz -llapacke -llapack \
+	-lpthread -lm
 LIB_A = $(BUILD)/lib/libpolar-accel.a
 LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
 	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h) \
@@ -155,7 +157,7 @@ lib: $(LIB_SO) $(LIB_A)
 
 TOOL_SRCS = $(wildcard tools/*.c)
 
-$(POLAR_TOOL): $(TOOL_SRCS) $(LIB_SO) $(LIB_HDRS)
+$(POLAR_TOOL): $(TOOL_SRCS) tools/*.h $(LIB_SO) $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(TOOL_SRCS) -o $@ -L$(BUILD)/lib -lpolar-accel \
 		$(LIB_LIBS)

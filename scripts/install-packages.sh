@@ -13,6 +13,7 @@ BOOKWORM_PKGS=(
 	busybox-static cpio kmod dwarves sparse bc xz-utils zstd
 	libelf-dev
 	liburing-dev libdrm-dev libopenblas-dev libjansson-dev zlib1g-dev
+	liblapacke-dev
 	seabios qemu-system-data
 	dataset-fashion-mnist
 	clang-14 libclang-rt-14-dev

@@ -22,7 +22,9 @@ soname=$(readelf -d "$stage/usr/lib/libpolar-accel.so" | sed -n 's/.*SONAME.*\[\
 [ "$soname" = libpolar-accel.so.1 ] || { echo "SONAME is '$soname'"; exit 1; }
 LD_LIBRARY_PATH=$stage/usr/lib "$BUILD/layer_demo" sim
 
-cc -static -std=c11 -Wall -Wextra -Werror "$demo" \
+# -u pulls in the calibration, which the demo does not call, so that
+# LAPACK's static dependencies (libgfortran, libquadmath) are checked too.
+cc -static -std=c11 -Wall -Wextra -Werror "$demo" -Wl,-u,polar_calib_symeig \
 	$(pkg-config --static --cflags --libs polar-accel) -lm \
 	-o "$BUILD/layer_demo-static"
 if readelf -l "$BUILD/layer_demo-static" | grep -q INTERP; then

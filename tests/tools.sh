@@ -63,6 +63,18 @@ train_ok() {
 }
 check "train an MLP for one epoch" train_ok
 
+# The progress bar draws carriage-return frames on a terminal only: on a
+# terminal (script(1) gives the tool one) training shows frames, and a log
+# file gets none (no_frames, after every run below).
+tty_frames_ok() {
+	script -qec "'$polar' train --arch mlp --epochs 1 \
+		--out '$dir/tty.safetensors'" "$dir/tty.typescript" \
+		</dev/null >/dev/null 2>&1 || return 1
+	grep -q $'\r\033\[Kepoch 1/1 ' "$dir/tty.typescript" ||
+		{ echo "  no progress frame on a terminal" >&2; return 1; }
+}
+check "train on a terminal: progress frames" tty_frames_ok
+
 # Accuracy of each method on this fixed configuration (the MLP above, one
 # epoch, seed fixed; --calib 128 --test 300; the chip of seed 7 at
 # sigma-static 0.4, where the uncorrected path loses 7 points, so that a
@@ -197,6 +209,15 @@ calibrate_ok() {
 }
 check "calibrate --rank 16: shapes, metadata, the same file twice" calibrate_ok
 
+# getopt_long: --name=value means what --name value does.
+equals_form_ok() {
+	"$polar" calibrate --model="$model" --device=sim --calib=128 \
+		--rank=16 --out="$dir/e.safetensors" >"$dir/calib-e.log" 2>&1 ||
+		return 1
+	cmp "$dir/a.safetensors" "$dir/e.safetensors" >&2
+}
+check "calibrate --name=value: the file of --name value" equals_form_ok
+
 fisher_full_ok() {
 	"$polar" calibrate --model "$model" --device sim --calib 128 --rank 16 \
 		--fisher full --out "$dir/c.safetensors" >"$dir/calib-c.log" 2>&1 ||
@@ -262,3 +283,45 @@ check "an unknown method is refused" \
 	--methods fp32,bogus
 check "calibrate needs --out" \
 	fails_naming "--out FILE is required" calibrate --model "$model"
+check "--rank=0 is refused with its range" \
+	fails_naming "polar eval: --rank: bad value '0' (1..64)" eval \
+	--model="$model" --rank=0
+check "train --epochs=0 is refused with its range" \
+	fails_naming "polar train: --epochs: bad value '0' (1..1000)" train \
+	--epochs=0
+check "train --threads 65 is refused with its range" \
+	fails_naming "polar train: --threads: bad value '65' (0..64)" train \
+	--threads 65
+check "train --lr 1 is refused with its range" \
+	fails_naming "polar train: --lr: bad value '1' (0 < x < 1)" train --lr 1
+check "--lr=-1 is refused with its range" \
+	fails_naming "polar eval: --lr: bad value '-1' (0 < x <= 1)" eval \
+	--model "$model" --lr=-1
+check "--adc-pct beyond 100 is refused with its range" \
+	fails_naming "polar calibrate: --adc-pct: bad value '101' (0 < x <= 100)" \
+	calibrate --model "$model" --adc-pct 101
+check "--fisher=bogus is refused" \
+	fails_naming "--fisher bogus: diag or full" eval --fisher=bogus
+check "an option without its value is named" \
+	fails_naming "polar eval: --model needs a value" eval --model
+check "a flag given a value is named" \
+	fails_naming "polar eval: --sweep takes no value" eval --sweep=1
+check "an unknown option is named" \
+	fails_naming "polar train: unknown or ambiguous option --bogus" train \
+	--bogus=3
+check "a stray argument is named" \
+	fails_naming "polar calibrate: unexpected argument 'stray'" calibrate \
+	--model "$model" stray
+
+# No log above holds a progress frame: stderr was a file.
+no_frames() {
+	local f bad=0
+	for f in "$dir"/*.log; do
+		if grep -q $'\r' "$f"; then
+			echo "  $f holds carriage-return frames" >&2
+			bad=1
+		fi
+	done
+	return $bad
+}
+check "no progress frames in a log file" no_frames

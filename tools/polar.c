@@ -3,6 +3,8 @@
  * polar: the command-line front end of libpolar-accel.
  *   polar info [DEVICE]   print the identity and geometry of an accelerator
  *   polar train ...       train the fp32 model on Fashion-MNIST (polar_train.c)
+ *   polar eval|calibrate  polarize and evaluate a model (polar_eval.c)
+ * The subcommands share option parsing and the progress bar (cli.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -73,20 +75,34 @@ static void usage(FILE *out)
 		"       polar eval|calibrate [options]  (polar eval --help)\n");
 }
 
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "train", polar_cmd_train },
+	{ "eval", polar_cmd_eval },
+	{ "calibrate", polar_cmd_calibrate },
+};
+
 int main(int argc, char **argv)
 {
+	char name[32];
+	size_t i;
+
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
 	if (!strcmp(argv[1], "info"))
 		return cmd_info(argc - 2, argv + 2);
-	if (!strcmp(argv[1], "train"))
-		return polar_cmd_train(argc - 2, argv + 2);
-	if (!strcmp(argv[1], "eval"))
-		return polar_cmd_eval(argc - 2, argv + 2);
-	if (!strcmp(argv[1], "calibrate"))
-		return polar_cmd_calibrate(argc - 2, argv + 2);
+	/* argv[0] of a subcommand is "polar CMD", which getopt's errors name */
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		snprintf(name, sizeof(name), "polar %s", commands[i].name);
+		argv[1] = name;
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;

@@ -33,6 +33,8 @@
 #include "polar/quant.h"
 #include "polar_cim_hw.h"
 
+#include "cli.h"
+
 int polar_cmd_eval(int argc, char **argv);
 int polar_cmd_calibrate(int argc, char **argv);
 
@@ -157,76 +159,10 @@ struct ctx {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-struct bar {
-	const char *label;
-	double t0, last;
-	int shown;
-};
-
-static void bar_start(struct bar *b, const char *label)
-{
-	b->label = label;
-	b->t0 = b->last = now_s();
-	b->shown = 0;
-}
-
-static void bar_update(struct bar *b, size_t done, size_t total)
-{
-	double t = now_s();
-	char s[31];
-	size_t i, fill;
-
-	if (done < total && (t - b->t0 < 1.0 || t - b->last < 0.2))
-		return;
-	if (done >= total && !b->shown)
-		return;
-	b->last = t;
-	b->shown = 1;
-	fill = total ? done * 30 / total : 30;
-	for (i = 0; i < 30; i++)
-		s[i] = i < fill ? '#' : '.';
-	s[30] = 0;
-	fprintf(stderr, "\r\033[K%-28s [%s] %zu/%zu %.1f s", b->label, s, done,
-		total, t - b->t0);
-	if (done >= total)
-		fputc('\n', stderr);
-	fflush(stderr);
-}
-
-static void bar_done(struct bar *b, size_t total)
-{
-	bar_update(b, total, total);
-}
-
 static int die(const char *what)
 {
 	fprintf(stderr, "polar eval: %s: %s\n", what, polar_errmsg());
 	return 1;
-}
-
-/* An unsigned option value in [min, max]; the error names option, value and range. */
-static int parse_u64(const char *opt, const char *s, uint64_t min,
-		     uint64_t max, uint64_t *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || *s == '-' || *v < min || *v > max) {
-		fprintf(stderr, "polar eval: %s: bad value '%s' (%llu..%llu)\n",
-			opt, s, (unsigned long long)min,
-			(unsigned long long)max);
-		return -1;
-	}
-	return 0;
 }
 
 static int method_index(const char *s)
@@ -600,9 +536,8 @@ static void train_progress(void *p, const struct polar_calib_train_progress *pg)
 	struct bar *bar = p;
 
 	if (pg->epoch_done) {
-		fprintf(stderr, "\r\033[K  epoch %u: training loss %.4f, "
-			"held-out loss %.4f\n", pg->epoch, pg->loss,
-			pg->val_loss);
+		bar_line(bar, "  epoch %u: training loss %.4f, held-out loss "
+			 "%.4f\n", pg->epoch, pg->loss, pg->val_loss);
 		return;
 	}
 	bar_update(bar, (pg->epoch - 1) * pg->batches + pg->batch,
@@ -1372,10 +1307,61 @@ static void usage(FILE *f)
 		TRAIN_EPOCHS, TRAIN_BATCH, TRAIN_PATIENCE, TRAIN_LR);
 }
 
+enum {
+	OPT_MODEL = 256, OPT_DEVICE, OPT_CHIP_SEED, OPT_CHIP_SEEDS,
+	OPT_SIGMA_STATIC, OPT_ADC_BITS, OPT_RECON, OPT_RECON_FRAC_BITS,
+	OPT_WFMT, OPT_XFMT, OPT_FIRST_XFMT, OPT_RANK, OPT_CALIB, OPT_TEST,
+	OPT_THREADS, OPT_METHODS, OPT_DEVICE_LAYERS, OPT_REPORT, OPT_SWEEP,
+	OPT_ADC_PCT, OPT_ACT_PCT, OPT_LAMBDA, OPT_INTERCEPT,
+	OPT_NO_INTERCEPT, OPT_FISHER, OPT_EPOCHS, OPT_TRAIN_BATCH,
+	OPT_PATIENCE, OPT_LR, OPT_LAYER_WEIGHT, OPT_METHOD, OPT_DATA, OPT_OUT,
+};
+
+static const struct option eval_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "model", required_argument, NULL, OPT_MODEL },
+	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "chip-seed", required_argument, NULL, OPT_CHIP_SEED },
+	{ "chip-seeds", required_argument, NULL, OPT_CHIP_SEEDS },
+	{ "sigma-static", required_argument, NULL, OPT_SIGMA_STATIC },
+	{ "adc-bits", required_argument, NULL, OPT_ADC_BITS },
+	{ "recon", required_argument, NULL, OPT_RECON },
+	{ "recon-frac-bits", required_argument, NULL, OPT_RECON_FRAC_BITS },
+	{ "wfmt", required_argument, NULL, OPT_WFMT },
+	{ "xfmt", required_argument, NULL, OPT_XFMT },
+	{ "first-xfmt", required_argument, NULL, OPT_FIRST_XFMT },
+	{ "rank", required_argument, NULL, OPT_RANK },
+	{ "calib", required_argument, NULL, OPT_CALIB },
+	{ "test", required_argument, NULL, OPT_TEST },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "methods", required_argument, NULL, OPT_METHODS },
+	{ "device-layers", required_argument, NULL, OPT_DEVICE_LAYERS },
+	{ "report", required_argument, NULL, OPT_REPORT },
+	{ "sweep", no_argument, NULL, OPT_SWEEP },
+	{ "adc-pct", required_argument, NULL, OPT_ADC_PCT },
+	{ "act-pct", required_argument, NULL, OPT_ACT_PCT },
+	{ "lambda", required_argument, NULL, OPT_LAMBDA },
+	{ "intercept", no_argument, NULL, OPT_INTERCEPT },
+	{ "no-intercept", no_argument, NULL, OPT_NO_INTERCEPT },
+	{ "fisher", required_argument, NULL, OPT_FISHER },
+	{ "epochs", required_argument, NULL, OPT_EPOCHS },
+	{ "train-batch", required_argument, NULL, OPT_TRAIN_BATCH },
+	{ "patience", required_argument, NULL, OPT_PATIENCE },
+	{ "lr", required_argument, NULL, OPT_LR },
+	{ "layer-weight", required_argument, NULL, OPT_LAYER_WEIGHT },
+	{ "method", required_argument, NULL, OPT_METHOD },
+	{ "data", required_argument, NULL, OPT_DATA },
+	{ "out", required_argument, NULL, OPT_OUT },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* argv[0] is "polar eval" or "polar calibrate" (polar.c). */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	int i;
+	const char *cmd = argv[0], *a;
 	uint64_t v;
+	double x;
+	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->model = "build/models/cnn.safetensors";
@@ -1415,129 +1401,149 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->intercept = 1;
 	o->lambda = 0.01;
 	o->save_method = M_SENS;
-	for (i = 0; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+	while ((c = cli_getopt(argc, argv, eval_options, &a)) != -1) {
+		const char *val = optarg;
 
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+		switch (c) {
+		case 'h':
 			usage(stdout);
 			exit(0);
-		}
-		if (!strcmp(a, "--sweep")) {
+		case OPT_SWEEP:
 			o->sweep = 1;
-			continue;
-		}
-		if (!strcmp(a, "--intercept") || !strcmp(a, "--no-intercept")) {
-			o->intercept = a[2] == 'i';
-			continue;
-		}
-		if (!val) {
-			fprintf(stderr, "polar eval: %s needs a value\n", a);
-			return -1;
-		}
-		i++;
-		if (!strcmp(a, "--model")) {
+			break;
+		case OPT_INTERCEPT:
+		case OPT_NO_INTERCEPT:
+			o->intercept = c == OPT_INTERCEPT;
+			break;
+		case OPT_MODEL:
 			o->model = val;
-		} else if (!strcmp(a, "--device")) {
+			break;
+		case OPT_DEVICE:
 			o->device = val;
-		} else if (!strcmp(a, "--data")) {
+			break;
+		case OPT_DATA:
 			o->data = val;
-		} else if (!strcmp(a, "--report")) {
+			break;
+		case OPT_REPORT:
 			o->report = val;
-		} else if (!strcmp(a, "--out")) {
+			break;
+		case OPT_OUT:
 			o->out = val;
-		} else if (!strcmp(a, "--methods")) {
+			break;
+		case OPT_METHODS:
 			o->methods = val;
-		} else if (!strcmp(a, "--device-layers")) {
+			break;
+		case OPT_DEVICE_LAYERS:
 			o->device_layers = val;
-		} else if (!strcmp(a, "--method")) {
+			break;
+		case OPT_METHOD: {
 			int me = method_index(val);
 
 			if (me < M_SVD) {
-				fprintf(stderr, "polar calibrate: --method %s: "
-					"one of svd, act, act-device, sensitivity, "
-					"trained\n", val);
+				fprintf(stderr, "%s: --method %s: one of svd, "
+					"act, act-device, sensitivity, trained\n",
+					cmd, val);
 				return -1;
 			}
 			o->save_method = me;
-		} else if (!strcmp(a, "--chip-seed")) {
-			if (parse_u64(a, val, 0, UINT64_MAX, &o->chip_seed))
+			break;
+		}
+		case OPT_CHIP_SEED:
+			if (cli_parse_u64(cmd, a, val, 0, UINT64_MAX,
+					  &o->chip_seed))
 				return -1;
 			o->seed_set = 1;
-		} else if (!strcmp(a, "--chip-seeds")) {
+			break;
+		case OPT_CHIP_SEEDS: {
 			char lo[32], *dash;
 
 			snprintf(lo, sizeof(lo), "%s", val);
 			dash = strchr(lo, '-');
 			if (!dash) {
-				fprintf(stderr, "polar eval: --chip-seeds: bad "
-					"value '%s' (A-B)\n", val);
+				fprintf(stderr, "%s: --chip-seeds: bad value "
+					"'%s' (A-B)\n", cmd, val);
 				return -1;
 			}
 			*dash = 0;
-			if (parse_u64(a, lo, 0, UINT64_MAX, &o->seed_lo) ||
-			    parse_u64(a, dash + 1, o->seed_lo, o->seed_lo + 63,
-				      &o->seed_hi))
+			if (cli_parse_u64(cmd, a, lo, 0, UINT64_MAX,
+					  &o->seed_lo) ||
+			    cli_parse_u64(cmd, a, dash + 1, o->seed_lo,
+					  o->seed_lo + 63, &o->seed_hi))
 				return -1;
 			o->chips_set = 1;
-		} else if (!strcmp(a, "--sigma-static")) {
-			if (parse_u64(a, val, 0, 4 * 65536, &v))
+			break;
+		}
+		case OPT_SIGMA_STATIC:
+			if (cli_parse_u64(cmd, a, val, 0, 4 * 65536, &v))
 				return -1;
 			o->sigma_static = (uint32_t)v;
 			o->sigma_set = 1;
-		} else if (!strcmp(a, "--adc-bits")) {
-			if (parse_u64(a, val, 1, 16, &v))
+			break;
+		case OPT_ADC_BITS:
+			if (cli_parse_u64(cmd, a, val, 1, 16, &v))
 				return -1;
 			o->adc_bits = (uint32_t)v;
 			o->adc_set = 1;
-		} else if (!strcmp(a, "--recon")) {
+			break;
+		case OPT_RECON:
 			if (strcmp(val, "codes") && strcmp(val, "cells")) {
-				fprintf(stderr, "polar eval: --recon %s: codes or "
-					"cells\n", val);
+				fprintf(stderr, "%s: --recon %s: codes or "
+					"cells\n", cmd, val);
 				return -1;
 			}
 			o->recon = val[1] == 'o' ? POLAR_CIM_RECON_CODES :
 						  POLAR_CIM_RECON_CELLS;
 			o->recon_set = 1;
-		} else if (!strcmp(a, "--recon-frac-bits")) {
-			if (parse_u64(a, val, 0, 8, &v))
+			break;
+		case OPT_RECON_FRAC_BITS:
+			if (cli_parse_u64(cmd, a, val, 0, 8, &v))
 				return -1;
 			o->recon_frac_bits = (uint32_t)v;
-		} else if (!strcmp(a, "--rank")) {
-			if (parse_u64(a, val, 1, 64, &v))
+			break;
+		case OPT_RANK:
+			if (cli_parse_u64(cmd, a, val, 1, 64, &v))
 				return -1;
 			o->rank = (uint32_t)v;
-		} else if (!strcmp(a, "--fisher")) {
+			break;
+		case OPT_FISHER:
 			if (strcmp(val, "diag") && strcmp(val, "full")) {
-				fprintf(stderr, "polar eval: --fisher %s: diag or "
-					"full\n", val);
+				fprintf(stderr, "%s: --fisher %s: diag or "
+					"full\n", cmd, val);
 				return -1;
 			}
 			o->fisher_full = val[0] == 'f';
-		} else if (!strcmp(a, "--epochs")) {
-			if (parse_u64(a, val, 1, 1000, &v))
+			break;
+		case OPT_EPOCHS:
+			if (cli_parse_u64(cmd, a, val, 1, 1000, &v))
 				return -1;
 			o->topt.epochs = (unsigned int)v;
-		} else if (!strcmp(a, "--patience")) {
-			if (parse_u64(a, val, 0, 1000, &v))
+			break;
+		case OPT_PATIENCE:
+			if (cli_parse_u64(cmd, a, val, 0, 1000, &v))
 				return -1;
 			o->topt.patience = (unsigned int)v;
-		} else if (!strcmp(a, "--train-batch")) {
-			if (parse_u64(a, val, 1, 1024, &v))
+			break;
+		case OPT_TRAIN_BATCH:
+			if (cli_parse_u64(cmd, a, val, 1, 1024, &v))
 				return -1;
 			o->topt.batch = (unsigned int)v;
-		} else if (!strcmp(a, "--calib")) {
-			if (parse_u64(a, val, 1, 1024, &v))
+			break;
+		case OPT_CALIB:
+			if (cli_parse_u64(cmd, a, val, 1, 1024, &v))
 				return -1;
 			o->calib = (uint32_t)v;
-		} else if (!strcmp(a, "--threads")) {
-			if (parse_u64(a, val, 1, MAX_WORKERS, &v))
+			break;
+		case OPT_THREADS:
+			if (cli_parse_u64(cmd, a, val, 1, MAX_WORKERS, &v))
 				return -1;
 			o->threads = (uint32_t)v;
-		} else if (!strcmp(a, "--test")) {
-			if (parse_u64(a, val, 1, 10000, &v))
+			break;
+		case OPT_TEST:
+			if (cli_parse_u64(cmd, a, val, 1, 10000, &v))
 				return -1;
 			o->test = (uint32_t)v;
-		} else if (!strcmp(a, "--wfmt")) {
+			break;
+		case OPT_WFMT:
 			if (!strcmp(val, "nf4"))
 				o->wfmt = POLAR_WFMT_NF4;
 			else if (!strcmp(val, "int4"))
@@ -1545,12 +1551,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			else if (!strcmp(val, "int8"))
 				o->wfmt = POLAR_WFMT_INT8;
 			else {
-				fprintf(stderr, "polar eval: --wfmt %s: nf4, int4 "
-					"or int8\n", val);
+				fprintf(stderr, "%s: --wfmt %s: nf4, int4 or "
+					"int8\n", cmd, val);
 				return -1;
 			}
-		} else if (!strcmp(a, "--xfmt") || !strcmp(a, "--first-xfmt")) {
-			enum polar_xfmt *f = a[2] == 'x' ? &o->xfmt :
+			break;
+		case OPT_XFMT:
+		case OPT_FIRST_XFMT: {
+			enum polar_xfmt *f = c == OPT_XFMT ? &o->xfmt :
 						 &o->first_xfmt;
 
 			if (!strcmp(val, "int4"))
@@ -1562,43 +1570,41 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			else if (!strcmp(val, "uint8"))
 				*f = POLAR_XFMT_UINT8;
 			else {
-				fprintf(stderr, "polar eval: %s %s: uint4, "
-					"int4, int8 or uint8\n", a, val);
+				fprintf(stderr, "%s: %s %s: uint4, int4, int8 "
+					"or uint8\n", cmd, a, val);
 				return -1;
 			}
-		} else if (!strcmp(a, "--adc-pct") || !strcmp(a, "--act-pct") ||
-			   !strcmp(a, "--lambda") || !strcmp(a, "--lr") ||
-			   !strcmp(a, "--layer-weight")) {
-			char *end;
-			double x = strtod(val, &end);
-
-			if (end == val || *end || !(x > 0) ||
-			    (strcmp(a, "--lambda") && x > 100) ||
-			    (!strcmp(a, "--lr") && x > 1)) {
-				if (!strcmp(a, "--layer-weight") && x == 0 &&
-				    end != val && !*end) {
-					o->topt.layer_weight = 0;
-					continue;
-				}
-				fprintf(stderr, "polar eval: %s: bad value '%s'\n",
-					a, val);
+			break;
+		}
+		case OPT_ADC_PCT:
+			if (cli_parse_double(cmd, a, val, 0, 100, CLI_MIN_OPEN,
+					     &o->adc_pct))
 				return -1;
-			}
-			if (!strcmp(a, "--adc-pct"))
-				o->adc_pct = x;
-			else if (!strcmp(a, "--act-pct"))
-				o->act_pct = x;
-			else if (!strcmp(a, "--lr"))
-				o->topt.lr = (float)x;
-			else if (!strcmp(a, "--layer-weight"))
-				o->topt.layer_weight = (float)x;
-			else {
-				o->lambda = x;
-				o->lambda_set = 1;
-			}
-		} else {
-			fprintf(stderr, "polar eval: unknown option %s\n", a);
-			usage(stderr);
+			break;
+		case OPT_ACT_PCT:
+			if (cli_parse_double(cmd, a, val, 0, 100, CLI_MIN_OPEN,
+					     &o->act_pct))
+				return -1;
+			break;
+		case OPT_LAMBDA:
+			if (cli_parse_double(cmd, a, val, 0, INFINITY,
+					     CLI_MIN_OPEN | CLI_MAX_OPEN,
+					     &o->lambda))
+				return -1;
+			o->lambda_set = 1;
+			break;
+		case OPT_LR:
+			if (cli_parse_double(cmd, a, val, 0, 1, CLI_MIN_OPEN, &x))
+				return -1;
+			o->topt.lr = (float)x;
+			break;
+		case OPT_LAYER_WEIGHT:
+			/* 0: the distillation loss alone */
+			if (cli_parse_double(cmd, a, val, 0, 100, 0, &x))
+				return -1;
+			o->topt.layer_weight = (float)x;
+			break;
+		default:	/* cli_getopt() said why */
 			return -1;
 		}
 	}

@@ -9,18 +9,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "polar/data.h"
 #include "polar/model.h"
 #include "polar/nn.h"
 #include "polar/polar.h"
 
+#include "cli.h"
+
 int polar_cmd_train(int argc, char **argv);
 
 #define DEFAULT_EPOCHS_CNN 5
 #define DEFAULT_EPOCHS_MLP 10
+
+enum {
+	OPT_ARCH = 256, OPT_EPOCHS, OPT_SEED, OPT_DATA, OPT_OUT, OPT_THREADS,
+	OPT_BATCH, OPT_LR, OPT_NO_FLIP,
+};
+
+static const struct option train_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "arch", required_argument, NULL, OPT_ARCH },
+	{ "epochs", required_argument, NULL, OPT_EPOCHS },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "data", required_argument, NULL, OPT_DATA },
+	{ "out", required_argument, NULL, OPT_OUT },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "lr", required_argument, NULL, OPT_LR },
+	{ "no-flip", no_argument, NULL, OPT_NO_FLIP },
+	{ NULL, 0, NULL, 0 },
+};
 
 static void train_usage(FILE *out)
 {
@@ -45,124 +64,94 @@ static void train_usage(FILE *out)
 }
 
 struct progress_state {
-	int tty;
+	struct bar bar;
+	unsigned int epoch;	/* the bar's, 0 before the first */
+	char label[32];
 	double t0;
 };
-
-static double wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void show_progress(void *ctx, const struct polar_train_progress *p)
 {
 	struct progress_state *st = ctx;
-	char bar[31];
-	size_t i, fill = p->batch * 30 / p->batches;
 
+	if (p->epoch != st->epoch) {
+		st->epoch = p->epoch;
+		snprintf(st->label, sizeof(st->label), "epoch %u/%u", p->epoch,
+			 p->epochs);
+		bar_start(&st->bar, st->label);
+	}
 	if (p->epoch_done) {
-		fprintf(stderr, "%sepoch %u/%u: loss %.4f  train %.2f%%",
-			st->tty ? "\r\033[K" : "", p->epoch, p->epochs, p->loss,
-			100.0 * p->accuracy);
+		bar_line(&st->bar, "epoch %u/%u: loss %.4f  train %.2f%%",
+			 p->epoch, p->epochs, p->loss, 100.0 * p->accuracy);
 		if (p->test_accuracy >= 0.0)
 			fprintf(stderr, "  test %.2f%%", 100.0 * p->test_accuracy);
 		fprintf(stderr, "  %.0f img/s  %.1f s\n", p->images_per_s,
-			wall_s() - st->t0);
+			now_s() - st->t0);
 		return;
 	}
-	if (!st->tty)
-		return;
-	for (i = 0; i < 30; i++)
-		bar[i] = i < fill ? '#' : '.';
-	bar[30] = '\0';
-	fprintf(stderr, "\r\033[Kepoch %u/%u [%s] %zu/%zu  loss %.4f  "
-		"acc %.2f%%  %.0f img/s", p->epoch, p->epochs, bar, p->batch,
-		p->batches, p->loss, 100.0 * p->accuracy, p->images_per_s);
-	fflush(stderr);
-}
-
-/* --name VALUE or --name=VALUE; returns the value or NULL. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n))
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] || *i + 1 >= argc)
-		return NULL;
-	return argv[++*i];
-}
-
-static int parse_ul(const char *opt, const char *s, unsigned long long max,
-		    unsigned long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(s, &end, 0);
-	if (errno || !*s || *end || *s == '-' || *out > max) {
-		fprintf(stderr, "polar train: %s: invalid value '%s'\n", opt, s);
-		return -1;
-	}
-	return 0;
+	/* the epoch's line takes the place of its last frame */
+	if (p->batch < p->batches)
+		bar_updatef(&st->bar, p->batch, p->batches,
+			    "loss %.4f  acc %.2f%%  %.0f img/s", p->loss,
+			    100.0 * p->accuracy, p->images_per_s);
 }
 
 int polar_cmd_train(int argc, char **argv)
 {
-	const char *arch = "cnn", *dir = NULL, *out = NULL, *v;
+	const char *arch = "cnn", *dir = NULL, *out = NULL;
 	struct polar_dataset train, test;
 	struct polar_train_opts opts;
 	struct polar_tensors ts;
 	struct polar_model m;
 	struct progress_state st;
-	unsigned long long epochs = 0, seed = 1, threads = 0, batch = 64;
+	uint64_t epochs = 0, seed = 1, threads = 0, batch = 64;
+	const char *cmd = argv[0], *opt;
 	char outbuf[64], val[64];
-	double acc, t0;
+	double acc, t0, x;
 	float lr = 2e-3f;
-	int flip = 1, ret, i;
+	int flip = 1, ret, c;
 
-	for (i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+	while ((c = cli_getopt(argc, argv, train_options, &opt)) != -1) {
+		switch (c) {
+		case 'h':
 			train_usage(stdout);
 			return 0;
-		} else if (!strcmp(argv[i], "--no-flip")) {
+		case OPT_NO_FLIP:
 			flip = 0;
-		} else if ((v = opt_value(argc, argv, &i, "--arch"))) {
-			arch = v;
-		} else if ((v = opt_value(argc, argv, &i, "--data"))) {
-			dir = v;
-		} else if ((v = opt_value(argc, argv, &i, "--out"))) {
-			out = v;
-		} else if ((v = opt_value(argc, argv, &i, "--epochs"))) {
-			if (parse_ul("--epochs", v, 1000, &epochs) || !epochs)
+			break;
+		case OPT_ARCH:
+			arch = optarg;
+			break;
+		case OPT_DATA:
+			dir = optarg;
+			break;
+		case OPT_OUT:
+			out = optarg;
+			break;
+		case OPT_EPOCHS:
+			if (cli_parse_u64(cmd, opt, optarg, 1, 1000, &epochs))
 				return 2;
-		} else if ((v = opt_value(argc, argv, &i, "--seed"))) {
-			if (parse_ul("--seed", v, UINT64_MAX, &seed))
+			break;
+		case OPT_SEED:
+			if (cli_parse_u64(cmd, opt, optarg, 0, UINT64_MAX,
+					  &seed))
 				return 2;
-		} else if ((v = opt_value(argc, argv, &i, "--threads"))) {
-			if (parse_ul("--threads", v, 64, &threads))
+			break;
+		case OPT_THREADS:
+			if (cli_parse_u64(cmd, opt, optarg, 0, 64, &threads))
 				return 2;
-		} else if ((v = opt_value(argc, argv, &i, "--batch"))) {
-			if (parse_ul("--batch", v, 4096, &batch) || !batch)
+			break;
+		case OPT_BATCH:
+			if (cli_parse_u64(cmd, opt, optarg, 1, 4096, &batch))
 				return 2;
-		} else if ((v = opt_value(argc, argv, &i, "--lr"))) {
-			char *end;
-
-			lr = strtof(v, &end);
-			if (*end || !(lr > 0.0f && lr < 1.0f)) {
-				fprintf(stderr, "polar train: --lr: invalid "
-					"value '%s'\n", v);
+			break;
+		case OPT_LR:
+			if (cli_parse_double(cmd, opt, optarg, 0, 1,
+					     CLI_MIN_OPEN | CLI_MAX_OPEN, &x))
 				return 2;
-			}
-		} else {
-			fprintf(stderr, "polar train: unknown argument '%s'\n",
-				argv[i]);
-			train_usage(stderr);
+			lr = (float)x;
+			break;
+		default:	/* cli_getopt() said why */
 			return 2;
 		}
 	}
@@ -191,7 +180,8 @@ int polar_cmd_train(int argc, char **argv)
 	}
 	fprintf(stderr, "polar train: %s, %zu parameters, %zu training and "
 		"%zu test images, %llu epochs, seed %llu\n", arch, m.nparams,
-		train.count, test.count, epochs, seed);
+		train.count, test.count, (unsigned long long)epochs,
+		(unsigned long long)seed);
 	memset(&opts, 0, sizeof(opts));
 	opts.epochs = (unsigned int)epochs;
 	opts.batch = (unsigned int)batch;
@@ -202,8 +192,8 @@ int polar_cmd_train(int argc, char **argv)
 	opts.test = &test;
 	opts.progress = show_progress;
 	opts.ctx = &st;
-	st.tty = isatty(STDERR_FILENO);
-	st.t0 = t0 = wall_s();
+	st.epoch = 0;
+	st.t0 = t0 = now_s();
 	ret = polar_model_train(&m, &train, &opts);
 	if (!ret)
 		ret = polar_model_evaluate(&m, &test, (unsigned int)threads,
@@ -222,13 +212,13 @@ int polar_cmd_train(int argc, char **argv)
 			ret = polar_tensors_set_meta(&ts, k, val);	\
 	} while (0)
 	META("dataset", "fashion-mnist");
-	META("seed", "%llu", seed);
-	META("epochs", "%llu", epochs);
-	META("batch", "%llu", batch);
+	META("seed", "%llu", (unsigned long long)seed);
+	META("epochs", "%llu", (unsigned long long)epochs);
+	META("batch", "%llu", (unsigned long long)batch);
 	META("lr", "%g", (double)lr);
 	META("flip", "%d", flip);
 	META("test_accuracy", "%.4f", acc);
-	META("train_seconds", "%.1f", wall_s() - t0);
+	META("train_seconds", "%.1f", now_s() - t0);
 #undef META
 	if (!ret)
 		ret = polar_tensors_save(&ts, out);
@@ -238,7 +228,7 @@ int polar_cmd_train(int argc, char **argv)
 		goto out_model;
 	}
 	fprintf(stderr, "polar train: wrote %s (%.1f s)\n", out,
-		wall_s() - t0);
+		now_s() - t0);
 	printf("fp32 test accuracy: %.2f%%\n", 100.0 * acc);
 out_model:
 	polar_model_free(&m);

@@ -177,6 +177,20 @@ static int layer_buffers(struct polar_qlayer *l, uint32_t chunk)
 	return 0;
 }
 
+/*
+ * The layer reaps its jobs by count, so a handle with another job in
+ * flight would hand it that job's completion: refuse it instead.
+ */
+static int device_idle(struct polar_device *dev, const char *fn)
+{
+	if (dev && polar_inflight(dev))
+		return polar_fail(-EBUSY, "%s: %u jobs of the application in "
+				  "flight on %s; reap them first, or give the "
+				  "layer a handle of its own", fn,
+				  polar_inflight(dev), polar_device_path(dev));
+	return 0;
+}
+
 /* Waits for every job submitted to the layer's devices in this call. */
 static int layer_reap(struct polar_qlayer *l, const char *what)
 {
@@ -340,6 +354,11 @@ int polar_qlayer_create(struct polar_device **devs, uint32_t ndevs,
 				  "(calibrate it first)", d->out_dim, d->in_dim,
 				  d->x_scale);
 	*out = NULL;
+	for (i = 0; i < ndevs; i++) {
+		ret = device_idle(devs[i], __func__);
+		if (ret)
+			return ret;
+	}
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return polar_fail(-ENOMEM, "out of memory");
@@ -568,9 +587,13 @@ int polar_qlayer_forward(struct polar_qlayer *l, uint32_t batch, const float *x,
 		return ret;
 	}
 
-	for (i = 0; i < l->ndevs; i++)
+	for (i = 0; i < l->ndevs; i++) {
+		ret = device_idle(l->devs[i].dev, __func__);
+		if (ret)
+			return ret;
 		if (l->devs[i].dev && l->devs[i].dev->caps.max_batch < max_batch)
 			max_batch = l->devs[i].dev->caps.max_batch;
+	}
 	n = batch < max_batch ? batch : max_batch;
 	ret = layer_buffers(l, n);
 	if (ret)

@@ -13,6 +13,7 @@
 #include "polar/qlayer.h"
 #include "polar/lowrank.h"
 #include "polar/quant.h"
+#include "polar_cim_hw.h"
 #include "unit.h"
 
 static float frand(void)
@@ -292,6 +293,57 @@ static void test_errors_name_the_problem(void)
 	free(w);
 }
 
+/*
+ * A layer reaps the completions of its own jobs, by count, on the
+ * handles it was given: with an application's job in flight on the same
+ * handle it would take that job's completion for one of its own (and
+ * leave one of its own for the application). Both calls that reap refuse
+ * a busy handle; the application's completion stays its own.
+ */
+static void test_busy_handle_refused(void)
+{
+	struct polar_device *dev = NULL;
+	struct polar_qlayer_desc d = { 0 };
+	struct polar_qlayer *l = NULL, *l2 = NULL;
+	struct polar_cmd nop = { 0 };
+	struct polar_completion c;
+	float *w = randv(64 * 32), *x = randv(4 * 64), y[4 * 32];
+
+	CHECK(polar_open("sim", &dev) == 0);
+	d.in_dim = 64;
+	d.out_dim = 32;
+	d.weight = w;
+	d.wfmt = POLAR_WFMT_INT8;
+	d.xfmt = POLAR_XFMT_INT8;
+	d.x_scale = 1.0f / 127;
+	CHECK(polar_qlayer_create(&dev, 1, &d, &l) == 0);
+	if (!l)
+		goto out;
+	nop.opcode = POLAR_CIM_OP_NOP;
+	CHECK(polar_submit(dev, 0, &nop, 1, 0xabc) == 0);
+	CHECK(polar_qlayer_forward(l, 4, x, y, 0) == -EBUSY);
+	CHECK(strstr(polar_errmsg(), "in flight") != NULL, "'%s'",
+	      polar_errmsg());
+	CHECK(polar_qlayer_create(&dev, 1, &d, &l2) == -EBUSY);
+	CHECK(l2 == NULL);
+	CHECK(polar_reap(dev, &c, 1, 1) == 1);
+	CHECK(c.user_data == 0xabc, "user_data %#llx",
+	      (unsigned long long)c.user_data);
+	CHECK(polar_inflight(dev) == 0);
+	/* Idle again: the layer runs, and leaves nothing behind. */
+	CHECK(polar_qlayer_forward(l, 4, x, y, 0) == 0);
+	CHECK(polar_inflight(dev) == 0);
+	/* The host path alone touches no device: a busy handle is fine. */
+	CHECK(polar_submit(dev, 0, &nop, 1, 0xdef) == 0);
+	CHECK(polar_qlayer_forward(l, 4, x, y, POLAR_FWD_HOST_ONLY) == 0);
+	CHECK(polar_reap(dev, &c, 1, 1) == 1 && c.user_data == 0xdef);
+	polar_qlayer_destroy(l);
+out:
+	polar_close(dev);
+	free(w);
+	free(x);
+}
+
 int main(void)
 {
 	setenv("POLAR_FIRMWARE", "build/firmware/polar_cim.fw", 0);
@@ -302,5 +354,6 @@ int main(void)
 	RUN(test_host_path_overlapped_or_not);
 	RUN(test_host_path_every_chunk);
 	RUN(test_errors_name_the_problem);
+	RUN(test_busy_handle_refused);
 	return unit_summary();
 }

@@ -19,9 +19,10 @@
  *                       with a per-output weight (e.g. the loss's diagonal
  *                       Fisher at that output: the "sensitivity" method).
  *
- * Only out x out eigenproblems are solved (cyclic Jacobi, double); the
- * in x in system of the ridge regression is solved by Cholesky. Everything
- * is deterministic (fixed summation orders, no threads).
+ * Only out x out eigenproblems are solved (LAPACK's dsyevd, double); the
+ * in x in system of the ridge regression is solved by Cholesky (LAPACK's
+ * dpotrf). Everything is deterministic for one LAPACK build on one machine
+ * (fixed summation orders; the library starts no threads of its own there).
  *
  * polar_calib_adc_fs() chooses a layer's ADC full scale from the
  * distribution of the per-conversion analog sums the device will see,
@@ -48,8 +49,9 @@ extern "C" {
 
 /*
  * Eigen-decomposition of the symmetric n x n matrix S (row-major, double,
- * destroyed) by cyclic Jacobi: evals[n] descending, evecs n x n row-major
- * with eigenvector k in column k (evecs[i * n + k]). n <= 4096.
+ * destroyed) by LAPACK's dsyevd: evals[n] descending, evecs n x n row-major
+ * with eigenvector k in column k (evecs[i * n + k]). n <= 4096. -EDOM for
+ * a NaN or infinite entry and when LAPACK does not converge.
  */
 int polar_calib_symeig(double *S, uint32_t n, double *evals, double *evecs);
 

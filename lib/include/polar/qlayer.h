@@ -64,6 +64,12 @@ struct polar_qlayer;
 /*
  * Quantizes the weights and programs them onto free tiles of the devices
  * (ndevs >= 1; parts are spread over them). Waits for the programming.
+ *
+ * A layer reaps its own jobs' completions on the handles it is given, so
+ * this and polar_qlayer_forward() need those handles idle: with any job
+ * of the application in flight on one (polar_inflight() > 0) they return
+ * -EBUSY and touch nothing. An application that keeps its own jobs
+ * running beside a layer opens the device a second time for them.
  */
 int polar_qlayer_create(struct polar_device **devs, uint32_t ndevs,
 		       const struct polar_qlayer_desc *desc,
@@ -96,7 +102,9 @@ enum polar_forward_flags {
 
 /*
  * y (batch x out_dim) = the layer applied to x (batch x in_dim), both
- * row-major fp32. flags: enum polar_forward_flags.
+ * row-major fp32. flags: enum polar_forward_flags. -EBUSY when one of
+ * the layer's handles has jobs in flight (see polar_qlayer_create()),
+ * unless POLAR_FWD_HOST_ONLY, which uses no device.
  */
 int polar_qlayer_forward(struct polar_qlayer *layer, uint32_t batch,
 			const float *x, float *y, unsigned int flags);
