@@ -2078,7 +2078,7 @@ static void write_report(const struct opts *o, const struct point *pt,
 		pt->sigma / 65536.0, pt->adc_bits, wfmt_name(o->wfmt),
 		xfmt_name(o->xfmt), xfmt_name(o->first_xfmt), o->rank,
 		o->calib, o->test);
-	fprintf(f, "Chip design (`hw/README.md`, sections 5 and 13): "
+	fprintf(f, "Chip design (`hw/README.md`, sections 12 and 13): "
 		"reconstruction %s (F %u), %u most significant weight planes "
 		"read digitally, MSB conversions at %u ADC bits (0: none) for "
 		"%u significance levels.\n\n", recon_name(pt->recon),
