@@ -85,6 +85,9 @@ static int polar_read_hw_param(struct polar_device *pdev, u32 param, u64 *value)
 	case DRM_POLAR_ACCEL_PARAM_RECON:
 		reg = POLAR_CIM_REG_RECON;
 		break;
+	case DRM_POLAR_ACCEL_PARAM_DESIGN:
+		reg = POLAR_CIM_REG_DESIGN;
+		break;
 	case DRM_POLAR_ACCEL_PARAM_MAX_BATCH:
 		*value = pdev->max_batch;
 		return 0;

@@ -47,7 +47,7 @@ typedef uint64_t polar_le64;
 
 #define POLAR_CIM_ID_MAGIC		0x4d494350u	/* "PCIM" */
 #define POLAR_CIM_VERSION_MAJOR		1
-#define POLAR_CIM_VERSION_MINOR		1
+#define POLAR_CIM_VERSION_MINOR		2
 #define POLAR_CIM_VERSION \
 	((POLAR_CIM_VERSION_MAJOR << 16) | POLAR_CIM_VERSION_MINOR)
 
@@ -85,6 +85,18 @@ typedef uint64_t polar_le64;
 #define POLAR_CIM_RECON_FRAC_MASK	0xf00u
 #define POLAR_CIM_RECON_CODES		0	/* shift-add codes, LSB once */
 #define POLAR_CIM_RECON_CELLS		1	/* each conversion in Q(F) cells */
+/*
+ * The chip design: bits 3:0 D, the most significant weight planes read
+ * digitally (exact counts, no ADC); bits 12:8 the ADC bits of the MSB
+ * conversions (0 = none); bits 19:16 how many significance levels of
+ * analog plane pairs get them.
+ */
+#define POLAR_CIM_REG_DESIGN		0x050
+#define POLAR_CIM_DESIGN_DIGITAL_MASK	0xfu
+#define POLAR_CIM_DESIGN_MSB_BITS_SHIFT	8
+#define POLAR_CIM_DESIGN_MSB_BITS_MASK	0x1f00u
+#define POLAR_CIM_DESIGN_MSB_LEVELS_SHIFT 16
+#define POLAR_CIM_DESIGN_MSB_LEVELS_MASK 0xf0000u
 
 #define POLAR_CIM_CAP_MSIX		(1u << 0)
 #define POLAR_CIM_CAP_FAULT_INJECT	(1u << 1)

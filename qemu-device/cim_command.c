@@ -196,7 +196,7 @@ void cim_command_counters(const struct cim_engine *e, uint64_t commands,
 	struct cim_energy energy;
 
 	cim_engine_counters(e, &c);
-	cim_energy_estimate(&c, cim_engine_config(e)->adc_bits, NULL, &energy);
+	cim_energy_estimate_chip(&c, cim_engine_config(e), NULL, &energy);
 	out[POLAR_CIM_CNT_COMMANDS] = commands;
 	out[POLAR_CIM_CNT_MACS] = c.macs;
 	out[POLAR_CIM_CNT_ARRAY_ACTIVATIONS] = c.array_activations;

@@ -316,12 +316,21 @@ int cim_config_resolve(const struct cim_config *in, struct cim_config *out)
 		c.rows_per_conversion = c.rows;
 	if (!c.adcs_per_tile)
 		c.adcs_per_tile = c.cols >= 8 ? c.cols / 8 : 1;
+	if (c.adc_bits_msb && !c.adc_msb_levels)
+		c.adc_msb_levels = 1;
 	if (c.rows > CIM_MAX_ROWS || c.cols > CIM_MAX_COLS ||
 	    c.tiles > CIM_MAX_TILES || c.adc_bits > CIM_MAX_ADC_BITS ||
 	    c.rows_per_conversion > c.rows || c.adcs_per_tile > c.cols ||
 	    !cim_recon_name(c.recon) ||
 	    c.recon_frac_bits > CIM_MAX_RECON_FRAC ||
 	    (c.recon == CIM_RECON_CODES && c.recon_frac_bits) ||
+	    c.digital_planes > CIM_MAX_PLANES ||
+	    (c.adc_bits_msb && (c.adc_bits_msb <= c.adc_bits ||
+				c.adc_bits_msb > CIM_MAX_ADC_BITS ||
+				c.adc_bits + c.adc_bits_msb >
+				CIM_MAX_ADC_BITS_SUM)) ||
+	    (!c.adc_bits_msb && c.adc_msb_levels) ||
+	    c.adc_msb_levels > CIM_MAX_MSB_LEVELS ||
 	    c.sigma_static_q16 > CIM_MAX_SIGMA_Q16 ||
 	    c.sigma_dynamic_q16 > CIM_MAX_SIGMA_Q16 ||
 	    c.adc_offset_sigma_q16 > CIM_MAX_SIGMA_Q16 ||
@@ -710,6 +719,7 @@ struct job {
 	const int64_t *M;      /* per column */
 	const int64_t *off24;  /* per column */
 	const int64_t *recon;
+	uint32_t L;            /* 2^b - 1 of this job's ADC */
 	int dg, dyn;
 };
 
@@ -737,7 +747,7 @@ static ALWAYS_INLINE void tile_item_noisy1(const struct job *j,
 					   uint64_t item_mkey, const uint32_t NW)
 {
 	const struct cim_engine *e = j->e;
-	const int64_t L = e->L;
+	const int64_t L = j->L;
 	const size_t cw = e->col_words;
 	const int dg = j->dg, dyn = j->dyn;
 	uint32_t c, p, q;
@@ -802,7 +812,7 @@ static ALWAYS_INLINE void tile_item_body(const struct job *j,
 					 uint64_t item_mkey)
 {
 	const struct cim_engine *e = j->e;
-	const uint32_t nw = e->nw, L = e->L;
+	const uint32_t nw = e->nw, L = j->L;
 	const uint32_t *gseg = e->gseg, *sw = e->seg_word;
 	const uint64_t *sm = e->seg_mask;
 	const size_t cw = e->col_words;
@@ -1360,7 +1370,7 @@ static AVX512_FN SCHED_FN void dot_tile_item4(const struct dot_job *j,
  * d = 512 L keeps every product inside 64 bits; a quotient that could not
  * fit an INT32 output saturates.
  */
-static int64_t codes_to_cells(int64_t acc, uint32_t fs_q8, uint32_t L)
+static int64_t codes_to_cells(int64_t acc, uint32_t fs_q8, uint64_t L)
 {
 	const int64_t d = (int64_t)L * 512;
 	int64_t q = acc / d, r = acc % d;
@@ -1427,6 +1437,7 @@ struct mm_shared {
 	size_t xstride;
 	int64_t *acc;
 	const int64_t *recon;
+	uint32_t L;            /* 2^b - 1 of the ADC of these pairs */
 	tile_item_fn kern;
 	/* the dot-product kernel that runs (CIM_KERNEL_AVX2 or _AVX512), or
 	 * 0; its inputs xb [item][row tile][x_plane][rpad] */
@@ -1446,7 +1457,7 @@ static int run_items(const struct mm_shared *sh, uint32_t b0, uint32_t b1)
 	const struct cim_engine *e = sh->e;
 	const struct cim_matmul_args *a = sh->a;
 	const uint32_t C = e->cfg.cols, G = e->cfg.rows_per_conversion;
-	const uint32_t L = e->L, fs_q8 = a->adc_fs_q8 ? a->adc_fs_q8 : G * 256;
+	const uint32_t L = sh->L, fs_q8 = a->adc_fs_q8 ? a->adc_fs_q8 : G * 256;
 	int64_t *M = xcalloc(C, sizeof(int64_t));
 	int64_t *off = xcalloc(C, sizeof(int64_t));
 	int32_t *lut = NULL;
@@ -1546,6 +1557,7 @@ static int run_items(const struct mm_shared *sh, uint32_t b0, uint32_t b1)
 			j.M = M;
 			j.off24 = off;
 			j.recon = sh->recon;
+			j.L = L;
 			/* memoise code(256 n) when S depends on n only and
 			 * the table is cheaper than the conversions */
 			if (!j.dg && !j.dyn &&
@@ -1658,7 +1670,7 @@ static int dot_prepare(struct cim_engine *e, const struct cim_matmul_args *a,
 		       uint32_t npairs, uint8_t **xb_out, double **recon_out)
 {
 	const uint32_t R = e->cfg.rows, G = e->cfg.rows_per_conversion;
-	const uint32_t L = e->L, nx = sh->nx, rpad = e->rpad;
+	const uint32_t L = sh->L, nx = sh->nx, rpad = e->rpad;
 	const uint32_t fs = a->adc_fs_q8 ? a->adc_fs_q8 : G * 256;
 	uint32_t rows = a->in_dim < R ? a->in_dim : R, k, t, b, rt, i, r, g;
 	enum cim_kernel kern = kernel_for(e);
@@ -1732,18 +1744,77 @@ static int dot_prepare(struct cim_engine *e, const struct cim_matmul_args *a,
 	return 0;
 }
 
+/*
+ * The digital pairs of a MATMUL: per item and output, the exact sum of
+ * coef * popcount(x plane & stored weight plane) over all rows, into
+ * accd. Row groups do not change an exact count, so one popcount per
+ * pair covers the whole tile.
+ */
+static int digital_reads(const struct cim_engine *e,
+			 const struct cim_matmul_args *a,
+			 const struct pair_info *pairs, uint32_t npairs,
+			 uint32_t nx, uint32_t rtiles, uint32_t ctiles,
+			 int64_t *accd)
+{
+	const uint32_t R = e->cfg.rows, C = e->cfg.cols, nw = e->nw;
+	uint64_t *xp = xcalloc((size_t)nx * nw, sizeof(uint64_t));
+	uint8_t *codes = xcalloc(R, 1);
+	uint32_t b, rt, ct, col, p, k, w;
+
+	if (!xp || !codes) {
+		free(xp);
+		free(codes);
+		return -ENOMEM;
+	}
+	for (b = 0; b < a->batch; b++)
+		for (rt = 0; rt < rtiles; rt++) {
+			uint32_t rows = a->in_dim - rt * R > R ? R :
+					a->in_dim - rt * R;
+			const int8_t *src = a->x + (size_t)b * a->in_dim +
+					    (size_t)rt * R;
+
+			for (k = 0; k < rows; k++)
+				codes[k] = (uint8_t)src[k] & (nx == 4 ? 0x0F : 0xFF);
+			pack_planes(codes, rows, nw, nx, xp);
+			for (ct = 0; ct < ctiles; ct++) {
+				uint32_t t = a->tile0 + ct * rtiles + rt;
+				int64_t *ab = accd + (size_t)b * a->out_dim +
+					      (size_t)ct * C;
+
+				for (col = 0; col < e->meta[t].cols_used; col++) {
+					const uint64_t *wc = col_planes(e, e->wpl,
+									t, col);
+
+					for (p = 0; p < npairs; p++) {
+						const uint64_t *xi = xp + pairs[p].xi * nw;
+						const uint64_t *wj = wc + pairs[p].wj * nw;
+						int64_t n = 0;
+
+						for (w = 0; w < nw; w++)
+							n += POPCNT(xi[w] & wj[w]);
+						ab[col] += pairs[p].coef * n;
+					}
+				}
+			}
+		}
+	free(xp);
+	free(codes);
+	return 0;
+}
+
 int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 {
 	const struct cim_config *c;
-	struct pair_info pairs[64];
+	struct pair_info pairs[64], cls_pairs[3][64];
 	uint32_t npairs = 0, nx, nwp, rtiles, ctiles, rt, ct, b, i, k;
-	uint32_t R, G, L, fs_q8, F;
+	uint32_t R, G, L, Lm, fs_q8, F, D, smax, ncls[3] = { 0 }, cls;
+	uint64_t Le;
 	uint64_t used[64] = { 0 };
 	size_t xstride, nx_all;
 	uint64_t *xpl = NULL;
 	uint8_t *xb = NULL;
 	double *recon_d = NULL;
-	int64_t *acc = NULL, *recon = NULL;
+	int64_t *acc = NULL, *accd = NULL, *recon = NULL;
 	uint8_t *codes = NULL;
 	struct mm_shared sh;
 	struct cim_counters d = { 0 };
@@ -1757,6 +1828,8 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	R = c->rows;
 	G = c->rows_per_conversion;
 	L = e->L;
+	Lm = c->adc_bits_msb ? (1u << c->adc_bits_msb) - 1 : L;
+	Le = c->adc_bits_msb ? (uint64_t)L * Lm : L;
 	F = c->recon_frac_bits;
 	if (a->wfmt != CIM_FMT_INT8 && a->wfmt != CIM_FMT_INT4 &&
 	    a->wfmt != CIM_FMT_NF4)
@@ -1809,6 +1882,19 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 			pairs[k].coef = -pairs[k].coef;
 		pairs[k].addr = pairs[k].xi << 4 | pairs[k].wj;
 	}
+	/* the chip design: digital planes, then MSB conversions, then the rest */
+	D = c->digital_planes < nwp ? c->digital_planes : nwp;
+	smax = (nx - 1) + (nwp - 1 - D);
+	for (k = 0; k < npairs; k++) {
+		if (pairs[k].wj >= nwp - D)
+			cls = 2;
+		else if (c->adc_bits_msb &&
+			 pairs[k].xi + pairs[k].wj + c->adc_msb_levels > smax)
+			cls = 1;
+		else
+			cls = 0;
+		cls_pairs[cls][ncls[cls]++] = pairs[k];
+	}
 
 	/* validate inputs before any side effect */
 	if (a->xfmt == CIM_FMT_INT4) {
@@ -1826,76 +1912,110 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	xstride = (size_t)rtiles * nx * e->nw;   /* words per item */
 	nx_all = (size_t)a->batch * xstride;
 	acc = xcalloc((size_t)a->batch * a->out_dim, sizeof(int64_t));
-	recon = xcalloc((size_t)L + 1, sizeof(int64_t));
+	accd = xcalloc((size_t)a->batch * a->out_dim, sizeof(int64_t));
+	recon = xcalloc((size_t)Lm + 1, sizeof(int64_t));
 	codes = xcalloc(R, 1);
-	if (!acc || !recon || !codes) {
+	if (!acc || !accd || !recon || !codes) {
 		ret = -ENOMEM;
 		goto out;
 	}
 
-	/* digital reconstruction: the code itself, or round(k fs 2^F / (256 L)) */
-	for (k = 0; k <= L; k++)
-		recon[k] = c->recon == CIM_RECON_CODES ? (int64_t)k :
-			   (int64_t)(((uint64_t)k * fs_q8 * (2u << F) +
-				      (uint64_t)L * 256) / ((uint64_t)L * 512));
+	/*
+	 * The analog pairs, one pass per ADC resolution. The digital
+	 * reconstruction is the code itself, or round(k fs 2^F / (256 L)).
+	 * With MSB conversions, codes are weighed by the other ADC's L so
+	 * that both passes add steps of FS / (L L_m).
+	 */
+	for (cls = 0; cls < 2; cls++) {
+		const uint32_t Lp = cls ? Lm : L;
 
-	sh.e = e;
-	sh.a = a;
-	sh.pairs = pairs;
-	sh.npairs = npairs;
-	sh.rtiles = rtiles;
-	sh.ctiles = ctiles;
-	sh.nx = nx;
-	sh.xstride = xstride;
-	sh.acc = acc;
-	sh.recon = recon;
-	sh.kern = pick_kernel();
-	sh.dot = CIM_KERNEL_AUTO; /* 0: the portable kernel */
-	ret = dot_prepare(e, a, &sh, pairs, npairs, &xb, &recon_d);
-	if (ret)
-		goto out;
+		if (!ncls[cls])
+			continue;
+		for (k = 0; k <= Lp; k++)
+			recon[k] = c->recon == CIM_RECON_CODES ?
+				   (int64_t)k * (int64_t)(Le / Lp) :
+				   (int64_t)(((uint64_t)k * fs_q8 * (2u << F) +
+					      (uint64_t)Lp * 256) /
+					     ((uint64_t)Lp * 512));
 
-	/* the portable kernel's input planes, once per item and row tile */
-	if (!sh.dot) {
-		xpl = xcalloc(nx_all, sizeof(uint64_t));
-		if (!xpl) {
-			ret = -ENOMEM;
+		memset(&sh, 0, sizeof(sh));
+		sh.e = e;
+		sh.a = a;
+		sh.pairs = cls_pairs[cls];
+		sh.npairs = ncls[cls];
+		sh.rtiles = rtiles;
+		sh.ctiles = ctiles;
+		sh.nx = nx;
+		sh.xstride = xstride;
+		sh.acc = acc;
+		sh.recon = recon;
+		sh.L = Lp;
+		sh.kern = pick_kernel();
+		sh.dot = CIM_KERNEL_AUTO; /* 0: the portable kernel */
+		ret = dot_prepare(e, a, &sh, sh.pairs, sh.npairs, &xb,
+				  &recon_d);
+		if (ret)
 			goto out;
-		}
-		for (b = 0; b < a->batch; b++)
-			for (rt = 0; rt < rtiles; rt++) {
-				uint32_t rows = a->in_dim - rt * R > R ? R :
-						a->in_dim - rt * R;
-				const int8_t *src = a->x + (size_t)b * a->in_dim +
-						    (size_t)rt * R;
 
-				for (k = 0; k < rows; k++)
-					codes[k] = (uint8_t)src[k] &
-						   (nx == 4 ? 0x0F : 0xFF);
-				pack_planes(codes, rows, e->nw, nx,
-					    xpl + (size_t)b * xstride +
-					    (size_t)rt * nx * e->nw);
+		/* the portable kernel's input planes, once per item and row tile */
+		if (!sh.dot && !xpl) {
+			xpl = xcalloc(nx_all, sizeof(uint64_t));
+			if (!xpl) {
+				ret = -ENOMEM;
+				goto out;
 			}
+			for (b = 0; b < a->batch; b++)
+				for (rt = 0; rt < rtiles; rt++) {
+					uint32_t rows = a->in_dim - rt * R > R ? R :
+							a->in_dim - rt * R;
+					const int8_t *src = a->x +
+						(size_t)b * a->in_dim +
+						(size_t)rt * R;
+
+					for (k = 0; k < rows; k++)
+						codes[k] = (uint8_t)src[k] &
+							   (nx == 4 ? 0x0F : 0xFF);
+					pack_planes(codes, rows, e->nw, nx,
+						    xpl + (size_t)b * xstride +
+						    (size_t)rt * nx * e->nw);
+				}
+		}
+		sh.xpl = xpl;
+		ret = run_items_parallel(&sh);
+		free(xb);
+		free(recon_d);
+		xb = NULL;
+		recon_d = NULL;
+		if (ret)
+			goto out;
 	}
-	sh.xpl = xpl;
-	ret = run_items_parallel(&sh);
-	if (ret)
-		goto out;
+	if (ncls[2]) {
+		ret = digital_reads(e, a, cls_pairs[2], ncls[2], nx, rtiles,
+				    ctiles, accd);
+		if (ret)
+			goto out;
+	}
 
 	/* counters: pure functions of the shape, not of who computed what */
 	for (ct = 0; ct < ctiles; ct++) {
 		for (rt = 0; rt < rtiles; rt++) {
 			const struct tile_meta *m =
 				&e->meta[a->tile0 + ct * rtiles + rt];
-			uint64_t convs_per_item = (uint64_t)npairs *
-				((m->rows_used + G - 1) / G);
+			uint64_t ng = (m->rows_used + G - 1) / G;
+			uint64_t convs_per_item = (uint64_t)npairs * ng;
 			uint64_t tc;
 
 			d.array_activations += a->batch * convs_per_item;
 			d.cell_reads += (uint64_t)a->batch * npairs *
 					m->rows_used * m->cols_used;
-			d.adc_conversions += a->batch * convs_per_item *
-					     m->cols_used;
+			d.adc_conversions += a->batch * (ncls[0] + ncls[1]) *
+					     ng * m->cols_used;
+			d.adc_conversions_msb += a->batch * ncls[1] * ng *
+						 m->cols_used;
+			d.digital_reads += a->batch * ncls[2] * ng *
+					   m->cols_used;
+			d.digital_read_rows += (uint64_t)a->batch * ncls[2] *
+					       m->rows_used * m->cols_used;
 			tc = a->batch * convs_per_item *
 			     (1 + (m->cols_used + c->adcs_per_tile - 1) /
 			      c->adcs_per_tile);
@@ -1909,13 +2029,16 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 		for (k = 0; k < a->out_dim; k++) {
 			size_t q = (size_t)b * a->out_dim + k;
 			int64_t v = c->recon == CIM_RECON_CODES ?
-				    codes_to_cells(acc[q], fs_q8, L) :
+				    codes_to_cells(acc[q], fs_q8, Le) :
 				    F ? round_shift(acc[q], F) : acc[q];
 
+			/* codes_to_cells saturates far outside INT32 */
+			if (v != INT64_MAX && v != INT64_MIN)
+				v += accd[q];
 			a->y[q] = clamp32(v, INT32_MIN, INT32_MAX);
 		}
 
-	d.shift_adds = d.adc_conversions +
+	d.shift_adds = d.adc_conversions + d.digital_reads +
 		       (uint64_t)a->batch * (rtiles - 1) * a->out_dim;
 	if (c->recon == CIM_RECON_CODES)
 		d.output_scales = (uint64_t)a->batch * a->out_dim;
@@ -1926,6 +2049,9 @@ int cim_engine_matmul(struct cim_engine *e, const struct cim_matmul_args *a)
 	e->cnt.array_activations += d.array_activations;
 	e->cnt.cell_reads += d.cell_reads;
 	e->cnt.adc_conversions += d.adc_conversions;
+	e->cnt.adc_conversions_msb += d.adc_conversions_msb;
+	e->cnt.digital_reads += d.digital_reads;
+	e->cnt.digital_read_rows += d.digital_read_rows;
 	e->cnt.shift_adds += d.shift_adds;
 	e->cnt.output_scales += d.output_scales;
 	e->cnt.macs += d.macs;
@@ -1940,6 +2066,7 @@ out:
 	free(xb);
 	free(recon_d);
 	free(acc);
+	free(accd);
 	free(recon);
 	free(codes);
 	return ret;
@@ -1963,6 +2090,11 @@ void cim_energy_params_default(struct cim_energy_params *p)
 	/* Horowitz, ISSCC 2014 "Computing's energy problem", 45 nm:
 	 * 32-bit integer add 0.1 pJ. */
 	p->e_shift_add = 0.1e-12;
+	/* Horowitz 2014, 45 nm: 8-bit integer add 0.03 pJ, 3.75 fJ per
+	 * adder bit. A popcount tree over G one-bit inputs adds G/2 1-bit,
+	 * G/4 2-bit, ... numbers: sum_k k G / 2^k ~ 2 G adder bits, so
+	 * 2 x 3.75 fJ per row read digitally. */
+	p->e_popcount_row = 2.0 * 0.03e-12 / 8.0;
 	/* Horowitz 2014, 45 nm: 32-bit integer multiply 3.1 pJ. */
 	p->e_output_scale = 3.1e-12;
 	/* Horowitz 2014: 64-bit read from an 8 KB SRAM 10 pJ -> 1.25 pJ/B. */
@@ -1973,29 +2105,42 @@ void cim_energy_params_default(struct cim_energy_params *p)
 	p->e_cell_write = 0.0;
 }
 
-void cim_energy_estimate(const struct cim_counters *c, uint32_t adc_bits,
-			 const struct cim_energy_params *p,
-			 struct cim_energy *out)
+/* 2^(bits - ref): constant Walden figure of merit (Murmann's ADC survey) */
+static double adc_bits_scale(uint32_t bits, double ref_bits)
 {
-	struct cim_energy_params def;
 	double scale = 1.0;
 	int k;
 
-	if (!c || !out)
+	for (k = 0; k < (int)bits - (int)ref_bits; k++)
+		scale *= 2.0;
+	for (k = 0; k < (int)ref_bits - (int)bits; k++)
+		scale *= 0.5;
+	return scale;
+}
+
+void cim_energy_estimate_chip(const struct cim_counters *c,
+			      const struct cim_config *cfg,
+			      const struct cim_energy_params *p,
+			      struct cim_energy *out)
+{
+	struct cim_energy_params def;
+	uint32_t bits, bits_msb;
+
+	if (!c || !cfg || !out)
 		return;
 	if (!p) {
 		cim_energy_params_default(&def);
 		p = &def;
 	}
-	if (!adc_bits)
-		adc_bits = CIM_DEFAULT_ADC_BITS;
-	for (k = 0; k < (int)adc_bits - (int)p->e_adc_ref_bits; k++)
-		scale *= 2.0;
-	for (k = 0; k < (int)p->e_adc_ref_bits - (int)adc_bits; k++)
-		scale *= 0.5;
+	bits = cfg->adc_bits ? cfg->adc_bits : CIM_DEFAULT_ADC_BITS;
+	bits_msb = cfg->adc_bits_msb ? cfg->adc_bits_msb : bits;
 	out->array = (double)c->cell_reads * p->e_cell_read;
-	out->adc = (double)c->adc_conversions * p->e_adc_conv * scale;
+	out->adc = (double)(c->adc_conversions - c->adc_conversions_msb) *
+		   p->e_adc_conv * adc_bits_scale(bits, p->e_adc_ref_bits) +
+		   (double)c->adc_conversions_msb * p->e_adc_conv *
+		   adc_bits_scale(bits_msb, p->e_adc_ref_bits);
 	out->digital = (double)c->shift_adds * p->e_shift_add +
+		       (double)c->digital_read_rows * p->e_popcount_row +
 		       (double)c->output_scales * p->e_output_scale;
 	out->io = (double)(c->bytes_in + c->bytes_out) * p->e_io_byte;
 	out->weights = (double)c->bytes_weights * p->e_weight_byte +
@@ -2006,4 +2151,16 @@ void cim_energy_estimate(const struct cim_counters *c, uint32_t adc_bits,
 		2.0 * (double)c->macs / out->compute / 1e12 : 0.0;
 	out->tops_per_w_all = out->total > 0 ?
 		2.0 * (double)c->macs / out->total / 1e12 : 0.0;
+}
+
+void cim_energy_estimate(const struct cim_counters *c, uint32_t adc_bits,
+			 const struct cim_energy_params *p,
+			 struct cim_energy *out)
+{
+	struct cim_config cfg;
+
+	cim_config_default(&cfg);
+	if (adc_bits)
+		cfg.adc_bits = adc_bits;
+	cim_energy_estimate_chip(c, &cfg, p, out);
 }

@@ -42,6 +42,8 @@ extern "C" {
 #define CIM_MAX_GAIN_SIGMA_Q16 16384      /* 0.25 */
 #define CIM_MAX_FS_Q8       (65535u * 256u)
 #define CIM_MAX_PLANES      8
+#define CIM_MAX_MSB_LEVELS  15          /* i + j of two 8-plane operands */
+#define CIM_MAX_ADC_BITS_SUM 28         /* adc_bits + adc_bits_msb */
 
 /* ---- defaults ----------------------------------------------------------- */
 #define CIM_DEFAULT_ROWS    128
@@ -87,6 +89,19 @@ enum cim_fmt {
  * @recon_frac_bits: F, fractional bits of one conversion's value under
  *	CIM_RECON_CELLS, 0..8 (0 = whole cells); must be 0 under
  *	CIM_RECON_CODES, which keeps every code unrounded.
+ * @digital_planes: D, 0..8: the D most significant weight planes (the
+ *	sign plane first) are read digitally: each of their row groups
+ *	gives the exact count of active stored bits (no conductance
+ *	deviation, read noise or ADC), added exactly to the output. Their
+ *	stored bits still include stuck cells.
+ * @adc_bits_msb: bm, 0 (off) or adc_bits + 1..16 with adc_bits + bm <=
+ *	28: the ADC resolution of the analog conversions in the top
+ *	@adc_msb_levels significance levels (below).
+ * @adc_msb_levels: k, 0..15; 0 = 1 when @adc_bits_msb is set, and must be
+ *	0 when it is not. A pair (input plane i, weight plane j) of an
+ *	analog plane is converted at bm bits when i + j > s_max - k, s_max
+ *	the largest i + j of an analog pair of the call's formats,
+ *	(nx - 1) + (nw - 1 - D).
  * @sigma_static_q16: per-cell conductance deviation sigma, Q16 of a cell's
  *	unit current (65536 = 1.0), 0..4.0.
  * @sigma_dynamic_q16: read noise sigma per activated ON cell, Q16, 0..4.0.
@@ -104,6 +119,9 @@ struct cim_config {
 	uint32_t adcs_per_tile;
 	uint32_t recon;
 	uint32_t recon_frac_bits;
+	uint32_t digital_planes;
+	uint32_t adc_bits_msb;
+	uint32_t adc_msb_levels;
 	uint32_t sigma_static_q16;
 	uint32_t sigma_dynamic_q16;
 	uint32_t stuck_rate_ppm;
@@ -152,8 +170,14 @@ struct cim_plane_pair {
  *	plane pair, row group containing at least one programmed row).
  * @cell_reads: sum over activations of (programmed rows in the group x
  *	programmed columns of the tile): cells biased by the activation.
- * @adc_conversions: one per (item, tile, plane pair, row group, column).
- * @shift_adds: one per conversion (code shifted into the column
+ * @adc_conversions: one per (item, tile, analog plane pair, row group,
+ *	column), at either resolution.
+ * @adc_conversions_msb: those of them at adc_bits_msb bits.
+ * @digital_reads: one per (item, tile, digital plane pair, row group,
+ *	column): an exact count instead of a conversion.
+ * @digital_read_rows: their programmed rows summed: the inputs of the
+ *	popcount adder trees.
+ * @shift_adds: one per conversion or digital read (shifted into the column
  *	accumulator) + one per (item, output) per extra row tile (tile partial
  *	sums added digitally).
  * @output_scales: one per (item, output) under CIM_RECON_CODES: the
@@ -174,6 +198,9 @@ struct cim_counters {
 	uint64_t array_activations;
 	uint64_t cell_reads;
 	uint64_t adc_conversions;
+	uint64_t adc_conversions_msb;
+	uint64_t digital_reads;
+	uint64_t digital_read_rows;
 	uint64_t shift_adds;
 	uint64_t output_scales;
 	uint64_t macs;
@@ -366,11 +393,26 @@ void cim_engine_reset_counters(struct cim_engine *e);
  *		(= round(code * FS / L) in Q(F) cell currents)
  *	acc += s_i * s_j * 2^(i+j) * value, s = -1 for the MSB plane of a
  *		signed operand (weights always), else +1
+ * Chip design (digital_planes D, adc_bits_msb bm, adc_msb_levels k), per
+ * pair of the call (nx, nw planes of the operands):
+ *	digital pair, j >= nw - D: no conversion; per row group
+ *		n = count of active rows (stored bits, so stuck cells
+ *		count; no dg, no noise, no offset) and
+ *		acc_d += s_i * s_j * 2^(i+j) * n
+ *	MSB pair, analog with i + j > (nx - 1) + (nw - 1 - D) - k and
+ *		bm != 0: converted as above with L_m = 2^bm - 1 in place of L
+ *		(its own M_c), value in its own step FS/L_m
+ *	every other pair: L as above.
+ *	With bm set, CODES weighs a code by the other ADC's L
+ *	(value = code * L_m at L, code * L at L_m) so that acc is in steps
+ *	of FS/(L L_m) and L_e = L L_m below; otherwise L_e = L. CELLS values
+ *	are already in Q(F) cells.
  * Output, acc summed over all row groups and row tiles of the column:
- *	CODES: y = clamp(floor((2 * acc * FS + 256 L) / (512 L)), INT32)
- *		(= round(acc * FS / (256 L)) cells, FS in Q8: the ADC step
+ *	CODES: v = floor((2 * acc * FS + 256 L_e) / (512 L_e))
+ *		(= round(acc * FS / (256 L_e)) cells, FS in Q8: the ADC step
  *		applied once per output)
- *	CELLS: y = clamp(round_shift(acc, F), INT32) (acc when F = 0)
+ *	CELLS: v = round_shift(acc, F) (acc when F = 0)
+ *	y = clamp(v + acc_d, INT32)
  * Exactness with no variability: CODES at FS = L cells and G <= L, any b;
  * CELLS (F = 0) at FS = G <= L except b = 10..12 with G > 1014, where
  * the rounded M_c moves a code (cim_engine.md).
@@ -405,6 +447,8 @@ void cim_adc_static(const struct cim_config *cfg, uint32_t tile, uint32_t col,
  * @e_adc_conv: one conversion at @e_adc_ref_bits; scaled by 2^(b - ref)
  *	(constant Walden figure of merit).
  * @e_shift_add: one 32-bit digital add (shift is wiring).
+ * @e_popcount_row: one row's share of a digital read's popcount adder
+ *	tree (a tree over G one-bit inputs has about 2 G full-adder bits).
  * @e_output_scale: one 32-bit integer multiply (an output's code sum by
  *	the ADC step, CIM_RECON_CODES).
  * @e_io_byte: one input/output byte through an on-chip SRAM buffer.
@@ -416,6 +460,7 @@ struct cim_energy_params {
 	double e_adc_conv;
 	double e_adc_ref_bits;
 	double e_shift_add;
+	double e_popcount_row;
 	double e_output_scale;
 	double e_io_byte;
 	double e_weight_byte;
@@ -436,10 +481,21 @@ struct cim_energy {
 };
 
 void cim_energy_params_default(struct cim_energy_params *p);
-/** cim_energy_estimate() - @p NULL = defaults; @adc_bits as configured. */
+/**
+ * cim_energy_estimate() - @p NULL = defaults; @adc_bits as configured, for
+ * a chip without MSB conversions (cim_energy_estimate_chip() otherwise).
+ */
 void cim_energy_estimate(const struct cim_counters *c, uint32_t adc_bits,
 			 const struct cim_energy_params *p,
 			 struct cim_energy *out);
+/**
+ * cim_energy_estimate_chip() - the same for the chip @cfg (resolved): its
+ * MSB conversions at adc_bits_msb bits, its digital reads.
+ */
+void cim_energy_estimate_chip(const struct cim_counters *c,
+			      const struct cim_config *cfg,
+			      const struct cim_energy_params *p,
+			      struct cim_energy *out);
 
 #ifdef __cplusplus
 }

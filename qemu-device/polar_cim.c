@@ -120,6 +120,9 @@ struct PolarCimState {
     uint32_t rows_per_conv;     /* 0 = rows */
     char *recon;                /* "codes" (NULL) or "cells" */
     uint32_t recon_frac_bits;   /* F of "cells" */
+    uint32_t digital_planes;    /* most significant weight planes, exact */
+    uint32_t adc_bits_msb;      /* 0 = every conversion at adc-bits */
+    uint32_t adc_msb_levels;    /* 0 = 1 with adc-bits-msb */
     uint32_t num_queues;
     uint32_t sigma_static;      /* Q16 */
     uint32_t sigma_dynamic;     /* Q16 */
@@ -1158,6 +1161,13 @@ static uint64_t polar_cim_mmio_read(void *opaque, hwaddr addr, unsigned size)
               cim_engine_config(s->engine)->recon_frac_bits <<
               POLAR_CIM_RECON_FRAC_SHIFT;
         break;
+    case POLAR_CIM_REG_DESIGN:
+        val = cim_engine_config(s->engine)->digital_planes |
+              cim_engine_config(s->engine)->adc_bits_msb <<
+              POLAR_CIM_DESIGN_MSB_BITS_SHIFT |
+              cim_engine_config(s->engine)->adc_msb_levels <<
+              POLAR_CIM_DESIGN_MSB_LEVELS_SHIFT;
+        break;
     case POLAR_CIM_REG_STATUS:
         val = (s->fw_status == POLAR_CIM_FW_BOOTED ?
                POLAR_CIM_STATUS_FW_BOOTED : 0) |
@@ -1356,6 +1366,30 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
                    "0..%d", s->recon_frac_bits, CIM_MAX_RECON_FRAC);
         return;
     }
+    if (s->digital_planes > CIM_MAX_PLANES) {
+        error_setg(errp, "polar-cim: digital-planes %" PRIu32 " is not in "
+                   "0..%d", s->digital_planes, CIM_MAX_PLANES);
+        return;
+    }
+    if (s->adc_bits_msb && (s->adc_bits_msb <= s->adc_bits ||
+                            s->adc_bits_msb > CIM_MAX_ADC_BITS ||
+                            s->adc_bits + s->adc_bits_msb >
+                            CIM_MAX_ADC_BITS_SUM)) {
+        error_setg(errp, "polar-cim: adc-bits-msb %" PRIu32 " is not 0 or "
+                   "in adc-bits+1..%d with adc-bits + adc-bits-msb <= %d",
+                   s->adc_bits_msb, CIM_MAX_ADC_BITS, CIM_MAX_ADC_BITS_SUM);
+        return;
+    }
+    if (s->adc_msb_levels > CIM_MAX_MSB_LEVELS ||
+        (s->adc_msb_levels && !s->adc_bits_msb)) {
+        error_setg(errp, "polar-cim: adc-msb-levels %" PRIu32 " is not in "
+                   "0..%d, or is set without adc-bits-msb",
+                   s->adc_msb_levels, CIM_MAX_MSB_LEVELS);
+        return;
+    }
+    cfg.digital_planes = s->digital_planes;
+    cfg.adc_bits_msb = s->adc_bits_msb;
+    cfg.adc_msb_levels = s->adc_msb_levels;
     cfg.sigma_static_q16 = s->sigma_static;
     cfg.sigma_dynamic_q16 = s->sigma_dynamic;
     cfg.stuck_rate_ppm = s->stuck_ppm;
@@ -1456,6 +1490,9 @@ static const Property polar_cim_properties[] = {
     DEFINE_PROP_UINT32("rows-per-conv", PolarCimState, rows_per_conv, 0),
     DEFINE_PROP_STRING("recon", PolarCimState, recon),
     DEFINE_PROP_UINT32("recon-frac-bits", PolarCimState, recon_frac_bits, 0),
+    DEFINE_PROP_UINT32("digital-planes", PolarCimState, digital_planes, 0),
+    DEFINE_PROP_UINT32("adc-bits-msb", PolarCimState, adc_bits_msb, 0),
+    DEFINE_PROP_UINT32("adc-msb-levels", PolarCimState, adc_msb_levels, 0),
     DEFINE_PROP_UINT32("queues", PolarCimState, num_queues, 4),
     DEFINE_PROP_UINT32("sigma-static", PolarCimState, sigma_static, 0),
     DEFINE_PROP_UINT32("sigma-dynamic", PolarCimState, sigma_dynamic, 0),
@@ -1505,6 +1542,15 @@ static void polar_cim_class_init(ObjectClass *klass, void *data)
         "once per output) or cells (each conversion rounded to cells)");
     object_class_property_set_description(klass, "recon-frac-bits",
         "fractional bits kept per conversion with recon=cells, 0..8");
+    object_class_property_set_description(klass, "digital-planes",
+        "most significant weight planes (sign plane first) read digitally "
+        "as exact counts instead of through the ADC, 0..8");
+    object_class_property_set_description(klass, "adc-bits-msb",
+        "ADC bits of the most significant analog plane pairs, 0 = adc-bits "
+        "for all; else adc-bits+1..16");
+    object_class_property_set_description(klass, "adc-msb-levels",
+        "significance levels (input plane + weight plane) converted at "
+        "adc-bits-msb, 0 = 1 when adc-bits-msb is set");
     object_class_property_set_description(klass, "queues",
         "submission/completion ring pairs (1..16), one MSI-X vector each");
     object_class_property_set_description(klass, "sigma-static",

@@ -152,8 +152,9 @@ vm_suite() {
 
 # The VM runs' chips. A chip with static variability, so that the
 # device-versus-software-engine comparisons cover conductance spread, stuck
-# cells and ADC offset and gain.
-export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7}
+# cells and ADC offset and gain, and a chip design (a digital sign plane,
+# 8-bit MSB conversions), which the tests read back from DESIGN.
+export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7,digital-planes=1,adc-bits-msb=8,adc-msb-levels=2}
 # A second chip of another seed, for the tests that spread work over two,
 # with whole-cell reconstruction: device and software engine are compared
 # in both modes.

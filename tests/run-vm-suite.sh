@@ -12,7 +12,8 @@ BUILD=${BUILD:-$TOP/build}
 cd "$TOP"
 name=$1 initramfs=$2
 
-export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7}
+# The first chip as make check has it (tests/run-checks.sh).
+export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-offset-sigma=16384,adc-gain-sigma=1311,seed=7,digital-planes=1,adc-bits-msb=8,adc-msb-levels=2}
 # The second chip as make check has it (tests/run-checks.sh): whole-cell
 # reconstruction, which lib.layer_across_two_devices requires.
 export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8,recon=cells}

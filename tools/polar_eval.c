@@ -1677,6 +1677,8 @@ static int calib_subset(const struct polar_dataset *train, size_t n,
 
 struct point {
 	uint32_t sigma, adc_bits;
+	uint32_t recon, recon_frac_bits;	/* of the device evaluated */
+	struct polar_design design;
 	struct result r[NMETH];
 	uint8_t *hit[NMETH];	/* per test image, when allocated by the caller */
 	uint32_t adc_fs[MAXL];
@@ -1714,12 +1716,18 @@ static int run_point(const struct opts *o, struct polar_model *m,
 		ctx_free(&c);
 		return ret;
 	}
+	polar_get_design(c.dev, &pt->design);
 	fprintf(stderr, "device %s: %ux%u tiles x %u, adc %u bits, rows/conv %u, "
-		"recon %s (F %u), sigma-static %u, seed %llu\n",
+		"recon %s (F %u), digital planes %u, msb adc %u bits x %u "
+		"levels, sigma-static %u, seed %llu\n",
 		polar_device_path(c.dev), c.caps.rows, c.caps.cols,
 		c.caps.tiles, c.caps.adc_bits, c.caps.rows_per_conv,
 		recon_name(c.caps.recon), c.caps.recon_frac_bits,
+		pt->design.digital_planes, pt->design.adc_bits_msb,
+		pt->design.adc_msb_levels,
 		c.caps.sigma_static, (unsigned long long)c.caps.seed);
+	pt->recon = c.caps.recon;
+	pt->recon_frac_bits = c.caps.recon_frac_bits;
 	if (o->device_layers)
 		fprintf(stderr, "on the device: %s; the other weighted layers "
 			"in fp32 on the host\n", o->device_layers);
@@ -2076,6 +2084,12 @@ static void write_report(const struct opts *o, const struct point *pt,
 		pt->sigma / 65536.0, pt->adc_bits, wfmt_name(o->wfmt),
 		xfmt_name(o->xfmt), xfmt_name(o->first_xfmt), o->rank,
 		o->calib, o->test);
+	fprintf(f, "Chip design (`hw/README.md`, sections 12 and 13): "
+		"reconstruction %s (F %u), %u most significant weight planes "
+		"read digitally, MSB conversions at %u ADC bits (0: none) for "
+		"%u significance levels.\n\n", recon_name(pt->recon),
+		pt->recon_frac_bits, pt->design.digital_planes,
+		pt->design.adc_bits_msb, pt->design.adc_msb_levels);
 	if (o->device_layers)
 		fprintf(f, "Only %s run on the device (`--device-layers`); the "
 			"other weighted layers stay fp32 on the host.\n\n",

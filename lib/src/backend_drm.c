@@ -63,7 +63,7 @@ static uint64_t drm_param(struct polar_device *dev, uint32_t param)
 static void drm_read_caps(struct polar_device *dev)
 {
 	struct polar_caps *c = &dev->caps;
-	uint64_t recon;
+	uint64_t recon, design;
 
 	c->rows = drm_param(dev, DRM_POLAR_ACCEL_PARAM_TILE_ROWS);
 	c->cols = drm_param(dev, DRM_POLAR_ACCEL_PARAM_TILE_COLS);
@@ -74,6 +74,14 @@ static void drm_read_caps(struct polar_device *dev)
 	c->recon = recon & POLAR_CIM_RECON_MODE_MASK;
 	c->recon_frac_bits = (recon & POLAR_CIM_RECON_FRAC_MASK) >>
 			     POLAR_CIM_RECON_FRAC_SHIFT;
+	/* a driver before uapi 5 has no DESIGN: 0, the all-analog chip */
+	design = drm_param(dev, DRM_POLAR_ACCEL_PARAM_DESIGN);
+	dev->design.digital_planes = design & POLAR_CIM_DESIGN_DIGITAL_MASK;
+	dev->design.adc_bits_msb = (design & POLAR_CIM_DESIGN_MSB_BITS_MASK) >>
+				   POLAR_CIM_DESIGN_MSB_BITS_SHIFT;
+	dev->design.adc_msb_levels = (design &
+				      POLAR_CIM_DESIGN_MSB_LEVELS_MASK) >>
+				     POLAR_CIM_DESIGN_MSB_LEVELS_SHIFT;
 	c->num_queues = drm_param(dev, DRM_POLAR_ACCEL_PARAM_NUM_QUEUES);
 	c->max_batch = drm_param(dev, DRM_POLAR_ACCEL_PARAM_MAX_BATCH);
 	c->max_cmds = drm_param(dev, DRM_POLAR_ACCEL_PARAM_MAX_CMDS);

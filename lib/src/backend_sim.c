@@ -33,6 +33,9 @@ static const struct {
 	PROP("adc-bits", adc_bits),
 	PROP("rows-per-conv", rows_per_conversion),
 	PROP("recon-frac-bits", recon_frac_bits),
+	PROP("digital-planes", digital_planes),
+	PROP("adc-bits-msb", adc_bits_msb),
+	PROP("adc-msb-levels", adc_msb_levels),
 	PROP("sigma-static", sigma_static_q16),
 	PROP("sigma-dynamic", sigma_dynamic_q16),
 	PROP("stuck-rate", stuck_rate_ppm),
@@ -146,6 +149,11 @@ int polar_sim_open(struct polar_device *dev, const char *props)
 		.fw_version = dev->fw.version,
 		.features = 0,
 		.sim = 1,
+	};
+	dev->design = (struct polar_design){
+		.digital_planes = cfg->digital_planes,
+		.adc_bits_msb = cfg->adc_bits_msb,
+		.adc_msb_levels = cfg->adc_msb_levels,
 	};
 	dev->submit_path = POLAR_PATH_IOCTL;
 	return 0;

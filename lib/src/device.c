@@ -192,6 +192,15 @@ int polar_get_caps(struct polar_device *dev, struct polar_caps *caps)
 	return 0;
 }
 
+int polar_get_design(struct polar_device *dev, struct polar_design *design)
+{
+	polar_clear_error();
+	POLAR_NONNULL(__func__, dev);
+	POLAR_NONNULL(__func__, design);
+	*design = dev->design;
+	return 0;
+}
+
 int polar_get_param(struct polar_device *dev, uint32_t param, uint64_t *value)
 {
 	struct drm_polar_accel_get_param args = { .param = param };

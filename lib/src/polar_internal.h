@@ -86,6 +86,7 @@ struct polar_device {
 	const struct polar_backend_ops *ops;
 	char path[256];
 	struct polar_caps caps;
+	struct polar_design design;
 	uint32_t inflight;
 	enum polar_submit_path submit_path;
 	/* Device backend. */

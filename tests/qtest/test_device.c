@@ -431,6 +431,66 @@ static int file_contains(const char *path, const char *what)
 }
 
 /*
+ * Issue 15: the chip's arithmetic properties reject values outside their
+ * ranges at creation, with one line that names the property; good values
+ * read back through RECON and DESIGN, and a guest write to those
+ * read-only registers is logged as a guest error.
+ */
+static void test_chip_properties_are_validated(void)
+{
+	static const struct {
+		const char *props, *names;
+	} bad[] = {
+		{ ",recon=exact", "recon must be codes or cells" },
+		{ ",recon=codes,recon-frac-bits=2", "recon-frac-bits applies" },
+		{ ",recon=cells,recon-frac-bits=9", "recon-frac-bits 9" },
+		{ ",digital-planes=9", "digital-planes 9" },
+		{ ",adc-bits-msb=5", "adc-bits-msb 5" },
+		{ ",adc-bits-msb=17", "adc-bits-msb 17" },
+		{ ",adc-bits=13,adc-bits-msb=16", "adc-bits-msb 16" },
+		{ ",adc-msb-levels=2", "adc-msb-levels 2" },
+		{ ",adc-bits-msb=8,adc-msb-levels=16", "adc-msb-levels 16" },
+	};
+	struct qtest q;
+	size_t k;
+	int ret;
+
+	for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char args[256];
+
+		snprintf(args, sizeof(args), CIM_DEVICE_ARGS "%s", bad[k].props);
+		ret = qtest_start(&q, qemu, args);
+		fprintf(stderr, "  %s: %s\n", bad[k].props,
+			ret ? "refused" : "accepted");
+		CHECK(ret != 0);
+		CHECK(file_contains(q.stderr_path, bad[k].names));
+		qtest_stop(&q);
+		qtest_cleanup(&q);
+	}
+	if (start(&q, ",recon=cells,recon-frac-bits=3,digital-planes=1,"
+		  "adc-bits-msb=8,adc-msb-levels=2", "-d guest_errors")) {
+		CHECK(0);
+		qtest_stop(&q);
+		qtest_cleanup(&q);
+		return;
+	}
+	CHECK(rd(&q, POLAR_CIM_REG_RECON) ==
+	      (POLAR_CIM_RECON_CELLS | 3u << POLAR_CIM_RECON_FRAC_SHIFT));
+	CHECK(rd(&q, POLAR_CIM_REG_DESIGN) ==
+	      (1u | 8u << POLAR_CIM_DESIGN_MSB_BITS_SHIFT |
+	       2u << POLAR_CIM_DESIGN_MSB_LEVELS_SHIFT));
+	qtest_writel(&q, cim_reg(POLAR_CIM_REG_DESIGN), 0x0f);
+	CHECK(rd(&q, POLAR_CIM_REG_DESIGN) ==
+	      (1u | 8u << POLAR_CIM_DESIGN_MSB_BITS_SHIFT |
+	       2u << POLAR_CIM_DESIGN_MSB_LEVELS_SHIFT));
+	CHECK(!q.failed);
+	qtest_stop(&q);
+	CHECK(file_contains(q.stderr_path, "to read-only or unknown register "
+			    "0x50"));
+	qtest_cleanup(&q);
+}
+
+/*
  * Finding 14: the datasheet says reads of unknown offsets are logged as
  * guest errors; offsets 0x2c-0x3f of a queue's registers are such.
  */
@@ -479,5 +539,6 @@ int main(void)
 	RUN(test_commands_need_booted_firmware);
 	RUN(test_cycle_ps_is_validated);
 	RUN(test_unknown_queue_register_is_logged);
+	RUN(test_chip_properties_are_validated);
 	return unit_summary();
 }

@@ -221,6 +221,8 @@ static int env_init(struct env *e, char *msg, size_t len)
 		param(e->fd, DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA);
 	cfg.seed = param(e->fd, DRM_POLAR_ACCEL_PARAM_SEED);
 	param_recon(e->fd, &cfg.recon, &cfg.recon_frac_bits);
+	param_design(e->fd, &cfg.digital_planes, &cfg.adc_bits_msb,
+		     &cfg.adc_msb_levels);
 	if (cim_engine_create(&cfg, &e->sim)) {
 		snprintf(msg, len, "cim_engine_create failed");
 		return -1;

@@ -209,6 +209,8 @@ FIXTURE_SETUP(uring)
 		param(self->fd, DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA);
 	cfg.seed = param(self->fd, DRM_POLAR_ACCEL_PARAM_SEED);
 	param_recon(self->fd, &cfg.recon, &cfg.recon_frac_bits);
+	param_design(self->fd, &cfg.digital_planes, &cfg.adc_bits_msb,
+		     &cfg.adc_msb_levels);
 	self->tiles = cfg.tiles;
 	ASSERT_EQ(0, cim_engine_create(&cfg, &self->sim));
 

@@ -31,17 +31,21 @@
 static void sim_props_of(struct polar_device *dev, char *buf, size_t len)
 {
 	struct polar_caps c;
+	struct polar_design d;
 
 	polar_get_caps(dev, &c);
+	polar_get_design(dev, &d);
 	snprintf(buf, len, "sim:rows=%u,cols=%u,tiles=%u,adc-bits=%u,"
 		 "rows-per-conv=%u,sigma-static=%u,sigma-dynamic=%u,"
 		 "stuck-rate=%u,adc-offset-sigma=%u,adc-gain-sigma=%u,"
-		 "seed=%llu,recon=%s,recon-frac-bits=%u", c.rows, c.cols,
+		 "seed=%llu,recon=%s,recon-frac-bits=%u,digital-planes=%u,"
+		 "adc-bits-msb=%u,adc-msb-levels=%u", c.rows, c.cols,
 		 c.tiles, c.adc_bits, c.rows_per_conv, c.sigma_static,
 		 c.sigma_dynamic, c.stuck_ppm, c.adc_offset_sigma,
 		 c.adc_gain_sigma, (unsigned long long)c.seed,
 		 c.recon == POLAR_CIM_RECON_CELLS ? "cells" : "codes",
-		 c.recon_frac_bits);
+		 c.recon_frac_bits, d.digital_planes, d.adc_bits_msb,
+		 d.adc_msb_levels);
 }
 
 static float *rand_floats(size_t n, unsigned int seed, int nonneg)

@@ -80,6 +80,22 @@ static inline void param_recon(int fd, uint32_t *recon, uint32_t *frac_bits)
 		     POLAR_CIM_RECON_FRAC_SHIFT;
 }
 
+/*
+ * The chip design (DESIGN register) as cim_config's digital_planes,
+ * adc_bits_msb and adc_msb_levels, for the same comparisons.
+ */
+static inline void param_design(int fd, uint32_t *digital_planes,
+				uint32_t *adc_bits_msb, uint32_t *msb_levels)
+{
+	uint64_t v = param(fd, DRM_POLAR_ACCEL_PARAM_DESIGN);
+
+	*digital_planes = v & POLAR_CIM_DESIGN_DIGITAL_MASK;
+	*adc_bits_msb = (v & POLAR_CIM_DESIGN_MSB_BITS_MASK) >>
+			POLAR_CIM_DESIGN_MSB_BITS_SHIFT;
+	*msb_levels = (v & POLAR_CIM_DESIGN_MSB_LEVELS_MASK) >>
+		      POLAR_CIM_DESIGN_MSB_LEVELS_SHIFT;
+}
+
 static inline int bo_new(int fd, uint64_t size, struct bo *bo)
 {
 	struct drm_polar_accel_bo_create c = { .size = size };

@@ -97,6 +97,8 @@ static int engine_init(int fd, struct cim_engine **sim, struct cim_firmware *fw)
 	cfg.adc_gain_sigma_q16 = param(fd, DRM_POLAR_ACCEL_PARAM_ADC_GAIN_SIGMA);
 	cfg.seed = param(fd, DRM_POLAR_ACCEL_PARAM_SEED);
 	param_recon(fd, &cfg.recon, &cfg.recon_frac_bits);
+	param_design(fd, &cfg.digital_planes, &cfg.adc_bits_msb,
+		     &cfg.adc_msb_levels);
 	if (cim_engine_create(&cfg, sim))
 		return -1;
 	f = open(FW_PATH, O_RDONLY | O_CLOEXEC);

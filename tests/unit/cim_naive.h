@@ -244,7 +244,7 @@ static int naive_wbit(const struct naive_chip *n, uint32_t t, uint32_t r,
 }
 
 /* round(total * fs / (256 L)), half up, in 128-bit arithmetic */
-static int64_t naive_codes_to_cells(int64_t total, uint32_t fs, uint32_t L)
+static int64_t naive_codes_to_cells(int64_t total, uint32_t fs, uint64_t L)
 {
 	__int128 num = (__int128)total * 2 * fs + (__int128)L * 256;
 	__int128 den = (__int128)L * 512, q = num / den;
@@ -263,10 +263,15 @@ static int naive_matmul(struct naive_chip *n, const struct cim_matmul_args *a)
 	const struct cim_config *c = &n->cfg;
 	uint32_t R = c->rows, C = c->cols, G = c->rows_per_conversion;
 	uint32_t L = (1u << c->adc_bits) - 1, F = c->recon_frac_bits;
+	/* the MSB conversions' ADC, and the step of a code sum: FS / L_e */
+	uint32_t Lm = c->adc_bits_msb ? (1u << c->adc_bits_msb) - 1 : L;
+	uint64_t Le = c->adc_bits_msb ? (uint64_t)L * Lm : L;
 	uint32_t fs = a->adc_fs_q8 ? a->adc_fs_q8 : G * 256;
 	uint32_t rtiles = (a->in_dim + R - 1) / R;
 	int nx = a->xfmt == CIM_FMT_INT8 ? 8 : 4;
 	int nw = a->wfmt == CIM_FMT_INT4 ? 4 : 8;
+	int D = (int)c->digital_planes < nw ? (int)c->digital_planes : nw;
+	int smax = (nx - 1) + (nw - 1 - D);
 	uint32_t b, o, rt, g, r;
 	int i, j;
 
@@ -276,22 +281,27 @@ static int naive_matmul(struct naive_chip *n, const struct cim_matmul_args *a)
 				(uint64_t)a->item0 + b);
 
 		for (o = 0; o < a->out_dim; o++) {
-			int64_t total = 0;
+			int64_t total = 0, total_digital = 0;
 
 			for (rt = 0; rt < rtiles; rt++) {
 				uint32_t t = a->tile0 + (o / C) * rtiles + rt;
 				uint32_t col = o % C;
 				uint32_t rows = n->rows_used[t];
-				int64_t gain, off, M;
+				int64_t gain, off, M, Mm;
 
 				if (!n->programmed[t] || n->fmt[t] != a->wfmt)
 					return -EINVAL;
 				naive_adc_static(n, t, col, &gain, &off);
 				M = (2 * gain * L * 256 + fs) / (2 * (int64_t)fs);
+				Mm = (2 * gain * Lm * 256 + fs) / (2 * (int64_t)fs);
 				for (i = nx - 1; i >= 0; i--)
 				for (j = nw - 1; j >= 0; j--) {
 					int64_t coef = (int64_t)1 << (i + j);
 					int used = 1;
+					int digital = j >= nw - D;
+					int msb = !digital && c->adc_bits_msb &&
+						  i + j > smax - (int)c->adc_msb_levels;
+					int64_t Lp = msb ? Lm : L, Mp = msb ? Mm : M;
 
 					if (a->sched) {
 						uint32_t k;
@@ -322,6 +332,11 @@ static int naive_matmul(struct naive_chip *n, const struct cim_matmul_args *a)
 								dgs += n->dg[naive_cell(n, t, r, col) * 8 + (uint32_t)j];
 							}
 						}
+						if (digital) {
+							/* an exact count, no ADC */
+							total_digital += coef * cnt;
+							continue;
+						}
 						S = cnt * 256 + 2 * dgs;
 						if (c->sigma_dynamic_q16 && cnt) {
 							uint64_t addr = (uint64_t)t * ((uint64_t)1 << 40) +
@@ -334,24 +349,25 @@ static int naive_matmul(struct naive_chip *n, const struct cim_matmul_args *a)
 
 							S += naive_round_shift(z * sig, 25);
 						}
-						code = naive_clamp(naive_round_shift(S * M + off * 65536, 24),
-								   0, L);
-						/* codes: the code itself; cells:
-						 * value = code * FS / L, Q(F), rounded */
+						code = naive_clamp(naive_round_shift(S * Mp + off * 65536, 24),
+								   0, Lp);
+						/* codes: the code in steps of FS / L_e;
+						 * cells: value = code * FS / L, Q(F),
+						 * rounded */
 						if (c->recon == CIM_RECON_CODES)
-							val = code;
+							val = code * (int64_t)(Le / (uint64_t)Lp);
 						else
 							val = (code * fs * ((int64_t)2 << F) +
-							       (int64_t)L * 256) /
-							      ((int64_t)L * 512);
+							       Lp * 256) / (Lp * 512);
 						total += coef * val;
 					}
 				}
 			}
 			if (c->recon == CIM_RECON_CODES)
-				total = naive_codes_to_cells(total, fs, L);
+				total = naive_codes_to_cells(total, fs, Le);
 			else
 				total = F ? naive_round_shift(total, F) : total;
+			total += total_digital;
 			a->y[(size_t)b * a->out_dim + o] =
 				(int32_t)naive_clamp(total, INT32_MIN, INT32_MAX);
 		}

@@ -43,6 +43,7 @@ static struct polar_qlayer_desc desc;
 static struct polar_qweights q, q_out;
 static struct polar_act_quant aq = { POLAR_XFMT_INT4, 0.1f };
 static struct polar_caps caps;
+static struct polar_design design;
 static struct polar_model model, model_out;
 static unsigned int last_out[POLAR_MODEL_MAX_LAYERS];
 static struct polar_tensors ts, ts_out;
@@ -106,6 +107,9 @@ enum want {
 	  polar_get_param(dev, 0, NULL))				\
 	X(polar_get_caps, "dev", WANT_EINVAL, polar_get_caps(NULL, &caps)) \
 	X(polar_get_caps, "caps", WANT_EINVAL, polar_get_caps(dev, NULL)) \
+	X(polar_get_design, "dev", WANT_EINVAL, polar_get_design(NULL, &design)) \
+	X(polar_get_design, "design", WANT_EINVAL, \
+	  polar_get_design(dev, NULL)) \
 	X(polar_buffer_create, "dev", WANT_EINVAL,			\
 	  polar_buffer_create(NULL, 4096, &buf_out))			\
 	X(polar_buffer_create, "size", WANT_EINVAL,			\

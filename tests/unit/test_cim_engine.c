@@ -358,6 +358,11 @@ struct nv_case {
 
 static const uint32_t recons[] = { CIM_RECON_CODES, CIM_RECON_CELLS };
 
+/* the chip design every case_config() applies (test_design_vs_naive) */
+static struct {
+	uint32_t digital_planes, adc_bits_msb, adc_msb_levels;
+} design;
+
 /* the chip of a case: its parameters, reconstruction (F applies to
  * whole cells only), a random seed */
 static void case_config(const struct nv_case *c, uint32_t recon,
@@ -377,6 +382,9 @@ static void case_config(const struct nv_case *c, uint32_t recon,
 	cfg->adc_offset_sigma_q16 = c->aoff;
 	cfg->adc_gain_sigma_q16 = c->again;
 	cfg->adcs_per_tile = 0;
+	cfg->digital_planes = design.digital_planes;
+	cfg->adc_bits_msb = design.adc_bits_msb;
+	cfg->adc_msb_levels = design.adc_msb_levels;
 	cfg->seed = rnd();
 }
 
@@ -529,6 +537,174 @@ static void test_vs_naive(void)
 }
 
 /* dynamic noise: y = 128 + noise, sigma = sigma_dyn * sqrt(128) */
+/*
+ * Digital weight planes and MSB conversions at more ADC bits, against the
+ * naive reference: each design over noisy and noise-free chips (the
+ * latter run the dot-product kernels where the CPU has them), every
+ * format, both reconstructions, and a plane schedule.
+ */
+static void test_design_vs_naive(void)
+{
+	static const struct {
+		uint32_t D, bm, k;
+	} ds[] = {
+		{ 1, 0, 0 }, { 3, 0, 0 }, { 8, 0, 0 }, { 0, 8, 0 },
+		{ 0, 7, 3 }, { 1, 8, 2 }, { 2, 10, 15 },
+	};
+	static const struct nv_case cs[] = {
+		/* rows cols G bits F  sst   sdyn  stuck aoff  again  in out batch fs */
+		{ 128, 128, 0, 5, 0, 13107, 0, 1000, 16384, 1311, 300, 70, 3, 20 * 256 },
+		{ 128, 128, 0, 3, 0, 6554, 3277, 1000, 19661, 1311, 200, 70, 2, 20 * 256 },
+		{ 64, 32, 17, 5, 1, 6554, 6554, 20000, 65536, 6554, 150, 50, 3, 9 * 256 },
+		{ 40, 24, 0, 5, 0, 0, 0, 0, 16384, 1311, 100, 50, 30, 0 },   /* LUT */
+		{ 33, 40, 2, 6, 2, 65536, 0, 500, 32768, 3277, 70, 41, 3, 3 * 256 },
+	};
+	/* the formats of the CNN, of INT8 layers and of signed INT4 */
+	static const struct {
+		enum cim_fmt w, x;
+		int sgn;
+	} fs[] = {
+		{ CIM_FMT_NF4, CIM_FMT_INT4, 0 },
+		{ CIM_FMT_INT8, CIM_FMT_INT8, 1 },
+		{ CIM_FMT_INT4, CIM_FMT_INT4, 1 },
+	};
+	struct cim_plane_pair sched[] = { { 7, 7 }, { 6, 7 }, { 7, 6 }, { 0, 0 },
+					  { 3, 5 } };
+	size_t d, k, m, f;
+	int bad;
+
+	for (d = 0; d < sizeof(ds) / sizeof(ds[0]); d++) {
+		design.digital_planes = ds[d].D;
+		design.adc_bits_msb = ds[d].bm;
+		design.adc_msb_levels = ds[d].k;
+		for (m = 0; m < 2; m++)
+		for (k = 0; k < sizeof(cs) / sizeof(cs[0]); k++)
+			for (f = 0; f < sizeof(fs) / sizeof(fs[0]); f++) {
+				bad = run_vs_naive(&cs[k], recons[m], fs[f].w,
+						   fs[f].x, fs[f].sgn, NULL, 0);
+				CHECK(bad == 0, "D=%u bm=%u k=%u %s case %zu w=%s x=%s%s: %d mismatches",
+				      ds[d].D, ds[d].bm, ds[d].k,
+				      cim_recon_name(recons[m]), k,
+				      fname(fs[f].w), fname(fs[f].x),
+				      fs[f].sgn ? "s" : "u", bad);
+			}
+		bad = run_vs_naive(&cs[0], CIM_RECON_CODES, CIM_FMT_NF4,
+				   CIM_FMT_INT8, 0, sched, 5);
+		CHECK(bad == 0, "D=%u bm=%u schedule: %d", ds[d].D, ds[d].bm,
+		      bad);
+	}
+	memset(&design, 0, sizeof(design));
+}
+
+/*
+ * With no variability a digital plane is exact whatever the ADC; MSB
+ * conversions at bm bits are exact at FS = L cells when bm is a multiple
+ * of b (2^b - 1 divides 2^bm - 1, so each code is n L_m / L exactly).
+ * And a digital sign plane really removes the sign plane's static error:
+ * with deviations on and FS = L, the result differs from the all-analog
+ * chip, and a chip whose only analog cells are exact (D = all planes)
+ * gives the dot product.
+ */
+static void test_design_exact(void)
+{
+	static const struct {
+		uint32_t G, bits, D, bm, k, fs;
+	} cs[] = {
+		{ 31, 5, 1, 0, 0, 31 * 256 },
+		{ 15, 4, 0, 8, 1, 15 * 256 },
+		{ 15, 4, 0, 8, 4, 15 * 256 },
+		{ 31, 5, 2, 10, 2, 31 * 256 },
+		{ 0, 2, 8, 0, 0, 0 },   /* every plane digital: ADC irrelevant */
+	};
+	enum cim_fmt wfs[] = { CIM_FMT_INT8, CIM_FMT_INT4, CIM_FMT_NF4 };
+	enum cim_fmt xfs[] = { CIM_FMT_INT8, CIM_FMT_INT4 };
+	uint32_t in = 200, out = 70, batch = 4;
+	int8_t *w = malloc((size_t)in * out), *x = malloc((size_t)batch * in);
+	int32_t *y = malloc(sizeof(int32_t) * batch * out);
+	int64_t *ref = malloc(sizeof(int64_t) * batch * out);
+	size_t k, q;
+	int wi, xi, sgn;
+
+	for (k = 0; k < sizeof(cs) / sizeof(cs[0]); k++)
+		for (wi = 0; wi < 3; wi++)
+		for (xi = 0; xi < 2; xi++)
+		for (sgn = 0; sgn < 2; sgn++) {
+			struct cim_config cfg;
+			struct cim_engine *e;
+			struct cim_matmul_args a = { 0 };
+			size_t bad = 0;
+
+			cim_config_default(&cfg);
+			cfg.rows_per_conversion = cs[k].G;
+			cfg.adc_bits = cs[k].bits;
+			cfg.digital_planes = cs[k].D;
+			cfg.adc_bits_msb = cs[k].bm;
+			cfg.adc_msb_levels = cs[k].k;
+			cfg.tiles = 8;
+			CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+			fill_w(w, (size_t)in * out, wfs[wi]);
+			fill_x(x, (size_t)batch * in, xfs[xi], sgn);
+			CHECK(cim_engine_program(e, 0, in, out, wfs[wi], w) > 0,
+			      "program");
+			a.in_dim = in;
+			a.out_dim = out;
+			a.wfmt = wfs[wi];
+			a.xfmt = xfs[xi];
+			a.x_signed = sgn;
+			a.adc_fs_q8 = cs[k].fs;
+			a.batch = batch;
+			a.x = x;
+			a.y = y;
+			CHECK(cim_engine_matmul(e, &a) == 0, "matmul");
+			exact_dot(w, x, in, out, batch, wfs[wi], xfs[xi], sgn,
+				  cim_nf4_default, ref);
+			for (q = 0; q < (size_t)batch * out; q++)
+				bad += y[q] != ref[q];
+			CHECK(bad == 0, "design %zu w=%s x=%s%s: %zu wrong", k,
+			      fname(wfs[wi]), fname(xfs[xi]), sgn ? "s" : "u",
+			      bad);
+			cim_engine_destroy(e);
+		}
+	/* deviations on, every weight plane digital: still exact */
+	{
+		struct cim_config cfg;
+		struct cim_engine *e;
+		struct cim_matmul_args a = { 0 };
+		size_t bad = 0;
+
+		cim_config_default(&cfg);
+		cfg.sigma_static_q16 = 13107;
+		cfg.adc_offset_sigma_q16 = 32768;
+		cfg.sigma_dynamic_q16 = 6554;
+		cfg.digital_planes = 8;
+		cfg.seed = 7;
+		CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+		fill_w(w, (size_t)in * out, CIM_FMT_NF4);
+		fill_x(x, (size_t)batch * in, CIM_FMT_INT4, 0);
+		CHECK(cim_engine_program(e, 0, in, out, CIM_FMT_NF4, w) > 0,
+		      "program");
+		a.in_dim = in;
+		a.out_dim = out;
+		a.wfmt = CIM_FMT_NF4;
+		a.xfmt = CIM_FMT_INT4;
+		a.batch = batch;
+		a.x = x;
+		a.y = y;
+		CHECK(cim_engine_matmul(e, &a) == 0, "matmul");
+		exact_dot(w, x, in, out, batch, CIM_FMT_NF4, CIM_FMT_INT4, 0,
+			  cim_nf4_default, ref);
+		for (q = 0; q < (size_t)batch * out; q++)
+			bad += y[q] != ref[q];
+		CHECK(bad == 0, "all planes digital under variability: %zu "
+		      "wrong", bad);
+		cim_engine_destroy(e);
+	}
+	free(w);
+	free(x);
+	free(y);
+	free(ref);
+}
+
 static void test_dynamic_noise(void)
 {
 	struct cim_config cfg;
@@ -902,6 +1078,43 @@ static void test_counters(void)
 	CHECK(c.output_scales == 0 && c.shift_adds == c.adc_conversions +
 	      3ull * 70, "cells scales %" PRIu64, c.output_scales);
 	cim_engine_destroy(e);
+
+	/*
+	 * A digital sign plane and 8-bit MSB conversions: INT4 weights x
+	 * INT8 inputs, 32 pairs; the sign plane's 8 pairs are digital, and
+	 * of the 24 analog ones (s_max = 7 + 2) the top 2 levels, i + j = 9
+	 * and 8, are the pairs (7,2), (6,2), (7,1): 3 at 8 bits.
+	 */
+	cfg.recon = CIM_RECON_CODES;
+	cfg.digital_planes = 1;
+	cfg.adc_bits_msb = 8;
+	cfg.adc_msb_levels = 2;
+	CHECK(cim_engine_create(&cfg, &e) == 0, "create");
+	CHECK(cim_engine_program(e, 0, 200, 70, CIM_FMT_INT4, w) == 2, "prog");
+	CHECK(cim_engine_matmul(e, &a) == 0, "matmul");
+	cim_engine_counters(e, &c);
+	CHECK(c.adc_conversions == 3ull * 24 * 4 * 70, "design conv %" PRIu64,
+	      c.adc_conversions);
+	CHECK(c.adc_conversions_msb == 3ull * 3 * 4 * 70, "msb conv %" PRIu64,
+	      c.adc_conversions_msb);
+	CHECK(c.digital_reads == 3ull * 8 * 4 * 70, "digital %" PRIu64,
+	      c.digital_reads);
+	CHECK(c.digital_read_rows == 3ull * 8 * 200 * 70, "digital rows %"
+	      PRIu64, c.digital_read_rows);
+	CHECK(c.shift_adds == c.adc_conversions + c.digital_reads + 3ull * 70,
+	      "design sa %" PRIu64, c.shift_adds);
+	CHECK(c.cell_reads == 3ull * 32 * 200 * 70, "design cells");
+	cim_energy_estimate_chip(&c, cim_engine_config(e), NULL, &en);
+	/* ADC: 2^(b - 8) x 1.5625 pJ; popcount: 7.5 fJ per row */
+	CHECK(fabs(en.adc - ((c.adc_conversions - c.adc_conversions_msb) *
+			     1.5625e-12 / 8 + c.adc_conversions_msb *
+			     1.5625e-12)) < 1e-18, "design adc energy %g",
+	      en.adc);
+	CHECK(fabs(en.digital - (c.shift_adds * 0.1e-12 +
+				 c.digital_read_rows * 7.5e-15 +
+				 c.output_scales * 3.1e-12)) < 1e-18,
+	      "design digital energy %g", en.digital);
+	cim_engine_destroy(e);
 }
 
 static void test_validation(void)
@@ -937,6 +1150,25 @@ static void test_validation(void)
 	cfg.recon = 2;
 	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "recon");
 	cfg.recon = CIM_RECON_CODES;
+	cfg.digital_planes = 9;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "digital planes");
+	cfg.digital_planes = 8;
+	cfg.adc_bits_msb = 5;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "msb bits = bits");
+	cfg.adc_bits_msb = 17;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "msb bits");
+	cfg.adc_bits = 13;
+	cfg.adc_bits_msb = 16;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "bits + msb bits");
+	cfg.adc_bits = 5;
+	cfg.adc_bits_msb = 8;
+	cfg.adc_msb_levels = 16;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "msb levels");
+	cfg.adc_bits_msb = 0;
+	cfg.adc_msb_levels = 1;
+	CHECK(cim_engine_create(&cfg, &e) == -EINVAL, "levels without bits");
+	cfg.adc_msb_levels = 0;
+	cfg.digital_planes = 0;
 	CHECK(cim_recon_parse("codes") == CIM_RECON_CODES &&
 	      cim_recon_parse("cells") == CIM_RECON_CELLS &&
 	      cim_recon_parse("exact") == -EINVAL &&
@@ -1184,6 +1416,8 @@ int main(void)
 	RUN(test_exact_edges);
 	RUN(test_subcell_kept);
 	RUN(test_vs_naive);
+	RUN(test_design_vs_naive);
+	RUN(test_design_exact);
 	RUN(test_dot_kernel);
 	RUN(test_threads);
 	RUN(test_dynamic_noise);

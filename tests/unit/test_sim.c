@@ -27,6 +27,7 @@ static void test_caps_follow_properties(void)
 	struct polar_device *dev = open_sim("sim:rows=64,cols=32,tiles=8,"
 					    "adc-bits=6,seed=99");
 	struct polar_caps c;
+	struct polar_design d;
 
 	CHECK(dev != NULL);
 	if (!dev)
@@ -44,6 +45,18 @@ static void test_caps_follow_properties(void)
 		return;
 	CHECK(polar_get_caps(dev, &c) == 0);
 	CHECK(c.recon == POLAR_CIM_RECON_CELLS && c.recon_frac_bits == 3);
+	CHECK(polar_get_design(dev, &d) == 0);
+	CHECK(d.digital_planes == 0 && d.adc_bits_msb == 0 &&
+	      d.adc_msb_levels == 0);
+	polar_close(dev);
+	dev = open_sim("sim:digital-planes=2,adc-bits-msb=8");
+	CHECK(dev != NULL);
+	if (!dev)
+		return;
+	CHECK(polar_get_design(dev, &d) == 0);
+	/* adc-msb-levels 0 means one level when adc-bits-msb is set */
+	CHECK(d.digital_planes == 2 && d.adc_bits_msb == 8 &&
+	      d.adc_msb_levels == 1);
 	polar_close(dev);
 }
 
@@ -66,6 +79,13 @@ static void test_bad_properties_are_named(void)
 	CHECK(strstr(polar_errmsg(), "needs recon=cells") != NULL);
 	CHECK(polar_open("sim:recon=cells,recon-frac-bits=9", &dev) == -EINVAL);
 	CHECK(strstr(polar_errmsg(), "invalid chip properties") != NULL);
+	CHECK(polar_open("sim:digital-planes=9", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "invalid chip properties") != NULL);
+	CHECK(polar_open("sim:adc-bits-msb=5", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "invalid chip properties") != NULL);
+	CHECK(polar_open("sim:adc-msb-levels=1", &dev) == -EINVAL);
+	CHECK(strstr(polar_errmsg(), "invalid chip properties") != NULL);
+	CHECK(strchr(polar_errmsg(), '\n') == NULL);
 	CHECK(dev == NULL);
 }
 
@@ -140,6 +160,11 @@ static void test_ideal_chip_is_exact(void)
 	ideal_chip_is_exact("sim:adc-bits=8,recon=cells", 128 << 8);
 	ideal_chip_is_exact("sim:adc-bits=8", 255 << 8);
 	ideal_chip_is_exact("sim:adc-bits=8,recon=codes", 255 << 8);
+	/* a digital sign plane is exact too; 8-bit MSB conversions of a
+	 * 4-bit chip at FS = 15 cells (15 divides 255) */
+	ideal_chip_is_exact("sim:adc-bits=8,digital-planes=1", 255 << 8);
+	ideal_chip_is_exact("sim:adc-bits=4,rows-per-conv=15,adc-bits-msb=8,"
+			    "adc-msb-levels=3", 15 << 8);
 	/*
 	 * The firmware's default for 8-row groups is 6 cells; whole cells
 	 * convert at no less than L = 31 (one cell a step), which is exact.

@@ -24,8 +24,9 @@ extern "C" {
  * devices' fences there (FEATURE_IMPLICIT_FENCES; see SUBMIT); SUBMIT's
  * and the uring payload's pad became cmd_stride, so that struct
  * drm_polar_accel_cmd can grow.
+ * 5: the DESIGN param (digital weight planes, MSB conversions' ADC bits).
  */
-#define DRM_POLAR_ACCEL_UAPI_VERSION	4
+#define DRM_POLAR_ACCEL_UAPI_VERSION	5
 
 #define DRM_POLAR_ACCEL_GET_PARAM	0x00
 #define DRM_POLAR_ACCEL_BO_CREATE	0x01
@@ -81,6 +82,10 @@ extern "C" {
  *	device's RECON register: bits 7:0 0 = codes (ADC codes shift-added,
  *	the ADC step applied once per output), 1 = cells (each conversion
  *	rounded to cell currents with bits 11:8 fractional bits).
+ * @DRM_POLAR_ACCEL_PARAM_DESIGN: the chip design, the device's DESIGN
+ *	register: bits 3:0 the most significant weight planes read
+ *	digitally, bits 12:8 the ADC bits of the MSB conversions (0 = none),
+ *	bits 19:16 the significance levels that get them.
  */
 enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_UAPI_VERSION = 0,
@@ -106,6 +111,7 @@ enum drm_polar_accel_param {
 	DRM_POLAR_ACCEL_PARAM_RESET_COUNT = 20,
 	DRM_POLAR_ACCEL_PARAM_FEATURES = 21,
 	DRM_POLAR_ACCEL_PARAM_RECON = 22,
+	DRM_POLAR_ACCEL_PARAM_DESIGN = 23,
 };
 
 /* Features a driver may have; userspace tests for them, not for versions. */

@@ -96,6 +96,22 @@ struct polar_caps {
 
 int polar_get_caps(struct polar_device *dev, struct polar_caps *caps);
 
+/**
+ * struct polar_design - the chip-design options of a device, beside its
+ * caps (struct polar_caps keeps its size: applications allocate it)
+ * @digital_planes: most significant weight planes (sign plane first) read
+ *	digitally, as exact counts without the ADC
+ * @adc_bits_msb: ADC bits of the MSB conversions, 0 = none (all at
+ *	adc_bits)
+ * @adc_msb_levels: significance levels (input plane + weight plane) of
+ *	the analog pairs converted at @adc_bits_msb
+ */
+struct polar_design {
+	uint32_t digital_planes, adc_bits_msb, adc_msb_levels;
+};
+
+int polar_get_design(struct polar_device *dev, struct polar_design *design);
+
 /*
  * Buffers: memory the device reads and writes (a GEM buffer object of the
  * open file, or plain memory for the software backend), mapped in this
