@@ -151,6 +151,22 @@ eval_threads_ok() {
 check "eval --threads 2: the results of one thread, and the phases line" \
 	eval_threads_ok
 
+# The methods with a host path share one pass, in which the layer that
+# reads the images runs on the device once per batch for all of them: a
+# method evaluated with the others must get what it gets alone (its own
+# pass, its own device jobs and counters), accuracy and energy.
+eval_shared_pass_ok() {
+	"$polar" eval --model "$model" --device sim --calib 128 --test 300 \
+		--threads 1 --methods quant,sensitivity >"$dir/eval-alone.log" \
+		2>&1 || return 1
+	diff <(grep -E '^(accuracy sensitivity|sensitivity energy)' \
+		"$dir/eval-t1.log" | sed 's/; [0-9]* images\/s$//') \
+		<(grep -E '^(accuracy sensitivity|sensitivity energy)' \
+		"$dir/eval-alone.log" | sed 's/; [0-9]* images\/s$//') >&2
+}
+check "eval: a method sharing the evaluation pass gets what it gets alone" \
+	eval_shared_pass_ok
+
 # Two chips in one command: a line per chip, and each method's mean gap to
 # fp32 inside its bootstrap interval and equal to the mean of the chips'.
 chip_seeds_ok() {

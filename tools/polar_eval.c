@@ -155,6 +155,21 @@ struct ctx {
 	double t_mark;		/* end of the last phase timed */
 	double t_layers;	/* seconds in hook_matmul */
 	double t_layer[MAXL];	/* of which in each layer */
+	struct image_sums *shared;	/* per layer, while evaluating */
+	size_t batch;		/* 1 + the batch's first test image */
+	size_t batch_images;	/* its images */
+};
+
+/*
+ * A layer that reads the images (conv1) quantizes the same input and gets
+ * the same sums from the device (the same programmed tiles and job seeds)
+ * for every method: the evaluation computes them once per batch and each
+ * method adds its own host path to them (hook_matmul()).
+ */
+struct image_sums {
+	size_t batch;		/* ctx's batch they belong to; 0: none */
+	size_t cap;		/* int32s allocated */
+	int32_t *sums;		/* polar_qlayer_last_sums() of that batch */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -252,7 +267,79 @@ static void phase_end(struct ctx *c, enum phase ph)
 	c->t_mark = t;
 }
 
+/* Rows of layer l's product over n samples and the subsample we fit on. */
+static size_t layer_rows(const struct polar_layer *l, size_t n)
+{
+	return l->type == POLAR_LAYER_CONV2D ?
+	       n * l->out_h * l->out_w : n;
+}
+
 /* ---- the device hook --------------------------------------------------------- */
+
+/*
+ * The shared sums of layer i for a call on nrows rows, or NULL: only for
+ * a layer that reads the images, and only when the call covers the whole
+ * batch (a forward that splits a batch would call it on parts of it).
+ */
+static struct image_sums *shared_sums(const struct ctx *c, unsigned int i,
+				      size_t nrows)
+{
+	const struct polar_layer *l = &c->m->layers[i];
+
+	if (!c->shared || !c->batch || l->ninputs != 1 || l->input[0] >= 0 ||
+	    nrows != layer_rows(l, c->batch_images))
+		return NULL;
+	return &c->shared[i];
+}
+
+/*
+ * Layer i's output from the sums the batch's first method left: the host
+ * path (if any) and then polar_dequantize_sums() on top of it, what
+ * polar_qlayer_forward() does after the device, so the bits are the
+ * same. -EAGAIN: nothing to reuse, run the layer.
+ */
+static int shared_forward(struct ctx *c, unsigned int i, const float *x,
+			  size_t nrows, float *y)
+{
+	const struct image_sums *sh = shared_sums(c, i, nrows);
+	int ret = 0;
+
+	if (!sh || sh->batch != c->batch)
+		return -EAGAIN;
+	if (c->use_host)
+		ret = polar_qlayer_forward(c->ql[i], (uint32_t)nrows, x, y,
+					   POLAR_FWD_HOST_ONLY);
+	if (!ret)
+		ret = polar_dequantize_sums(polar_qlayer_qweights(c->ql[i]),
+					    &c->aq[i], sh->sums, (uint32_t)nrows,
+					    NULL, c->use_host ?
+					    POLAR_DEQ_ACCUMULATE : 0, y);
+	return ret;
+}
+
+/* After a layer ran on the device: keeps its sums for the other methods. */
+static int keep_shared(struct ctx *c, unsigned int i, size_t nrows)
+{
+	struct image_sums *sh = shared_sums(c, i, nrows);
+	size_t n;
+
+	if (!sh || sh->batch == c->batch)
+		return 0;
+	n = nrows * polar_qlayer_qweights(c->ql[i])->nblocks *
+	    c->m->layers[i].rows;
+	if (n > sh->cap) {
+		free(sh->sums);
+		sh->sums = malloc(sizeof(int32_t) * n);
+		sh->cap = sh->sums ? n : 0;
+		if (!sh->sums) {
+			sh->batch = 0;
+			return -ENOMEM;
+		}
+	}
+	memcpy(sh->sums, polar_qlayer_last_sums(c->ql[i]), sizeof(int32_t) * n);
+	sh->batch = c->batch;
+	return 0;
+}
 
 static int hook_matmul(void *p, const struct polar_model *m, unsigned int layer,
 		       const float *x, size_t nrows, float *y)
@@ -264,9 +351,13 @@ static int hook_matmul(void *p, const struct polar_model *m, unsigned int layer,
 
 	if (!c->ql[layer])
 		return -ENOSYS;
-	ret = polar_qlayer_forward(c->ql[layer], (uint32_t)nrows, x, y,
-				   c->use_host ? POLAR_FWD_OVERLAP :
-				   POLAR_FWD_DEVICE_ONLY);
+	ret = shared_forward(c, layer, x, nrows, y);
+	if (ret == -EAGAIN)
+		ret = polar_qlayer_forward(c->ql[layer], (uint32_t)nrows, x, y,
+					   c->use_host ? POLAR_FWD_OVERLAP :
+					   POLAR_FWD_DEVICE_ONLY);
+	if (!ret)
+		ret = keep_shared(c, layer, nrows);
 	if (!ret && c->use_host) {
 		const float *bc = c->bc[c->cur][layer];
 
@@ -339,13 +430,6 @@ static int read_counters(struct polar_device *dev,
 }
 
 /* ---- calibration ----------------------------------------------------------------- */
-
-/* Rows of layer l's product over n samples and the subsample we fit on. */
-static size_t layer_rows(const struct polar_layer *l, size_t n)
-{
-	return l->type == POLAR_LAYER_CONV2D ?
-	       n * l->out_h * l->out_w : n;
-}
 
 /*
  * Row j of S picked from total: jittered stratified sampling (one row per
@@ -950,63 +1034,106 @@ struct result {
 	int have_energy;
 };
 
+struct point {
+	uint32_t sigma, adc_bits;
+	uint32_t recon, recon_frac_bits;	/* of the device evaluated */
+	struct polar_design design;
+	struct result r[NMETH];
+	uint8_t *hit[NMETH];	/* per test image, when allocated by the caller */
+	uint32_t adc_fs[MAXL];
+	double lambda[NMETH][MAXL];
+	double calib_s;
+	struct timing t;
+};
+
 /*
  * Evaluation runs on nw workers (--threads, default the online CPUs): worker
  * 0 is the calibrated context itself, each other one a copy with its own
  * device handle and its own polarized layers (make_worker()). Worker w
  * takes the test batches w, w + nw, w + 2 nw, ...: each batch is the same
  * forward call, with the same job seeds, as on one thread, so the results
- * do not depend on the number of workers.
+ * do not depend on the number of workers. One pass evaluates several
+ * methods, each batch through all of them in turn, so that they share
+ * what the layers reading the images compute (struct image_sums).
  */
 struct worker {
 	struct ctx c;
 	const struct polar_dataset *t;
-	enum method me;
+	const int *which;	/* the pass's methods */
 	unsigned int w, nw;
 	atomic_size_t *done;	/* images evaluated by all workers */
-	uint8_t *hit;		/* per test image: 1 if right, or NULL */
+	uint8_t *const *hit;	/* per method and test image: 1 if right */
 	struct bar *bar;	/* worker 0 shows everyone's progress */
-	size_t correct;
+	struct image_sums shared[MAXL];
+	size_t correct[NMETH];
+	double seconds[NMETH];	/* in each method's forward calls */
+	double t_layers[NMETH], t_layer[NMETH][MAXL];
+	uint64_t host_flops[NMETH];
 	int ret;
 };
+
+/* Batch k0 of b images through method me on worker wk. */
+static int worker_batch(struct worker *wk, enum method me, size_t k0, size_t b,
+			float *logits)
+{
+	struct ctx *c = &wk->c;
+	struct polar_matmul_hook hook = { hook_matmul, c };
+	size_t insz = (size_t)c->m->in_c * c->m->in_h * c->m->in_w, k;
+	double t0 = now_s();
+	unsigned int l;
+	int ret = me == M_FP32 ? 0 : set_method(c, me);
+
+	c->host_flops = 0;
+	c->t_layers = 0;
+	memset(c->t_layer, 0, sizeof(c->t_layer));
+	c->batch = k0 + 1;
+	c->batch_images = b;
+	if (!ret)
+		ret = polar_model_forward(c->m, b, wk->t->images + k0 * insz,
+					  logits, me == M_FP32 ? NULL : &hook);
+	if (ret)
+		return die(method_names[me]);
+	for (k = 0; k < b; k++) {
+		const float *z = logits + k * c->m->classes;
+		unsigned int j, best = 0;
+
+		for (j = 1; j < c->m->classes; j++)
+			if (z[j] > z[best])
+				best = j;
+		wk->correct[me] += best == wk->t->labels[k0 + k];
+		if (wk->hit[me])
+			wk->hit[me][k0 + k] = best == wk->t->labels[k0 + k];
+	}
+	wk->seconds[me] += now_s() - t0;
+	wk->t_layers[me] += c->t_layers;
+	for (l = 0; l < MAXL; l++)
+		wk->t_layer[me][l] += c->t_layer[l];
+	wk->host_flops[me] += c->host_flops;
+	return 0;
+}
 
 static void *worker_run(void *p)
 {
 	struct worker *wk = p;
-	struct ctx *c = &wk->c;
-	struct polar_matmul_hook hook = { hook_matmul, c };
-	size_t insz = (size_t)c->m->in_c * c->m->in_h * c->m->in_w, k0;
-	float *logits = malloc(sizeof(float) * EVAL_BATCH * c->m->classes);
+	float *logits = malloc(sizeof(float) * EVAL_BATCH * wk->c.m->classes);
+	size_t k0, b;
+	int me;
 
-	wk->correct = 0;
 	wk->ret = logits ? 0 : -ENOMEM;
+	wk->c.shared = wk->shared;
 	for (k0 = (size_t)wk->w * EVAL_BATCH; k0 < wk->t->count && !wk->ret;
 	     k0 += (size_t)wk->nw * EVAL_BATCH) {
-		size_t b = wk->t->count - k0 < EVAL_BATCH ? wk->t->count - k0 :
-			   EVAL_BATCH, k;
-
-		wk->ret = polar_model_forward(c->m, b, wk->t->images + k0 * insz,
-					      logits, wk->me == M_FP32 ? NULL :
-					      &hook);
-		if (wk->ret) {
-			die(method_names[wk->me]);
-			break;
-		}
-		for (k = 0; k < b; k++) {
-			const float *z = logits + k * c->m->classes;
-			unsigned int j, best = 0;
-
-			for (j = 1; j < c->m->classes; j++)
-				if (z[j] > z[best])
-					best = j;
-			wk->correct += best == wk->t->labels[k0 + k];
-			if (wk->hit)
-				wk->hit[k0 + k] = best == wk->t->labels[k0 + k];
-		}
+		b = wk->t->count - k0 < EVAL_BATCH ? wk->t->count - k0 :
+		    EVAL_BATCH;
+		for (me = 0; me < NMETH && !wk->ret; me++)
+			if (wk->which[me])
+				wk->ret = worker_batch(wk, me, k0, b, logits);
 		atomic_fetch_add(wk->done, b);
 		if (wk->bar)
 			bar_update(wk->bar, atomic_load(wk->done), wk->t->count);
 	}
+	wk->c.shared = NULL;
+	wk->c.batch = 0;
 	free(logits);
 	return NULL;
 }
@@ -1033,41 +1160,52 @@ static int read_all_counters(struct worker *wk, unsigned int nw,
 	return 0;
 }
 
-static int evaluate(struct worker *wk, unsigned int nw, enum method me,
-		    const struct polar_dataset *t, struct result *res,
-		    uint8_t *hit)
+/*
+ * One pass over the test images with the methods in which[] (results and
+ * times into pt). The device's counters over the pass are one method's
+ * main path only when the pass has one chip method; a pass of several
+ * shares jobs between them (struct image_sums), and run_point() gives
+ * them the main path's energy from a pass of its own.
+ */
+static int evaluate(struct worker *wk, unsigned int nw, const int which[NMETH],
+		    const struct polar_dataset *t, struct point *pt)
 {
 	uint64_t c0[POLAR_CIM_NUM_COUNTERS], c1[POLAR_CIM_NUM_COUNTERS];
 	pthread_t th[MAX_WORKERS];
 	atomic_size_t done = 0;
-	uint64_t host_flops = 0;
-	unsigned int w, l, started = 0;
-	char label[64];
+	unsigned int w, l, started = 0, nchip = 0;
+	char label[64] = "eval";
 	struct bar bar;
-	double t0, layers = 0;
-	int ret = 0;
+	int ret = 0, me, have_energy = 0;
 
-	memset(res, 0, sizeof(*res));
-	for (w = 0; w < nw && !ret; w++) {
-		ret = set_method(&wk[w].c, me);
-		wk[w].c.host_flops = 0;
-		wk[w].c.t_layers = 0;
-		memset(wk[w].c.t_layer, 0, sizeof(wk[w].c.t_layer));
-		wk[w].t = t;
-		wk[w].me = me;
-		wk[w].w = w;
-		wk[w].nw = nw;
-		wk[w].done = &done;
-		wk[w].hit = hit;
-		wk[w].bar = w ? NULL : &bar;
+	for (me = 0; me < NMETH; me++)
+		if (which[me]) {
+			memset(&pt->r[me], 0, sizeof(pt->r[me]));
+			nchip += me != M_FP32;
+			snprintf(label + strlen(label), sizeof(label) - strlen(label),
+				 "%s%s", label[4] ? "," : " ", method_names[me]);
+		}
+	for (w = 0; w < nw; w++) {
+		struct worker *k = &wk[w];
+
+		memset(k->correct, 0, sizeof(k->correct));
+		memset(k->seconds, 0, sizeof(k->seconds));
+		memset(k->t_layers, 0, sizeof(k->t_layers));
+		memset(k->t_layer, 0, sizeof(k->t_layer));
+		memset(k->host_flops, 0, sizeof(k->host_flops));
+		for (l = 0; l < MAXL; l++)
+			k->shared[l].batch = 0;
+		k->t = t;
+		k->which = which;
+		k->w = w;
+		k->nw = nw;
+		k->done = &done;
+		k->hit = pt->hit;
+		k->bar = w ? NULL : &bar;
 	}
-	if (ret)
-		return die("set method");
-	if (me != M_FP32 && !read_all_counters(wk, nw, c0))
-		res->have_energy = 1;
-	snprintf(label, sizeof(label), "eval %s", method_names[me]);
+	if (nchip == 1 && !read_all_counters(wk, nw, c0))
+		have_energy = 1;
 	bar_start(&bar, label);
-	t0 = now_s();
 	for (w = 1; w < nw; w++) {
 		if (pthread_create(&th[w], NULL, worker_run, &wk[w])) {
 			fprintf(stderr, "polar eval: cannot start a thread\n");
@@ -1080,30 +1218,47 @@ static int evaluate(struct worker *wk, unsigned int nw, enum method me,
 		worker_run(&wk[0]);
 	for (w = 1; w <= started; w++)
 		pthread_join(th[w], NULL);
-	res->seconds = now_s() - t0;
 	bar_update(&bar, atomic_load(&done), t->count);
 	for (w = 0; w < nw; w++) {
 		if (!ret)
 			ret = wk[w].ret;
-		res->acc += (double)wk[w].correct;
-		host_flops += wk[w].c.host_flops;
-		layers += wk[w].c.t_layers;
-		for (l = 0; l < MAXL; l++)
-			wk[0].c.t->eval_layer[me][l] += wk[w].c.t_layer[l] / nw;
+		for (l = 0; l < MAXL; l++) {
+			free(wk[w].shared[l].sums);
+			memset(&wk[w].shared[l], 0, sizeof(wk[w].shared[l]));
+		}
 	}
-	wk[0].c.t->eval_layers[me] = layers / nw;
 	if (ret)
 		return ret;
-	res->acc = 100.0 * res->acc / (double)t->count;
-	res->ips = (double)t->count / res->seconds;
-	if (res->have_energy && !read_all_counters(wk, nw, c1)) {
-		res->macs = (double)(c1[POLAR_CIM_CNT_MACS] - c0[POLAR_CIM_CNT_MACS]);
-		res->dev_j = (double)(c1[POLAR_CIM_CNT_ENERGY_FJ] -
-				      c0[POLAR_CIM_CNT_ENERGY_FJ]) * 1e-15;
-		res->host_flops = (double)host_flops;
-		res->host_j = res->host_flops * HOST_J_PER_FLOP;
-	} else {
-		res->have_energy = 0;
+	if (have_energy && read_all_counters(wk, nw, c1))
+		have_energy = 0;
+	for (me = 0; me < NMETH; me++) {
+		struct result *res = &pt->r[me];
+		double host_flops = 0;
+
+		if (!which[me])
+			continue;
+		pt->t.eval_layers[me] = 0;
+		memset(pt->t.eval_layer[me], 0, sizeof(pt->t.eval_layer[me]));
+		for (w = 0; w < nw; w++) {
+			res->acc += (double)wk[w].correct[me];
+			res->seconds += wk[w].seconds[me] / nw;
+			host_flops += (double)wk[w].host_flops[me];
+			pt->t.eval_layers[me] += wk[w].t_layers[me] / nw;
+			for (l = 0; l < MAXL; l++)
+				pt->t.eval_layer[me][l] += wk[w].t_layer[me][l] / nw;
+		}
+		pt->t.eval[me] = res->seconds;
+		res->acc = 100.0 * res->acc / (double)t->count;
+		res->ips = (double)t->count / res->seconds;
+		res->host_flops = host_flops;
+		res->host_j = host_flops * HOST_J_PER_FLOP;
+		if (have_energy && me != M_FP32) {
+			res->have_energy = 1;
+			res->macs = (double)(c1[POLAR_CIM_CNT_MACS] -
+					     c0[POLAR_CIM_CNT_MACS]);
+			res->dev_j = (double)(c1[POLAR_CIM_CNT_ENERGY_FJ] -
+					      c0[POLAR_CIM_CNT_ENERGY_FJ]) * 1e-15;
+		}
 	}
 	return 0;
 }
@@ -1675,17 +1830,42 @@ static int calib_subset(const struct polar_dataset *train, size_t n,
 
 /* ---- one operating point --------------------------------------------------------------- */
 
-struct point {
-	uint32_t sigma, adc_bits;
-	uint32_t recon, recon_frac_bits;	/* of the device evaluated */
-	struct polar_design design;
-	struct result r[NMETH];
-	uint8_t *hit[NMETH];	/* per test image, when allocated by the caller */
-	uint32_t adc_fs[MAXL];
-	double lambda[NMETH][MAXL];
-	double calib_s;
-	struct timing t;
-};
+/*
+ * The passes: fp32 alone (no chip), quant alone (its device counters are
+ * the main path's energy), then every method with a host path in one
+ * pass that shares the layers reading the images. Each of those runs the
+ * same device jobs per image as quant (the counters count operations,
+ * not values), so it reports quant's main-path energy with its own host
+ * FLOPs; one such method alone has a pass, and counters, of its own.
+ */
+static int evaluate_all(struct worker *wk, unsigned int nw,
+			const int want[NMETH], const struct polar_dataset *test,
+			struct point *pt)
+{
+	int pass[NMETH], me, nhost = 0, ret = 0;
+
+	for (me = M_FP32; me <= M_QUANT && !ret; me++)
+		if (want[me]) {
+			memset(pass, 0, sizeof(pass));
+			pass[me] = 1;
+			ret = evaluate(wk, nw, pass, test, pt);
+		}
+	for (me = 0; me < NMETH; me++) {
+		pass[me] = me > M_QUANT && want[me];
+		nhost += pass[me];
+	}
+	if (!ret && nhost)
+		ret = evaluate(wk, nw, pass, test, pt);
+	if (ret || nhost < 2 || !want[M_QUANT] || !pt->r[M_QUANT].have_energy)
+		return ret ? -EIO : 0;
+	for (me = M_QUANT + 1; me < NMETH; me++)
+		if (pass[me]) {
+			pt->r[me].have_energy = 1;
+			pt->r[me].macs = pt->r[M_QUANT].macs;
+			pt->r[me].dev_j = pt->r[M_QUANT].dev_j;
+		}
+	return 0;
+}
 
 static int run_point(const struct opts *o, struct polar_model *m,
 		     const struct polar_dataset *cal,
@@ -1755,14 +1935,8 @@ evaluate:
 			ret = make_worker(&c, &wk[w].c);
 		phase_end(&c, PH_WORKERS);
 	}
-	for (me = 0; !ret && me < NMETH; me++)
-		if (want[me]) {
-			double t0 = now_s();
-
-			ret = evaluate(wk, nw, me, test, &pt->r[me],
-				       pt->hit[me]) ? -EIO : 0;
-			pt->t.eval[me] = now_s() - t0;
-		}
+	if (!ret && any)
+		ret = evaluate_all(wk, nw, want, test, pt);
 	for (w = 1; w < nw; w++)
 		if (wk[w].c.o)
 			free_worker(&wk[w].c);

@@ -820,6 +820,45 @@ static double rrr_residual(const float *X, const float *R, size_t n,
 	return total;
 }
 
+#define SELECT_MAX_LAMBDAS 64	/* candidates fitted on threads at once */
+
+/* The candidate ridges' fits, spread over threads (rrr_select_run()). */
+struct rrr_select_job {
+	const float *Xf, *Rf, *Xh, *Rh, *xtx, *xtr, *A0, *B0;
+	size_t nf, nh;
+	uint32_t in, out, rank, rank0;
+	const double *metric, *lambdas;
+	unsigned int nlambdas, t, threads;
+	double *res;		/* per candidate: held-out residual */
+	int *ret;		/* per candidate: rrr()'s result */
+};
+
+/* Candidates t, t + threads, ...: each fit on its own, in its own buffers. */
+static void *rrr_select_run(void *p)
+{
+	const struct rrr_select_job *g = p;
+	float *A = malloc(sizeof(float) * g->rank * g->in);
+	float *B = malloc(sizeof(float) * g->out * g->rank);
+	unsigned int j;
+
+	for (j = g->t; j < g->nlambdas; j += g->threads) {
+		g->ret[j] = A && B ? rrr(g->Xf, g->Rf, g->nf, g->in, g->out,
+					 g->rank, g->metric, g->lambdas[j],
+					 g->A0, g->B0, g->rank0, A, B, g->xtx,
+					 g->xtr) : -ENOMEM;
+		if (!g->ret[j]) {
+			g->res[j] = rrr_residual(g->Xh, g->Rh, g->nh, g->in,
+						 g->out, g->rank, g->metric, A,
+						 B);
+			if (isnan(g->res[j]))
+				g->ret[j] = -ENOMEM;
+		}
+	}
+	free(A);
+	free(B);
+	return NULL;
+}
+
 int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 			   uint32_t in, uint32_t out, uint32_t rank,
 			   const double *metric, const uint8_t *held_out,
@@ -830,8 +869,11 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	float *Xf = NULL, *Rf = NULL, *Xh = NULL, *Rh = NULL, *At = NULL,
 	      *Bt = NULL, *xtx = NULL, *xtr = NULL;
 	size_t k, nf = 0, nh = 0;
-	double best = INFINITY, best_lambda = 0.0;
-	unsigned int j;
+	double best = INFINITY, best_lambda = 0.0, res[SELECT_MAX_LAMBDAS];
+	struct rrr_select_job job[SELECT_MAX_LAMBDAS];
+	pthread_t th[SELECT_MAX_LAMBDAS];
+	int cand_ret[SELECT_MAX_LAMBDAS];
+	unsigned int j, t, threads, started;
 	int ret;
 
 	polar_clear_error();
@@ -845,9 +887,10 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 	ret = check_rank("calib_rrr_select", out, in, rank);
 	if (ret)
 		return ret;
-	if (!nlambdas)
-		return polar_fail(-EINVAL, "calib_rrr_select: nlambdas is 0 (no "
-				  "candidate lambdas)");
+	if (!nlambdas || nlambdas > SELECT_MAX_LAMBDAS)
+		return polar_fail(-EINVAL, "calib_rrr_select: nlambdas is %u "
+				  "(1..%d candidate lambdas)", nlambdas,
+				  SELECT_MAX_LAMBDAS);
 	ret = check_metric(metric, out);
 	if (ret)
 		return ret;
@@ -889,20 +932,42 @@ int polar_calib_rrr_select(const float *X, const float *R, size_t n,
 		polar_gram_sym(1, in, nf, Xf, in, xtx, in);
 		gram_sgemm(1, 0, in, out, nf, Xf, in, Rf, out, xtr, out);
 	}
+	/*
+	 * The candidates are independent fits of the same rows: on a thread
+	 * per CPU, each computed as on one thread; the choice then walks them
+	 * in order, so it does not depend on the threads.
+	 */
+	threads = calib_threads(nlambdas);
+	for (t = 0; t < threads; t++)
+		job[t] = (struct rrr_select_job){ .Xf = Xf, .Rf = Rf, .Xh = Xh,
+			.Rh = Rh, .xtx = xtx, .xtr = xtr, .A0 = A0, .B0 = B0,
+			.nf = nf, .nh = nh, .in = in, .out = out, .rank = rank,
+			.rank0 = rank0, .metric = metric, .lambdas = lambdas,
+			.nlambdas = nlambdas, .t = t, .threads = threads,
+			.res = res, .ret = cand_ret };
+	for (started = 1; started < threads; started++)
+		if (pthread_create(&th[started], NULL, rrr_select_run,
+				   &job[started]))
+			break;
+	rrr_select_run(&job[0]);
+	for (t = started; t < threads; t++)
+		rrr_select_run(&job[t]);
+	for (t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
 	for (j = 0; j < nlambdas; j++) {
-		double res;
-
-		ret = rrr(Xf, Rf, nf, in, out, rank, metric, lambdas[j], A0, B0,
-			  rank0, At, Bt, xtx, xtr);
-		if (ret)
-			goto out;
-		res = rrr_residual(Xh, Rh, nh, in, out, rank, metric, At, Bt);
-		if (isnan(res)) {
-			ret = polar_fail(-ENOMEM, "out of memory");
+		if (cand_ret[j]) {
+			/* Again here, for the message in this thread. */
+			ret = cand_ret[j] == -ENOMEM ?
+			      polar_fail(-ENOMEM, "out of memory") :
+			      rrr(Xf, Rf, nf, in, out, rank, metric, lambdas[j],
+				  A0, B0, rank0, At, Bt, xtx, xtr);
+			if (!ret)
+				ret = polar_fail(-EIO, "calib_rrr_select: "
+						 "lambda %g failed", lambdas[j]);
 			goto out;
 		}
-		if (res < best) {
-			best = res;
+		if (res[j] < best) {
+			best = res[j];
 			best_lambda = lambdas[j];
 		}
 	}

@@ -298,6 +298,9 @@ enum want {
 	X(polar_calib_rrr_select, "nlambdas", WANT_EINVAL,		\
 	  polar_calib_rrr_select(x, R, 4, IN, OUT, RANK, metric, held_out, \
 				 lambdas, 0, NULL, NULL, 0, A, B, &chosen)) \
+	X(polar_calib_rrr_select, "nlambdas", WANT_EINVAL,		\
+	  polar_calib_rrr_select(x, R, 4, IN, OUT, RANK, metric, held_out, \
+				 lambdas, 65, NULL, NULL, 0, A, B, &chosen)) \
 	X(polar_calib_rrr_select, "chosen", WANT_EINVAL,		\
 	  polar_calib_rrr_select(x, R, 4, IN, OUT, RANK, metric, held_out, \
 				 lambdas, 1, NULL, NULL, 0, A, B, NULL)) \

@@ -115,7 +115,8 @@ int polar_calib_rrr_metric(const float *X, const float *R, size_t n,
  * @held_out: n flags; rows with a non-zero flag are held out (both parts
  *	must have rows). Hold out whole samples (all the positions of an
  *	image), or neighbouring rows make the check look better than it is.
- * @lambdas: @nlambdas candidate lambda_rel values
+ * @lambdas: @nlambdas candidate lambda_rel values, 1..64 of them; they
+ *	are fitted on a thread per CPU, and the choice does not depend on it
  * @chosen: written: the candidate used
  *
  * Fits on the other rows with each candidate, keeps the one whose fit has
