@@ -29,9 +29,14 @@ static void train_usage(FILE *out)
 		"[--data DIR]\n"
 		"                   [--out FILE] [--threads N] [--batch N] "
 		"[--lr LR] [--no-flip]\n"
+		"                   [--validate N]\n"
 		"  --arch     model: cnn (default) or mlp\n"
-		"  --epochs   passes over the 60000 training images "
+		"  --epochs   passes over the training images "
 		"(default %d for cnn, %d for mlp)\n"
+		"  --validate the last N of the 60000 training images are "
+		"not trained on:\n"
+		"             polar eval --validate makes its choices on "
+		"them (default %d)\n"
 		"  --seed     initial weights, shuffling, flips (default 1)\n"
 		"  --data     Fashion-MNIST directory (default %s)\n"
 		"  --out      safetensors file to write (default ARCH.safetensors)\n"
@@ -41,7 +46,7 @@ static void train_usage(FILE *out)
 		"  --lr       Adam peak learning rate (default 0.002)\n"
 		"  --no-flip  no random left-right mirroring of training images\n",
 		DEFAULT_EPOCHS_CNN, DEFAULT_EPOCHS_MLP,
-		POLAR_FASHION_MNIST_DIR);
+		POLAR_FASHION_MNIST_VALIDATE, POLAR_FASHION_MNIST_DIR);
 }
 
 struct progress_state {
@@ -68,7 +73,8 @@ static void show_progress(void *ctx, const struct polar_train_progress *p)
 			st->tty ? "\r\033[K" : "", p->epoch, p->epochs, p->loss,
 			100.0 * p->accuracy);
 		if (p->test_accuracy >= 0.0)
-			fprintf(stderr, "  test %.2f%%", 100.0 * p->test_accuracy);
+			fprintf(stderr, "  validation %.2f%%",
+				100.0 * p->test_accuracy);
 		fprintf(stderr, "  %.0f img/s  %.1f s\n", p->images_per_s,
 			wall_s() - st->t0);
 		return;
@@ -115,12 +121,13 @@ static int parse_ul(const char *opt, const char *s, unsigned long long max,
 int polar_cmd_train(int argc, char **argv)
 {
 	const char *arch = "cnn", *dir = NULL, *out = NULL, *v;
-	struct polar_dataset train, test;
+	struct polar_dataset train, test, fit, held;
 	struct polar_train_opts opts;
 	struct polar_tensors ts;
 	struct polar_model m;
 	struct progress_state st;
 	unsigned long long epochs = 0, seed = 1, threads = 0, batch = 64;
+	unsigned long long validate = POLAR_FASHION_MNIST_VALIDATE;
 	char outbuf[64], val[64];
 	double acc, t0;
 	float lr = 2e-3f;
@@ -149,6 +156,9 @@ int polar_cmd_train(int argc, char **argv)
 				return 2;
 		} else if ((v = opt_value(argc, argv, &i, "--batch"))) {
 			if (parse_ul("--batch", v, 4096, &batch) || !batch)
+				return 2;
+		} else if ((v = opt_value(argc, argv, &i, "--validate"))) {
+			if (parse_ul("--validate", v, 1000000, &validate))
 				return 2;
 		} else if ((v = opt_value(argc, argv, &i, "--lr"))) {
 			char *end;
@@ -184,14 +194,33 @@ int polar_cmd_train(int argc, char **argv)
 		fprintf(stderr, "polar train: %s\n", polar_errmsg());
 		return 1;
 	}
+	/*
+	 * The validation images are the training split's last ones (no
+	 * copy): the model never sees them, so the choices polar eval makes
+	 * on them (clip percentiles, ridges, chip design) see the accuracy
+	 * and activations of unseen images, as the test split will, without
+	 * the test split being looked at.
+	 */
+	if (validate >= train.count) {
+		fprintf(stderr, "polar train: --validate %llu: the training "
+			"split has %zu images\n", validate, train.count);
+		ret = 2;
+		goto out_data;
+	}
+	fit = held = train;
+	fit.count = train.count - validate;
+	held.images += fit.count * (size_t)train.channels * train.rows *
+		      train.cols;
+	held.labels += fit.count;
+	held.count = validate;
 	ret = polar_model_create(&m, arch, seed);
 	if (ret) {
 		fprintf(stderr, "polar train: %s\n", polar_errmsg());
 		goto out_data;
 	}
-	fprintf(stderr, "polar train: %s, %zu parameters, %zu training and "
-		"%zu test images, %llu epochs, seed %llu\n", arch, m.nparams,
-		train.count, test.count, epochs, seed);
+	fprintf(stderr, "polar train: %s, %zu parameters, %zu training, %zu "
+		"validation and %zu test images, %llu epochs, seed %llu\n", arch,
+		m.nparams, fit.count, held.count, test.count, epochs, seed);
 	memset(&opts, 0, sizeof(opts));
 	opts.epochs = (unsigned int)epochs;
 	opts.batch = (unsigned int)batch;
@@ -199,12 +228,12 @@ int polar_cmd_train(int argc, char **argv)
 	opts.seed = seed;
 	opts.lr = lr;
 	opts.flip = flip;
-	opts.test = &test;
+	opts.test = held.count ? &held : NULL;
 	opts.progress = show_progress;
 	opts.ctx = &st;
 	st.tty = isatty(STDERR_FILENO);
 	st.t0 = t0 = wall_s();
-	ret = polar_model_train(&m, &train, &opts);
+	ret = polar_model_train(&m, &fit, &opts);
 	if (!ret)
 		ret = polar_model_evaluate(&m, &test, (unsigned int)threads,
 					   NULL, &acc);
@@ -227,6 +256,7 @@ int polar_cmd_train(int argc, char **argv)
 	META("batch", "%llu", batch);
 	META("lr", "%g", (double)lr);
 	META("flip", "%d", flip);
+	META("validate", "%llu", validate);
 	META("test_accuracy", "%.4f", acc);
 	META("train_seconds", "%.1f", wall_s() - t0);
 #undef META
