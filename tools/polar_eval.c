@@ -2038,6 +2038,17 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 			printf("gap %s=%.2f ci95=[%.2f,%.2f] worst_chip=%.2f\n",
 			       method_names[me], gap, ci[0], ci[1], worst);
 	}
+	/*
+	 * The Fisher weighting's own gain: sens-identity's gap minus
+	 * sensitivity's, on the same inputs, chips and images.
+	 */
+	if (!ret && want[M_SENS] && want[M_SENSID]) {
+		ret = paired_gap(HIT(0, 0, M_SENS), HIT(0, 0, M_SENSID), stride,
+				 C, N, &gap, ci, &worst);
+		if (!ret)
+			printf("fisher gain (gap sens-identity - gap sensitivity)"
+			       "=%.2f ci95=[%.2f,%.2f]\n", gap, ci[0], ci[1]);
+	}
 	for (v = 1; v < V && !ret; v++)
 		for (me = M_QUANT; me < NMETH && !ret; me++) {
 			double d, dci[2];
@@ -2069,7 +2080,7 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 		if (u < v)	/* this choice is already reported */
 			continue;
 		for (me = M_QUANT; me < NMETH && !ret; me++) {
-			const char *best = "the default";
+			size_t best = 0;	/* the options given */
 			double best_d = 0, d, dci[2];
 
 			if (!want[me] || me == M_QUANT)
@@ -2081,13 +2092,18 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 				ret = paired_gap(HIT(0, 0, me), HIT(u, 0, me),
 						 stride, C, N, &d, dci, &worst);
 				if (!ret && dci[1] < 0 && d < best_d) {
-					best = vary[u - 1];
+					best = u;
 					best_d = d;
 				}
 			}
 			if (!ret)
-				printf("chosen %s for %s: %s (change %.2f)\n",
-				       name, method_names[me], best, best_d);
+				ret = paired_gap(HIT(0, 0, M_FP32), HIT(best, 0, me),
+						 stride, C, N, &gap, ci, &worst);
+			if (!ret)
+				printf("chosen %s for %s: %s, gap %.2f ci95=[%.2f,"
+				       "%.2f]\n", name, method_names[me],
+				       best ? vary[best - 1] : "as given", gap,
+				       ci[0], ci[1]);
 		}
 	}
 #undef HIT
