@@ -209,6 +209,27 @@ vary_ok() {
 }
 check "eval --vary sigma-static=0: the change is the gaps' difference" vary_ok
 
+# The Fisher weighting's gain, paired: sens-identity's gap minus
+# sensitivity's, inside its own interval.
+fisher_gain_ok() { # log
+	awk '
+		/^gap sensitivity=/ { split($0, f, /[=\[,\] ]+/); s = f[3] }
+		/^gap sens-identity=/ { split($0, f, /[=\[,\] ]+/); i = f[3] }
+		/^fisher gain / {
+			split($0, f, /[=\[,\] ]+/); g = f[8]; lo = f[10]
+			hi = f[11]; seen = 1
+		}
+		END {
+			if (!seen || (i - s - g) ^ 2 > 0.0002 || lo > g || g > hi) {
+				print "  sensitivity " s ", sens-identity " i \
+				      ", gain " g " [" lo ", " hi "]" > "/dev/stderr"
+				exit 1
+			}
+		}' "$1"
+}
+check "eval --chip-seeds: the Fisher gain is the gaps' difference, paired" \
+	fisher_gain_ok "$dir/vary.log"
+
 # make run computes the fp32 reference natively: --methods fp32 alone must
 # open no device (this one does not exist) and give the fp32 accuracy of
 # a whole evaluation.
