@@ -38,15 +38,22 @@
 int polar_cmd_eval(int argc, char **argv);
 int polar_cmd_calibrate(int argc, char **argv);
 
+/*
+ * sens-identity is a control, not a default method: sensitivity's fit on
+ * the same sequential chip inputs with the identity metric instead of the
+ * Fisher's, so that the Fisher weighting's own gain is measured.
+ */
 enum method { M_FP32, M_QUANT, M_SVD, M_ACT, M_ACTDEV, M_SENS, M_TRAINED,
-	      NMETH };
+	      M_SENSID, NMETH };
 static const char *const method_names[NMETH] = {
 	"fp32", "quant", "svd", "act", "act-device", "sensitivity", "trained",
+	"sens-identity",
 };
 
 #define MAXL POLAR_MODEL_MAX_LAYERS
 #define DEFAULT_METHODS "fp32,quant,svd,act,act-device,sensitivity,trained"
 #define MAX_WORKERS 16		/* --threads */
+#define MAX_VARY 16		/* --vary, --select: variants of the options */
 #define EVAL_BATCH 250		/* test images per forward call */
 #define MAX_FIT_ROWS 8192	/* im2col rows per conv layer for fitting */
 #define MAX_FS_ROWS 256		/* input rows for the ADC statistics */
@@ -95,6 +102,11 @@ struct opts {
 	uint64_t seed_lo, seed_hi;	/* --chip-seeds A-B */
 	int chips_set;
 	int train;		/* the trained method is wanted */
+	int sens_identity;	/* the sens-identity control is wanted */
+	uint32_t validate;	/* evaluate on validation images, not test */
+	int select;		/* --select: sweep the choices */
+	const char *vary[MAX_VARY];	/* --vary NAME=VALUE */
+	unsigned int nvary;
 	const struct polar_dataset *held;	/* its early stopping's images */
 	struct polar_calib_train_opts topt;	/* its epochs, batch, lr */
 };
@@ -720,7 +732,9 @@ out:
  *    fp32 input) - device(X), each output weighted by the diagonal Fisher
  *    of the loss at it (--fisher full: the error measured in the whole
  *    output Fisher, polar_calib_output_fisher_full()), ridge towards act.
- *  The ridge of both device fits is chosen per layer on every fifth
+ *  - sens-identity (when wanted): sensitivity's inputs and targets, the
+ *    identity metric.
+ *  The ridge of the device fits is chosen per layer on every fifth
  *  calibration image, held out (polar_calib_rrr_select()), unless
  *  --lambda fixes it.
  *  - trained (when wanted): train_paths(), after every layer is fitted.
@@ -809,7 +823,10 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		held_out = malloc(S);
 		mx = malloc(sizeof(double) * in);
 		mr = malloc(sizeof(double) * out);
-		for (me = M_SVD; me <= M_SENS; me++) {
+		for (me = M_SVD; me <= M_SENSID; me++) {
+			if (me == M_TRAINED ||
+			    (me == M_SENSID && !o->sens_identity))
+				continue;
 			c->A[me][i] = malloc(sizeof(float) * r * in);
 			c->B[me][i] = malloc(sizeof(float) * out * r);
 			if (!c->A[me][i] || !c->B[me][i])
@@ -968,6 +985,19 @@ static int calibrate(struct ctx *c, const struct polar_dataset *cal)
 		if (!ret && o->intercept &&
 		    !(c->bc[M_SENS][i] = finish_intercept(mx, mr,
 				c->A[M_SENS][i], c->B[M_SENS][i], in, out, r)))
+			ret = -ENOMEM;
+		/*
+		 * sens-identity: the same inputs and targets, every output
+		 * weighted alike; act-device differs from sensitivity in its
+		 * inputs too (the fp32 model's), so only this one isolates
+		 * the Fisher weighting.
+		 */
+		if (!ret && o->sens_identity)
+			ret = fit(c, i, M_SENSID, Xp, Yd, S, NULL, held_out);
+		if (!ret && o->sens_identity && o->intercept &&
+		    !(c->bc[M_SENSID][i] = finish_intercept(mx, mr,
+				c->A[M_SENSID][i], c->B[M_SENSID][i], in, out,
+				r)))
 			ret = -ENOMEM;
 		if (ret) {
 			die(l->name);
@@ -1428,6 +1458,18 @@ static void usage(FILE *f)
 		"  --calib N          calibration images from the training split "
 		"(default 512, max 1024)\n"
 		"  --test N           test images (default 10000)\n"
+		"  --validate N       evaluate on N validation images instead "
+		"(the training\n"
+		"                     split's last %u, which polar train and "
+		"calibration leave out)\n"
+		"  --vary OPT=V       with --chip-seeds: also every chip with "
+		"--OPT V (or --OPT),\n"
+		"                     each method's change against the options "
+		"given, paired\n"
+		"  --select           --vary over the choices (act-pct, adc-pct, "
+		"first-xfmt,\n"
+		"                     intercept, ridge); needs --validate; "
+		"prints each chosen value\n"
 		"  --threads N        evaluation threads, each with its own device "
 		"handle\n"
 		"                     (default: the online CPUs, at most 16)\n"
@@ -1459,7 +1501,8 @@ static void usage(FILE *f)
 		"  --method M         calibrate: which factors to save "
 		"(default sensitivity)\n"
 		"  --data DIR         Fashion-MNIST directory\n",
-		TRAIN_EPOCHS, TRAIN_BATCH, TRAIN_PATIENCE, TRAIN_LR);
+		POLAR_FASHION_MNIST_VALIDATE, TRAIN_EPOCHS, TRAIN_BATCH,
+		TRAIN_PATIENCE, TRAIN_LR);
 }
 
 enum {
@@ -1470,6 +1513,7 @@ enum {
 	OPT_ADC_PCT, OPT_ACT_PCT, OPT_LAMBDA, OPT_INTERCEPT,
 	OPT_NO_INTERCEPT, OPT_FISHER, OPT_EPOCHS, OPT_TRAIN_BATCH,
 	OPT_PATIENCE, OPT_LR, OPT_LAYER_WEIGHT, OPT_METHOD, OPT_DATA, OPT_OUT,
+	OPT_SELECT, OPT_VALIDATE, OPT_VARY,
 };
 
 static const struct option eval_options[] = {
@@ -1507,17 +1551,17 @@ static const struct option eval_options[] = {
 	{ "method", required_argument, NULL, OPT_METHOD },
 	{ "data", required_argument, NULL, OPT_DATA },
 	{ "out", required_argument, NULL, OPT_OUT },
+	{ "select", no_argument, NULL, OPT_SELECT },
+	{ "validate", required_argument, NULL, OPT_VALIDATE },
+	{ "vary", required_argument, NULL, OPT_VARY },
 	{ NULL, 0, NULL, 0 },
 };
+
+static int parse_args(int argc, char **argv, struct opts *o);
 
 /* argv[0] is "polar eval" or "polar calibrate" (polar.c). */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	const char *cmd = argv[0], *a;
-	uint64_t v;
-	double x;
-	int c;
-
 	memset(o, 0, sizeof(*o));
 	o->model = "build/models/cnn.safetensors";
 	o->device = "sim";
@@ -1556,6 +1600,67 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->intercept = 1;
 	o->lambda = 0.01;
 	o->save_method = M_SENS;
+	return parse_args(argc, argv, o);
+}
+
+/*
+ * The options a --vary variant may change: the chip's and the
+ * calibration's, never what is evaluated or how.
+ */
+static const char *const vary_opts[] = {
+	"act-pct", "adc-pct", "first-xfmt", "xfmt", "wfmt", "intercept",
+	"no-intercept", "lambda", "sigma-static", "adc-bits", "recon",
+	"recon-frac-bits", "rank", "calib", "fisher",
+};
+
+/*
+ * Applies --vary NAME=VALUE (or NAME, a flag) to o through the option
+ * parser, so a variant's value meets the option's own checks. It starts
+ * getopt afresh: call it only when no other parse is under way.
+ */
+static int apply_variant(struct opts *o, const char *variant)
+{
+	char name[64], *eq, *argv[4];
+	size_t k;
+
+	snprintf(name, sizeof(name), "--%s", variant);
+	eq = strchr(name, '=');
+	if (eq)
+		*eq++ = 0;
+	for (k = 0; k < sizeof(vary_opts) / sizeof(vary_opts[0]); k++)
+		if (!strcmp(name + 2, vary_opts[k]))
+			break;
+	if (k == sizeof(vary_opts) / sizeof(vary_opts[0])) {
+		fprintf(stderr, "polar eval: --vary %s: not a chip or "
+			"calibration option\n", variant);
+		return -1;
+	}
+	argv[0] = (char *)"polar eval";
+	argv[1] = name;
+	argv[2] = eq;
+	argv[3] = NULL;
+	optind = 0;	/* glibc: start a new scan */
+	return parse_args(eq ? 3 : 2, argv, o);
+}
+
+/*
+ * --select: the choices made on validation images, each value against
+ * today's default (act-pct 99.9, adc-pct 99.99, first-xfmt uint8, the
+ * intercept, the ridge chosen per layer on held-out calibration images).
+ */
+static const char *const select_variants[] = {
+	"act-pct=99.5", "act-pct=99.99", "adc-pct=100", "first-xfmt=uint4",
+	"no-intercept", "lambda=0.01",
+};
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	const char *cmd = argv[0], *a;
+	unsigned int k, nvary0 = o->nvary;
+	uint64_t v;
+	double x;
+	int c;
+
 	while ((c = cli_getopt(argc, argv, eval_options, &a)) != -1) {
 		const char *val = optarg;
 
@@ -1565,6 +1670,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			exit(0);
 		case OPT_SWEEP:
 			o->sweep = 1;
+			break;
+		case OPT_SELECT:
+			o->select = 1;
 			break;
 		case OPT_INTERCEPT:
 		case OPT_NO_INTERCEPT:
@@ -1596,8 +1704,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 			if (me < M_SVD) {
 				fprintf(stderr, "%s: --method %s: one of svd, "
-					"act, act-device, sensitivity, trained\n",
-					cmd, val);
+					"act, act-device, sensitivity, "
+					"sens-identity, trained\n", cmd, val);
 				return -1;
 			}
 			o->save_method = me;
@@ -1698,6 +1806,20 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			o->test = (uint32_t)v;
 			break;
+		case OPT_VALIDATE:
+			if (cli_parse_u64(cmd, a, val, 1,
+					  POLAR_FASHION_MNIST_VALIDATE, &v))
+				return -1;
+			o->validate = (uint32_t)v;
+			break;
+		case OPT_VARY:
+			if (o->nvary == MAX_VARY) {
+				fprintf(stderr, "%s: --vary: at most %d\n", cmd,
+					MAX_VARY);
+				return -1;
+			}
+			o->vary[o->nvary++] = val;
+			break;
 		case OPT_WFMT:
 			if (!strcmp(val, "nf4"))
 				o->wfmt = POLAR_WFMT_NF4;
@@ -1768,6 +1890,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			"cells\n");
 		return -1;
 	}
+	/* each new --vary must parse, once this scan is over */
+	for (k = nvary0; k < o->nvary; k++) {
+		struct opts scratch = *o;
+
+		if (apply_variant(&scratch, o->vary[k]))
+			return -1;
+	}
 	return 0;
 }
 
@@ -1784,7 +1913,7 @@ static int parse_methods(const char *s, int want[NMETH])
 		if (me < 0) {
 			fprintf(stderr, "polar eval: unknown method '%s' (fp32, "
 				"quant, svd, act, act-device, sensitivity, "
-				"trained)\n", tok);
+				"trained, sens-identity)\n", tok);
 			return -1;
 		}
 		want[me] = 1;
@@ -1961,53 +2090,142 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /*
+ * The mean over C chips and N images of a's correctness minus b's, in
+ * points (chip c's N hits at a + c * stride), and its 95 % interval, a
+ * paired bootstrap: BOOT_RESAMPLES times, draw the chips with replacement
+ * and the test images with replacement (the same images for every drawn
+ * chip, for a and for b), and take the 2.5th and 97.5th percentiles of the
+ * resampled means; the draws come from erand48() seeded with BOOT_SEED,
+ * restarted for every call so that all comparisons see the same resamples.
+ * worst: the largest chip's mean.
+ */
+static int paired_gap(const uint8_t *a, const uint8_t *b, size_t stride,
+		      size_t C, size_t N, double *mean, double ci[2],
+		      double *worst)
+{
+	unsigned short xs[3] = { BOOT_SEED, 0, 0x330e };
+	size_t *cs = malloc(sizeof(size_t) * C), *is = malloc(sizeof(size_t) * N);
+	double *bs = malloc(sizeof(double) * BOOT_RESAMPLES), sum = 0;
+	size_t c, k, r;
+
+	if (!cs || !is || !bs) {
+		free(cs);
+		free(is);
+		free(bs);
+		fprintf(stderr, "polar eval: out of memory\n");
+		return -ENOMEM;
+	}
+	*worst = -100;
+	for (c = 0; c < C; c++) {
+		long d = 0;
+
+		for (k = 0; k < N; k++)
+			d += a[c * stride + k] - b[c * stride + k];
+		sum += (double)d;
+		*worst = fmax(*worst, 100.0 * (double)d / (double)N);
+	}
+	for (r = 0; r < BOOT_RESAMPLES; r++) {
+		long d = 0;
+
+		for (c = 0; c < C; c++)
+			cs[c] = (size_t)(erand48(xs) * (double)C);
+		for (k = 0; k < N; k++)
+			is[k] = (size_t)(erand48(xs) * (double)N);
+		for (c = 0; c < C; c++) {
+			const uint8_t *f = a + cs[c] * stride,
+				      *h = b + cs[c] * stride;
+
+			for (k = 0; k < N; k++)
+				d += f[is[k]] - h[is[k]];
+		}
+		bs[r] = 100.0 * (double)d / (double)(C * N);
+	}
+	qsort(bs, BOOT_RESAMPLES, sizeof(double), cmp_double);
+	*mean = 100.0 * sum / (double)(C * N);
+	ci[0] = bs[BOOT_RESAMPLES * 25 / 1000];
+	ci[1] = bs[BOOT_RESAMPLES * 975 / 1000 - 1];
+	free(cs);
+	free(is);
+	free(bs);
+	return 0;
+}
+
+/* "act-pct=99.5" -> the choice's name, "act-pct"; "lambda" is the ridge. */
+static void variant_choice(const char *v, char *name, size_t len)
+{
+	snprintf(name, len, "%s", v);
+	name[strcspn(name, "=")] = 0;
+	if (!strcmp(name, "no-intercept") || !strcmp(name, "intercept"))
+		snprintf(name, len, "intercept");
+}
+
+/*
  * --chip-seeds A-B: every chip calibrated and evaluated like one chip,
  * each test image's correctness kept. A method's gap to fp32 is the mean
  * over chips and images of fp32's correctness minus the method's, in
- * points. Its 95 % interval is a paired bootstrap: BOOT_RESAMPLES times,
- * draw the chips with replacement and the test images with replacement
- * (the same images for every drawn chip, for fp32 and for the method),
- * and take the 2.5th and 97.5th percentiles of the resampled means; the
- * draws come from erand48() seeded with BOOT_SEED, restarted for every
- * method so that all methods see the same resamples.
+ * points, with its paired bootstrap interval (paired_gap()).
+ *
+ * --vary V (and --select, a list of them): every chip is calibrated and
+ * evaluated again with the variant V of the options; fp32 does not depend
+ * on them. Each method's gap under V, and its change against the options
+ * given (negative: V is better), both paired over the same chips and
+ * images. With --select, each choice keeps the value given unless another
+ * one's change has its whole interval below zero; then the one with the
+ * lowest change wins: a value is changed only on evidence beyond the
+ * validation images' noise.
  */
 static int run_chips(const struct opts *o0, struct polar_model *m,
 		     const struct polar_dataset *cal,
 		     const struct polar_dataset *test, const int want[NMETH])
 {
-	size_t C = o0->seed_hi - o0->seed_lo + 1, N = test->count, c, k, b;
-	struct opts o = *o0;
-	uint8_t *hit = calloc(C * NMETH * N, 1);
-	size_t *ci = malloc(sizeof(size_t) * C), *ii = malloc(sizeof(size_t) * N);
-	double *bs = malloc(sizeof(double) * BOOT_RESAMPLES);
+	size_t C = o0->seed_hi - o0->seed_lo + 1, N = test->count, V, c, v;
+	const char *const *vary = o0->select ? select_variants : o0->vary;
+	size_t stride = NMETH * N;	/* one chip's hits */
+	uint8_t *hit;
+	double gap, ci[2], worst;
 	int me, ret = 0;
 
-#define HIT(c, me) (hit + ((c) * NMETH + (me)) * N)
-	if (!hit || !ci || !ii || !bs) {
+	V = 1 + (o0->select ? sizeof(select_variants) /
+		 sizeof(select_variants[0]) : o0->nvary);
+	hit = calloc(V * C * stride, 1);
+#define HIT(v, c, me) (hit + (((v) * C + (c)) * NMETH + (me)) * N)
+	if (!hit) {
 		fprintf(stderr, "polar eval: out of memory\n");
-		ret = -ENOMEM;
-		goto out;
+		return -ENOMEM;
 	}
-	printf("chips %llu..%llu, %zu test images each\n",
+	printf("chips %llu..%llu, %zu %s images each\n",
 	       (unsigned long long)o0->seed_lo,
-	       (unsigned long long)o0->seed_hi, N);
-	for (c = 0; c < C && !ret; c++) {
-		struct point pt = { 0 };
+	       (unsigned long long)o0->seed_hi, N,
+	       o0->validate ? "validation" : "test");
+	for (v = 0; v < V && !ret; v++) {
+		struct opts o = *o0;
+		int want_v[NMETH];
 
-		o.chip_seed = o0->seed_lo + c;
-		pt.sigma = o.sigma_static;
-		pt.adc_bits = o.adc_bits;
-		for (me = 0; me < NMETH; me++)
-			pt.hit[me] = want[me] ? HIT(c, me) : NULL;
-		ret = run_point(&o, m, cal, test, want, &pt, NULL);
-		if (ret)
-			break;
-		printf("chip %llu:", (unsigned long long)o.chip_seed);
-		for (me = 0; me < NMETH; me++)
-			if (want[me])
-				printf(" %s %.2f", method_names[me], pt.r[me].acc);
-		printf("\n");
-		fflush(stdout);
+		memcpy(want_v, want, sizeof(want_v));
+		if (v) {
+			ret = apply_variant(&o, vary[v - 1]);
+			want_v[M_FP32] = 0;
+		}
+		for (c = 0; c < C && !ret; c++) {
+			struct point pt = { 0 };
+
+			o.chip_seed = o0->seed_lo + c;
+			pt.sigma = o.sigma_static;
+			pt.adc_bits = o.adc_bits;
+			for (me = 0; me < NMETH; me++)
+				pt.hit[me] = want_v[me] ? HIT(v, c, me) : NULL;
+			ret = run_point(&o, m, cal, test, want_v, &pt, NULL);
+			if (ret)
+				break;
+			printf("chip %llu%s%s:", (unsigned long long)o.chip_seed,
+			       v ? " with " : "", v ? vary[v - 1] : "");
+			for (me = 0; me < NMETH; me++)
+				if (want_v[me])
+					printf(" %s %.2f", method_names[me],
+					       pt.r[me].acc);
+			printf("\n");
+			fflush(stdout);
+		}
 	}
 	if (ret)
 		goto out;
@@ -2015,48 +2233,86 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 	       "bootstrap 95%% interval (%d resamples of chips and images, "
 	       "erand48 seed %d), the worst chip's gap\n", BOOT_RESAMPLES,
 	       BOOT_SEED);
-	for (me = M_QUANT; me < NMETH; me++) {
-		unsigned short xs[3] = { BOOT_SEED, 0, 0x330e };
-		double sum = 0, worst = -100;
-
+	for (me = M_QUANT; me < NMETH && !ret; me++) {
 		if (!want[me])
 			continue;
-		for (c = 0; c < C; c++) {
-			long d = 0;
+		ret = paired_gap(HIT(0, 0, M_FP32), HIT(0, 0, me), stride, C, N,
+				 &gap, ci, &worst);
+		if (!ret)
+			printf("gap %s=%.2f ci95=[%.2f,%.2f] worst_chip=%.2f\n",
+			       method_names[me], gap, ci[0], ci[1], worst);
+	}
+	/*
+	 * The Fisher weighting's own gain: sens-identity's gap minus
+	 * sensitivity's, on the same inputs, chips and images.
+	 */
+	if (!ret && want[M_SENS] && want[M_SENSID]) {
+		ret = paired_gap(HIT(0, 0, M_SENS), HIT(0, 0, M_SENSID), stride,
+				 C, N, &gap, ci, &worst);
+		if (!ret)
+			printf("fisher gain (gap sens-identity - gap sensitivity)"
+			       "=%.2f ci95=[%.2f,%.2f]\n", gap, ci[0], ci[1]);
+	}
+	for (v = 1; v < V && !ret; v++)
+		for (me = M_QUANT; me < NMETH && !ret; me++) {
+			double d, dci[2];
 
-			for (k = 0; k < N; k++)
-				d += HIT(c, M_FP32)[k] - HIT(c, me)[k];
-			sum += (double)d;
-			worst = fmax(worst, 100.0 * (double)d / (double)N);
+			if (!want[me])
+				continue;
+			ret = paired_gap(HIT(0, 0, M_FP32), HIT(v, 0, me),
+					 stride, C, N, &gap, ci, &worst);
+			if (!ret)
+				ret = paired_gap(HIT(0, 0, me), HIT(v, 0, me),
+						 stride, C, N, &d, dci, &worst);
+			if (!ret)
+				printf("with %s: gap %s=%.2f ci95=[%.2f,%.2f] "
+				       "change=%.2f ci95=[%.2f,%.2f]\n",
+				       vary[v - 1], method_names[me], gap, ci[0],
+				       ci[1], d, dci[0], dci[1]);
 		}
-		for (b = 0; b < BOOT_RESAMPLES; b++) {
-			long d = 0;
+	/* --select: per choice and method, the value kept. */
+	for (v = 1; o0->select && v < V && !ret; v++) {
+		char name[64], other[64];
+		size_t u;
 
-			for (c = 0; c < C; c++)
-				ci[c] = (size_t)(erand48(xs) * (double)C);
-			for (k = 0; k < N; k++)
-				ii[k] = (size_t)(erand48(xs) * (double)N);
-			for (c = 0; c < C; c++) {
-				const uint8_t *f = HIT(ci[c], M_FP32),
-					      *h = HIT(ci[c], me);
+		variant_choice(vary[v - 1], name, sizeof(name));
+		for (u = 1; u < v; u++) {
+			variant_choice(vary[u - 1], other, sizeof(other));
+			if (!strcmp(name, other))
+				break;
+		}
+		if (u < v)	/* this choice is already reported */
+			continue;
+		for (me = M_QUANT; me < NMETH && !ret; me++) {
+			size_t best = 0;	/* the options given */
+			double best_d = 0, d, dci[2];
 
-				for (k = 0; k < N; k++)
-					d += f[ii[k]] - h[ii[k]];
+			if (!want[me] || me == M_QUANT)
+				continue;
+			for (u = v; u < V && !ret; u++) {
+				variant_choice(vary[u - 1], other, sizeof(other));
+				if (strcmp(name, other))
+					continue;
+				ret = paired_gap(HIT(0, 0, me), HIT(u, 0, me),
+						 stride, C, N, &d, dci, &worst);
+				if (!ret && dci[1] < 0 && d < best_d) {
+					best = u;
+					best_d = d;
+				}
 			}
-			bs[b] = 100.0 * (double)d / (double)(C * N);
+			if (!ret)
+				ret = paired_gap(HIT(0, 0, M_FP32), HIT(best, 0, me),
+						 stride, C, N, &gap, ci, &worst);
+			if (!ret)
+				printf("chosen %s for %s: %s, gap %.2f ci95=[%.2f,"
+				       "%.2f]\n", name, method_names[me],
+				       best ? vary[best - 1] : "as given", gap,
+				       ci[0], ci[1]);
 		}
-		qsort(bs, BOOT_RESAMPLES, sizeof(double), cmp_double);
-		printf("gap %s=%.2f ci95=[%.2f,%.2f] worst_chip=%.2f\n",
-		       method_names[me], 100.0 * sum / (double)(C * N),
-		       bs[BOOT_RESAMPLES * 25 / 1000],
-		       bs[BOOT_RESAMPLES * 975 / 1000 - 1], worst);
 	}
 #undef HIT
 out:
 	free(hit);
-	free(ci);
-	free(ii);
-	free(bs);
 	return ret;
 }
 
@@ -2349,9 +2605,11 @@ static void write_report(const struct opts *o, const struct point *pt,
 
 static int load_all(struct opts *o, struct polar_model *m,
 		    struct polar_dataset *train, struct polar_dataset *test,
-		    struct polar_dataset *cal, struct polar_dataset *held)
+		    struct polar_dataset *cal, struct polar_dataset *held,
+		    struct polar_dataset *val)
 {
-	size_t len = strlen(o->model);
+	size_t len = strlen(o->model), isz;
+	struct polar_dataset fit;
 	uint64_t want, have;
 
 	if (len > 5 && !strcmp(o->model + len - 5, ".onnx") ?
@@ -2380,9 +2638,25 @@ static int load_all(struct opts *o, struct polar_model *m,
 	if (polar_dataset_preprocess(train, &m->pre) ||
 	    polar_dataset_preprocess(test, &m->pre))
 		return die("preprocess");
-	if (calib_subset(train, o->calib, o->calib, 0, cal) ||
-	    calib_subset(train, HELD_IMAGES, o->calib,
-			 train->count / o->calib / 2, held)) {
+	/*
+	 * The calibration images (and the trained method's held-out ones)
+	 * come from the images polar train trains on; the last ones are the
+	 * validation split, which no fit sees.
+	 */
+	if (train->count <= POLAR_FASHION_MNIST_VALIDATE) {
+		fprintf(stderr, "polar eval: the training split has only %zu "
+			"images\n", train->count);
+		return 1;
+	}
+	fit = *val = *train;
+	fit.count = train->count - POLAR_FASHION_MNIST_VALIDATE;
+	isz = (size_t)train->channels * train->rows * train->cols;
+	val->images += fit.count * isz;
+	val->labels += fit.count;
+	val->count = POLAR_FASHION_MNIST_VALIDATE;
+	if (calib_subset(&fit, o->calib, o->calib, 0, cal) ||
+	    calib_subset(&fit, HELD_IMAGES, o->calib,
+			 fit.count / o->calib / 2, held)) {
 		fprintf(stderr, "polar eval: out of memory\n");
 		return 1;
 	}
@@ -2393,7 +2667,7 @@ static int load_all(struct opts *o, struct polar_model *m,
 int polar_cmd_eval(int argc, char **argv)
 {
 	struct polar_dataset train = { 0 }, test = { 0 }, cal = { 0 }, th,
-			     held = { 0 };
+			     held = { 0 }, val = { 0 };
 	struct polar_model m = { 0 };
 	struct opts o;
 	int want[NMETH], me, ret = 1;
@@ -2406,15 +2680,32 @@ int polar_cmd_eval(int argc, char **argv)
 	if (parse_opts(argc, argv, &o) || parse_methods(o.methods, want))
 		return 2;
 	o.train = want[M_TRAINED];
-	if (o.chips_set && (!want[M_FP32] || strncmp(o.device, "sim", 3) ||
-			    o.sweep || o.report)) {
-		fprintf(stderr, "polar eval: --chip-seeds needs a sim device and "
-			"fp32 among the methods, without --sweep or --report\n");
+	o.sens_identity = want[M_SENSID];
+	if (o.select && !o.validate) {
+		fprintf(stderr, "polar eval: --select makes choices, on "
+			"validation images only: give --validate N\n");
 		return 2;
 	}
-	if (load_all(&o, &m, &train, &test, &cal, &held))
+	if (o.select && o.nvary) {
+		fprintf(stderr, "polar eval: --select and --vary: one or the "
+			"other\n");
+		return 2;
+	}
+	if ((o.select || o.nvary) && !o.chips_set) {
+		o.seed_lo = o.seed_hi = o.chip_seed;
+		o.chips_set = 1;
+	}
+	if (o.chips_set && (!want[M_FP32] || strncmp(o.device, "sim", 3) ||
+			    o.sweep || o.report)) {
+		fprintf(stderr, "polar eval: --chip-seeds, --vary and --select "
+			"need a sim device and fp32 among the methods, without "
+			"--sweep or --report\n");
+		return 2;
+	}
+	if (load_all(&o, &m, &train, &test, &cal, &held, &val))
 		goto out;
-	if ((want[M_SENS] || want[M_TRAINED]) && !polar_model_is_chain(&m)) {
+	if ((want[M_SENS] || want[M_TRAINED] || want[M_SENSID]) &&
+	    !polar_model_is_chain(&m)) {
 		/*
 		 * Their Fisher and training need the model's gradient, which
 		 * the library computes for chains of the built-in layer types
@@ -2426,7 +2717,9 @@ int polar_cmd_eval(int argc, char **argv)
 			"for %s (%s)\n", o.model, polar_errmsg());
 		want[M_SENS] = 0;
 		want[M_TRAINED] = 0;
+		want[M_SENSID] = 0;
 		o.train = 0;
+		o.sens_identity = 0;
 		for (me = 0; me < NMETH; me++)
 			left += want[me];
 		if (!left) {
@@ -2436,7 +2729,15 @@ int polar_cmd_eval(int argc, char **argv)
 		}
 	}
 	pt.t.load = now_s() - t0;
-	th = head(&test, o.test);
+	/*
+	 * --validate: choices are made on the validation split; the test
+	 * split gives only the final numbers.
+	 */
+	th = o.validate ? head(&val, o.validate) : head(&test, o.test);
+	if (o.validate)
+		fprintf(stderr, "evaluating on %zu validation images (the "
+			"training split's last %u), not on the test split\n",
+			th.count, POLAR_FASHION_MNIST_VALIDATE);
 	if (o.chips_set) {
 		ret = run_chips(&o, &m, &cal, &th, want) ? 1 : 0;
 		goto out;
@@ -2545,7 +2846,7 @@ out:
 int polar_cmd_calibrate(int argc, char **argv)
 {
 	struct polar_dataset train = { 0 }, test = { 0 }, cal = { 0 },
-			     held = { 0 };
+			     held = { 0 }, val;
 	struct polar_model m = { 0 };
 	struct polar_tensors ts;
 	struct ctx c = { 0 };
@@ -2562,17 +2863,19 @@ int polar_cmd_calibrate(int argc, char **argv)
 		return 2;
 	}
 	o.train = o.save_method == M_TRAINED;
+	o.sens_identity = o.save_method == M_SENSID;
 	polar_tensors_init(&ts);
-	if (load_all(&o, &m, &train, &test, &cal, &held))
+	if (load_all(&o, &m, &train, &test, &cal, &held, &val))
 		goto out;
-	if ((o.save_method == M_SENS || o.save_method == M_TRAINED) &&
+	if ((o.save_method == M_SENS || o.save_method == M_TRAINED ||
+	     o.save_method == M_SENSID) &&
 	    !polar_model_is_chain(&m)) {
 		fprintf(stderr, "polar calibrate: no %s factors for %s "
 			"(%s): saving act-device's\n",
-			o.save_method == M_SENS ? "sensitivity" : "trained",
-			o.model, polar_errmsg());
+			method_names[o.save_method], o.model, polar_errmsg());
 		o.save_method = M_ACTDEV;
 		o.train = 0;
+		o.sens_identity = 0;
 	}
 	pt.sigma = o.sigma_static;
 	pt.adc_bits = o.adc_bits;

@@ -24,7 +24,7 @@ int polar_cmd_train(int argc, char **argv);
 
 enum {
 	OPT_ARCH = 256, OPT_EPOCHS, OPT_SEED, OPT_DATA, OPT_OUT, OPT_THREADS,
-	OPT_BATCH, OPT_LR, OPT_NO_FLIP,
+	OPT_BATCH, OPT_LR, OPT_NO_FLIP, OPT_VALIDATE,
 };
 
 static const struct option train_options[] = {
@@ -37,6 +37,7 @@ static const struct option train_options[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "lr", required_argument, NULL, OPT_LR },
+	{ "validate", required_argument, NULL, OPT_VALIDATE },
 	{ "no-flip", no_argument, NULL, OPT_NO_FLIP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -48,9 +49,14 @@ static void train_usage(FILE *out)
 		"[--data DIR]\n"
 		"                   [--out FILE] [--threads N] [--batch N] "
 		"[--lr LR] [--no-flip]\n"
+		"                   [--validate N]\n"
 		"  --arch     model: cnn (default) or mlp\n"
-		"  --epochs   passes over the 60000 training images "
+		"  --epochs   passes over the training images "
 		"(default %d for cnn, %d for mlp)\n"
+		"  --validate the last N of the 60000 training images are "
+		"not trained on:\n"
+		"             polar eval --validate makes its choices on "
+		"them (default %d)\n"
 		"  --seed     initial weights, shuffling, flips (default 1)\n"
 		"  --data     Fashion-MNIST directory (default %s)\n"
 		"  --out      safetensors file to write (default ARCH.safetensors)\n"
@@ -60,7 +66,7 @@ static void train_usage(FILE *out)
 		"  --lr       Adam peak learning rate (default 0.002)\n"
 		"  --no-flip  no random left-right mirroring of training images\n",
 		DEFAULT_EPOCHS_CNN, DEFAULT_EPOCHS_MLP,
-		POLAR_FASHION_MNIST_DIR);
+		POLAR_FASHION_MNIST_VALIDATE, POLAR_FASHION_MNIST_DIR);
 }
 
 struct progress_state {
@@ -84,7 +90,8 @@ static void show_progress(void *ctx, const struct polar_train_progress *p)
 		bar_line(&st->bar, "epoch %u/%u: loss %.4f  train %.2f%%",
 			 p->epoch, p->epochs, p->loss, 100.0 * p->accuracy);
 		if (p->test_accuracy >= 0.0)
-			fprintf(stderr, "  test %.2f%%", 100.0 * p->test_accuracy);
+			fprintf(stderr, "  validation %.2f%%",
+				100.0 * p->test_accuracy);
 		fprintf(stderr, "  %.0f img/s  %.1f s\n", p->images_per_s,
 			now_s() - st->t0);
 		return;
@@ -99,12 +106,13 @@ static void show_progress(void *ctx, const struct polar_train_progress *p)
 int polar_cmd_train(int argc, char **argv)
 {
 	const char *arch = "cnn", *dir = NULL, *out = NULL;
-	struct polar_dataset train, test;
+	struct polar_dataset train, test, fit, held;
 	struct polar_train_opts opts;
 	struct polar_tensors ts;
 	struct polar_model m;
 	struct progress_state st;
 	uint64_t epochs = 0, seed = 1, threads = 0, batch = 64;
+	uint64_t validate = POLAR_FASHION_MNIST_VALIDATE;
 	const char *cmd = argv[0], *opt;
 	char outbuf[64], val[64];
 	double acc, t0, x;
@@ -145,6 +153,11 @@ int polar_cmd_train(int argc, char **argv)
 			if (cli_parse_u64(cmd, opt, optarg, 1, 4096, &batch))
 				return 2;
 			break;
+		case OPT_VALIDATE:
+			if (cli_parse_u64(cmd, opt, optarg, 0, 1000000,
+					  &validate))
+				return 2;
+			break;
 		case OPT_LR:
 			if (cli_parse_double(cmd, opt, optarg, 0, 1,
 					     CLI_MIN_OPEN | CLI_MAX_OPEN, &x))
@@ -173,15 +186,35 @@ int polar_cmd_train(int argc, char **argv)
 		fprintf(stderr, "polar train: %s\n", polar_errmsg());
 		return 1;
 	}
+	/*
+	 * The validation images are the training split's last ones (no
+	 * copy): the model never sees them, so the choices polar eval makes
+	 * on them (clip percentiles, ridges, chip design) see the accuracy
+	 * and activations of unseen images, as the test split will, without
+	 * the test split being looked at.
+	 */
+	if (validate >= train.count) {
+		fprintf(stderr, "polar train: --validate %llu: the training "
+			"split has %zu images\n", (unsigned long long)validate,
+			train.count);
+		ret = 2;
+		goto out_data;
+	}
+	fit = held = train;
+	fit.count = train.count - validate;
+	held.images += fit.count * (size_t)train.channels * train.rows *
+		      train.cols;
+	held.labels += fit.count;
+	held.count = validate;
 	ret = polar_model_create(&m, arch, seed);
 	if (ret) {
 		fprintf(stderr, "polar train: %s\n", polar_errmsg());
 		goto out_data;
 	}
-	fprintf(stderr, "polar train: %s, %zu parameters, %zu training and "
-		"%zu test images, %llu epochs, seed %llu\n", arch, m.nparams,
-		train.count, test.count, (unsigned long long)epochs,
-		(unsigned long long)seed);
+	fprintf(stderr, "polar train: %s, %zu parameters, %zu training, %zu "
+		"validation and %zu test images, %llu epochs, seed %llu\n", arch,
+		m.nparams, fit.count, held.count, test.count,
+		(unsigned long long)epochs, (unsigned long long)seed);
 	memset(&opts, 0, sizeof(opts));
 	opts.epochs = (unsigned int)epochs;
 	opts.batch = (unsigned int)batch;
@@ -189,12 +222,12 @@ int polar_cmd_train(int argc, char **argv)
 	opts.seed = seed;
 	opts.lr = lr;
 	opts.flip = flip;
-	opts.test = &test;
+	opts.test = held.count ? &held : NULL;
 	opts.progress = show_progress;
 	opts.ctx = &st;
 	st.epoch = 0;
 	st.t0 = t0 = now_s();
-	ret = polar_model_train(&m, &train, &opts);
+	ret = polar_model_train(&m, &fit, &opts);
 	if (!ret)
 		ret = polar_model_evaluate(&m, &test, (unsigned int)threads,
 					   NULL, &acc);
@@ -217,6 +250,7 @@ int polar_cmd_train(int argc, char **argv)
 	META("batch", "%llu", (unsigned long long)batch);
 	META("lr", "%g", (double)lr);
 	META("flip", "%d", flip);
+	META("validate", "%llu", (unsigned long long)validate);
 	META("test_accuracy", "%.4f", acc);
 	META("train_seconds", "%.1f", now_s() - t0);
 #undef META

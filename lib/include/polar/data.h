@@ -78,6 +78,14 @@ struct polar_dataset {
 	uint32_t classes;
 };
 
+/*
+ * The validation split: the last images of Fashion-MNIST's training split,
+ * which polar train does not train on and polar eval does not calibrate
+ * on, so that every choice is made on them and the test split gives only
+ * final numbers.
+ */
+#define POLAR_FASHION_MNIST_VALIDATE 10000
+
 /* Where dataset-fashion-mnist installs the four files. */
 #define POLAR_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
