@@ -40,6 +40,9 @@ LIB_SO = $(BUILD)/lib/libpolar-accel.so.$(LIB_VERSION)
 # (and, when they use the calibration, LAPACK's own: polar-accel.pc).
 LIB_LIBS = -ldrm -luring -ljansson -lprotobuf-c -lz -llapacke -llapack \
 	-lpthread -lm
+# A static program that calls the calibration also needs LAPACK's
+# Fortran runtime (the static liblapack.a is OpenBLAS's, Fortran inside).
+LIB_STATIC_LIBS = $(LIB_LIBS) -lgfortran -lquadmath -lm
 LIB_A = $(BUILD)/lib/libpolar-accel.a
 LIB_HDRS = $(wildcard lib/include/polar/*.h) $(wildcard lib/src/*.h) \
 	$(wildcard hw/*.h) $(wildcard uapi/drm/*.h) $(wildcard qemu-device/*.h) \
@@ -208,7 +211,7 @@ $(BUILD)/tests/selftests/%: tests/selftests/%.c tests/unit/abi_cases.h $(LIB_A) 
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -Wno-sign-compare \
 		-I$(KSELFTEST_DIR) -static $(SELFTEST_LDFLAGS) \
-		$< -o $@ $(LIB_A) $(LIB_LIBS) -lpthread
+		$< -o $@ $(LIB_A) $(LIB_STATIC_LIBS) -lpthread
 
 # polar_lib_test stands between the library and liburing to make the
 # kernel take only part of the queued jobs (a short submit).

@@ -20,6 +20,7 @@
 
 #include "kselftest_harness.h"
 
+#include "polar/calib.h"
 #include "polar/polar.h"
 #include "polar/qlayer.h"
 #include "polar_cim_hw.h"
@@ -582,6 +583,88 @@ TEST(threads_submit_and_reap)
 		verified += wk[i].verified;
 	}
 	TH_LOG("4 threads: %d of 1000 jobs verified", verified);
+}
+
+/* ---- the calibration's dense solvers on the guest's CPU ----------------- */
+
+/*
+ * The calibration's eigensolver and Cholesky are LAPACK's (OpenBLAS's on
+ * Debian), which picks its kernels from CPUID at run time. QEMU's default
+ * CPU model reports an AMD CPU whose kernels use instructions TCG does
+ * not emulate: make run died with SIGILL in its first fit until the guest
+ * named a kernel set (OPENBLAS_CORETYPE, tests/vm/init). A rank-2 map on
+ * conv1's shape (25 inputs, 16 outputs) must come back from the ridge
+ * fit, and an eigendecomposition must reproduce its matrix.
+ */
+TEST(calib_solvers_on_the_guest_cpu)
+{
+	enum { N = 256, IN = 25, OUT = 16, R = 2 };
+	static float X[N * IN], Rt[N * OUT], A[R * IN], B[OUT * R];
+	static double S[IN * IN], S0[IN * IN], ev[IN], V[IN * IN];
+	double err = 0, ref = 0, worst = 0;
+	uint32_t i, j, k, lcg = 12345;
+	int ret;
+
+
+	for (i = 0; i < N * IN; i++) {	/* a fixed full-rank design */
+		lcg = lcg * 1103515245u + 12345u;
+		X[i] = (float)((lcg >> 8) / 16777216.0 - 0.5);
+	}
+	for (i = 0; i < N; i++)
+		for (j = 0; j < OUT; j++) {
+			double a = 0, b = 0;
+
+			for (k = 0; k < IN; k++) {
+				a += X[i * IN + k] * cos(0.3 * k);
+				b += X[i * IN + k] * sin(0.7 * k + 1);
+			}
+			Rt[i * OUT + j] = (float)(a * (j + 1) / OUT -
+						  b * (OUT - j) / OUT);
+		}
+	ret = polar_calib_rrr(X, Rt, N, IN, OUT, R, NULL, 1e-9, NULL, NULL, 0,
+			      A, B);
+	ASSERT_EQ(0, ret) TH_LOG("polar_calib_rrr: %s", polar_errmsg());
+	for (i = 0; i < N; i++)
+		for (j = 0; j < OUT; j++) {
+			double z = 0;
+
+			for (k = 0; k < R; k++) {
+				double ax = 0;
+				uint32_t c;
+
+				for (c = 0; c < IN; c++)
+					ax += (double)A[k * IN + c] * X[i * IN + c];
+				z += (double)B[j * R + k] * ax;
+			}
+			err += (z - Rt[i * OUT + j]) * (z - Rt[i * OUT + j]);
+			ref += (double)Rt[i * OUT + j] * Rt[i * OUT + j];
+		}
+	/* exactly rank 2: only float rounding and the tiny ridge remain */
+	TH_LOG("rank-2 fit: relative residual %.2e", sqrt(err / ref));
+	EXPECT_LT(sqrt(err / ref), 1e-3);
+
+	for (i = 0; i < IN; i++)
+		for (j = 0; j < IN; j++) {
+			double g = 0;
+
+			for (k = 0; k < N; k++)
+				g += (double)X[k * IN + i] * X[k * IN + j];
+			S[i * IN + j] = S0[i * IN + j] = g;
+		}
+	ASSERT_EQ(0, polar_calib_symeig(S, IN, ev, V));
+	/* S0 = V diag(ev) V^T, elementwise against the largest eigenvalue */
+	for (i = 0; i < IN; i++)
+		for (j = 0; j < IN; j++) {
+			double g = 0;
+
+			for (k = 0; k < IN; k++)
+				g += V[i * IN + k] * ev[k] * V[j * IN + k];
+			if (fabs(g - S0[i * IN + j]) > worst)
+				worst = fabs(g - S0[i * IN + j]);
+		}
+	TH_LOG("eigendecomposition: worst entry error %.2e of %.2e", worst,
+	       fabs(ev[0]) > fabs(ev[IN - 1]) ? fabs(ev[0]) : fabs(ev[IN - 1]));
+	EXPECT_LT(worst, 1e-9 * (fabs(ev[0]) + fabs(ev[IN - 1])));
 }
 
 /* ---- short submits, the in-flight cap, thread hand-off ----------------- */
