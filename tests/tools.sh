@@ -149,6 +149,14 @@ eval_ok() {
 }
 check "eval on sim: every method above its accuracy floor, the report" eval_ok
 
+# same_results REGEX LOG1 LOG2: the lines of two polar eval logs that match
+# REGEX are the same, but for the images/s that ends an energy line
+# (a timing); the difference goes to stderr.
+same_results() {
+	diff <(grep -E "$1" "$2" | sed 's/; [0-9]* images\/s$//') \
+		<(grep -E "$1" "$3" | sed 's/; [0-9]* images\/s$//') >&2
+}
+
 # Two evaluation threads take alternate batches of 250 test images: the
 # accuracy and energy lines must be those of one thread, and the phases
 # line must be there.
@@ -159,10 +167,8 @@ eval_threads_ok() {
 		--threads 2 >"$dir/eval-t2.log" 2>&1 || return 1
 	grep -q '^phases: load .*, eval sensitivity .*, total [0-9.]* s$' \
 		"$dir/eval-t2.log" || { echo "  no phases line" >&2; return 1; }
-	diff <(grep -E '^(accuracy|quant energy|sensitivity energy)' \
-		"$dir/eval-t1.log" | sed 's/; [0-9]* images\/s$//') \
-		<(grep -E '^(accuracy|quant energy|sensitivity energy)' \
-		"$dir/eval-t2.log" | sed 's/; [0-9]* images\/s$//') >&2
+	same_results '^(accuracy|quant energy|sensitivity energy)' \
+		"$dir/eval-t1.log" "$dir/eval-t2.log"
 }
 check "eval --threads 2: the results of one thread, and the phases line" \
 	eval_threads_ok
@@ -175,10 +181,8 @@ eval_shared_pass_ok() {
 	"$polar" eval --model "$model" --device sim --calib 128 --test 300 \
 		--threads 1 --methods quant,sensitivity >"$dir/eval-alone.log" \
 		2>&1 || return 1
-	diff <(grep -E '^(accuracy sensitivity|sensitivity energy)' \
-		"$dir/eval-t1.log" | sed 's/; [0-9]* images\/s$//') \
-		<(grep -E '^(accuracy sensitivity|sensitivity energy)' \
-		"$dir/eval-alone.log" | sed 's/; [0-9]* images\/s$//') >&2
+	same_results '^(accuracy sensitivity|sensitivity energy)' \
+		"$dir/eval-t1.log" "$dir/eval-alone.log"
 }
 check "eval: a method sharing the evaluation pass gets what it gets alone" \
 	eval_shared_pass_ok
