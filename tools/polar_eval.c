@@ -1,26 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
- * polar calibrate / polar eval: quantize a trained model onto a device (or
- * the software backend), choose each layer's ADC full scale, fit the
- * rank-r host paths with every method, and measure Fashion-MNIST test
- * accuracy, energy and throughput.
- *
- * Methods: fp32 (host only), quant (device main path, no host path), svd,
- * act, act-device, sensitivity, trained (see <polar/calib.h> and the comments at
- * calibrate() below). The same code runs on /dev/accel/accelN and on
- * "sim:..." (which computes bit for bit what the device computes).
+ * polar calibrate / polar eval: the options, the data (calibration,
+ * held-out, test and validation images of Fashion-MNIST), several chips
+ * with paired bootstrap intervals, and the printed results and report of
+ * the polarization pipeline, which lives in the library
+ * (<polar/pipeline.h>, lib/src/pipeline.c): quantize a trained model onto
+ * a device (or the software backend), choose each layer's ADC full scale,
+ * fit the rank-r host paths with every method, and measure accuracy,
+ * energy and throughput.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "polar/calib.h"
@@ -28,8 +24,8 @@
 #include "polar/model.h"
 #include "polar/nn.h"
 #include "polar/onnx.h"
+#include "polar/pipeline.h"
 #include "polar/polar.h"
-#include "polar/qlayer.h"
 #include "polar/quant.h"
 #include "polar_cim_hw.h"
 
@@ -38,57 +34,31 @@
 int polar_cmd_eval(int argc, char **argv);
 int polar_cmd_calibrate(int argc, char **argv);
 
-/*
- * sens-identity is a control, not a default method: sensitivity's fit on
- * the same sequential chip inputs with the identity metric instead of the
- * Fisher's, so that the Fisher weighting's own gain is measured.
- */
-enum method { M_FP32, M_QUANT, M_SVD, M_ACT, M_ACTDEV, M_SENS, M_TRAINED,
-	      M_SENSID, NMETH };
-static const char *const method_names[NMETH] = {
-	"fp32", "quant", "svd", "act", "act-device", "sensitivity", "trained",
-	"sens-identity",
-};
+#define M_FP32 POLAR_METHOD_FP32
+#define M_QUANT POLAR_METHOD_QUANT
+#define M_SVD POLAR_METHOD_SVD
+#define M_ACT POLAR_METHOD_ACT
+#define M_ACTDEV POLAR_METHOD_ACT_DEVICE
+#define M_SENS POLAR_METHOD_SENSITIVITY
+#define M_TRAINED POLAR_METHOD_TRAINED
+#define M_SENSID POLAR_METHOD_SENS_IDENTITY
+#define NMETH POLAR_METHOD_COUNT
 
 #define MAXL POLAR_MODEL_MAX_LAYERS
 #define DEFAULT_METHODS "fp32,quant,svd,act,act-device,sensitivity,trained"
-#define MAX_WORKERS 16		/* --threads */
+#define MAX_WORKERS POLAR_PIPELINE_MAX_THREADS	/* --threads */
 #define MAX_VARY 16		/* --vary, --select: variants of the options */
-#define EVAL_BATCH 250		/* test images per forward call */
-#define MAX_FIT_ROWS 8192	/* im2col rows per conv layer for fitting */
-#define MAX_FS_ROWS 256		/* input rows for the ADC statistics */
-#define FISHER_RIDGE 0.1	/* x mean diagonal, added to the full Fisher */
-
-/*
- * Energy of one fp32 FLOP on the host CPU, joules. M. Horowitz, "Computing's
- * energy problem (and what we can do about it)", ISSCC 2014, 45 nm: fp32
- * multiply 3.7 pJ + add 0.9 pJ = 4.6 pJ per FMA (2 FLOPs) = 2.3 pJ/FLOP,
- * plus about 70 pJ of instruction overhead (fetch, decode, register file)
- * per instruction, amortised over the 16 FLOPs of one AVX2 8-wide FMA:
- * 4.4 pJ/FLOP. Total 6.7 pJ/FLOP. Not tuned: a fixed published figure, and
- * optimistic for a real core (caches, uncore and idle power excluded).
- */
-#define HOST_J_PER_FLOP 6.7e-12
-
-/*
- * The trained method's defaults. lr was chosen on the held-out images
- * (HELD_IMAGES) of the default chip (seed 7): 1e-3, 1e-2 and 3e-2 over 6
- * epochs reached held-out losses of 0.1032, 0.0956 and 0.1031 from the
- * sensitivity fit's 0.1059, 1e-2 the lowest, and already 0.0978 after one
- * epoch. Two epochs of 512 images are what fits the guest's budget of
- * about 90 s (ACCURACY.md, "Trained host paths").
- */
-#define TRAIN_EPOCHS 2
-#define TRAIN_BATCH 32
-#define TRAIN_LR 1e-2
-#define TRAIN_PATIENCE 1
+#define HOST_J_PER_FLOP POLAR_HOST_J_PER_FLOP
+#define TRAIN_EPOCHS POLAR_PIPELINE_TRAIN_EPOCHS
+#define TRAIN_BATCH POLAR_PIPELINE_TRAIN_BATCH
+#define TRAIN_LR POLAR_PIPELINE_TRAIN_LR
+#define TRAIN_PATIENCE POLAR_PIPELINE_TRAIN_PATIENCE
 #define HELD_IMAGES 128	/* the trained method's held-out images */
 #define PAPER_TOPS_W 464.0
 
 struct opts {
 	const char *model, *device, *data, *report, *out, *methods;
 	const char *device_layers;	/* NULL: every weighted layer */
-	uint8_t on_device[MAXL];	/* resolved against the model */
 	uint64_t chip_seed;
 	uint32_t sigma_static, adc_bits;
 	uint32_t recon, recon_frac_bits;	/* POLAR_CIM_RECON_*, F */
@@ -98,7 +68,7 @@ struct opts {
 	uint32_t rank, calib, test, threads;
 	int sweep, intercept, fisher_full, lambda_set;
 	double adc_pct, act_pct, lambda;
-	enum method save_method;
+	enum polar_method save_method;
 	uint64_t seed_lo, seed_hi;	/* --chip-seeds A-B */
 	int chips_set;
 	int train;		/* the trained method is wanted */
@@ -112,951 +82,18 @@ struct opts {
 };
 
 /*
- * Wall-clock seconds of each phase of one operating point, always measured
- * and printed (a handful of clock reads per layer and batch): where a run's
- * time goes, on the host or in the VM.
+ * Wall-clock seconds of one operating point: loading the model and data,
+ * the pipeline's phases (polar_pipeline_get_timing()), each method's
+ * evaluation and its time inside the polarized layers.
  */
-enum phase {
-	PH_OPEN,	/* open the device, read its properties */
-	PH_FISHER,	/* the sensitivity method's Fisher (fp32 model) */
-	PH_PROGRAM,	/* activation scales, quantize and program the weights */
-	PH_ADC,		/* ADC full-scale statistics */
-	PH_SVD_ACT,	/* the svd and act fits (host only) */
-	PH_ACTDEV,	/* act-device: device run and fit */
-	PH_SENS,	/* sensitivity: device run and fit */
-	PH_TRAIN,	/* trained: end-to-end training through the device */
-	PH_PROPAGATE,	/* calibration images through the polarized layer */
-	PH_WORKERS,	/* the evaluation workers' devices and layers */
-	NPHASE
-};
-static const char *const phase_names[NPHASE] = {
-	"open", "fisher", "quantize+program", "adc-range", "fit svd+act",
-	"calib act-device", "calib sensitivity", "train", "propagate",
-	"workers",
-};
-
 struct timing {
 	double load;			/* model and data, before the point */
-	double phase[NPHASE];
+	struct polar_pipeline_timing phases;
 	double eval[NMETH];		/* each method's evaluation */
 	double eval_layers[NMETH];	/* of which in the polarized layers */
 	double eval_layer[NMETH][MAXL];	/* of which in each of them */
 	double total;			/* load to the last evaluation */
 };
-
-struct ctx {
-	const struct opts *o;
-	struct polar_model *m;
-	struct polar_device *dev;
-	struct polar_caps caps;
-	struct polar_qlayer *ql[MAXL];
-	struct polar_qlayer_desc desc[MAXL];	/* what ql[] was made from */
-	uint32_t open_sigma, open_adc_bits;	/* what the device was opened with */
-	int quiet;		/* a worker's copy: no warnings */
-	struct polar_act_quant aq[MAXL];
-	uint32_t adc_fs[MAXL];
-	double lambda[NMETH][MAXL];	/* the ridge each fit used */
-	float *A[NMETH][MAXL], *B[NMETH][MAXL];
-	float *bc[NMETH][MAXL];	/* bias corrections (--intercept), or NULL */
-	enum method cur;
-	int use_host;		/* run the low-rank path in the hook */
-	int sens;		/* the model has gradients: fit sensitivity */
-	uint64_t host_flops;
-	double calib_s;
-	struct timing *t;	/* phases of this point */
-	double t_mark;		/* end of the last phase timed */
-	double t_layers;	/* seconds in hook_matmul */
-	double t_layer[MAXL];	/* of which in each layer */
-	struct image_sums *shared;	/* per layer, while evaluating */
-	size_t batch;		/* 1 + the batch's first test image */
-	size_t batch_images;	/* its images */
-};
-
-/*
- * A layer that reads the images (conv1) quantizes the same input and gets
- * the same sums from the device (the same programmed tiles and job seeds)
- * for every method: the evaluation computes them once per batch and each
- * method adds its own host path to them (hook_matmul()).
- */
-struct image_sums {
-	size_t batch;		/* ctx's batch they belong to; 0: none */
-	size_t cap;		/* int32s allocated */
-	int32_t *sums;		/* polar_qlayer_last_sums() of that batch */
-};
-
-/* ---- small helpers ------------------------------------------------------ */
-
-static int die(const char *what)
-{
-	fprintf(stderr, "polar eval: %s: %s\n", what, polar_errmsg());
-	return 1;
-}
-
-static int method_index(const char *s)
-{
-	int i;
-
-	for (i = 0; i < NMETH; i++)
-		if (!strcmp(s, method_names[i]))
-			return i;
-	return -1;
-}
-
-static int is_weighted(const struct polar_layer *l)
-{
-	return l->type == POLAR_LAYER_CONV2D || l->type == POLAR_LAYER_LINEAR;
-}
-
-/*
- * --device-layers: which weighted layers run on the device; the others
- * stay in fp32 on the host, so one layer's share of the accuracy lost can
- * be measured on its own.
- */
-static int resolve_device_layers(struct opts *o, const struct polar_model *m)
-{
-	char names[256] = "", *list, *tok, *save = NULL;
-	unsigned int i;
-	int any = 0;
-
-	for (i = 0; i < m->nlayers; i++) {
-		o->on_device[i] = is_weighted(&m->layers[i]) && !o->device_layers;
-		if (is_weighted(&m->layers[i]))
-			snprintf(names + strlen(names), sizeof(names) - strlen(names),
-				 "%s%s", names[0] ? ", " : "", m->layers[i].name);
-	}
-	if (!o->device_layers)
-		return 0;
-	list = strdup(o->device_layers);
-	if (!list)
-		return -ENOMEM;
-	for (tok = strtok_r(list, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		for (i = 0; i < m->nlayers; i++)
-			if (is_weighted(&m->layers[i]) &&
-			    !strcmp(tok, m->layers[i].name))
-				break;
-		if (i == m->nlayers) {
-			fprintf(stderr, "polar eval: --device-layers: the model "
-				"has no weighted layer '%s' (it has %s)\n", tok,
-				names);
-			free(list);
-			return -EINVAL;
-		}
-		o->on_device[i] = 1;
-		any = 1;
-	}
-	free(list);
-	if (!any) {
-		fprintf(stderr, "polar eval: --device-layers: no layer named "
-			"(the model has %s)\n", names);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/*
- * A layer's host-path rank: --rank, but never more than the layer has
- * (a 10-output classifier holds at most rank 10), so a larger --rank
- * applies where it can instead of failing on the smallest layer.
- */
-static uint32_t layer_rank(const struct opts *o, const struct polar_layer *l)
-{
-	uint32_t r = o->rank;
-
-	if (r > l->rows)
-		r = l->rows;
-	if (r > l->cols)
-		r = l->cols;
-	return r;
-}
-
-/* Charges the time since the last mark to phase ph. */
-static void phase_end(struct ctx *c, enum phase ph)
-{
-	double t = now_s();
-
-	c->t->phase[ph] += t - c->t_mark;
-	c->t_mark = t;
-}
-
-/* Rows of layer l's product over n samples and the subsample we fit on. */
-static size_t layer_rows(const struct polar_layer *l, size_t n)
-{
-	return l->type == POLAR_LAYER_CONV2D ?
-	       n * l->out_h * l->out_w : n;
-}
-
-/* ---- the device hook --------------------------------------------------------- */
-
-/*
- * The shared sums of layer i for a call on nrows rows, or NULL: only for
- * a layer that reads the images, and only when the call covers the whole
- * batch (a forward that splits a batch would call it on parts of it).
- */
-static struct image_sums *shared_sums(const struct ctx *c, unsigned int i,
-				      size_t nrows)
-{
-	const struct polar_layer *l = &c->m->layers[i];
-
-	if (!c->shared || !c->batch || l->ninputs != 1 || l->input[0] >= 0 ||
-	    nrows != layer_rows(l, c->batch_images))
-		return NULL;
-	return &c->shared[i];
-}
-
-/*
- * Layer i's output from the sums the batch's first method left: the host
- * path (if any) and then polar_dequantize_sums() on top of it, what
- * polar_qlayer_forward() does after the device, so the bits are the
- * same. -EAGAIN: nothing to reuse, run the layer.
- */
-static int shared_forward(struct ctx *c, unsigned int i, const float *x,
-			  size_t nrows, float *y)
-{
-	const struct image_sums *sh = shared_sums(c, i, nrows);
-	int ret = 0;
-
-	if (!sh || sh->batch != c->batch)
-		return -EAGAIN;
-	if (c->use_host)
-		ret = polar_qlayer_forward(c->ql[i], (uint32_t)nrows, x, y,
-					   POLAR_FWD_HOST_ONLY);
-	if (!ret)
-		ret = polar_dequantize_sums(polar_qlayer_qweights(c->ql[i]),
-					    &c->aq[i], sh->sums, (uint32_t)nrows,
-					    NULL, c->use_host ?
-					    POLAR_DEQ_ACCUMULATE : 0, y);
-	return ret;
-}
-
-/* After a layer ran on the device: keeps its sums for the other methods. */
-static int keep_shared(struct ctx *c, unsigned int i, size_t nrows)
-{
-	struct image_sums *sh = shared_sums(c, i, nrows);
-	size_t n;
-
-	if (!sh || sh->batch == c->batch)
-		return 0;
-	n = nrows * polar_qlayer_qweights(c->ql[i])->nblocks *
-	    c->m->layers[i].rows;
-	if (n > sh->cap) {
-		free(sh->sums);
-		sh->sums = malloc(sizeof(int32_t) * n);
-		sh->cap = sh->sums ? n : 0;
-		if (!sh->sums) {
-			sh->batch = 0;
-			return -ENOMEM;
-		}
-	}
-	memcpy(sh->sums, polar_qlayer_last_sums(c->ql[i]), sizeof(int32_t) * n);
-	sh->batch = c->batch;
-	return 0;
-}
-
-static int hook_matmul(void *p, const struct polar_model *m, unsigned int layer,
-		       const float *x, size_t nrows, float *y)
-{
-	struct ctx *c = p;
-	const struct polar_layer *l = &m->layers[layer];
-	double t0 = now_s();
-	int ret;
-
-	if (!c->ql[layer])
-		return -ENOSYS;
-	ret = shared_forward(c, layer, x, nrows, y);
-	if (ret == -EAGAIN)
-		ret = polar_qlayer_forward(c->ql[layer], (uint32_t)nrows, x, y,
-					   c->use_host ? POLAR_FWD_OVERLAP :
-					   POLAR_FWD_DEVICE_ONLY);
-	if (!ret)
-		ret = keep_shared(c, layer, nrows);
-	if (!ret && c->use_host) {
-		const float *bc = c->bc[c->cur][layer];
-
-		c->host_flops += (uint64_t)nrows * 2 * layer_rank(c->o, l) *
-				 (l->rows + l->cols);
-		if (bc) {
-			size_t k;
-			uint32_t o;
-
-			for (k = 0; k < nrows; k++)
-				for (o = 0; o < l->rows; o++)
-					y[k * l->rows + o] += bc[o];
-			c->host_flops += (uint64_t)nrows * l->rows;
-		}
-	}
-	t0 = now_s() - t0;
-	c->t_layers += t0;
-	c->t_layer[layer] += t0;
-	return ret;
-}
-
-static int set_method(struct ctx *c, enum method me)
-{
-	unsigned int l;
-	int ret;
-
-	for (l = 0; l < c->m->nlayers; l++) {
-		if (!c->ql[l])
-			continue;
-		if (me >= M_SVD)
-			ret = polar_qlayer_set_lowrank(c->ql[l],
-					layer_rank(c->o, &c->m->layers[l]),
-					c->A[me][l], c->B[me][l]);
-		else
-			ret = polar_qlayer_set_lowrank(c->ql[l], 0, NULL, NULL);
-		if (ret)
-			return ret;
-	}
-	c->use_host = me >= M_SVD;
-	c->cur = me;
-	return 0;
-}
-
-/* ---- counters -------------------------------------------------------------------- */
-
-static int read_counters(struct polar_device *dev,
-			 uint64_t cnt[POLAR_CIM_NUM_COUNTERS])
-{
-	struct polar_buffer *buf;
-	struct polar_cmd cmd = { 0 };
-	struct polar_completion done;
-	int ret;
-
-	ret = polar_buffer_create(dev, POLAR_CIM_NUM_COUNTERS * 8, &buf);
-	if (ret)
-		return ret;
-	cmd.opcode = POLAR_CIM_OP_READ_COUNTERS;
-	cmd.dst = (struct polar_buf_ref){ buf, 0, POLAR_CIM_NUM_COUNTERS * 8 };
-	ret = polar_submit(dev, 0, &cmd, 1, 0xc0);
-	if (!ret)
-		ret = polar_reap(dev, &done, 1, 1);
-	if (ret == 1)
-		ret = done.status;
-	else if (ret >= 0)
-		ret = -EIO;
-	if (!ret)
-		memcpy(cnt, polar_buffer_map(buf), POLAR_CIM_NUM_COUNTERS * 8);
-	polar_buffer_free(buf);
-	return ret;
-}
-
-/* ---- calibration ----------------------------------------------------------------- */
-
-/*
- * Row j of S picked from total: jittered stratified sampling (one row per
- * stratum, at a golden-ratio offset), so that a stride that divides the
- * image size cannot alias to the same pixel positions in every image.
- */
-static size_t pick_row(size_t j, size_t S, size_t total)
-{
-	double u = fmod((double)j * 0.6180339887498949, 1.0);
-	size_t r = (size_t)(((double)j + u) * (double)total / (double)S);
-
-	return r < total ? r : total - 1;
-}
-
-/*
- * The product-input rows (im2col for a conv) of the selected rows of layer
- * l, from its n x in_size input act. X is S x cols.
- */
-static int gather_rows(const struct polar_layer *l, size_t n, const float *act,
-		       size_t S, float *X)
-{
-	size_t total = layer_rows(l, n), j, per, chunk = 16, s0;
-	size_t insz = polar_layer_in_size(l);
-	float *cols;
-
-	if (l->type != POLAR_LAYER_CONV2D) {
-		for (j = 0; j < S; j++)
-			memcpy(X + j * l->cols, act + pick_row(j, S, total) * insz,
-			       sizeof(float) * l->cols);
-		return 0;
-	}
-	per = (size_t)l->out_h * l->out_w;
-	cols = malloc(sizeof(float) * chunk * per * l->cols);
-	if (!cols)
-		return -ENOMEM;
-	j = 0;
-	for (s0 = 0; s0 < n && j < S; s0 += chunk) {
-		size_t b = n - s0 < chunk ? n - s0 : chunk;
-
-		polar_conv2d_im2col(l, b, act + s0 * insz, cols);
-		while (j < S) {
-			size_t r = pick_row(j, S, total);
-
-			if (r >= (s0 + b) * per)
-				break;
-			memcpy(X + j * l->cols, cols + (r - s0 * per) * l->cols,
-			       sizeof(float) * l->cols);
-			j++;
-		}
-	}
-	free(cols);
-	return 0;
-}
-
-/*
- * Runs layer i of m on n samples, chunked so that the im2col scratch stays
- * small: its inputs are act[j + 1] for each layer j it reads (act[0], the
- * images, for POLAR_LAYER_INPUT). hook may be NULL.
- */
-static int run_layer(struct ctx *c, unsigned int i, size_t n,
-		     float *const *act, float *out,
-		     const struct polar_matmul_hook *hook)
-{
-	const struct polar_layer *l = &c->m->layers[i];
-	size_t chunk = 64, s0, isz = polar_layer_in_size(l),
-	       osz = polar_layer_out_size(l);
-	float *scr = malloc(sizeof(float) * polar_layer_scratch_size(l, chunk) + 64);
-	int ret = 0;
-
-	if (!scr)
-		return -ENOMEM;
-	for (s0 = 0; s0 < n && !ret; s0 += chunk) {
-		size_t b = n - s0 < chunk ? n - s0 : chunk;
-		const float *in[2] = {
-			act[l->input[0] + 1] + s0 * isz,
-			act[l->ninputs > 1 ? l->input[1] + 1 : 0] + s0 * isz,
-		};
-
-		ret = polar_layer_forward_inputs(c->m, i, b, in,
-						 out + s0 * osz, scr, hook);
-	}
-	free(scr);
-	return ret;
-}
-
-/*
- * --intercept: centre X (n x in) and R (n x out) in place before the
- * regression and return the bias that restores the means:
- * bc = mean(R) - B A mean(X) (computed by finish_intercept()).
- */
-static int center(float *X, size_t n, uint32_t dim, double *mean)
-{
-	size_t k;
-	uint32_t i;
-
-	for (i = 0; i < dim; i++)
-		mean[i] = 0;
-	for (k = 0; k < n; k++)
-		for (i = 0; i < dim; i++)
-			mean[i] += X[k * dim + i];
-	for (i = 0; i < dim; i++)
-		mean[i] /= (double)n;
-	for (k = 0; k < n; k++)
-		for (i = 0; i < dim; i++)
-			X[k * dim + i] -= (float)mean[i];
-	return 0;
-}
-
-static float *finish_intercept(const double *mx, const double *mr,
-			       const float *A, const float *B, uint32_t in,
-			       uint32_t out, uint32_t r)
-{
-	float *bc = malloc(sizeof(float) * out);
-	double z[64];
-	uint32_t i, k, o;
-
-	if (!bc)
-		return NULL;
-	for (k = 0; k < r; k++) {
-		z[k] = 0;
-		for (i = 0; i < in; i++)
-			z[k] += (double)A[(size_t)k * in + i] * mx[i];
-	}
-	for (o = 0; o < out; o++) {
-		double v = mr[o];
-
-		for (k = 0; k < r; k++)
-			v -= (double)B[o * r + k] * z[k];
-		bc[o] = (float)v;
-	}
-	return bc;
-}
-
-/*
- * The device-fitted methods' ridge: --lambda if given, else chosen per
- * layer on the calibration images held out by held_out_rows().
- */
-static const double lambda_grid[] = { 0.001, 0.01, 0.1, 1.0, 10.0, 100.0 };
-
-static int fit(struct ctx *c, unsigned int i, enum method me, const float *X,
-	       const float *R, size_t S, const double *metric,
-	       const uint8_t *held_out)
-{
-	const struct polar_layer *l = &c->m->layers[i];
-	uint32_t r = layer_rank(c->o, l);
-
-	if (c->o->lambda_set) {
-		c->lambda[me][i] = c->o->lambda;
-		return polar_calib_rrr_metric(X, R, S, l->cols, l->rows, r,
-					      metric, c->o->lambda,
-					      c->A[M_ACT][i], c->B[M_ACT][i], r,
-					      c->A[me][i], c->B[me][i]);
-	}
-	return polar_calib_rrr_select(X, R, S, l->cols, l->rows, r, metric,
-				      held_out, lambda_grid,
-				      sizeof(lambda_grid) / sizeof(lambda_grid[0]),
-				      c->A[M_ACT][i], c->B[M_ACT][i], r,
-				      c->A[me][i], c->B[me][i],
-				      &c->lambda[me][i]);
-}
-
-/*
- * Every fifth calibration image's rows (all of its positions, for a conv)
- * are held out to choose the ridge.
- */
-static void held_out_rows(const struct polar_layer *l, size_t n, size_t S,
-			  uint8_t *held_out)
-{
-	size_t total = layer_rows(l, n), per = total / n, j;
-
-	for (j = 0; j < S; j++)
-		held_out[j] = pick_row(j, S, total) / per % 5 == 4;
-}
-
-/* The layer that sees the image itself. */
-static unsigned int first_weighted(const struct polar_model *m)
-{
-	unsigned int i;
-
-	for (i = 0; i < m->nlayers; i++)
-		if (is_weighted(&m->layers[i]))
-			return i;
-	return 0;
-}
-
-static void train_progress(void *p, const struct polar_calib_train_progress *pg)
-{
-	struct bar *bar = p;
-
-	if (pg->epoch_done) {
-		bar_line(bar, "  epoch %u: training loss %.4f, held-out loss "
-			 "%.4f\n", pg->epoch, pg->loss, pg->val_loss);
-		return;
-	}
-	bar_update(bar, (pg->epoch - 1) * pg->batches + pg->batch,
-		   (size_t)pg->epochs * pg->batches);
-}
-
-/*
- * trained: every device layer's A, B and bias correction, initialised from
- * the sensitivity fit, trained jointly through the device
- * (polar_calib_train()) on the calibration images; HELD_IMAGES other
- * training-split images, which no fit sees, choose the epoch whose
- * factors are kept. They cannot be calibration images: the sensitivity
- * fit has seen those (its ridge choice holds some out, its final fit uses
- * all), and it follows the chip's rounding noise on those exact inputs,
- * so their loss at the start is lower than on any other image and any
- * change looks like a loss.
- */
-static int train_paths(struct ctx *c, const struct polar_dataset *cal,
-		       double *const fisher[MAXL])
-{
-	const struct polar_model *m = c->m;
-	struct polar_calib_train_layer ly[MAXL] = { 0 };
-	struct polar_calib_train_result res;
-	struct polar_calib_train_opts to = c->o->topt;
-	float *fd[MAXL] = { 0 };
-	unsigned int i;
-	struct bar bar;
-	int ret = 0;
-
-	for (i = 0; i < m->nlayers && !ret; i++) {
-		const struct polar_layer *l = &m->layers[i];
-		uint32_t r = layer_rank(c->o, l), o;
-
-		if (!c->ql[i])
-			continue;
-		c->A[M_TRAINED][i] = malloc(sizeof(float) * r * l->cols);
-		c->B[M_TRAINED][i] = malloc(sizeof(float) * l->rows * r);
-		c->bc[M_TRAINED][i] = calloc(l->rows, sizeof(float));
-		fd[i] = malloc(sizeof(float) * l->rows);
-		if (!c->A[M_TRAINED][i] || !c->B[M_TRAINED][i] ||
-		    !c->bc[M_TRAINED][i] || !fd[i]) {
-			ret = -ENOMEM;
-			break;
-		}
-		memcpy(c->A[M_TRAINED][i], c->A[M_SENS][i],
-		       sizeof(float) * r * l->cols);
-		memcpy(c->B[M_TRAINED][i], c->B[M_SENS][i],
-		       sizeof(float) * l->rows * r);
-		if (c->bc[M_SENS][i])
-			memcpy(c->bc[M_TRAINED][i], c->bc[M_SENS][i],
-			       sizeof(float) * l->rows);
-		for (o = 0; o < l->rows; o++)
-			fd[i][o] = (float)fisher[i][(size_t)o * l->rows + o];
-		ly[i] = (struct polar_calib_train_layer){ c->ql[i], r,
-			c->A[M_TRAINED][i], c->B[M_TRAINED][i],
-			c->bc[M_TRAINED][i], fd[i] };
-		c->lambda[M_TRAINED][i] = c->lambda[M_SENS][i];
-	}
-	if (ret) {
-		fprintf(stderr, "polar eval: out of memory\n");
-		goto out;
-	}
-	bar_start(&bar, "train host paths");
-	to.progress = train_progress;
-	to.ctx = &bar;
-	ret = polar_calib_train(m, ly, cal, c->o->held, &to, &res);
-	bar_done(&bar, (size_t)to.epochs * ((cal->count + to.batch - 1) /
-					    to.batch));
-	if (ret) {
-		die("train");
-		goto out;
-	}
-	fprintf(stderr, "trained: %zu images, %zu held out: loss %.4f -> %.4f, "
-		"accuracy %.2f%% -> %.2f%%, epoch %u of %u kept\n", cal->count,
-		c->o->held->count, res.val_loss0, res.val_loss, 100 * res.val_accuracy0,
-		100 * res.val_accuracy, res.best_epoch, res.epochs_run);
-out:
-	for (i = 0; i < MAXL; i++)
-		free(fd[i]);
-	return ret;
-}
-
-/*
- * Calibrates every weighted layer on n training images x (labels y):
- *  - activation scale: per-tensor, from the fp32 model's layer inputs
- *    (percentile --act-pct);
- *  - quantize the weights and program them (polar_qlayer_create);
- *  - ADC full scale: polar_calib_adc_fs() at --adc-pct over the quantized
- *    fp32 inputs of up to 256 product rows;
- *  - svd, act: from E = W - deq(Q(W)) (act scales from the fp32 inputs);
- *  - act-device: per layer, independently, on the fp32 model's inputs X:
- *    R = X W^T - device(X), ridge-regularised towards the act fit;
- *  - sensitivity: layers in order; X = the layer's input in the network
- *    whose earlier layers are already polarized with their sensitivity
- *    factors (device in the loop), R = fp32 model's layer output (its own
- *    fp32 input) - device(X), each output weighted by the diagonal Fisher
- *    of the loss at it (--fisher full: the error measured in the whole
- *    output Fisher, polar_calib_output_fisher_full()), ridge towards act.
- *  - sens-identity (when wanted): sensitivity's inputs and targets, the
- *    identity metric.
- *  The ridge of the device fits is chosen per layer on every fifth
- *  calibration image, held out (polar_calib_rrr_select()), unless
- *  --lambda fixes it.
- *  - trained (when wanted): train_paths(), after every layer is fitted.
- */
-static int calibrate(struct ctx *c, const struct polar_dataset *cal)
-{
-	const struct opts *o = c->o;
-	struct polar_model *m = c->m;
-	size_t n = cal->count;
-	/*
-	 * Activations of the calibration images: fp[j + 1] (pol[j + 1]) is
-	 * layer j's output in the fp32 (polarized) network, fp[0] = pol[0]
-	 * the images. Each is freed after the last layer that reads it.
-	 */
-	float *fp[MAXL + 1] = { 0 }, *pol[MAXL + 1] = { 0 };
-	unsigned int last[MAXL], i, k;
-	double *fisher[MAXL] = { 0 };
-	struct polar_matmul_hook hook = { hook_matmul, c };
-	struct bar bar;
-	double t0 = now_s();
-	int ret = 0;
-
-	polar_model_last_reader(m, last);
-	fp[0] = pol[0] = cal->images;
-	c->t_mark = t0;
-	if (c->sens) {
-		bar_start(&bar, "sensitivity (Fisher)");
-		ret = polar_calib_output_fisher_full(m, n, cal->images,
-						     cal->labels, fisher);
-		bar_done(&bar, 1);
-	}
-	phase_end(c, PH_FISHER);
-	if (ret) {
-		die("fisher");
-		goto out;
-	}
-
-	for (i = 0; i < m->nlayers && !ret; i++) {
-		const struct polar_layer *l = &m->layers[i];
-		const float *fp_in = fp[l->input[0] + 1],
-			    *pol_in = pol[l->input[0] + 1];
-		float *fp_out, *pol_out = NULL;
-		size_t isz = polar_layer_in_size(l), total, S, Sfs, j;
-		uint32_t in = l->cols, out = l->rows, r = layer_rank(o, l);
-		struct polar_qlayer_desc d = { 0 };
-		float *X = NULL, *Xp = NULL, *Yt = NULL, *Yd = NULL, *E = NULL,
-		      *s = NULL;
-		double *mx = NULL, *mr = NULL, *metric = NULL;
-		int8_t *codes = NULL;
-		uint8_t *held_out = NULL;
-		char label[64];
-		double fmean = 0;
-		enum method me;
-		enum polar_xfmt xf = i == first_weighted(m) ? o->first_xfmt :
-				     o->xfmt;
-
-		fp_out = fp[i + 1] = malloc(sizeof(float) * n *
-					    polar_layer_out_size(l));
-		if (c->sens)
-			pol_out = pol[i + 1] = malloc(sizeof(float) * n *
-						      polar_layer_out_size(l));
-		if (!fp_out || (c->sens && !pol_out)) {
-			ret = -ENOMEM;
-			fprintf(stderr, "polar eval: out of memory\n");
-			break;
-		}
-		if (!o->on_device[i]) {
-			ret = run_layer(c, i, n, fp, fp_out, NULL);
-			if (!ret && c->sens)
-				ret = run_layer(c, i, n, pol, pol_out, NULL);
-			goto next;
-		}
-		snprintf(label, sizeof(label), "calibrate %s", l->name);
-		bar_start(&bar, label);
-		total = layer_rows(l, n);
-		S = total < MAX_FIT_ROWS ? total : MAX_FIT_ROWS;
-		Sfs = S < MAX_FS_ROWS ? S : MAX_FS_ROWS;
-		X = malloc(sizeof(float) * S * in);
-		Xp = malloc(sizeof(float) * S * in);
-		Yt = malloc(sizeof(float) * S * out);
-		Yd = malloc(sizeof(float) * S * out);
-		E = malloc(sizeof(float) * (size_t)out * in);
-		s = malloc(sizeof(float) * in);
-		metric = malloc(sizeof(double) * out * out);
-		codes = malloc(S * in);
-		held_out = malloc(S);
-		mx = malloc(sizeof(double) * in);
-		mr = malloc(sizeof(double) * out);
-		for (me = M_SVD; me <= M_SENSID; me++) {
-			if (me == M_TRAINED ||
-			    (me == M_SENSID && !o->sens_identity))
-				continue;
-			c->A[me][i] = malloc(sizeof(float) * r * in);
-			c->B[me][i] = malloc(sizeof(float) * out * r);
-			if (!c->A[me][i] || !c->B[me][i])
-				ret = -ENOMEM;
-		}
-		if (!X || !Xp || !Yt || !Yd || !E || !s || !metric || !codes ||
-		    !held_out || !mx || !mr || ret) {
-			ret = -ENOMEM;
-			fprintf(stderr, "polar eval: out of memory\n");
-			goto layer_out;
-		}
-		/* Activation scale from the fp32 inputs of the layer. */
-		ret = polar_act_calibrate(fp_in, n * isz, xf,
-					  (float)o->act_pct, &c->aq[i]);
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		d.in_dim = in;
-		d.out_dim = out;
-		d.weight = l->weight;
-		d.bias = NULL;	/* the model adds the bias after the hook */
-		d.wfmt = o->wfmt;
-		d.xfmt = xf;
-		d.x_scale = c->aq[i].scale;
-		d.job_seed = 0x1000u * (i + 1);
-		c->desc[i] = d;
-		ret = polar_qlayer_create(&c->dev, 1, &d, &c->ql[i]);
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		ret = polar_dequantize_weights(polar_qlayer_qweights(c->ql[i]), E);
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		for (j = 0; j < (size_t)out * in; j++)
-			E[j] = l->weight[j] - E[j];
-		bar_update(&bar, 1, 6);
-		phase_end(c, PH_PROGRAM);
-
-		/* fp32 rows of the layer's product, and the ADC full scale. */
-		ret = gather_rows(l, n, fp_in, S, X);
-		if (!ret)
-			ret = polar_quantize_acts(&c->aq[i], X, Sfs * in, codes);
-		if (!ret) {
-			/* Spread the statistics rows over the whole subsample. */
-			for (j = 0; j < Sfs; j++)
-				polar_quantize_acts(&c->aq[i],
-						    X + pick_row(j, Sfs, S) * in,
-						    in, codes + j * in);
-			ret = polar_calib_adc_fs(polar_qlayer_qweights(c->ql[i]),
-						 codes, Sfs, xf, c->caps.rows,
-						 c->caps.rows_per_conv,
-						 o->adc_pct, &c->adc_fs[i]);
-			c->adc_fs[i] = polar_calib_adc_fs_recon(c->adc_fs[i],
-								&c->caps);
-		}
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		polar_qlayer_set_adc_fs(c->ql[i], c->adc_fs[i]);
-		bar_update(&bar, 2, 6);
-		phase_end(c, PH_ADC);
-
-		/* svd and act */
-		ret = polar_calib_svd(E, out, in, r, c->A[M_SVD][i],
-				      c->B[M_SVD][i]);
-		if (!ret)
-			ret = polar_calib_act_scales(X, S, in, s);
-		if (!ret)
-			ret = polar_calib_act(E, out, in, s, r, c->A[M_ACT][i],
-					      c->B[M_ACT][i]);
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		bar_update(&bar, 3, 6);
-		phase_end(c, PH_SVD_ACT);
-
-		/* act-device: fp32 inputs, uniform weights */
-		polar_sgemm(0, 1, S, out, in, X, in, l->weight, in, 0.0f, Yt, out);
-		ret = polar_qlayer_forward(c->ql[i], (uint32_t)S, X, Yd,
-					   POLAR_FWD_DEVICE_ONLY);
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		for (j = 0; j < S * out; j++)
-			Yd[j] = Yt[j] - Yd[j];
-		if (o->intercept) {
-			center(X, S, in, mx);
-			center(Yd, S, out, mr);
-		}
-		held_out_rows(l, n, S, held_out);
-		ret = fit(c, i, M_ACTDEV, X, Yd, S, NULL, held_out);
-		if (!ret && o->intercept &&
-		    !(c->bc[M_ACTDEV][i] = finish_intercept(mx, mr,
-				c->A[M_ACTDEV][i], c->B[M_ACTDEV][i], in, out, r)))
-			ret = -ENOMEM;
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		bar_update(&bar, 4, 6);
-		phase_end(c, PH_ACTDEV);
-
-		/*
-		 * sensitivity: polarized inputs, fp32 targets, Fisher weights;
-		 * only where the model has gradients (c->sens).
-		 */
-		if (!c->sens) {
-			ret = run_layer(c, i, n, fp, fp_out, NULL);
-			if (ret)
-				die(l->name);
-			bar_done(&bar, 6);
-			goto layer_out;
-		}
-		ret = gather_rows(l, n, pol_in, S, Xp);
-		if (!ret)
-			ret = polar_qlayer_forward(c->ql[i], (uint32_t)S, Xp, Yd,
-						   POLAR_FWD_DEVICE_ONLY);
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		for (j = 0; j < S * out; j++)
-			Yd[j] = Yt[j] - Yd[j];
-		if (o->intercept) {
-			center(Xp, S, in, mx);
-			center(Yd, S, out, mr);
-		}
-		/*
-		 * --fisher diag: a diagonal metric, each output channel
-		 * weighted by its Fisher plus 1 % of their mean (in float, as
-		 * the weights always were). --fisher full measures the error
-		 * in the whole output Fisher: the loss sees a layer's error
-		 * only through what follows (fc1's 128 outputs reach the 10
-		 * logits through fc2), so the directions that matter need
-		 * not be channels; its ridge is larger (FISHER_RIDGE of the
-		 * mean diagonal) because the off-diagonal entries of a few
-		 * hundred images' empirical Fisher are noisy.
-		 */
-		for (j = 0; j < out; j++)
-			fmean += (float)fisher[i][j * out + j] / out;
-		for (j = 0; j < (size_t)out * out; j++)
-			metric[j] = o->fisher_full ? fisher[i][j] : 0.0;
-		for (j = 0; j < out; j++)
-			metric[j * out + j] = o->fisher_full ?
-				metric[j * out + j] + FISHER_RIDGE * fmean + 1e-30 :
-				(double)((float)fisher[i][j * out + j] +
-					 0.01f * (float)fmean + 1e-30f);
-		ret = fit(c, i, M_SENS, Xp, Yd, S, metric, held_out);
-		if (!ret && o->intercept &&
-		    !(c->bc[M_SENS][i] = finish_intercept(mx, mr,
-				c->A[M_SENS][i], c->B[M_SENS][i], in, out, r)))
-			ret = -ENOMEM;
-		/*
-		 * sens-identity: the same inputs and targets, every output
-		 * weighted alike; act-device differs from sensitivity in its
-		 * inputs too (the fp32 model's), so only this one isolates
-		 * the Fisher weighting.
-		 */
-		if (!ret && o->sens_identity)
-			ret = fit(c, i, M_SENSID, Xp, Yd, S, NULL, held_out);
-		if (!ret && o->sens_identity && o->intercept &&
-		    !(c->bc[M_SENSID][i] = finish_intercept(mx, mr,
-				c->A[M_SENSID][i], c->B[M_SENSID][i], in, out,
-				r)))
-			ret = -ENOMEM;
-		if (ret) {
-			die(l->name);
-			goto layer_out;
-		}
-		bar_update(&bar, 5, 6);
-		phase_end(c, PH_SENS);
-
-		/* Propagate: fp32 through fp32, polarized through the device. */
-		ret = run_layer(c, i, n, fp, fp_out, NULL);
-		if (!ret)
-			ret = polar_qlayer_set_lowrank(c->ql[i], r, c->A[M_SENS][i],
-						       c->B[M_SENS][i]);
-		c->use_host = 1;
-		c->cur = M_SENS;
-		if (!ret)
-			ret = run_layer(c, i, n, pol, pol_out, &hook);
-		c->use_host = 0;
-		if (ret)
-			die(l->name);
-		bar_done(&bar, 6);
-layer_out:
-		free(X);
-		free(Xp);
-		free(Yt);
-		free(Yd);
-		free(E);
-		free(s);
-		free(metric);
-		free(codes);
-		free(held_out);
-		free(mx);
-		free(mr);
-next:
-		phase_end(c, PH_PROPAGATE);
-		for (k = 0; k <= i; k++)
-			if (last[k] == i) {
-				free(fp[k + 1]);
-				free(pol[k + 1]);
-				fp[k + 1] = pol[k + 1] = NULL;
-			}
-	}
-	if (!ret && o->train) {
-		c->t_mark = now_s();
-		ret = train_paths(c, cal, fisher);
-		phase_end(c, PH_TRAIN);
-	}
-	c->host_flops = 0;
-out:
-	for (i = 0; i < MAXL; i++) {
-		free(fisher[i]);
-		free(fp[i + 1]);
-		free(pol[i + 1]);
-	}
-	c->calib_s = now_s() - t0;
-	return ret;
-}
-
-/* ---- evaluation ---------------------------------------------------------------------- */
 
 struct result {
 	double acc, seconds, ips;
@@ -1076,342 +113,25 @@ struct point {
 	struct timing t;
 };
 
-/*
- * Evaluation runs on nw workers (--threads, default the online CPUs): worker
- * 0 is the calibrated context itself, each other one a copy with its own
- * device handle and its own polarized layers (make_worker()). Worker w
- * takes the test batches w, w + nw, w + 2 nw, ...: each batch is the same
- * forward call, with the same job seeds, as on one thread, so the results
- * do not depend on the number of workers. One pass evaluates several
- * methods, each batch through all of them in turn, so that they share
- * what the layers reading the images compute (struct image_sums).
- */
-struct worker {
-	struct ctx c;
-	const struct polar_dataset *t;
-	const int *which;	/* the pass's methods */
-	unsigned int w, nw;
-	atomic_size_t *done;	/* images evaluated by all workers */
-	uint8_t *const *hit;	/* per method and test image: 1 if right */
-	struct bar *bar;	/* worker 0 shows everyone's progress */
-	struct image_sums shared[MAXL];
-	size_t correct[NMETH];
-	double seconds[NMETH];	/* in each method's forward calls */
-	double t_layers[NMETH], t_layer[NMETH][MAXL];
-	uint64_t host_flops[NMETH];
-	int ret;
-};
+/* ---- small helpers ------------------------------------------------------ */
 
-/* Batch k0 of b images through method me on worker wk. */
-static int worker_batch(struct worker *wk, enum method me, size_t k0, size_t b,
-			float *logits)
+static int die(const char *what)
 {
-	struct ctx *c = &wk->c;
-	struct polar_matmul_hook hook = { hook_matmul, c };
-	size_t insz = (size_t)c->m->in_c * c->m->in_h * c->m->in_w, k;
-	double t0 = now_s();
-	unsigned int l;
-	int ret = me == M_FP32 ? 0 : set_method(c, me);
-
-	c->host_flops = 0;
-	c->t_layers = 0;
-	memset(c->t_layer, 0, sizeof(c->t_layer));
-	c->batch = k0 + 1;
-	c->batch_images = b;
-	if (!ret)
-		ret = polar_model_forward(c->m, b, wk->t->images + k0 * insz,
-					  logits, me == M_FP32 ? NULL : &hook);
-	if (ret)
-		return die(method_names[me]);
-	for (k = 0; k < b; k++) {
-		const float *z = logits + k * c->m->classes;
-		unsigned int j, best = 0;
-
-		for (j = 1; j < c->m->classes; j++)
-			if (z[j] > z[best])
-				best = j;
-		wk->correct[me] += best == wk->t->labels[k0 + k];
-		if (wk->hit[me])
-			wk->hit[me][k0 + k] = best == wk->t->labels[k0 + k];
-	}
-	wk->seconds[me] += now_s() - t0;
-	wk->t_layers[me] += c->t_layers;
-	for (l = 0; l < MAXL; l++)
-		wk->t_layer[me][l] += c->t_layer[l];
-	wk->host_flops[me] += c->host_flops;
-	return 0;
+	fprintf(stderr, "polar eval: %s: %s\n", what, polar_errmsg());
+	return 1;
 }
 
-static void *worker_run(void *p)
+/* A failed pipeline call: its message names what was wrong. */
+static int die_pipeline(void)
 {
-	struct worker *wk = p;
-	float *logits = malloc(sizeof(float) * EVAL_BATCH * wk->c.m->classes);
-	size_t k0, b;
-	int me;
-
-	wk->ret = logits ? 0 : -ENOMEM;
-	wk->c.shared = wk->shared;
-	for (k0 = (size_t)wk->w * EVAL_BATCH; k0 < wk->t->count && !wk->ret;
-	     k0 += (size_t)wk->nw * EVAL_BATCH) {
-		b = wk->t->count - k0 < EVAL_BATCH ? wk->t->count - k0 :
-		    EVAL_BATCH;
-		for (me = 0; me < NMETH && !wk->ret; me++)
-			if (wk->which[me])
-				wk->ret = worker_batch(wk, me, k0, b, logits);
-		atomic_fetch_add(wk->done, b);
-		if (wk->bar)
-			bar_update(wk->bar, atomic_load(wk->done), wk->t->count);
-	}
-	wk->c.shared = NULL;
-	wk->c.batch = 0;
-	free(logits);
-	return NULL;
-}
-
-/* Energy counters, summed over the workers' devices when each is its own chip. */
-static int read_all_counters(struct worker *wk, unsigned int nw,
-			     uint64_t cnt[POLAR_CIM_NUM_COUNTERS])
-{
-	uint64_t one[POLAR_CIM_NUM_COUNTERS];
-	unsigned int w, i;
-	int ret;
-
-	memset(cnt, 0, sizeof(one));
-	/* Handles of one real device share its counters. */
-	if (!wk[0].c.caps.sim)
-		nw = 1;
-	for (w = 0; w < nw; w++) {
-		ret = read_counters(wk[w].c.dev, one);
-		if (ret)
-			return ret;
-		for (i = 0; i < POLAR_CIM_NUM_COUNTERS; i++)
-			cnt[i] += one[i];
-	}
-	return 0;
-}
-
-/*
- * One pass over the test images with the methods in which[] (results and
- * times into pt). The device's counters over the pass are one method's
- * main path only when the pass has one chip method; a pass of several
- * shares jobs between them (struct image_sums), and run_point() gives
- * them the main path's energy from a pass of its own.
- */
-static int evaluate(struct worker *wk, unsigned int nw, const int which[NMETH],
-		    const struct polar_dataset *t, struct point *pt)
-{
-	uint64_t c0[POLAR_CIM_NUM_COUNTERS], c1[POLAR_CIM_NUM_COUNTERS];
-	pthread_t th[MAX_WORKERS];
-	atomic_size_t done = 0;
-	unsigned int w, l, started = 0, nchip = 0;
-	char label[64] = "eval";
-	struct bar bar;
-	int ret = 0, me, have_energy = 0;
-
-	for (me = 0; me < NMETH; me++)
-		if (which[me]) {
-			memset(&pt->r[me], 0, sizeof(pt->r[me]));
-			nchip += me != M_FP32;
-			snprintf(label + strlen(label), sizeof(label) - strlen(label),
-				 "%s%s", label[4] ? "," : " ", method_names[me]);
-		}
-	for (w = 0; w < nw; w++) {
-		struct worker *k = &wk[w];
-
-		memset(k->correct, 0, sizeof(k->correct));
-		memset(k->seconds, 0, sizeof(k->seconds));
-		memset(k->t_layers, 0, sizeof(k->t_layers));
-		memset(k->t_layer, 0, sizeof(k->t_layer));
-		memset(k->host_flops, 0, sizeof(k->host_flops));
-		for (l = 0; l < MAXL; l++)
-			k->shared[l].batch = 0;
-		k->t = t;
-		k->which = which;
-		k->w = w;
-		k->nw = nw;
-		k->done = &done;
-		k->hit = pt->hit;
-		k->bar = w ? NULL : &bar;
-	}
-	if (nchip == 1 && !read_all_counters(wk, nw, c0))
-		have_energy = 1;
-	bar_start(&bar, label);
-	for (w = 1; w < nw; w++) {
-		if (pthread_create(&th[w], NULL, worker_run, &wk[w])) {
-			fprintf(stderr, "polar eval: cannot start a thread\n");
-			ret = -EAGAIN;
-			break;
-		}
-		started = w;
-	}
-	if (!ret)
-		worker_run(&wk[0]);
-	for (w = 1; w <= started; w++)
-		pthread_join(th[w], NULL);
-	bar_update(&bar, atomic_load(&done), t->count);
-	for (w = 0; w < nw; w++) {
-		if (!ret)
-			ret = wk[w].ret;
-		for (l = 0; l < MAXL; l++) {
-			free(wk[w].shared[l].sums);
-			memset(&wk[w].shared[l], 0, sizeof(wk[w].shared[l]));
-		}
-	}
-	if (ret)
-		return ret;
-	if (have_energy && read_all_counters(wk, nw, c1))
-		have_energy = 0;
-	for (me = 0; me < NMETH; me++) {
-		struct result *res = &pt->r[me];
-		double host_flops = 0;
-
-		if (!which[me])
-			continue;
-		pt->t.eval_layers[me] = 0;
-		memset(pt->t.eval_layer[me], 0, sizeof(pt->t.eval_layer[me]));
-		for (w = 0; w < nw; w++) {
-			res->acc += (double)wk[w].correct[me];
-			res->seconds += wk[w].seconds[me] / nw;
-			host_flops += (double)wk[w].host_flops[me];
-			pt->t.eval_layers[me] += wk[w].t_layers[me] / nw;
-			for (l = 0; l < MAXL; l++)
-				pt->t.eval_layer[me][l] += wk[w].t_layer[me][l] / nw;
-		}
-		pt->t.eval[me] = res->seconds;
-		res->acc = 100.0 * res->acc / (double)t->count;
-		res->ips = (double)t->count / res->seconds;
-		res->host_flops = host_flops;
-		res->host_j = host_flops * HOST_J_PER_FLOP;
-		if (have_energy && me != M_FP32) {
-			res->have_energy = 1;
-			res->macs = (double)(c1[POLAR_CIM_CNT_MACS] -
-					     c0[POLAR_CIM_CNT_MACS]);
-			res->dev_j = (double)(c1[POLAR_CIM_CNT_ENERGY_FJ] -
-					      c0[POLAR_CIM_CNT_ENERGY_FJ]) * 1e-15;
-		}
-	}
-	return 0;
-}
-
-/* ---- setup --------------------------------------------------------------------------- */
-
-static void ctx_free(struct ctx *c)
-{
-	unsigned int i;
-	int me;
-
-	for (i = 0; i < MAXL; i++) {
-		polar_qlayer_destroy(c->ql[i]);
-		c->ql[i] = NULL;
-		for (me = 0; me < NMETH; me++) {
-			free(c->A[me][i]);
-			free(c->B[me][i]);
-			free(c->bc[me][i]);
-			c->A[me][i] = c->B[me][i] = c->bc[me][i] = NULL;
-		}
-	}
-	polar_close(c->dev);
-	c->dev = NULL;
+	fprintf(stderr, "polar eval: %s\n", polar_errmsg());
+	return 1;
 }
 
 static const char *recon_name(uint32_t recon)
 {
 	return recon == POLAR_CIM_RECON_CODES ? "codes" :
 	       recon == POLAR_CIM_RECON_CELLS ? "cells" : "?";
-}
-
-static int open_device(struct ctx *c, uint32_t sigma, uint32_t adc_bits)
-{
-	const struct opts *o = c->o;
-	char path[256];
-	int ret;
-
-	c->open_sigma = sigma;
-	c->open_adc_bits = adc_bits;
-	if (!strncmp(o->device, "sim", 3)) {
-		char recon[64] = "";
-
-		if (o->recon_set)
-			snprintf(recon, sizeof(recon), ",recon=%s,"
-				 "recon-frac-bits=%u", recon_name(o->recon),
-				 o->recon_frac_bits);
-		snprintf(path, sizeof(path), "sim:%s%ssigma-static=%u,adc-bits=%u,"
-			 "seed=%llu%s", o->device[3] == ':' ? o->device + 4 : "",
-			 o->device[3] == ':' ? "," : "", sigma, adc_bits,
-			 (unsigned long long)o->chip_seed, recon);
-		ret = polar_open(path, &c->dev);
-	} else {
-		ret = polar_open(o->device, &c->dev);
-	}
-	if (ret)
-		return die("open");
-	ret = polar_get_caps(c->dev, &c->caps);
-	if (ret)
-		return die("caps");
-	if (!c->caps.sim && !c->quiet) {
-		/* A real chip's properties are what they are: report them. */
-		if (o->seed_set && c->caps.seed != o->chip_seed)
-			fprintf(stderr, "polar eval: warning: device chip seed is "
-				"%llu, not %llu\n", (unsigned long long)c->caps.seed,
-				(unsigned long long)o->chip_seed);
-		if (o->sigma_set && c->caps.sigma_static != sigma)
-			fprintf(stderr, "polar eval: warning: device sigma-static "
-				"is %u, not %u\n", c->caps.sigma_static, sigma);
-		if (o->adc_set && c->caps.adc_bits != adc_bits)
-			fprintf(stderr, "polar eval: warning: device adc-bits is "
-				"%u, not %u\n", c->caps.adc_bits, adc_bits);
-		if (o->recon_set && (c->caps.recon != o->recon ||
-				     c->caps.recon_frac_bits != o->recon_frac_bits))
-			fprintf(stderr, "polar eval: warning: device recon is "
-				"%s with %u fractional bits, not %s with %u\n",
-				recon_name(c->caps.recon),
-				c->caps.recon_frac_bits, recon_name(o->recon),
-				o->recon_frac_bits);
-	}
-	return 0;
-}
-
-/*
- * Worker w > 0 of c: its own device handle, and polarized layers made from
- * the same descriptors in the same order as c's, so that the library places
- * them on the same tiles. On a device, its tiles then receive the same
- * weights again (the worker shares the chip, and the calibrated ADC full
- * scales and host paths, with c); on the sim, the worker is an identical
- * chip of its own.
- */
-static int make_worker(const struct ctx *c, struct ctx *wc)
-{
-	unsigned int i;
-	int ret;
-
-	*wc = *c;
-	wc->dev = NULL;
-	memset(wc->ql, 0, sizeof(wc->ql));
-	wc->quiet = 1;
-	if (!c->dev)	/* fp32 only: no chip */
-		return 0;
-	ret = open_device(wc, c->open_sigma, c->open_adc_bits);
-	for (i = 0; !ret && i < c->m->nlayers; i++) {
-		if (!c->ql[i])
-			continue;
-		ret = polar_qlayer_create(&wc->dev, 1, &c->desc[i], &wc->ql[i]);
-		if (ret)
-			ret = die(c->m->layers[i].name);
-		else
-			polar_qlayer_set_adc_fs(wc->ql[i], c->adc_fs[i]);
-	}
-	return ret;
-}
-
-/* Frees what make_worker() made, not what the worker shares with c. */
-static void free_worker(struct ctx *wc)
-{
-	unsigned int i;
-
-	for (i = 0; i < MAXL; i++)
-		polar_qlayer_destroy(wc->ql[i]);
-	polar_close(wc->dev);
-	memset(wc, 0, sizeof(*wc));
 }
 
 static const char *wfmt_name(enum polar_wfmt f)
@@ -1700,7 +420,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->device_layers = val;
 			break;
 		case OPT_METHOD: {
-			int me = method_index(val);
+			int me = polar_method_parse(val);
 
 			if (me < M_SVD) {
 				fprintf(stderr, "%s: --method %s: one of svd, "
@@ -1908,7 +628,7 @@ static int parse_methods(const char *s, int want[NMETH])
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		int me = method_index(tok);
+		int me = polar_method_parse(tok);
 
 		if (me < 0) {
 			fprintf(stderr, "polar eval: unknown method '%s' (fp32, "
@@ -1959,123 +679,226 @@ static int calib_subset(const struct polar_dataset *train, size_t n,
 
 /* ---- one operating point --------------------------------------------------------------- */
 
-/*
- * The passes: fp32 alone (no chip), quant alone (its device counters are
- * the main path's energy), then every method with a host path in one
- * pass that shares the layers reading the images. Each of those runs the
- * same device jobs per image as quant (the counters count operations,
- * not values), so it reports quant's main-path energy with its own host
- * FLOPs; one such method alone has a pass, and counters, of its own.
- */
-static int evaluate_all(struct worker *wk, unsigned int nw,
-			const int want[NMETH], const struct polar_dataset *test,
-			struct point *pt)
-{
-	int pass[NMETH], me, nhost = 0, ret = 0;
+/* The pipeline's progress on the one progress bar (cli.c). */
+struct progress_bar {
+	struct bar bar;
+	char stage[64];
+};
 
-	for (me = M_FP32; me <= M_QUANT && !ret; me++)
-		if (want[me]) {
-			memset(pass, 0, sizeof(pass));
-			pass[me] = 1;
-			ret = evaluate(wk, nw, pass, test, pt);
-		}
-	for (me = 0; me < NMETH; me++) {
-		pass[me] = me > M_QUANT && want[me];
-		nhost += pass[me];
+static void show_progress(void *p, const char *stage, size_t done,
+			  size_t total, const char *note)
+{
+	struct progress_bar *pb = p;
+
+	if (note) {
+		bar_line(&pb->bar, "%s", note);
+		return;
 	}
-	if (!ret && nhost)
-		ret = evaluate(wk, nw, pass, test, pt);
-	if (ret || nhost < 2 || !want[M_QUANT] || !pt->r[M_QUANT].have_energy)
-		return ret ? -EIO : 0;
-	for (me = M_QUANT + 1; me < NMETH; me++)
-		if (pass[me]) {
-			pt->r[me].have_energy = 1;
-			pt->r[me].macs = pt->r[M_QUANT].macs;
-			pt->r[me].dev_j = pt->r[M_QUANT].dev_j;
-		}
+	if (!done && !total) {
+		snprintf(pb->stage, sizeof(pb->stage), "%s", stage);
+		bar_start(&pb->bar, pb->stage);
+		return;
+	}
+	bar_update(&pb->bar, done, total);
+}
+
+/* A pipeline for m with the options o. */
+static int make_pipeline(const struct opts *o, const struct polar_model *m,
+			 struct progress_bar *pb, struct polar_pipeline **out)
+{
+	struct polar_pipeline *p;
+	int ret;
+
+	ret = polar_pipeline_create(m, &p);
+	if (ret)
+		return ret;
+	ret = polar_pipeline_set_formats(p, o->wfmt, o->xfmt, o->first_xfmt);
+	if (!ret)
+		ret = polar_pipeline_set_rank(p, o->rank);
+	if (!ret)
+		ret = polar_pipeline_set_percentiles(p, o->act_pct, o->adc_pct);
+	if (!ret)
+		ret = polar_pipeline_set_ridge(p, o->lambda_set ? o->lambda : 0);
+	if (!ret)
+		ret = polar_pipeline_set_intercept(p, o->intercept);
+	if (!ret)
+		ret = polar_pipeline_set_fisher_full(p, o->fisher_full);
+	if (!ret)
+		ret = polar_pipeline_set_device_layers(p, o->device_layers);
+	if (!ret && o->held)
+		ret = polar_pipeline_set_training(p, &o->topt, o->held);
+	if (!ret)
+		ret = polar_pipeline_set_threads(p, o->threads);
+	if (!ret)
+		ret = polar_pipeline_set_progress(p, show_progress, pb);
+	if (!ret)
+		ret = polar_pipeline_set_model_name(p, o->model);
+	if (ret) {
+		polar_pipeline_destroy(p);
+		return ret;
+	}
+	*out = p;
 	return 0;
 }
 
+/*
+ * Opens --device for the pipeline: a sim gets the chip options in its
+ * spec; a real chip's properties are what they are, so they are reported
+ * where they differ from the options given.
+ */
+static int open_device(const struct opts *o, struct polar_pipeline *p,
+		       uint32_t sigma, uint32_t adc_bits,
+		       struct polar_caps *caps)
+{
+	char path[256];
+	int ret;
+
+	if (!strncmp(o->device, "sim", 3)) {
+		char recon[64] = "";
+
+		if (o->recon_set)
+			snprintf(recon, sizeof(recon), ",recon=%s,"
+				 "recon-frac-bits=%u", recon_name(o->recon),
+				 o->recon_frac_bits);
+		snprintf(path, sizeof(path), "sim:%s%ssigma-static=%u,adc-bits=%u,"
+			 "seed=%llu%s", o->device[3] == ':' ? o->device + 4 : "",
+			 o->device[3] == ':' ? "," : "", sigma, adc_bits,
+			 (unsigned long long)o->chip_seed, recon);
+		ret = polar_pipeline_open(p, path);
+	} else {
+		ret = polar_pipeline_open(p, o->device);
+	}
+	if (ret)
+		return die_pipeline();
+	ret = polar_get_caps(polar_pipeline_device(p), caps);
+	if (ret)
+		return die("caps");
+	if (!caps->sim) {
+		if (o->seed_set && caps->seed != o->chip_seed)
+			fprintf(stderr, "polar eval: warning: device chip seed is "
+				"%llu, not %llu\n", (unsigned long long)caps->seed,
+				(unsigned long long)o->chip_seed);
+		if (o->sigma_set && caps->sigma_static != sigma)
+			fprintf(stderr, "polar eval: warning: device sigma-static "
+				"is %u, not %u\n", caps->sigma_static, sigma);
+		if (o->adc_set && caps->adc_bits != adc_bits)
+			fprintf(stderr, "polar eval: warning: device adc-bits is "
+				"%u, not %u\n", caps->adc_bits, adc_bits);
+		if (o->recon_set && (caps->recon != o->recon ||
+				     caps->recon_frac_bits != o->recon_frac_bits))
+			fprintf(stderr, "polar eval: warning: device recon is "
+				"%s with %u fractional bits, not %s with %u\n",
+				recon_name(caps->recon),
+				caps->recon_frac_bits, recon_name(o->recon),
+				o->recon_frac_bits);
+	}
+	return 0;
+}
+
+/* What the pipeline measured, into pt. */
+static int collect(const struct polar_pipeline *p, const struct polar_model *m,
+		   const int want[NMETH], struct point *pt)
+{
+	struct polar_pipeline_layer_info li = { .sz = sizeof(li) };
+	struct polar_pipeline_result r = { .sz = sizeof(r) };
+	unsigned int l;
+	int me, ret;
+
+	pt->t.phases.sz = sizeof(pt->t.phases);
+	ret = polar_pipeline_get_timing(p, &pt->t.phases);
+	pt->calib_s = pt->t.phases.calib_seconds;
+	for (l = 0; l < m->nlayers && !ret; l++) {
+		ret = polar_pipeline_get_layer(p, l, &li);
+		pt->adc_fs[l] = li.adc_fs;
+		for (me = 0; me < NMETH; me++)
+			pt->lambda[me][l] = li.ridge[me];
+	}
+	for (me = 0; me < NMETH && !ret; me++) {
+		if (!want[me])
+			continue;
+		ret = polar_pipeline_get_result(p, me, &r);
+		pt->r[me] = (struct result){ r.accuracy, r.seconds,
+			r.images_per_s, r.device_j, r.host_j, r.macs,
+			r.host_flops, r.have_energy };
+		pt->t.eval[me] = r.seconds;
+		pt->t.eval_layers[me] = r.layers_seconds;
+		memcpy(pt->t.eval_layer[me], r.layer_seconds,
+		       sizeof(pt->t.eval_layer[me]));
+	}
+	return ret ? die_pipeline() : 0;
+}
+
+/*
+ * One operating point: open the device, polarize the model on the
+ * calibration images, evaluate the methods wanted (polar calibrate wants
+ * none: keep gets the pipeline instead).
+ */
 static int run_point(const struct opts *o, struct polar_model *m,
 		     const struct polar_dataset *cal,
 		     const struct polar_dataset *test, const int want[NMETH],
-		     struct point *pt, struct ctx *keep)
+		     struct point *pt, struct polar_pipeline **keep)
 {
-	struct worker *wk;
-	struct ctx c = { 0 };
-	unsigned int nw = 0, w;
-	int me, ret = 0, any = 0, chip = 0;
+	struct progress_bar pb = { 0 };
+	struct polar_pipeline *p;
+	struct polar_caps caps;
+	unsigned int methods = 0;
+	int me, ret, chip = 0;
 
-	c.o = o;
-	c.m = m;
-	c.sens = polar_model_is_chain(m);
-	c.t = &pt->t;
-	c.t_mark = now_s();
+	for (me = 0; me < NMETH; me++)
+		if (want[me])
+			methods |= POLAR_METHOD_MASK(me);
 	for (me = M_QUANT; me < NMETH; me++)
 		chip |= want[me];
+	if (make_pipeline(o, m, &pb, &p))
+		return die_pipeline();
 	/*
 	 * The fp32 reference alone needs neither a chip nor calibration;
 	 * polar calibrate wants no evaluation, only the calibration.
 	 */
 	if (!chip && want[M_FP32])
 		goto evaluate;
-	ret = open_device(&c, pt->sigma, pt->adc_bits);
-	phase_end(&c, PH_OPEN);
-	if (ret) {
-		ctx_free(&c);
-		return ret;
-	}
-	polar_get_design(c.dev, &pt->design);
+	ret = open_device(o, p, pt->sigma, pt->adc_bits, &caps);
+	if (ret)
+		goto out;
+	polar_get_design(polar_pipeline_device(p), &pt->design);
 	fprintf(stderr, "device %s: %ux%u tiles x %u, adc %u bits, rows/conv %u, "
 		"recon %s (F %u), digital planes %u, msb adc %u bits x %u "
 		"levels, sigma-static %u, seed %llu\n",
-		polar_device_path(c.dev), c.caps.rows, c.caps.cols,
-		c.caps.tiles, c.caps.adc_bits, c.caps.rows_per_conv,
-		recon_name(c.caps.recon), c.caps.recon_frac_bits,
+		polar_device_path(polar_pipeline_device(p)), caps.rows,
+		caps.cols, caps.tiles, caps.adc_bits, caps.rows_per_conv,
+		recon_name(caps.recon), caps.recon_frac_bits,
 		pt->design.digital_planes, pt->design.adc_bits_msb,
 		pt->design.adc_msb_levels,
-		c.caps.sigma_static, (unsigned long long)c.caps.seed);
-	pt->recon = c.caps.recon;
-	pt->recon_frac_bits = c.caps.recon_frac_bits;
+		caps.sigma_static, (unsigned long long)caps.seed);
+	pt->recon = caps.recon;
+	pt->recon_frac_bits = caps.recon_frac_bits;
 	if (o->device_layers)
 		fprintf(stderr, "on the device: %s; the other weighted layers "
 			"in fp32 on the host\n", o->device_layers);
-	pt->sigma = c.caps.sigma_static;
-	pt->adc_bits = c.caps.adc_bits;
-	ret = calibrate(&c, cal);
-	pt->calib_s = c.calib_s;
-	memcpy(pt->adc_fs, c.adc_fs, sizeof(pt->adc_fs));
-	memcpy(pt->lambda, c.lambda, sizeof(pt->lambda));
+	pt->sigma = caps.sigma_static;
+	pt->adc_bits = caps.adc_bits;
+	ret = polar_pipeline_polarize(p, cal,
+				      (o->train ? POLAR_METHOD_MASK(M_TRAINED) : 0) |
+				      (o->sens_identity ?
+				       POLAR_METHOD_MASK(M_SENSID) : 0));
+	if (ret) {
+		ret = die_pipeline();
+		goto out;
+	}
 evaluate:
-	for (me = 0; me < NMETH; me++)
-		any |= want[me];
-	wk = calloc(MAX_WORKERS, sizeof(*wk));
-	if (!wk && !ret) {
-		fprintf(stderr, "polar eval: out of memory\n");
-		ret = -ENOMEM;
-	}
-	if (!ret && any) {
-		nw = (test->count + EVAL_BATCH - 1) / EVAL_BATCH;
-		if (nw > o->threads)
-			nw = o->threads;
-		c.t_mark = now_s();
-		wk[0].c = c;
-		for (w = 1; w < nw && !ret; w++)
-			ret = make_worker(&c, &wk[w].c);
-		phase_end(&c, PH_WORKERS);
-	}
-	if (!ret && any)
-		ret = evaluate_all(wk, nw, want, test, pt);
-	for (w = 1; w < nw; w++)
-		if (wk[w].c.o)
-			free_worker(&wk[w].c);
-	free(wk);
+	ret = 0;
+	if (methods && polar_pipeline_evaluate(p, methods, test, pt->hit))
+		ret = die_pipeline();
+	if (!ret)
+		ret = collect(p, m, want, pt);
+out:
 	if (keep && !ret)
-		*keep = c;
+		*keep = p;
 	else
-		ctx_free(&c);
+		polar_pipeline_destroy(p);
 	return ret;
 }
+
 
 /* ---- several chips ---------------------------------------------------------------------- */
 
@@ -2221,7 +1044,7 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 			       v ? " with " : "", v ? vary[v - 1] : "");
 			for (me = 0; me < NMETH; me++)
 				if (want_v[me])
-					printf(" %s %.2f", method_names[me],
+					printf(" %s %.2f", polar_method_name(me),
 					       pt.r[me].acc);
 			printf("\n");
 			fflush(stdout);
@@ -2240,7 +1063,7 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 				 &gap, ci, &worst);
 		if (!ret)
 			printf("gap %s=%.2f ci95=[%.2f,%.2f] worst_chip=%.2f\n",
-			       method_names[me], gap, ci[0], ci[1], worst);
+			       polar_method_name(me), gap, ci[0], ci[1], worst);
 	}
 	/*
 	 * The Fisher weighting's own gain: sens-identity's gap minus
@@ -2267,7 +1090,7 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 			if (!ret)
 				printf("with %s: gap %s=%.2f ci95=[%.2f,%.2f] "
 				       "change=%.2f ci95=[%.2f,%.2f]\n",
-				       vary[v - 1], method_names[me], gap, ci[0],
+				       vary[v - 1], polar_method_name(me), gap, ci[0],
 				       ci[1], d, dci[0], dci[1]);
 		}
 	/* --select: per choice and method, the value kept. */
@@ -2305,7 +1128,7 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 						 stride, C, N, &gap, ci, &worst);
 			if (!ret)
 				printf("chosen %s for %s: %s, gap %.2f ci95=[%.2f,"
-				       "%.2f]\n", name, method_names[me],
+				       "%.2f]\n", name, polar_method_name(me),
 				       best ? vary[best - 1] : "as given", gap,
 				       ci[0], ci[1]);
 		}
@@ -2332,12 +1155,13 @@ static void print_timing(FILE *f, const char *pre, const struct timing *t,
 	int ph, me;
 
 	fprintf(f, "%sload %.1f s", pre, t->load);
-	for (ph = 0; ph < NPHASE; ph++)
-		fprintf(f, ", %s %.1f s", phase_names[ph], t->phase[ph]);
+	for (ph = 0; ph < (int)t->phases.nphases; ph++)
+		fprintf(f, ", %s %.1f s", t->phases.phase_name[ph],
+			t->phases.phase_seconds[ph]);
 	for (me = 0; me < NMETH; me++) {
 		if (!want[me])
 			continue;
-		fprintf(f, ", eval %s %.1f s", method_names[me], t->eval[me]);
+		fprintf(f, ", eval %s %.1f s", polar_method_name(me), t->eval[me]);
 		if (me == M_FP32)
 			continue;
 		fprintf(f, " (layers %.1f s", t->eval_layers[me]);
@@ -2423,7 +1247,7 @@ static void svg_sweep(const char *path, const struct point *pts, size_t np,
 		}
 		fprintf(f, "\"/>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">%s"
 			"</text>\n", W - R + 10, T + 20.0 * me + 10, colors[me],
-			method_names[me]);
+			polar_method_name(me));
 	}
 	fprintf(f, "</svg>\n");
 #undef PX
@@ -2460,7 +1284,7 @@ static void svg_bars(const char *path, const struct point *pt,
 			"\"middle\">%.2f</text>\n<text x=\"%d\" y=\"292\" "
 			"text-anchor=\"middle\">%s</text>\n", 20 + 82 * k,
 			270 - h, h, colors[me], 50 + 82 * k, 265 - h,
-			pt->r[me].acc, 50 + 82 * k, method_names[me]);
+			pt->r[me].acc, 50 + 82 * k, polar_method_name(me));
 		k++;
 	}
 	fprintf(f, "</svg>\n");
@@ -2527,7 +1351,7 @@ static void write_report(const struct opts *o, const struct point *pt,
 	fprintf(f, "| method | accuracy %% | eval s | images/s |\n|---|---|---|---|\n");
 	for (me = 0; me < NMETH; me++)
 		if (want[me])
-			fprintf(f, "| %s | %.2f | %.1f | %.0f |\n", method_names[me],
+			fprintf(f, "| %s | %.2f | %.1f | %.0f |\n", polar_method_name(me),
 				pt->r[me].acc, pt->r[me].seconds, pt->r[me].ips);
 	fprintf(f, "\n![accuracy](accuracy.svg)\n\nCalibration took %.1f s. "
 		"ADC full scale per layer (cells, %.2f-th percentile of the "
@@ -2550,7 +1374,7 @@ static void write_report(const struct opts *o, const struct point *pt,
 	fprintf(f, "\n## Energy\n\n");
 	for (me = M_QUANT; me < NMETH; me++)
 		if (want[me] && pt->r[me].have_energy) {
-			fprintf(f, "- %s: ", method_names[me]);
+			fprintf(f, "- %s: ", polar_method_name(me));
 			print_energy(f, &pt->r[me], "", o->rank);
 		}
 	fprintf(f, "\nThe device figure is the modelled energy of the chip's "
@@ -2572,7 +1396,7 @@ static void write_report(const struct opts *o, const struct point *pt,
 		fprintf(f, "\n## Sweep\n\n| sigma-static | ADC bits |");
 		for (me = 0; me < NMETH; me++)
 			if (want[me])
-				fprintf(f, " %s |", method_names[me]);
+				fprintf(f, " %s |", polar_method_name(me));
 		fprintf(f, "\n|---|---|");
 		for (me = 0; me < NMETH; me++)
 			if (want[me])
@@ -2616,8 +1440,18 @@ static int load_all(struct opts *o, struct polar_model *m,
 	    polar_model_load_onnx(m, o->model, NULL) :
 	    polar_model_load(m, o->model))
 		return die("model");
-	if (resolve_device_layers(o, m))
-		return 1;
+	if (o->device_layers) {
+		struct polar_pipeline *p;
+		int bad = polar_pipeline_create(m, &p) ||
+			  polar_pipeline_set_device_layers(p, o->device_layers);
+
+		polar_pipeline_destroy(p);
+		if (bad) {
+			fprintf(stderr, "polar eval: --device-layers: %s\n",
+				polar_errmsg());
+			return 1;
+		}
+	}
 	if (polar_fashion_mnist_load(o->data, train, test))
 		return die("data");
 	/* A model on [N, F] inputs takes the images flattened. */
@@ -2750,7 +1584,7 @@ int polar_cmd_eval(int argc, char **argv)
 	for (me = 0; me < NMETH; me++)
 		if (want[me] && me != M_FP32)
 			fprintf(stderr, "%-12s %.2f%%  %.1f s  %.0f images/s\n",
-				method_names[me], pt.r[me].acc, pt.r[me].seconds,
+				polar_method_name(me), pt.r[me].acc, pt.r[me].seconds,
 				pt.r[me].ips);
 	if (want[M_FP32])
 		fprintf(stderr, "%-12s %.2f%%  %.1f s  %.0f images/s (host)\n",
@@ -2802,7 +1636,7 @@ int polar_cmd_eval(int argc, char **argv)
 		printf("sweep (accuracy %%):\nsigma   adc");
 		for (me = 0; me < NMETH; me++)
 			if (want[me])
-				printf(" %12s", method_names[me]);
+				printf(" %12s", polar_method_name(me));
 		printf("\n");
 		for (i = 0; i < nsweep; i++) {
 			printf("%.3f %4u", sweep[i].sigma / 65536.0,
@@ -2819,7 +1653,7 @@ int polar_cmd_eval(int argc, char **argv)
 			     want, &m);
 	for (me = 0; me < NMETH; me++)
 		if (want[me])
-			printf("accuracy %s=%.2f\n", method_names[me], pt.r[me].acc);
+			printf("accuracy %s=%.2f\n", polar_method_name(me), pt.r[me].acc);
 	/*
 	 * The chip's compute efficiency: the main path's MACs per joule of the
 	 * device's counters, the same for every method (the first measured).
@@ -2848,13 +1682,10 @@ int polar_cmd_calibrate(int argc, char **argv)
 	struct polar_dataset train = { 0 }, test = { 0 }, cal = { 0 },
 			     held = { 0 }, val;
 	struct polar_model m = { 0 };
-	struct polar_tensors ts;
-	struct ctx c = { 0 };
+	struct polar_pipeline *p = NULL;
 	struct opts o;
 	int want[NMETH] = { 0 }, ret = 1;
 	struct point pt = { 0 };
-	unsigned int l;
-	char buf[64];
 
 	if (parse_opts(argc, argv, &o))
 		return 2;
@@ -2864,7 +1695,6 @@ int polar_cmd_calibrate(int argc, char **argv)
 	}
 	o.train = o.save_method == M_TRAINED;
 	o.sens_identity = o.save_method == M_SENSID;
-	polar_tensors_init(&ts);
 	if (load_all(&o, &m, &train, &test, &cal, &held, &val))
 		goto out;
 	if ((o.save_method == M_SENS || o.save_method == M_TRAINED ||
@@ -2872,104 +1702,24 @@ int polar_cmd_calibrate(int argc, char **argv)
 	    !polar_model_is_chain(&m)) {
 		fprintf(stderr, "polar calibrate: no %s factors for %s "
 			"(%s): saving act-device's\n",
-			method_names[o.save_method], o.model, polar_errmsg());
+			polar_method_name(o.save_method), o.model, polar_errmsg());
 		o.save_method = M_ACTDEV;
 		o.train = 0;
 		o.sens_identity = 0;
 	}
 	pt.sigma = o.sigma_static;
 	pt.adc_bits = o.adc_bits;
-	if (run_point(&o, &m, &cal, &test, want, &pt, &c))
+	if (run_point(&o, &m, &cal, &test, want, &pt, &p))
 		goto out;
-	for (l = 0; l < m.nlayers; l++) {
-		const struct polar_layer *ly = &m.layers[l];
-		uint64_t r = layer_rank(&o, ly);
-		uint64_t sa[2] = { r, ly->cols }, sb[2] = { ly->rows, r };
-		uint64_t one = 1;
-		int32_t fs = (int32_t)c.adc_fs[l];
-		char name[64];
-
-		if (!c.ql[l])
-			continue;
-		snprintf(name, sizeof(name), "%s.lowrank_A", ly->name);
-		ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 2, sa,
-					c.A[o.save_method][l]);
-		snprintf(name, sizeof(name), "%s.lowrank_B", ly->name);
-		if (!ret)
-			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 2, sb,
-						c.B[o.save_method][l]);
-		snprintf(name, sizeof(name), "%s.bias_correction", ly->name);
-		if (!ret && c.bc[o.save_method][l])
-			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 1, &sb[0],
-						c.bc[o.save_method][l]);
-		snprintf(name, sizeof(name), "%s.x_scale", ly->name);
-		if (!ret)
-			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_F32, 1, &one,
-						&c.aq[l].scale);
-		snprintf(name, sizeof(name), "%s.adc_fs_q8", ly->name);
-		if (!ret)
-			ret = polar_tensors_add(&ts, name, POLAR_DTYPE_I32, 1, &one,
-						&fs);
-		if (ret) {
-			die("save");
-			goto out_ctx;
-		}
-	}
-	ret = polar_tensors_set_meta(&ts, "format", wfmt_name(o.wfmt));
-	ret |= polar_tensors_set_meta(&ts, "xfmt", xfmt_name(o.xfmt));
-	ret |= polar_tensors_set_meta(&ts, "first_xfmt",
-				      xfmt_name(o.first_xfmt));
-	snprintf(buf, sizeof(buf), "%u", o.rank);
-	ret |= polar_tensors_set_meta(&ts, "rank", buf);
-	ret |= polar_tensors_set_meta(&ts, "method", method_names[o.save_method]);
-	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)c.caps.seed);
-	ret |= polar_tensors_set_meta(&ts, "chip_seed", buf);
-	snprintf(buf, sizeof(buf), "%u", c.caps.sigma_static);
-	ret |= polar_tensors_set_meta(&ts, "sigma_static_q16", buf);
-	snprintf(buf, sizeof(buf), "%u", c.caps.adc_bits);
-	ret |= polar_tensors_set_meta(&ts, "adc_bits", buf);
-	snprintf(buf, sizeof(buf), "%ux%u", c.caps.rows, c.caps.cols);
-	ret |= polar_tensors_set_meta(&ts, "tile", buf);
-	snprintf(buf, sizeof(buf), "%u", c.caps.rows_per_conv);
-	ret |= polar_tensors_set_meta(&ts, "rows_per_conv", buf);
-	/* the ADC full scales above were fitted to this reconstruction */
-	snprintf(buf, sizeof(buf), "%s/%u", recon_name(c.caps.recon),
-		 c.caps.recon_frac_bits);
-	ret |= polar_tensors_set_meta(&ts, "recon", buf);
-	ret |= polar_tensors_set_meta(&ts, "device", polar_device_path(c.dev));
-	ret |= polar_tensors_set_meta(&ts, "model", o.model);
-	snprintf(buf, sizeof(buf), "%u", o.calib);
-	ret |= polar_tensors_set_meta(&ts, "calib_images", buf);
-	if (o.device_layers)
-		ret |= polar_tensors_set_meta(&ts, "device_layers",
-					      o.device_layers);
-	if (o.save_method >= M_ACTDEV) {
-		/* the ridge each layer's fit used, "conv1=0.001,conv2=0.1" */
-		char ridge[256] = "";
-
-		for (l = 0; l < m.nlayers; l++)
-			if (c.ql[l])
-				snprintf(ridge + strlen(ridge),
-					 sizeof(ridge) - strlen(ridge), "%s%s=%g",
-					 ridge[0] ? "," : "", m.layers[l].name,
-					 c.lambda[o.save_method][l]);
-		ret |= polar_tensors_set_meta(&ts, "ridge", ridge);
-	}
-	if (o.save_method >= M_SENS)
-		ret |= polar_tensors_set_meta(&ts, "fisher",
-					      o.fisher_full ? "full" : "diag");
-	if (ret || polar_tensors_save(&ts, o.out)) {
-		die("save");
-		ret = 1;
-		goto out_ctx;
+	if (polar_pipeline_save(p, o.save_method, o.out)) {
+		die_pipeline();
+		goto out;
 	}
 	fprintf(stderr, "wrote %s (%s, rank %u, calibration %.1f s)\n", o.out,
-		method_names[o.save_method], o.rank, pt.calib_s);
+		polar_method_name(o.save_method), o.rank, pt.calib_s);
 	ret = 0;
-out_ctx:
-	ctx_free(&c);
 out:
-	polar_tensors_free(&ts);
+	polar_pipeline_destroy(p);
 	polar_dataset_free(&train);
 	polar_dataset_free(&test);
 	free(cal.images);
