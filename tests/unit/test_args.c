@@ -26,6 +26,7 @@
 #include "polar/model.h"
 #include "polar/nn.h"
 #include "polar/onnx.h"
+#include "polar/pipeline.h"
 #include "polar/polar.h"
 #include "polar/qlayer.h"
 #include "polar/quant.h"
@@ -45,6 +46,9 @@ static struct polar_act_quant aq = { POLAR_XFMT_INT4, 0.1f };
 static struct polar_caps caps;
 static struct polar_design design;
 static struct polar_model model, model_out;
+static struct polar_pipeline *pipeline, *pipeline_out;
+static struct polar_pipeline_result pres = { .sz = sizeof(pres) };
+static struct polar_pipeline_layer_info pli = { .sz = sizeof(pli) };
 static unsigned int last_out[POLAR_MODEL_MAX_LAYERS];
 static struct polar_tensors ts, ts_out;
 static const struct polar_tensor *tensor;
@@ -518,6 +522,87 @@ enum want {
 	  polar_model_grad(&model, 1, x, NULL, 1.0f, grad_big, NULL, NULL)) \
 	X(polar_model_grad, "grad", WANT_EINVAL,			\
 	  polar_model_grad(&model, 1, x, labels, 1.0f, NULL, NULL, NULL)) \
+	X(polar_method_name, "me", WANT_ZERO,				\
+	  (long)polar_method_name(POLAR_METHOD_COUNT))			\
+	X(polar_method_parse, "name", WANT_EINVAL, polar_method_parse(NULL)) \
+	X(polar_pipeline_create, "m", WANT_EINVAL,			\
+	  polar_pipeline_create(NULL, &pipeline_out))			\
+	X(polar_pipeline_create, "out", WANT_EINVAL,			\
+	  polar_pipeline_create(&model, NULL))				\
+	X(polar_pipeline_destroy, "p", WANT_NOCRASH,			\
+	  (polar_pipeline_destroy(NULL), 0))				\
+	X(polar_pipeline_set_formats, "p", WANT_EINVAL,			\
+	  polar_pipeline_set_formats(NULL, POLAR_WFMT_NF4,		\
+				     POLAR_XFMT_UINT4, POLAR_XFMT_UINT8)) \
+	X(polar_pipeline_set_formats, "wfmt", WANT_EINVAL,		\
+	  polar_pipeline_set_formats(pipeline, (enum polar_wfmt)99,		\
+				     POLAR_XFMT_UINT4, POLAR_XFMT_UINT8)) \
+	X(polar_pipeline_set_rank, "rank", WANT_EINVAL,			\
+	  polar_pipeline_set_rank(pipeline, 0))				\
+	X(polar_pipeline_set_rank, "rank", WANT_EINVAL,			\
+	  polar_pipeline_set_rank(pipeline, 65))				\
+	X(polar_pipeline_set_percentiles, "act_pct", WANT_EINVAL,	\
+	  polar_pipeline_set_percentiles(pipeline, 0, 99.99))		\
+	X(polar_pipeline_set_ridge, "lambda", WANT_EINVAL,		\
+	  polar_pipeline_set_ridge(pipeline, -1))				\
+	X(polar_pipeline_set_intercept, "p", WANT_EINVAL,		\
+	  polar_pipeline_set_intercept(NULL, 1))			\
+	X(polar_pipeline_set_fisher_full, "p", WANT_EINVAL,		\
+	  polar_pipeline_set_fisher_full(NULL, 1))			\
+	X(polar_pipeline_set_device_layers, "p", WANT_EINVAL,		\
+	  polar_pipeline_set_device_layers(NULL, "fc1"))		\
+	X(polar_pipeline_set_training, "opts", WANT_EINVAL,		\
+	  polar_pipeline_set_training(pipeline, NULL, &data))		\
+	X(polar_pipeline_set_training, "held", WANT_EINVAL,		\
+	  polar_pipeline_set_training(pipeline, &train_opts, NULL))		\
+	X(polar_pipeline_set_threads, "threads", WANT_EINVAL,		\
+	  polar_pipeline_set_threads(pipeline, 0))				\
+	X(polar_pipeline_set_threads, "threads", WANT_EINVAL,		\
+	  polar_pipeline_set_threads(pipeline, POLAR_PIPELINE_MAX_THREADS + 1)) \
+	X(polar_pipeline_set_progress, "p", WANT_EINVAL,		\
+	  polar_pipeline_set_progress(NULL, NULL, NULL))		\
+	X(polar_pipeline_set_model_name, "p", WANT_EINVAL,		\
+	  polar_pipeline_set_model_name(NULL, "m"))			\
+	X(polar_pipeline_open, "p", WANT_EINVAL,			\
+	  polar_pipeline_open(NULL, "sim"))				\
+	X(polar_pipeline_open, "device", WANT_EINVAL,			\
+	  polar_pipeline_open(pipeline, NULL))				\
+	X(polar_pipeline_device, "p", WANT_ZERO,			\
+	  (long)polar_pipeline_device(NULL))				\
+	X(polar_pipeline_polarize, "p", WANT_EINVAL,			\
+	  polar_pipeline_polarize(NULL, &data, 0))			\
+	X(polar_pipeline_polarize, "cal", WANT_EINVAL,			\
+	  polar_pipeline_polarize(pipeline, NULL, 0))			\
+	X(polar_pipeline_save, "path", WANT_EINVAL,			\
+	  polar_pipeline_save(pipeline, POLAR_METHOD_SVD, NULL))		\
+	X(polar_pipeline_save, "me", WANT_EINVAL,			\
+	  polar_pipeline_save(pipeline, POLAR_METHOD_COUNT, path))		\
+	X(polar_pipeline_load, "p", WANT_EINVAL,			\
+	  polar_pipeline_load(NULL, path))				\
+	X(polar_pipeline_load, "path", WANT_EINVAL,			\
+	  polar_pipeline_load(pipeline, NULL))				\
+	X(polar_pipeline_infer, "images", WANT_EINVAL,			\
+	  polar_pipeline_infer(pipeline, POLAR_METHOD_FP32, 1, NULL, y, NULL)) \
+	X(polar_pipeline_infer, "n", WANT_EINVAL,			\
+	  polar_pipeline_infer(pipeline, POLAR_METHOD_FP32, 0, x, y, NULL))	\
+	X(polar_pipeline_infer, "me", WANT_EINVAL,			\
+	  polar_pipeline_infer(pipeline, POLAR_METHOD_COUNT, 1, x, y, NULL)) \
+	X(polar_pipeline_evaluate, "d", WANT_EINVAL,			\
+	  polar_pipeline_evaluate(pipeline, 1, NULL, NULL))			\
+	X(polar_pipeline_evaluate, "methods", WANT_EINVAL,		\
+	  polar_pipeline_evaluate(pipeline, 0, &data, NULL))		\
+	X(polar_pipeline_get_result, "r", WANT_EINVAL,			\
+	  polar_pipeline_get_result(pipeline, POLAR_METHOD_FP32, NULL))	\
+	X(polar_pipeline_get_result, "me", WANT_EINVAL,			\
+	  polar_pipeline_get_result(pipeline, POLAR_METHOD_COUNT, &pres))	\
+	X(polar_pipeline_get_layer, "li", WANT_EINVAL,			\
+	  polar_pipeline_get_layer(pipeline, 0, NULL))			\
+	X(polar_pipeline_get_layer, "layer", WANT_EINVAL,		\
+	  polar_pipeline_get_layer(pipeline, POLAR_MODEL_MAX_LAYERS, &pli))	\
+	X(polar_pipeline_get_timing, "t", WANT_EINVAL,			\
+	  polar_pipeline_get_timing(pipeline, NULL))			\
+	X(polar_pipeline_read_energy, "e", WANT_EINVAL,			\
+	  polar_pipeline_read_energy(pipeline, NULL))			\
 	X(polar_model_train, "m", WANT_EINVAL,				\
 	  polar_model_train(NULL, &data, &opts))			\
 	X(polar_model_train, "d", WANT_EINVAL,				\
@@ -669,7 +754,8 @@ static void setup(void)
 	    polar_lowrank_pack(A, B, RANK, IN, OUT, Ap, Bp) ||
 	    polar_model_create(&model, "mlp", 1) ||
 	    polar_model_create(&model_cnn, "cnn", 1) ||
-	    polar_tensors_add(&ts, "t", POLAR_DTYPE_F32, 1, shape, NULL)) {
+	    polar_tensors_add(&ts, "t", POLAR_DTYPE_F32, 1, shape, NULL) ||
+	    polar_pipeline_create(&model, &pipeline)) {
 		fprintf(stderr, "setup: %s\n", polar_errmsg());
 		exit(1);
 	}
@@ -679,6 +765,7 @@ static void setup(void)
 	(void)gram_d;
 	(void)buf_out;
 	(void)dev_out;
+	(void)pipeline_out;
 }
 
 int main(void)
@@ -702,6 +789,7 @@ int main(void)
 	polar_qweights_free(&q);
 	polar_buffer_free(buf);
 	polar_close(dev);
+	polar_pipeline_destroy(pipeline);
 	polar_model_free(&model);
 	polar_model_free(&model_cnn);
 	polar_tensors_free(&ts);

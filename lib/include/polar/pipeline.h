@@ -264,9 +264,10 @@ int polar_pipeline_get_timing(const struct polar_pipeline *p,
 			      struct polar_pipeline_timing *t);
 
 /*
- * The energy counters of the pipeline's handles (summed over the sim's,
- * each its own chip; a device's handles share one) and the host paths'
- * FLOPs of polar_pipeline_infer() since the pipeline was created.
+ * The energy counters of the pipeline's own handle (since it was opened:
+ * the calibration's device work included; polar_pipeline_evaluate()'s
+ * threads report theirs in polar_pipeline_get_result()) and the host
+ * paths' FLOPs of polar_pipeline_infer().
  */
 struct polar_pipeline_energy {
 	size_t sz;		/* sizeof(struct polar_pipeline_energy) */
