@@ -169,6 +169,43 @@ static void firmware_seeds(void)
 	put("firmware/small.fw", image, len, 0);
 }
 
+/*
+ * A small MLP for Fashion-MNIST's 1x28x28 images, as torch.onnx.export
+ * writes one (Flatten, Gemm, Relu, Gemm): also the model that
+ * tests/packaging.sh gives lib/examples/onnx_predict.c.
+ */
+static void mlp28_seed(void)
+{
+	static float w1[32 * 784], b1[32], w2[10 * 32], b2[10];
+	Onnx__NodeProto *n;
+	struct ob b;
+	uint8_t *buf;
+	size_t len, i;
+
+	for (i = 0; i < 32 * 784; i++)
+		w1[i] = (float)((i * 7919) % 97) / 970.0f - 0.05f;
+	for (i = 0; i < 10 * 32; i++)
+		w2[i] = (float)((i * 31) % 23) / 46.0f - 0.25f;
+	for (i = 0; i < 32; i++)
+		b1[i] = 0.01f * (float)(i % 5);
+	ob_init(&b, "x", 4, (int64_t[]){ -1, 1, 28, 28 });
+	ob_const(&b, "fc1.weight", 2, (int64_t[]){ 32, 784 }, w1);
+	ob_const(&b, "fc1.bias", 1, (int64_t[]){ 32 }, b1);
+	ob_const(&b, "fc2.weight", 2, (int64_t[]){ 10, 32 }, w2);
+	ob_const(&b, "fc2.bias", 1, (int64_t[]){ 10 }, b2);
+	ob_node(&b, "Flatten", "/Flatten", "x", "flat");
+	n = ob_node(&b, "Gemm", "/fc1/Gemm", "flat,fc1.weight,fc1.bias", "h");
+	ob_int(&b, n, "transB", 1);
+	ob_node(&b, "Relu", "/Relu", "h", "r");
+	n = ob_node(&b, "Gemm", "/fc2/Gemm", "r,fc2.weight,fc2.bias", "logits");
+	ob_int(&b, n, "transB", 1);
+	ob_output(&b, "logits");
+	len = ob_pack(&b, &buf);
+	ob_free(&b);
+	put("onnx/mlp28.onnx", buf, len, 0);
+	free(buf);
+}
+
 static void onnx_seeds(void)
 {
 	struct ob_cnn p;
@@ -187,6 +224,7 @@ static void onnx_seeds(void)
 	put("onnx/cnn.onnx", buf, len, 0);
 	put("onnx/cnn-cut.onnx", buf, len / 2, 0);
 	free(buf);
+	mlp28_seed();
 }
 
 int main(int argc, char **argv)
