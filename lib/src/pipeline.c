@@ -1071,6 +1071,7 @@ struct worker {
 	double t_layers[NMETH], t_layer[NMETH][MAXL];
 	uint64_t host_flops[NMETH];
 	int ret;
+	char err[256];		/* polar_errmsg() of ret, from its thread */
 };
 
 /* Batch k0 of b images through method me on worker wk. */
@@ -1134,6 +1135,10 @@ static void *worker_run(void *p)
 			progress(&wk->c, wk->label, atomic_load(wk->done),
 				 wk->t->count);
 	}
+	/* polar_errmsg() is per thread: the caller's thread reports it */
+	if (wk->ret)
+		snprintf(wk->err, sizeof(wk->err), "%s", logits ?
+			 polar_errmsg() : "out of memory");
 	wk->c.shared = NULL;
 	wk->c.batch = 0;
 	free(logits);
@@ -1220,8 +1225,8 @@ static int evaluate(struct worker *wk, unsigned int nw, const int which[NMETH],
 		pthread_join(th[w], NULL);
 	progress(&wk[0].c, label, atomic_load(&done), t->count);
 	for (w = 0; w < nw; w++) {
-		if (!ret)
-			ret = wk[w].ret;
+		if (!ret && wk[w].ret)
+			ret = polar_fail(wk[w].ret, "%s", wk[w].err);
 		for (l = 0; l < MAXL; l++) {
 			free(wk[w].shared[l].sums);
 			memset(&wk[w].shared[l], 0, sizeof(wk[w].shared[l]));
