@@ -207,7 +207,11 @@ $(ONNX_FORWARD): tests/onnx/onnx_forward.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $< -o $@ $(LIB_A) $(LIB_LIBS)
 
-$(BUILD)/tests/selftests/%: tests/selftests/%.c tests/unit/abi_cases.h $(LIB_A) $(HARNESS)
+# Every kselftest includes the shared helpers: a change there (e.g. which
+# node accel_open() opens) must rebuild them all.
+$(BUILD)/tests/selftests/%: tests/selftests/%.c tests/selftests/polar_selftest.h \
+		tests/selftests/polar_selftest_uring.h tests/unit/abi_cases.h \
+		$(LIB_A) $(HARNESS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -Wno-unused-parameter -Wno-clobbered -Wno-sign-compare \
 		-I$(KSELFTEST_DIR) -static $(SELFTEST_LDFLAGS) \

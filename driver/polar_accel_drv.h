@@ -266,6 +266,7 @@ struct polar_job *polar_job_create(struct polar_device *pdev,
 				   u32 num_cmds, bool nonblock);
 int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
 		      bool nonblock, int *idx);
+void polar_job_publish(struct polar_device *pdev, struct polar_job *job);
 void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
 		      int idx);
 void polar_job_discard(struct polar_device *pdev, struct polar_job *job);

@@ -1010,8 +1010,8 @@ static bool polar_reserve_may_go(struct polar_device *pdev,
  * drm_dev_unplug() waits for every entered section, and a ring that can
  * only drain through a recovery (which does not run after unplug) would
  * hang it. polar_remove() wakes the waiters, which then see -ENODEV.
- * polar_job_commit() hands the job over, unlocks and exits; in between
- * the caller may prepare for its completion.
+ * polar_job_publish() and polar_job_commit() hand the job over, unlock and
+ * exit; in between the caller may prepare for its completion.
  */
 int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
 		      bool nonblock, int *idx)
@@ -1075,15 +1075,14 @@ int polar_job_reserve(struct polar_device *pdev, struct polar_job *job,
 }
 
 /*
- * Gives the job its fence (the next seqno of its queue's timeline, in ring
- * order), publishes it in the BOs' reservations, syncs the job's buffers
- * for the device, writes the job to its ring, rings the doorbell, then
- * unlocks and exits the device. The job may end and be freed at once: the
- * caller must not touch it afterwards unless it holds a reference of its
- * own.
+ * After polar_job_reserve(): gives the job its fence (the next seqno of its
+ * queue's timeline, in ring order), publishes it in the BOs' reservations
+ * and unlocks them. It cannot fail; polar_job_commit() must follow. In
+ * between the caller holds the queue lock but no reservation, so it may
+ * take locks ordered before a reservation (io_uring's ring lock, which
+ * mmap_lock follows while mmap_lock is taken before a reservation).
  */
-void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
-		      int idx)
+void polar_job_publish(struct polar_device *pdev, struct polar_job *job)
 {
 	struct polar_queue *q = &pdev->queues[job->queue];
 	u32 i;
@@ -1096,6 +1095,19 @@ void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
 				   job->bo_written[i] ? DMA_RESV_USAGE_WRITE :
 				   DMA_RESV_USAGE_READ);
 	polar_job_unlock_bos(job);
+}
+
+/*
+ * After polar_job_publish(): syncs the job's buffers for the device,
+ * writes the job to its ring, rings the doorbell, then unlocks and exits
+ * the device. The job may end and be freed at once: the caller must not
+ * touch it afterwards unless it holds a reference of its own.
+ */
+void polar_job_commit(struct polar_device *pdev, struct polar_job *job,
+		      int idx)
+{
+	struct polar_queue *q = &pdev->queues[job->queue];
+
 	polar_job_sync(pdev, job, false);
 	polar_queue_write_job(pdev, q, job);
 	list_add_tail(&job->node, &q->pending);
@@ -1159,6 +1171,7 @@ int polar_submit_ioctl(struct drm_device *drm, void *data,
 	 * from another thread of the file may collect and free it at once.
 	 */
 	seqno = job->seqno;
+	polar_job_publish(pdev, job);
 	polar_job_commit(pdev, job, idx);
 	args->seqno = seqno;
 	return 0;

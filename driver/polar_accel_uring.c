@@ -109,10 +109,15 @@ static int polar_uring_submit(struct io_uring_cmd *ioucmd,
 	ret = polar_job_reserve(pdev, job, nonblock, &idx);
 	if (ret)
 		goto err;
+	polar_job_publish(pdev, job);
 	/*
 	 * Cancelable before the device can complete it: io_uring_cmd_done()
 	 * takes the command off the cancelable list, so marking it after a
-	 * fast completion would leave a finished request there.
+	 * fast completion would leave a finished request there. Not with the
+	 * BOs' reservations locked: from an io-wq worker this takes the
+	 * ring's lock, under which io_uring copies from user memory
+	 * (mmap_lock), and mmap of a BO takes its reservation under mmap_lock
+	 * (lockdep: a circular dependency).
 	 */
 	io_uring_cmd_mark_cancelable(ioucmd, issue_flags);
 	polar_job_commit(pdev, job, idx);

@@ -124,6 +124,7 @@ struct PolarCimState {
     uint32_t adc_bits_msb;      /* 0 = every conversion at adc-bits */
     uint32_t adc_msb_levels;    /* 0 = 1 with adc-bits-msb */
     uint32_t num_queues;
+    bool msix;                  /* false: INTx only, CAPS.MSIX = 0 */
     uint32_t sigma_static;      /* Q16 */
     uint32_t sigma_dynamic;     /* Q16 */
     uint32_t stuck_ppm;
@@ -1428,7 +1429,8 @@ static void polar_cim_realize(PCIDevice *pdev, Error **errp)
                           "polar-cim-mmio", POLAR_CIM_BAR0_SIZE);
     pci_register_bar(pdev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->mmio);
     /* One vector per queue plus one for errors and firmware. */
-    if (msix_init_exclusive_bar(pdev, s->num_queues + 1, POLAR_CIM_MSIX_BAR,
+    if (s->msix &&
+        msix_init_exclusive_bar(pdev, s->num_queues + 1, POLAR_CIM_MSIX_BAR,
                                 NULL) == 0) {
         for (v = 0; v <= s->num_queues; v++) {
             msix_vector_use(pdev, v);
@@ -1494,6 +1496,7 @@ static const Property polar_cim_properties[] = {
     DEFINE_PROP_UINT32("adc-bits-msb", PolarCimState, adc_bits_msb, 0),
     DEFINE_PROP_UINT32("adc-msb-levels", PolarCimState, adc_msb_levels, 0),
     DEFINE_PROP_UINT32("queues", PolarCimState, num_queues, 4),
+    DEFINE_PROP_BOOL("msix", PolarCimState, msix, true),
     DEFINE_PROP_UINT32("sigma-static", PolarCimState, sigma_static, 0),
     DEFINE_PROP_UINT32("sigma-dynamic", PolarCimState, sigma_dynamic, 0),
     DEFINE_PROP_UINT32("stuck-rate", PolarCimState, stuck_ppm, 0),
@@ -1553,6 +1556,8 @@ static void polar_cim_class_init(ObjectClass *klass, void *data)
         "adc-bits-msb, 0 = 1 when adc-bits-msb is set");
     object_class_property_set_description(klass, "queues",
         "submission/completion ring pairs (1..16), one MSI-X vector each");
+    object_class_property_set_description(klass, "msix",
+        "on (default): MSI-X in BAR1; off: a chip without it, INTx only");
     object_class_property_set_description(klass, "sigma-static",
         "per-cell conductance spread, Q16 (65536 = 100%), fixed per chip");
     object_class_property_set_description(klass, "sigma-dynamic",

@@ -160,9 +160,18 @@ export POLAR_CIM_PROPS=${POLAR_CIM_PROPS-sigma-static=6554,stuck-rate=2000,adc-o
 # in both modes.
 export POLAR_VM_DEVICES=${POLAR_VM_DEVICES-polar-cim,sigma-static=6554,stuck-rate=2000,seed=8,recon=cells}
 
+# Two more chips in the first run, each with a part of the suite again
+# (run_extra in tests/vm/init; "ok N intx:job.nop_on_every_queue"): one
+# without MSI-X, so that the driver's INTx handler takes every event, and
+# one with 16 queues, the most a chip has. Their PCI addresses come after
+# the first two chips', which stay accel0 and accel1.
+extra_chips="polar-cim,addr=0x10,msix=off,sigma-static=6554,seed=9 polar-cim,addr=0x11,queues=16,sigma-static=6554,seed=10"
+extra_append="polar_extra=intx@0000:00:10.0,q16@0000:00:11.0"
+
 if part vm; then
-echo "== VM kselftests"
-vm_suite check "the VM run" "" ""
+echo "== VM kselftests, and a part of them on a chip without MSI-X and on one with 16 queues"
+POLAR_VM_DEVICES="$POLAR_VM_DEVICES $extra_chips" \
+	vm_suite check "the VM run" "$extra_append" ""
 fi
 
 if part iommu; then

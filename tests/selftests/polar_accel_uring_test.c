@@ -863,4 +863,27 @@ TEST_F(uring, sqpoll_and_async_submissions)
 	uring_mode_run(_metadata, self->fd, 0, IOSQE_ASYNC);
 }
 
+/*
+ * Lock order against io_uring and the mm, seen by lockdep on the debug
+ * kernel (make check-debug): a command issued from an io-wq worker
+ * (IOSQE_ASYNC) marked itself cancelable, which takes the ring's lock,
+ * with its BOs' reservations locked; io_uring copies from user memory
+ * under the ring's lock (here: registering the ring's fd), and mmap of a
+ * BO locks its reservation under mmap_lock. Lockdep reports that circle
+ * as a WARNING once all three have happened, in any order. Without lockdep
+ * (the stock kernel) this passes either way.
+ */
+TEST_F(uring, async_submit_lock_order)
+{
+	int before = klog_problems();
+	struct io_uring ring;
+
+	uring_mode_run(_metadata, self->fd, 0, IOSQE_ASYNC);
+	ASSERT_EQ(0, ring_init(&ring, 4));
+	EXPECT_EQ(1, io_uring_register_ring_fd(&ring));
+	io_uring_queue_exit(&ring);
+	EXPECT_EQ(before, klog_problems())
+		TH_LOG("the kernel log shows a new warning (lockdep?)");
+}
+
 TEST_HARNESS_MAIN

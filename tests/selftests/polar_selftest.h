@@ -48,10 +48,18 @@ struct bo {
 	void *map;
 };
 
+/*
+ * The node under test: $POLAR_DEVICE when set (the VM's /init runs some
+ * tests again that way against each of make check's extra chips), else
+ * the first polar_accel node.
+ */
 static inline int accel_open(void)
 {
+	const char *dev = getenv("POLAR_DEVICE");
 	char path[64];
 
+	if (dev && *dev)
+		return open(dev, O_RDWR | O_CLOEXEC);
 	if (polar_find_device(NULL, 0, path, sizeof(path)))
 		return -1;
 	return open(path, O_RDWR | O_CLOEXEC);
@@ -297,6 +305,24 @@ static inline int devcoredump_find(const char *bdf, uint64_t reset,
 	}
 	pclose(f);
 	return found;
+}
+
+/*
+ * Frees every device coredump of the device at PCI address @bdf. The
+ * kernel keeps one dump per device and drops a new one while an older
+ * one stands (5 minutes, unless freed): a test that needs its reset's
+ * dump clears the way first (an earlier reset's, e.g. a hang check's).
+ */
+static inline void devcoredump_discard(const char *bdf)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "for d in /sys/class/devcoredump/devcd*; do "
+		 "case $(readlink $d/failing_device) in */%s) "
+		 "echo 1 > $d/data;; esac; done 2>/dev/null", bdf);
+	if (system(cmd))
+		return;	/* nothing to free is no error */
 }
 
 static inline int debugfs_write(int fd, const char *name, const char *text)

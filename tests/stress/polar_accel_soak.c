@@ -5,18 +5,21 @@
  * in flight over all queues, alternating SUBMIT + WAIT and io_uring
  * rounds; every output is checked bit for bit against cim_engine on the
  * host CPU. At the end the kernel's Slab and Shmem (the BOs are shmem) must
- * be back within a few MiB of where they started.
+ * be back within a few MiB of where they started (Slab after every cache
+ * was shrunk, which on a KASAN kernel empties its quarantine).
  *
  * Parameters from the kernel command line (the VM's init passes no
  * arguments): polar_soak_secs=N (default 60), polar_soak_procs=N (6).
  * Prints one line
  *	soak procs=.. secs=.. submitted=.. completed=.. verified=.. lost=..
  *	failed=.. mismatched=.. jobs_per_s=.. slab_delta_kb=.. shmem_delta_kb=..
+ *	kernel_warnings=.. slab_unshrunk_delta_kb=.. (Slab before the shrink)
  * and exits non-zero on any lost, failed or mismatched job, a kernel
  * warning or memory that did not come back.
  * GPL-2.0: uses the kselftest helpers of tests/selftests.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <liburing.h>
 #include <sys/wait.h>
 
@@ -68,6 +71,41 @@ static long meminfo_kb(const char *field)
 	snprintf(key, sizeof(key), "\n%s:", field);
 	s = strstr(buf, key);
 	return s ? strtol(s + strlen(key), NULL, 10) : -1;
+}
+
+/*
+ * Hands back what the slab allocator keeps without an owner, by writing 1
+ * to every cache's /sys/kernel/slab/<cache>/shrink (kmem_cache_shrink()):
+ * empty slabs, and on a KASAN kernel the quarantine of freed objects,
+ * which KASAN holds back from reuse (up to 1/32 of RAM) so that a
+ * use-after-free hits poisoned memory. Those are not the driver's and grow
+ * with the number of frees: Slab grew 4356 KiB over a 20 s soak on the
+ * debug kernel with kmemleak finding nothing. Objects still allocated, a
+ * leak among them, stay counted.
+ */
+static void slab_shrink_all(void)
+{
+	DIR *dir = opendir("/sys/kernel/slab");
+	struct dirent *de;
+	char path[320];
+	int f;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink",
+			 de->d_name);
+		f = open(path, O_WRONLY | O_CLOEXEC);
+		if (f < 0)
+			continue;
+		/* A cache that cannot shrink keeps its slabs: no error. */
+		if (write(f, "1", 1) < 0)
+			errno = 0;
+		close(f);
+	}
+	closedir(dir);
 }
 
 static double now_s(void)
@@ -325,7 +363,7 @@ int main(void)
 {
 	long secs = cmdline_param("polar_soak_secs", 60);
 	long nproc = cmdline_param("polar_soak_procs", 6);
-	long slab0, shmem0, slab1, shmem1, tiles;
+	long slab0, shmem0, slab1, shmem1, slab_unshrunk, tiles;
 	struct stats *st, total = { 0 };
 	pid_t pid[MAX_PROCS];
 	double t0, el;
@@ -354,6 +392,7 @@ int main(void)
 		return 1;
 	memset(st, 0, MAX_PROCS * sizeof(*st));
 	klog0 = klog_problems();
+	slab_shrink_all();
 	slab0 = meminfo_kb("Slab");
 	shmem0 = meminfo_kb("Shmem");
 	t0 = now_s();
@@ -384,21 +423,26 @@ int main(void)
 	}
 	el = now_s() - t0;
 	sleep_ms(500);	/* let freed BOs and RCU-freed slabs go */
+	slab_unshrunk = meminfo_kb("Slab");
+	slab_shrink_all();
 	slab1 = meminfo_kb("Slab");
 	shmem1 = meminfo_kb("Shmem");
 	klog = klog_problems() - klog0;
 	printf("soak procs=%ld secs=%.1f submitted=%llu completed=%llu "
 	       "verified=%llu lost=%llu failed=%llu mismatched=%llu "
 	       "jobs_per_s=%.0f slab_delta_kb=%ld shmem_delta_kb=%ld "
-	       "kernel_warnings=%d\n", nproc, el,
+	       "kernel_warnings=%d slab_unshrunk_delta_kb=%ld\n", nproc, el,
 	       (unsigned long long)total.submitted,
 	       (unsigned long long)total.completed,
 	       (unsigned long long)total.verified,
 	       (unsigned long long)total.lost,
 	       (unsigned long long)total.failed,
 	       (unsigned long long)total.mismatched, total.verified / el,
-	       slab1 - slab0, shmem1 - shmem0, klog);
-	/* "Flat": within 4 MiB of slab, 1 MiB of shmem after the run. */
+	       slab1 - slab0, shmem1 - shmem0, klog, slab_unshrunk - slab0);
+	/*
+	 * "Flat": within 4 MiB of slab (both measured after the shrink),
+	 * 1 MiB of shmem after the run.
+	 */
 	if (bad || total.lost || total.failed || total.mismatched || klog ||
 	    !total.verified || total.verified != total.submitted ||
 	    slab1 - slab0 > 4096 || shmem1 - shmem0 > 1024)
