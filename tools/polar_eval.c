@@ -134,22 +134,6 @@ static const char *recon_name(uint32_t recon)
 	       recon == POLAR_CIM_RECON_CELLS ? "cells" : "?";
 }
 
-static const char *wfmt_name(enum polar_wfmt f)
-{
-	return f == POLAR_WFMT_NF4 ? "nf4" : f == POLAR_WFMT_INT4 ? "int4" : "int8";
-}
-
-static const char *xfmt_name(enum polar_xfmt f)
-{
-	switch (f) {
-	case POLAR_XFMT_INT8: return "int8";
-	case POLAR_XFMT_UINT8: return "uint8";
-	case POLAR_XFMT_INT4: return "int4";
-	case POLAR_XFMT_UINT4: return "uint4";
-	}
-	return "?";
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -540,37 +524,28 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			}
 			o->vary[o->nvary++] = val;
 			break;
-		case OPT_WFMT:
-			if (!strcmp(val, "nf4"))
-				o->wfmt = POLAR_WFMT_NF4;
-			else if (!strcmp(val, "int4"))
-				o->wfmt = POLAR_WFMT_INT4;
-			else if (!strcmp(val, "int8"))
-				o->wfmt = POLAR_WFMT_INT8;
-			else {
-				fprintf(stderr, "%s: --wfmt %s: nf4, int4 or "
-					"int8\n", cmd, val);
+		case OPT_WFMT: {
+			int f = polar_wfmt_parse(val);
+
+			if (f < 0) {
+				fprintf(stderr, "%s: --wfmt: %s\n", cmd,
+					polar_errmsg());
 				return -1;
 			}
+			o->wfmt = (enum polar_wfmt)f;
 			break;
+		}
 		case OPT_XFMT:
 		case OPT_FIRST_XFMT: {
-			enum polar_xfmt *f = c == OPT_XFMT ? &o->xfmt :
-						 &o->first_xfmt;
+			int f = polar_xfmt_parse(val);
 
-			if (!strcmp(val, "int4"))
-				*f = POLAR_XFMT_INT4;
-			else if (!strcmp(val, "uint4"))
-				*f = POLAR_XFMT_UINT4;
-			else if (!strcmp(val, "int8"))
-				*f = POLAR_XFMT_INT8;
-			else if (!strcmp(val, "uint8"))
-				*f = POLAR_XFMT_UINT8;
-			else {
-				fprintf(stderr, "%s: %s %s: uint4, int4, int8 "
-					"or uint8\n", cmd, a, val);
+			if (f < 0) {
+				fprintf(stderr, "%s: %s: %s\n", cmd, a,
+					polar_errmsg());
 				return -1;
 			}
+			*(c == OPT_XFMT ? &o->xfmt : &o->first_xfmt) =
+				(enum polar_xfmt)f;
 			break;
 		}
 		case OPT_ADC_PCT:
@@ -1335,8 +1310,8 @@ static void write_report(const struct opts *o, const struct point *pt,
 		"layer's, the image: %s), rank %u, "
 		"%u calibration images (training split), %u test images.\n\n",
 		o->model, o->device, (unsigned long long)o->chip_seed, pt->sigma,
-		pt->sigma / 65536.0, pt->adc_bits, wfmt_name(o->wfmt),
-		xfmt_name(o->xfmt), xfmt_name(o->first_xfmt), o->rank,
+		pt->sigma / 65536.0, pt->adc_bits, polar_wfmt_name(o->wfmt),
+		polar_xfmt_name(o->xfmt), polar_xfmt_name(o->first_xfmt), o->rank,
 		o->calib, o->test);
 	fprintf(f, "Chip design (`hw/README.md`, sections 12 and 13): "
 		"reconstruction %s (F %u), %u most significant weight planes "

@@ -1358,22 +1358,6 @@ static void free_worker(struct ctx *wc)
 	memset(wc, 0, sizeof(*wc));
 }
 
-static const char *wfmt_name(enum polar_wfmt f)
-{
-	return f == POLAR_WFMT_NF4 ? "nf4" : f == POLAR_WFMT_INT4 ? "int4" : "int8";
-}
-
-static const char *xfmt_name(enum polar_xfmt f)
-{
-	switch (f) {
-	case POLAR_XFMT_INT8: return "int8";
-	case POLAR_XFMT_UINT8: return "uint8";
-	case POLAR_XFMT_INT4: return "int4";
-	case POLAR_XFMT_UINT4: return "uint4";
-	}
-	return "?";
-}
-
 static int evaluate_all(struct worker *wk, unsigned int nw,
 			const int want[NMETH], const struct polar_dataset *test,
 			struct point *pt)
@@ -2090,10 +2074,10 @@ int polar_pipeline_save(const struct polar_pipeline *p, enum polar_method me,
 		if (ret)
 			goto out;
 	}
-	ret = polar_tensors_set_meta(&ts, "format", wfmt_name(p->o.wfmt));
-	ret |= polar_tensors_set_meta(&ts, "xfmt", xfmt_name(p->o.xfmt));
+	ret = polar_tensors_set_meta(&ts, "format", polar_wfmt_name(p->o.wfmt));
+	ret |= polar_tensors_set_meta(&ts, "xfmt", polar_xfmt_name(p->o.xfmt));
 	ret |= polar_tensors_set_meta(&ts, "first_xfmt",
-				      xfmt_name(p->o.first_xfmt));
+				      polar_xfmt_name(p->o.first_xfmt));
 	snprintf(buf, sizeof(buf), "%u", p->o.rank);
 	ret |= polar_tensors_set_meta(&ts, "rank", buf);
 	ret |= polar_tensors_set_meta(&ts, "method", method_names[me]);
@@ -2147,20 +2131,14 @@ out:
 static int meta_format(const struct polar_tensors *ts, const char *path,
 		       const char *key, int weights, int *fmt)
 {
-	static const char *const wf[] = { "nf4", "int4", "int8" };
-	static const enum polar_wfmt wv[] = { POLAR_WFMT_NF4, POLAR_WFMT_INT4,
-					      POLAR_WFMT_INT8 };
-	static const char *const xf[] = { "int8", "uint8", "int4", "uint4" };
-	static const enum polar_xfmt xv[] = { POLAR_XFMT_INT8, POLAR_XFMT_UINT8,
-					      POLAR_XFMT_INT4, POLAR_XFMT_UINT4 };
 	const char *v = polar_tensors_meta(ts, key);
-	unsigned int k;
+	int f = !v ? -EINVAL :
+		weights ? polar_wfmt_parse(v) : polar_xfmt_parse(v);
 
-	for (k = 0; v && k < (weights ? 3u : 4u); k++)
-		if (!strcmp(v, weights ? wf[k] : xf[k])) {
-			*fmt = weights ? (int)wv[k] : (int)xv[k];
-			return 0;
-		}
+	if (f >= 0) {
+		*fmt = f;
+		return 0;
+	}
 	return polar_fail(-EINVAL, "%s: metadata %s is %s%s%s", path, key,
 			  v ? "'" : "missing", v ? v : "", v ? "'" : "");
 }

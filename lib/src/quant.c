@@ -33,6 +33,66 @@ _Static_assert((int)POLAR_XFMT_UINT4 == (int)POLAR_CIM_XFMT_UINT4,
 	       "xfmt UINT4");
 
 /* QLoRA appendix E (bitsandbytes' NF4 table). */
+static const char *const wfmt_names[] = {
+	[POLAR_WFMT_INT8] = "int8",
+	[POLAR_WFMT_INT4] = "int4",
+	[POLAR_WFMT_NF4] = "nf4",
+};
+
+static const char *const xfmt_names[] = {
+	[POLAR_XFMT_INT8] = "int8",
+	[POLAR_XFMT_UINT8] = "uint8",
+	[POLAR_XFMT_INT4] = "int4",
+	[POLAR_XFMT_UINT4] = "uint4",
+};
+
+#define NWFMT (sizeof(wfmt_names) / sizeof(wfmt_names[0]))
+#define NXFMT (sizeof(xfmt_names) / sizeof(xfmt_names[0]))
+
+const char *polar_wfmt_name(enum polar_wfmt fmt)
+{
+	if ((unsigned int)fmt >= NWFMT) {
+		polar_fail(-EINVAL, "polar_wfmt_name: fmt %d is not a weight "
+			   "format", (int)fmt);
+		return NULL;
+	}
+	return wfmt_names[fmt];
+}
+
+int polar_wfmt_parse(const char *name)
+{
+	unsigned int i;
+
+	POLAR_NONNULL("polar_wfmt_parse", name);
+	for (i = 0; i < NWFMT; i++)
+		if (!strcmp(name, wfmt_names[i]))
+			return (int)i;
+	return polar_fail(-EINVAL, "name '%s' is not a weight format (nf4, int4 "
+			  "or int8)", name);
+}
+
+const char *polar_xfmt_name(enum polar_xfmt fmt)
+{
+	if ((unsigned int)fmt >= NXFMT) {
+		polar_fail(-EINVAL, "polar_xfmt_name: fmt %d is not an input "
+			   "format", (int)fmt);
+		return NULL;
+	}
+	return xfmt_names[fmt];
+}
+
+int polar_xfmt_parse(const char *name)
+{
+	unsigned int i;
+
+	POLAR_NONNULL("polar_xfmt_parse", name);
+	for (i = 0; i < NXFMT; i++)
+		if (!strcmp(name, xfmt_names[i]))
+			return (int)i;
+	return polar_fail(-EINVAL, "name '%s' is not an input format (uint4, "
+			  "int4, int8 or uint8)", name);
+}
+
 const float polar_nf4_codebook[16] = {
 	-1.0f,
 	-0.6961928009986877f,

@@ -525,6 +525,14 @@ enum want {
 	X(polar_method_name, "me", WANT_ZERO,				\
 	  (long)polar_method_name(POLAR_METHOD_COUNT))			\
 	X(polar_method_parse, "name", WANT_EINVAL, polar_method_parse(NULL)) \
+	X(polar_wfmt_name, "fmt", WANT_ZERO,				\
+	  (long)polar_wfmt_name((enum polar_wfmt)3))			\
+	X(polar_wfmt_parse, "name", WANT_EINVAL, polar_wfmt_parse(NULL))	\
+	X(polar_wfmt_parse, "name", WANT_EINVAL, polar_wfmt_parse("nf5")) \
+	X(polar_xfmt_name, "fmt", WANT_ZERO,				\
+	  (long)polar_xfmt_name((enum polar_xfmt)4))			\
+	X(polar_xfmt_parse, "name", WANT_EINVAL, polar_xfmt_parse(NULL))	\
+	X(polar_xfmt_parse, "name", WANT_EINVAL, polar_xfmt_parse("uint3")) \
 	X(polar_pipeline_create, "m", WANT_EINVAL,			\
 	  polar_pipeline_create(NULL, &pipeline_out))			\
 	X(polar_pipeline_create, "out", WANT_EINVAL,			\

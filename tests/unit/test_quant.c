@@ -809,6 +809,28 @@ static void test_errors(void)
 	CHECK(errmsg_has("code 16 at 0 out of range for UINT4"));
 }
 
+/*
+ * Every format's name parses back to it, and the names are the ones
+ * options and saved calibrations use; the enums' values are the device's.
+ */
+static void test_format_names(void)
+{
+	static const char *const w[] = { "int8", "int4", "nf4" };
+	static const char *const x[] = { "int8", "uint8", "int4", "uint4" };
+	unsigned int i;
+
+	for (i = 0; i < 3; i++) {
+		CHECK(!strcmp(polar_wfmt_name((enum polar_wfmt)i), w[i]));
+		CHECK(polar_wfmt_parse(w[i]) == (int)i);
+	}
+	for (i = 0; i < 4; i++) {
+		CHECK(!strcmp(polar_xfmt_name((enum polar_xfmt)i), x[i]));
+		CHECK(polar_xfmt_parse(x[i]) == (int)i);
+	}
+	CHECK(polar_wfmt_parse("uint4") == -EINVAL);
+	CHECK(polar_xfmt_parse("nf4") == -EINVAL);
+}
+
 int main(void)
 {
 	RUN(test_codebooks);
@@ -824,5 +846,6 @@ int main(void)
 	RUN(test_dequantize_sums_bits);
 	RUN(test_layer_accuracy);
 	RUN(test_errors);
+	RUN(test_format_names);
 	return unit_summary();
 }

@@ -119,6 +119,17 @@ enum polar_xfmt {
 	POLAR_XFMT_UINT4 = 3,
 };
 
+/*
+ * The formats' names, as options and saved calibrations spell them ("nf4",
+ * "int4", "int8"; "int8", "uint8", "int4", "uint4"). The *_name() functions
+ * return NULL for a value that is not a format, the *_parse() functions the
+ * format or -EINVAL for a name that is not one (polar_errmsg() lists them).
+ */
+const char *polar_wfmt_name(enum polar_wfmt fmt);
+int polar_wfmt_parse(const char *name);
+const char *polar_xfmt_name(enum polar_xfmt fmt);
+int polar_xfmt_parse(const char *name);
+
 /* NF4 block size when polar_quantize_weights() is given block 0. */
 #define POLAR_NF4_DEFAULT_BLOCK 64
 
