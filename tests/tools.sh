@@ -373,6 +373,9 @@ check "--select is refused on the test split" \
 check "--vary refuses what is not a chip or calibration option" \
 	fails_naming "--vary test=3: not a chip or calibration option" eval \
 	--model "$model" --vary test=3
+check "--vary refuses calib, whose images are drawn before the variants" \
+	fails_naming "--vary calib=1024: not a chip or calibration option" \
+	eval --model "$model" --vary calib=1024
 check "--vary refuses a bad value with the option's own error" \
 	fails_naming "--act-pct: bad value '101'" eval --model "$model" \
 	--vary act-pct=101

@@ -309,12 +309,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /*
  * The options a --vary variant may change: the chip's and the
- * calibration's, never what is evaluated or how.
+ * calibration's, never what is evaluated or how. Not calib: the
+ * calibration images are drawn once, before the variants (load_all()).
  */
 static const char *const vary_opts[] = {
 	"act-pct", "adc-pct", "first-xfmt", "xfmt", "wfmt", "intercept",
 	"no-intercept", "lambda", "sigma-static", "adc-bits", "recon",
-	"recon-frac-bits", "rank", "calib", "fisher",
+	"recon-frac-bits", "rank", "fisher",
 };
 
 /*
