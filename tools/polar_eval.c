@@ -34,16 +34,6 @@
 int polar_cmd_eval(int argc, char **argv);
 int polar_cmd_calibrate(int argc, char **argv);
 
-#define M_FP32 POLAR_METHOD_FP32
-#define M_QUANT POLAR_METHOD_QUANT
-#define M_SVD POLAR_METHOD_SVD
-#define M_ACT POLAR_METHOD_ACT
-#define M_ACTDEV POLAR_METHOD_ACT_DEVICE
-#define M_SENS POLAR_METHOD_SENSITIVITY
-#define M_TRAINED POLAR_METHOD_TRAINED
-#define M_SENSID POLAR_METHOD_SENS_IDENTITY
-#define NMETH POLAR_METHOD_COUNT
-
 #define MAXL POLAR_MODEL_MAX_LAYERS
 #define DEFAULT_METHODS "fp32,quant,svd,act,act-device,sensitivity,trained"
 #define MAX_WORKERS POLAR_PIPELINE_MAX_THREADS	/* --threads */
@@ -89,9 +79,9 @@ struct opts {
 struct timing {
 	double load;			/* model and data, before the point */
 	struct polar_pipeline_timing phases;
-	double eval[NMETH];		/* each method's evaluation */
-	double eval_layers[NMETH];	/* of which in the polarized layers */
-	double eval_layer[NMETH][MAXL];	/* of which in each of them */
+	double eval[POLAR_METHOD_COUNT];		/* each method's evaluation */
+	double eval_layers[POLAR_METHOD_COUNT];	/* of which in the polarized layers */
+	double eval_layer[POLAR_METHOD_COUNT][MAXL];	/* of which in each of them */
 	double total;			/* load to the last evaluation */
 };
 
@@ -105,10 +95,10 @@ struct point {
 	uint32_t sigma, adc_bits;
 	uint32_t recon, recon_frac_bits;	/* of the device evaluated */
 	struct polar_design design;
-	struct result r[NMETH];
-	uint8_t *hit[NMETH];	/* per test image, when allocated by the caller */
+	struct result r[POLAR_METHOD_COUNT];
+	uint8_t *hit[POLAR_METHOD_COUNT];	/* per test image, when allocated by the caller */
 	uint32_t adc_fs[MAXL];
-	double lambda[NMETH][MAXL];
+	double lambda[POLAR_METHOD_COUNT][MAXL];
 	double calib_s;
 	struct timing t;
 };
@@ -303,7 +293,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->act_pct = 99.9;
 	o->intercept = 1;
 	o->lambda = 0.01;
-	o->save_method = M_SENS;
+	o->save_method = POLAR_METHOD_SENSITIVITY;
 	return parse_args(argc, argv, o);
 }
 
@@ -407,7 +397,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_METHOD: {
 			int me = polar_method_parse(val);
 
-			if (me < M_SVD) {
+			if (me < POLAR_METHOD_SVD) {
 				fprintf(stderr, "%s: --method %s: one of svd, "
 					"act, act-device, sensitivity, "
 					"sens-identity, trained\n", cmd, val);
@@ -596,11 +586,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static int parse_methods(const char *s, int want[NMETH])
+static int parse_methods(const char *s, int want[POLAR_METHOD_COUNT])
 {
 	char buf[256], *tok, *save;
 
-	memset(want, 0, sizeof(int) * NMETH);
+	memset(want, 0, sizeof(int) * POLAR_METHOD_COUNT);
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
@@ -773,7 +763,7 @@ static int open_device(const struct opts *o, struct polar_pipeline *p,
 
 /* What the pipeline measured, into pt. */
 static int collect(const struct polar_pipeline *p, const struct polar_model *m,
-		   const int want[NMETH], struct point *pt)
+		   const int want[POLAR_METHOD_COUNT], struct point *pt)
 {
 	struct polar_pipeline_layer_info li = { .sz = sizeof(li) };
 	struct polar_pipeline_result r = { .sz = sizeof(r) };
@@ -786,10 +776,10 @@ static int collect(const struct polar_pipeline *p, const struct polar_model *m,
 	for (l = 0; l < m->nlayers && !ret; l++) {
 		ret = polar_pipeline_get_layer(p, l, &li);
 		pt->adc_fs[l] = li.adc_fs;
-		for (me = 0; me < NMETH; me++)
+		for (me = 0; me < POLAR_METHOD_COUNT; me++)
 			pt->lambda[me][l] = li.ridge[me];
 	}
-	for (me = 0; me < NMETH && !ret; me++) {
+	for (me = 0; me < POLAR_METHOD_COUNT && !ret; me++) {
 		if (!want[me])
 			continue;
 		ret = polar_pipeline_get_result(p, me, &r);
@@ -811,7 +801,7 @@ static int collect(const struct polar_pipeline *p, const struct polar_model *m,
  */
 static int run_point(const struct opts *o, struct polar_model *m,
 		     const struct polar_dataset *cal,
-		     const struct polar_dataset *test, const int want[NMETH],
+		     const struct polar_dataset *test, const int want[POLAR_METHOD_COUNT],
 		     struct point *pt, struct polar_pipeline **keep)
 {
 	struct progress_bar pb = { 0 };
@@ -820,10 +810,10 @@ static int run_point(const struct opts *o, struct polar_model *m,
 	unsigned int methods = 0;
 	int me, ret, chip = 0;
 
-	for (me = 0; me < NMETH; me++)
+	for (me = 0; me < POLAR_METHOD_COUNT; me++)
 		if (want[me])
 			methods |= POLAR_METHOD_MASK(me);
-	for (me = M_QUANT; me < NMETH; me++)
+	for (me = POLAR_METHOD_QUANT; me < POLAR_METHOD_COUNT; me++)
 		chip |= want[me];
 	if (make_pipeline(o, m, &pb, &p))
 		return die_pipeline();
@@ -831,7 +821,7 @@ static int run_point(const struct opts *o, struct polar_model *m,
 	 * The fp32 reference alone needs neither a chip nor calibration;
 	 * polar calibrate wants no evaluation, only the calibration.
 	 */
-	if (!chip && want[M_FP32])
+	if (!chip && want[POLAR_METHOD_FP32])
 		goto evaluate;
 	ret = open_device(o, p, pt->sigma, pt->adc_bits, &caps);
 	if (ret)
@@ -854,9 +844,9 @@ static int run_point(const struct opts *o, struct polar_model *m,
 	pt->sigma = caps.sigma_static;
 	pt->adc_bits = caps.adc_bits;
 	ret = polar_pipeline_polarize(p, cal,
-				      (o->train ? POLAR_METHOD_MASK(M_TRAINED) : 0) |
+				      (o->train ? POLAR_METHOD_MASK(POLAR_METHOD_TRAINED) : 0) |
 				      (o->sens_identity ?
-				       POLAR_METHOD_MASK(M_SENSID) : 0));
+				       POLAR_METHOD_MASK(POLAR_METHOD_SENS_IDENTITY) : 0));
 	if (ret) {
 		ret = die_pipeline();
 		goto out;
@@ -975,11 +965,11 @@ static void variant_choice(const char *v, char *name, size_t len)
  */
 static int run_chips(const struct opts *o0, struct polar_model *m,
 		     const struct polar_dataset *cal,
-		     const struct polar_dataset *test, const int want[NMETH])
+		     const struct polar_dataset *test, const int want[POLAR_METHOD_COUNT])
 {
 	size_t C = o0->seed_hi - o0->seed_lo + 1, N = test->count, V, c, v;
 	const char *const *vary = o0->select ? select_variants : o0->vary;
-	size_t stride = NMETH * N;	/* one chip's hits */
+	size_t stride = POLAR_METHOD_COUNT * N;	/* one chip's hits */
 	uint8_t *hit;
 	double gap, ci[2], worst;
 	int me, ret = 0;
@@ -987,7 +977,7 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 	V = 1 + (o0->select ? sizeof(select_variants) /
 		 sizeof(select_variants[0]) : o0->nvary);
 	hit = calloc(V * C * stride, 1);
-#define HIT(v, c, me) (hit + (((v) * C + (c)) * NMETH + (me)) * N)
+#define HIT(v, c, me) (hit + (((v) * C + (c)) * POLAR_METHOD_COUNT + (me)) * N)
 	if (!hit) {
 		fprintf(stderr, "polar eval: out of memory\n");
 		return -ENOMEM;
@@ -998,12 +988,12 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 	       o0->validate ? "validation" : "test");
 	for (v = 0; v < V && !ret; v++) {
 		struct opts o = *o0;
-		int want_v[NMETH];
+		int want_v[POLAR_METHOD_COUNT];
 
 		memcpy(want_v, want, sizeof(want_v));
 		if (v) {
 			ret = apply_variant(&o, vary[v - 1]);
-			want_v[M_FP32] = 0;
+			want_v[POLAR_METHOD_FP32] = 0;
 		}
 		for (c = 0; c < C && !ret; c++) {
 			struct point pt = { 0 };
@@ -1011,14 +1001,14 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 			o.chip_seed = o0->seed_lo + c;
 			pt.sigma = o.sigma_static;
 			pt.adc_bits = o.adc_bits;
-			for (me = 0; me < NMETH; me++)
+			for (me = 0; me < POLAR_METHOD_COUNT; me++)
 				pt.hit[me] = want_v[me] ? HIT(v, c, me) : NULL;
 			ret = run_point(&o, m, cal, test, want_v, &pt, NULL);
 			if (ret)
 				break;
 			printf("chip %llu%s%s:", (unsigned long long)o.chip_seed,
 			       v ? " with " : "", v ? vary[v - 1] : "");
-			for (me = 0; me < NMETH; me++)
+			for (me = 0; me < POLAR_METHOD_COUNT; me++)
 				if (want_v[me])
 					printf(" %s %.2f", polar_method_name(me),
 					       pt.r[me].acc);
@@ -1032,10 +1022,10 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 	       "bootstrap 95%% interval (%d resamples of chips and images, "
 	       "erand48 seed %d), the worst chip's gap\n", BOOT_RESAMPLES,
 	       BOOT_SEED);
-	for (me = M_QUANT; me < NMETH && !ret; me++) {
+	for (me = POLAR_METHOD_QUANT; me < POLAR_METHOD_COUNT && !ret; me++) {
 		if (!want[me])
 			continue;
-		ret = paired_gap(HIT(0, 0, M_FP32), HIT(0, 0, me), stride, C, N,
+		ret = paired_gap(HIT(0, 0, POLAR_METHOD_FP32), HIT(0, 0, me), stride, C, N,
 				 &gap, ci, &worst);
 		if (!ret)
 			printf("gap %s=%.2f ci95=[%.2f,%.2f] worst_chip=%.2f\n",
@@ -1045,20 +1035,20 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 	 * The Fisher weighting's own gain: sens-identity's gap minus
 	 * sensitivity's, on the same inputs, chips and images.
 	 */
-	if (!ret && want[M_SENS] && want[M_SENSID]) {
-		ret = paired_gap(HIT(0, 0, M_SENS), HIT(0, 0, M_SENSID), stride,
+	if (!ret && want[POLAR_METHOD_SENSITIVITY] && want[POLAR_METHOD_SENS_IDENTITY]) {
+		ret = paired_gap(HIT(0, 0, POLAR_METHOD_SENSITIVITY), HIT(0, 0, POLAR_METHOD_SENS_IDENTITY), stride,
 				 C, N, &gap, ci, &worst);
 		if (!ret)
 			printf("fisher gain (gap sens-identity - gap sensitivity)"
 			       "=%.2f ci95=[%.2f,%.2f]\n", gap, ci[0], ci[1]);
 	}
 	for (v = 1; v < V && !ret; v++)
-		for (me = M_QUANT; me < NMETH && !ret; me++) {
+		for (me = POLAR_METHOD_QUANT; me < POLAR_METHOD_COUNT && !ret; me++) {
 			double d, dci[2];
 
 			if (!want[me])
 				continue;
-			ret = paired_gap(HIT(0, 0, M_FP32), HIT(v, 0, me),
+			ret = paired_gap(HIT(0, 0, POLAR_METHOD_FP32), HIT(v, 0, me),
 					 stride, C, N, &gap, ci, &worst);
 			if (!ret)
 				ret = paired_gap(HIT(0, 0, me), HIT(v, 0, me),
@@ -1082,11 +1072,11 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 		}
 		if (u < v)	/* this choice is already reported */
 			continue;
-		for (me = M_QUANT; me < NMETH && !ret; me++) {
+		for (me = POLAR_METHOD_QUANT; me < POLAR_METHOD_COUNT && !ret; me++) {
 			size_t best = 0;	/* the options given */
 			double best_d = 0, d, dci[2];
 
-			if (!want[me] || me == M_QUANT)
+			if (!want[me] || me == POLAR_METHOD_QUANT)
 				continue;
 			for (u = v; u < V && !ret; u++) {
 				variant_choice(vary[u - 1], other, sizeof(other));
@@ -1100,7 +1090,7 @@ static int run_chips(const struct opts *o0, struct polar_model *m,
 				}
 			}
 			if (!ret)
-				ret = paired_gap(HIT(0, 0, M_FP32), HIT(best, 0, me),
+				ret = paired_gap(HIT(0, 0, POLAR_METHOD_FP32), HIT(best, 0, me),
 						 stride, C, N, &gap, ci, &worst);
 			if (!ret)
 				printf("chosen %s for %s: %s, gap %.2f ci95=[%.2f,"
@@ -1124,7 +1114,7 @@ out:
  * evaluation is the fp32 parts of the network (im2col, pooling, ReLU).
  */
 static void print_timing(FILE *f, const char *pre, const struct timing *t,
-			 const int want[NMETH], const struct polar_model *m)
+			 const int want[POLAR_METHOD_COUNT], const struct polar_model *m)
 {
 	const char *sep;
 	unsigned int l;
@@ -1134,11 +1124,11 @@ static void print_timing(FILE *f, const char *pre, const struct timing *t,
 	for (ph = 0; ph < (int)t->phases.nphases; ph++)
 		fprintf(f, ", %s %.1f s", t->phases.phase_name[ph],
 			t->phases.phase_seconds[ph]);
-	for (me = 0; me < NMETH; me++) {
+	for (me = 0; me < POLAR_METHOD_COUNT; me++) {
 		if (!want[me])
 			continue;
 		fprintf(f, ", eval %s %.1f s", polar_method_name(me), t->eval[me]);
-		if (me == M_FP32)
+		if (me == POLAR_METHOD_FP32)
 			continue;
 		fprintf(f, " (layers %.1f s", t->eval_layers[me]);
 		for (l = 0, sep = ": "; l < m->nlayers; l++)
@@ -1152,13 +1142,13 @@ static void print_timing(FILE *f, const char *pre, const struct timing *t,
 	fprintf(f, ", total %.1f s\n", t->total);
 }
 
-static const char *const colors[NMETH] = {
+static const char *const colors[POLAR_METHOD_COUNT] = {
 	"#000000", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#1f77b4",
 	"#8c564b",
 };
 
 static void svg_sweep(const char *path, const struct point *pts, size_t np,
-		      uint32_t adc_bits, const int want[NMETH])
+		      uint32_t adc_bits, const int want[POLAR_METHOD_COUNT])
 {
 	FILE *f = fopen(path, "w");
 	double xmin = 1e30, xmax = -1e30, ymin = 100, ymax = 0;
@@ -1173,7 +1163,7 @@ static void svg_sweep(const char *path, const struct point *pts, size_t np,
 			continue;
 		xmin = fmin(xmin, pts[i].sigma / 65536.0);
 		xmax = fmax(xmax, pts[i].sigma / 65536.0);
-		for (me = 0; me < NMETH; me++)
+		for (me = 0; me < POLAR_METHOD_COUNT; me++)
 			if (want[me]) {
 				ymin = fmin(ymin, pts[i].r[me].acc);
 				ymax = fmax(ymax, pts[i].r[me].acc);
@@ -1207,7 +1197,7 @@ static void svg_sweep(const char *path, const struct point *pts, size_t np,
 	}
 	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">"
 		"sigma-static (cell current)</text>\n", (L + W - R) / 2, H - 12);
-	for (me = 0; me < NMETH; me++) {
+	for (me = 0; me < POLAR_METHOD_COUNT; me++) {
 		int first = 1;
 
 		if (!want[me])
@@ -1232,7 +1222,7 @@ static void svg_sweep(const char *path, const struct point *pts, size_t np,
 }
 
 static void svg_bars(const char *path, const struct point *pt,
-		     const int want[NMETH])
+		     const int want[POLAR_METHOD_COUNT])
 {
 	FILE *f = fopen(path, "w");
 	double ymin = 100, y0;
@@ -1240,7 +1230,7 @@ static void svg_bars(const char *path, const struct point *pt,
 
 	if (!f)
 		return;
-	for (me = 0; me < NMETH; me++)
+	for (me = 0; me < POLAR_METHOD_COUNT; me++)
 		if (want[me])
 			ymin = fmin(ymin, pt->r[me].acc);
 	y0 = floor(ymin / 5) * 5 - 5;
@@ -1249,7 +1239,7 @@ static void svg_bars(const char *path, const struct point *pt,
 		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
 		"<text x=\"10\" y=\"18\">test accuracy (%%), axis from %.0f</text>\n",
 		y0);
-	for (me = 0; me < NMETH; me++) {
+	for (me = 0; me < POLAR_METHOD_COUNT; me++) {
 		double h;
 
 		if (!want[me])
@@ -1287,7 +1277,7 @@ static void print_energy(FILE *f, const struct result *r, const char *pre,
 static void write_report(const struct opts *o, const struct point *pt,
 			 const struct point *sweep, size_t nsweep,
 			 const uint32_t *sig, size_t nsig, const uint32_t *bits,
-			 size_t nbits, const int want[NMETH],
+			 size_t nbits, const int want[POLAR_METHOD_COUNT],
 			 const struct polar_model *m)
 {
 	char path[1024];
@@ -1325,7 +1315,7 @@ static void write_report(const struct opts *o, const struct point *pt,
 			"other weighted layers stay fp32 on the host.\n\n",
 			o->device_layers);
 	fprintf(f, "| method | accuracy %% | eval s | images/s |\n|---|---|---|---|\n");
-	for (me = 0; me < NMETH; me++)
+	for (me = 0; me < POLAR_METHOD_COUNT; me++)
 		if (want[me])
 			fprintf(f, "| %s | %.2f | %.1f | %.0f |\n", polar_method_name(me),
 				pt->r[me].acc, pt->r[me].seconds, pt->r[me].ips);
@@ -1342,13 +1332,13 @@ static void write_report(const struct opts *o, const struct point *pt,
 	for (l = 0; l < m->nlayers; l++)
 		if (pt->adc_fs[l])
 			fprintf(f, " %s %g / %g", m->layers[l].name,
-				pt->lambda[M_ACTDEV][l], pt->lambda[M_SENS][l]);
+				pt->lambda[POLAR_METHOD_ACT_DEVICE][l], pt->lambda[POLAR_METHOD_SENSITIVITY][l]);
 	fprintf(f, ".\n\n## Time\n\nWall-clock seconds of each phase (eval "
 		"X (layers Y): Y of the X seconds inside the polarized layers: "
 		"quantize, device, host path, dequantize):\n");
 	print_timing(f, "", &pt->t, want, m);
 	fprintf(f, "\n## Energy\n\n");
-	for (me = M_QUANT; me < NMETH; me++)
+	for (me = POLAR_METHOD_QUANT; me < POLAR_METHOD_COUNT; me++)
 		if (want[me] && pt->r[me].have_energy) {
 			fprintf(f, "- %s: ", polar_method_name(me));
 			print_energy(f, &pt->r[me], "", o->rank);
@@ -1370,18 +1360,18 @@ static void write_report(const struct opts *o, const struct point *pt,
 		HOST_J_PER_FLOP * 1e12, o->rank);
 	if (nsweep) {
 		fprintf(f, "\n## Sweep\n\n| sigma-static | ADC bits |");
-		for (me = 0; me < NMETH; me++)
+		for (me = 0; me < POLAR_METHOD_COUNT; me++)
 			if (want[me])
 				fprintf(f, " %s |", polar_method_name(me));
 		fprintf(f, "\n|---|---|");
-		for (me = 0; me < NMETH; me++)
+		for (me = 0; me < POLAR_METHOD_COUNT; me++)
 			if (want[me])
 				fprintf(f, "---|");
 		fprintf(f, "\n");
 		for (i = 0; i < nsweep; i++) {
 			fprintf(f, "| %u (%.3f) | %u |", sweep[i].sigma,
 				sweep[i].sigma / 65536.0, sweep[i].adc_bits);
-			for (me = 0; me < NMETH; me++)
+			for (me = 0; me < POLAR_METHOD_COUNT; me++)
 				if (want[me])
 					fprintf(f, " %.2f |", sweep[i].r[me].acc);
 			fprintf(f, "\n");
@@ -1480,7 +1470,7 @@ int polar_cmd_eval(int argc, char **argv)
 			     held = { 0 }, val = { 0 };
 	struct polar_model m = { 0 };
 	struct opts o;
-	int want[NMETH], me, ret = 1;
+	int want[POLAR_METHOD_COUNT], me, ret = 1;
 	struct point pt = { 0 }, *sweep = NULL;
 	static const uint32_t sig[] = { 0, 3277, 6554, 9830, 13107, 19661 };
 	static const uint32_t bits[] = { 4, 5, 6 };
@@ -1489,8 +1479,8 @@ int polar_cmd_eval(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) || parse_methods(o.methods, want))
 		return 2;
-	o.train = want[M_TRAINED];
-	o.sens_identity = want[M_SENSID];
+	o.train = want[POLAR_METHOD_TRAINED];
+	o.sens_identity = want[POLAR_METHOD_SENS_IDENTITY];
 	if (o.select && !o.validate) {
 		fprintf(stderr, "polar eval: --select makes choices, on "
 			"validation images only: give --validate N\n");
@@ -1505,7 +1495,7 @@ int polar_cmd_eval(int argc, char **argv)
 		o.seed_lo = o.seed_hi = o.chip_seed;
 		o.chips_set = 1;
 	}
-	if (o.chips_set && (!want[M_FP32] || strncmp(o.device, "sim", 3) ||
+	if (o.chips_set && (!want[POLAR_METHOD_FP32] || strncmp(o.device, "sim", 3) ||
 			    o.sweep || o.report)) {
 		fprintf(stderr, "polar eval: --chip-seeds, --vary and --select "
 			"need a sim device and fp32 among the methods, without "
@@ -1514,7 +1504,7 @@ int polar_cmd_eval(int argc, char **argv)
 	}
 	if (load_all(&o, &m, &train, &test, &cal, &held, &val))
 		goto out;
-	if ((want[M_SENS] || want[M_TRAINED] || want[M_SENSID]) &&
+	if ((want[POLAR_METHOD_SENSITIVITY] || want[POLAR_METHOD_TRAINED] || want[POLAR_METHOD_SENS_IDENTITY]) &&
 	    !polar_model_is_chain(&m)) {
 		/*
 		 * Their Fisher and training need the model's gradient, which
@@ -1525,12 +1515,12 @@ int polar_cmd_eval(int argc, char **argv)
 
 		fprintf(stderr, "polar eval: no sensitivity or trained method "
 			"for %s (%s)\n", o.model, polar_errmsg());
-		want[M_SENS] = 0;
-		want[M_TRAINED] = 0;
-		want[M_SENSID] = 0;
+		want[POLAR_METHOD_SENSITIVITY] = 0;
+		want[POLAR_METHOD_TRAINED] = 0;
+		want[POLAR_METHOD_SENS_IDENTITY] = 0;
 		o.train = 0;
 		o.sens_identity = 0;
-		for (me = 0; me < NMETH; me++)
+		for (me = 0; me < POLAR_METHOD_COUNT; me++)
 			left += want[me];
 		if (!left) {
 			fprintf(stderr, "polar eval: --methods %s: no method "
@@ -1557,15 +1547,15 @@ int polar_cmd_eval(int argc, char **argv)
 	if (run_point(&o, &m, &cal, &th, want, &pt, NULL))
 		goto out;
 	pt.t.total = now_s() - t0;
-	for (me = 0; me < NMETH; me++)
-		if (want[me] && me != M_FP32)
+	for (me = 0; me < POLAR_METHOD_COUNT; me++)
+		if (want[me] && me != POLAR_METHOD_FP32)
 			fprintf(stderr, "%-12s %.2f%%  %.1f s  %.0f images/s\n",
 				polar_method_name(me), pt.r[me].acc, pt.r[me].seconds,
 				pt.r[me].ips);
-	if (want[M_FP32])
+	if (want[POLAR_METHOD_FP32])
 		fprintf(stderr, "%-12s %.2f%%  %.1f s  %.0f images/s (host)\n",
-			"fp32", pt.r[M_FP32].acc, pt.r[M_FP32].seconds,
-			pt.r[M_FP32].ips);
+			"fp32", pt.r[POLAR_METHOD_FP32].acc, pt.r[POLAR_METHOD_FP32].seconds,
+			pt.r[POLAR_METHOD_FP32].ips);
 	fprintf(stderr, "calibration %.1f s; ADC full scale (cells):",
 		pt.calib_s);
 	for (i = 0; i < m.nlayers; i++)
@@ -1576,14 +1566,14 @@ int polar_cmd_eval(int argc, char **argv)
 	for (i = 0; i < m.nlayers; i++)
 		if (pt.adc_fs[i])
 			fprintf(stderr, " %s %g / %g", m.layers[i].name,
-				pt.lambda[M_ACTDEV][i], pt.lambda[M_SENS][i]);
+				pt.lambda[POLAR_METHOD_ACT_DEVICE][i], pt.lambda[POLAR_METHOD_SENSITIVITY][i]);
 	fprintf(stderr, "\n");
 	print_timing(stderr, "phases: ", &pt.t, want, &m);
-	for (me = M_QUANT; me < NMETH; me++)
-		if (want[me] && (me == M_QUANT || me == M_SENS))
-			print_energy(stdout, &pt.r[me], me == M_QUANT ?
+	for (me = POLAR_METHOD_QUANT; me < POLAR_METHOD_COUNT; me++)
+		if (want[me] && (me == POLAR_METHOD_QUANT || me == POLAR_METHOD_SENSITIVITY))
+			print_energy(stdout, &pt.r[me], me == POLAR_METHOD_QUANT ?
 				     "quant " : "sensitivity ", o.rank);
-	if (want[M_SENS] && pt.r[M_SENS].have_energy)
+	if (want[POLAR_METHOD_SENSITIVITY] && pt.r[POLAR_METHOD_SENSITIVITY].have_energy)
 		printf("note: the paper reports about 464 TOPS/W with rank-8 "
 		       "recovery; here every modelled device operation (32 "
 		       "plane pairs per NF4 x 4-bit product, I/O) and every "
@@ -1610,14 +1600,14 @@ int polar_cmd_eval(int argc, char **argv)
 				nsweep++;
 			}
 		printf("sweep (accuracy %%):\nsigma   adc");
-		for (me = 0; me < NMETH; me++)
+		for (me = 0; me < POLAR_METHOD_COUNT; me++)
 			if (want[me])
 				printf(" %12s", polar_method_name(me));
 		printf("\n");
 		for (i = 0; i < nsweep; i++) {
 			printf("%.3f %4u", sweep[i].sigma / 65536.0,
 			       sweep[i].adc_bits);
-			for (me = 0; me < NMETH; me++)
+			for (me = 0; me < POLAR_METHOD_COUNT; me++)
 				if (want[me])
 					printf(" %12.2f", sweep[i].r[me].acc);
 			printf("\n");
@@ -1627,14 +1617,14 @@ int polar_cmd_eval(int argc, char **argv)
 		write_report(&o, &pt, sweep, nsweep, sig, sizeof(sig) / sizeof(sig[0]),
 			     bits, o.sweep ? sizeof(bits) / sizeof(bits[0]) : 0,
 			     want, &m);
-	for (me = 0; me < NMETH; me++)
+	for (me = 0; me < POLAR_METHOD_COUNT; me++)
 		if (want[me])
 			printf("accuracy %s=%.2f\n", polar_method_name(me), pt.r[me].acc);
 	/*
 	 * The chip's compute efficiency: the main path's MACs per joule of the
 	 * device's counters, the same for every method (the first measured).
 	 */
-	for (me = M_QUANT; me < NMETH; me++)
+	for (me = POLAR_METHOD_QUANT; me < POLAR_METHOD_COUNT; me++)
 		if (want[me] && pt.r[me].have_energy && pt.r[me].dev_j > 0) {
 			printf("tops_per_w=%.1f\n", 2.0 * pt.r[me].macs /
 			       pt.r[me].dev_j / 1e12);
@@ -1660,7 +1650,7 @@ int polar_cmd_calibrate(int argc, char **argv)
 	struct polar_model m = { 0 };
 	struct polar_pipeline *p = NULL;
 	struct opts o;
-	int want[NMETH] = { 0 }, ret = 1;
+	int want[POLAR_METHOD_COUNT] = { 0 }, ret = 1;
 	struct point pt = { 0 };
 
 	if (parse_opts(argc, argv, &o))
@@ -1669,17 +1659,17 @@ int polar_cmd_calibrate(int argc, char **argv)
 		fprintf(stderr, "polar calibrate: --out FILE is required\n");
 		return 2;
 	}
-	o.train = o.save_method == M_TRAINED;
-	o.sens_identity = o.save_method == M_SENSID;
+	o.train = o.save_method == POLAR_METHOD_TRAINED;
+	o.sens_identity = o.save_method == POLAR_METHOD_SENS_IDENTITY;
 	if (load_all(&o, &m, &train, &test, &cal, &held, &val))
 		goto out;
-	if ((o.save_method == M_SENS || o.save_method == M_TRAINED ||
-	     o.save_method == M_SENSID) &&
+	if ((o.save_method == POLAR_METHOD_SENSITIVITY || o.save_method == POLAR_METHOD_TRAINED ||
+	     o.save_method == POLAR_METHOD_SENS_IDENTITY) &&
 	    !polar_model_is_chain(&m)) {
 		fprintf(stderr, "polar calibrate: no %s factors for %s "
 			"(%s): saving act-device's\n",
 			polar_method_name(o.save_method), o.model, polar_errmsg());
-		o.save_method = M_ACTDEV;
+		o.save_method = POLAR_METHOD_ACT_DEVICE;
 		o.train = 0;
 		o.sens_identity = 0;
 	}
